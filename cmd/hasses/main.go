@@ -1,0 +1,128 @@
+// Command hasses is a Server-Sent Events notification server, a drop-in
+// replacement for the C daemon of the same name. See the README.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/hasses-go/hasses/internal/config"
+	"github.com/hasses-go/hasses/internal/daemon"
+	"github.com/hasses-go/hasses/internal/server"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	opts, err := config.Parse(args)
+	switch {
+	case errors.Is(err, config.ErrHelp):
+		fmt.Print(config.Usage())
+		return 0
+	case errors.Is(err, config.ErrVersion):
+		fmt.Printf("hasses %s\n", server.Version)
+		return 0
+	case err != nil:
+		fmt.Fprintf(os.Stderr, "hasses: %v\n\n%s", err, config.Usage())
+		return 2
+	}
+
+	if !opts.NoDaemon && !daemon.IsChild() {
+		isParent, err := daemon.Detach(opts.LogFile)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "hasses: %v\n", err)
+			return 1
+		}
+		if isParent {
+			return 0
+		}
+	}
+
+	var out io.Writer = os.Stderr
+	var logFile *daemon.LogWriter
+	if daemon.IsChild() {
+		if logFile, err = daemon.OpenLog(opts.LogFile); err != nil {
+			daemon.Failed(err)
+			return 1
+		}
+		defer logFile.Close()
+		out = logFile
+	}
+	level := new(slog.LevelVar)
+	level.Set(slogLevel(config.LogLevel(opts)))
+	log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: level}))
+	slog.SetDefault(log)
+
+	fail := func(err error) int {
+		log.Error(err.Error())
+		daemon.Failed(err)
+		return 1
+	}
+	srv, err := server.New(opts, log, level)
+	if err != nil {
+		return fail(err)
+	}
+	if opts.PidFile != "" {
+		if err := daemon.WritePidFile(opts.PidFile); err != nil {
+			return fail(err)
+		}
+		defer daemon.RemovePidFile(opts.PidFile)
+	}
+	if opts.User != "" {
+		if err := daemon.DropPrivileges(opts.User); err != nil {
+			return fail(err)
+		}
+	}
+	daemon.Ready()
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	go reopenOnHangup(ctx, log, logFile)
+	if err := srv.Run(ctx); err != nil {
+		log.Error("hasses failed", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// reopenOnHangup reopens the log file on SIGHUP, for log rotation.
+func reopenOnHangup(ctx context.Context, log *slog.Logger, lw *daemon.LogWriter) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			if lw == nil {
+				log.Info("SIGHUP: not logging to a file, nothing to reopen")
+				continue
+			}
+			if err := lw.Reopen(); err != nil {
+				log.Error("SIGHUP: reopening the log file failed", "err", err)
+				continue
+			}
+			log.Info("SIGHUP: log file reopened")
+		}
+	}
+}
+
+// slogLevel maps hasses' log levels (0 quiet, 1 normal, 2 debug).
+func slogLevel(hassesLevel int) slog.Level {
+	switch hassesLevel {
+	case 0:
+		return slog.LevelWarn
+	case 2:
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
+}

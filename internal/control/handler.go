@@ -1,0 +1,223 @@
+package control
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/hasses-go/hasses/internal/hub"
+)
+
+// Backend is what the control channel drives: the running server.
+type Backend interface {
+	Publish(m hub.Message) (hub.Result, error)
+	Counters() Counters
+	SubscribedClients(token string) int
+	Clients() []ClientInfo
+	SetReinit(on bool)
+	Info() Info
+}
+
+// Counters are hasses' connection and delivery counters (spec 4.7).
+type Counters struct {
+	AllConn int64 // every open connection on the SSE port
+	SSEConn int64 // streaming connections
+	MaxConn int64 // highest AllConn seen
+	MsgSend int64 // deliveries: one per message per receiving stream
+}
+
+// ClientInfo describes one SSE connection, for clientlist.
+type ClientInfo struct {
+	FD        int
+	Addr      string
+	State     string
+	ID        string
+	UserAgent string
+	Tokens    []string
+	Age       time.Duration
+}
+
+// Info describes the server, for status and tcpstatus.
+type Info struct {
+	Version  string
+	Mode     string // "unencrypted (http)" or "SSL encrypted (https)"
+	Started  time.Time
+	Reinit   bool
+	CORSBase string
+}
+
+// Handler executes control units from the TCP port and the FIFO.
+type Handler struct {
+	Backend Backend
+	Logger  *slog.Logger
+	// Level is the logger's level; loglevel_* commands change it.
+	Level       *slog.LevelVar
+	Sep         byte          // message separator; 0 means ';'
+	MaxUnit     int           // longest unit; 0 means 64 KiB + 1 KiB
+	MaxTokenLen int           // longest token; 0 means 256
+	MaxIDLen    int           // longest excluded client id; 0 means 256
+	IdleGap     time.Duration // a fragment without terminator ends after this; 0 means 200 ms
+
+	processed atomic.Int64 // msgproccnt
+}
+
+func (h *Handler) maxTokenLen() int {
+	if h.MaxTokenLen > 0 {
+		return h.MaxTokenLen
+	}
+	return 256
+}
+
+func (h *Handler) idleGap() time.Duration {
+	if h.IdleGap > 0 {
+		return h.IdleGap
+	}
+	return 200 * time.Millisecond
+}
+
+func (h *Handler) newFramer(source string) *Framer {
+	return &Framer{Sep: h.Sep, MaxUnit: h.MaxUnit, MaxTokenLen: h.maxTokenLen(),
+		Oversized: func(n int) {
+			h.Logger.Warn("control: message rejected: longer than the limit", "source", source, "bytes", n, "limit", h.MaxUnit)
+		}}
+}
+
+// Processed returns msgproccnt: messages with a token and a body.
+func (h *Handler) Processed() int64 { return h.processed.Load() }
+
+// Handle executes one unit and appends any reply to dst. tcp is false for
+// the FIFO, where tcp* commands have no one to answer.
+func (h *Handler) Handle(dst []byte, unit []byte, tcp bool, source string) []byte {
+	s := string(unit)
+	if !isCommand(s) {
+		idLen := h.MaxIDLen
+		if idLen <= 0 {
+			idLen = 256
+		}
+		m, err := ParseMessage(unit, h.maxTokenLen(), idLen)
+		if err != nil {
+			h.Logger.Debug("control: unit ignored", "source", source, "err", err, "unit", preview(unit))
+			return dst
+		}
+		h.processed.Add(1)
+		r, err := h.Backend.Publish(m)
+		if err != nil {
+			h.Logger.Warn("control: publish failed", "source", source, "err", err)
+			return dst
+		}
+		h.Logger.Debug("control: published", "source", source, "target", m.Target, "id", r.ID, "receivers", r.Receivers)
+		return dst
+	}
+	if strings.HasPrefix(s, "tcp") && !tcp {
+		h.Logger.Debug("control: tcp command ignored on the fifo", "command", s)
+		return dst
+	}
+	switch {
+	case s == "tcpnumberofclients":
+		return fmt.Appendf(dst, `{"numberofclients": %d}`, h.Backend.Counters().AllConn)
+	case strings.HasPrefix(s, "tcpsubscribedclients:"):
+		tok := s[len("tcpsubscribedclients:"):]
+		dst = fmt.Appendf(dst, `{"subscribedclients": %d, "subscribedfor": `, h.Backend.SubscribedClients(tok))
+		dst = appendJSONString(dst, tok) // hasses did not escape; we do
+		return append(dst, '}')
+	case s == "tcpstatus":
+		return h.appendStatus(dst)
+	case s == "status":
+		h.logStatus()
+	case s == "clientlist":
+		for _, c := range h.Backend.Clients() {
+			h.Logger.Info("client", "fd", c.FD, "addr", c.Addr, "state", c.State, "id", c.ID,
+				"agent", c.UserAgent, "tokens", strings.Join(c.Tokens, "-"), "age", c.Age.Round(time.Second))
+		}
+	case s == "numberofclients":
+		h.Logger.Info("number of clients", "clients", h.Backend.Counters().AllConn)
+	case strings.HasPrefix(s, "subscribedclients:"):
+		tok := s[len("subscribedclients:"):]
+		h.Logger.Info("subscribed clients", "token", tok, "clients", h.Backend.SubscribedClients(tok))
+	case s == "loglevel_quiet":
+		h.setLevel(slog.LevelWarn, "quiet")
+	case s == "loglevel_normal":
+		h.setLevel(slog.LevelInfo, "normal")
+	case s == "loglevel_debug":
+		h.setLevel(slog.LevelDebug, "debug")
+	case s == "reinit_enable":
+		h.Backend.SetReinit(true)
+		h.Logger.Info("reinit enabled")
+	case s == "reinit_disable":
+		h.Backend.SetReinit(false)
+		h.Logger.Info("reinit disabled")
+	}
+	return dst
+}
+
+func (h *Handler) setLevel(l slog.Level, name string) {
+	if h.Level != nil {
+		h.Level.Set(l)
+	}
+	h.Logger.Warn("log level set", "level", name)
+}
+
+// hassesLevel maps the slog level back to hasses' 0/1/2.
+func (h *Handler) hassesLevel() int {
+	if h.Level == nil {
+		return 1
+	}
+	switch l := h.Level.Level(); {
+	case l <= slog.LevelDebug:
+		return 2
+	case l >= slog.LevelWarn:
+		return 0
+	}
+	return 1
+}
+
+// appendStatus writes the tcpstatus reply, spaced exactly as hasses 1.30.
+func (h *Handler) appendStatus(dst []byte) []byte {
+	info, c := h.Backend.Info(), h.Backend.Counters()
+	dst = append(dst, `{"version": `...)
+	dst = appendJSONString(dst, info.Version)
+	dst = append(dst, `,"runningtime": `...)
+	dst = appendJSONString(dst, runningTime(time.Since(info.Started)))
+	dst = append(dst, `,"mode": `...)
+	dst = appendJSONString(dst, info.Mode)
+	return fmt.Appendf(dst, `,"loglevel": %d,"allconncli": %d,"sseconncli": %d,"maxconncli": %d,"msgproccnt": %d,"msgsendcnt": %d}`,
+		h.hassesLevel(), c.AllConn, c.SSEConn, c.MaxConn, h.processed.Load(), c.MsgSend)
+}
+
+func (h *Handler) logStatus() {
+	info, c := h.Backend.Info(), h.Backend.Counters()
+	h.Logger.Info("status", "version", info.Version, "pid", os.Getpid(), "uid", os.Getuid(),
+		"runningtime", runningTime(time.Since(info.Started)), "mode", info.Mode, "loglevel", h.hassesLevel(),
+		"reinit", info.Reinit, "cors_base", info.CORSBase, "allconncli", c.AllConn, "sseconncli", c.SSEConn,
+		"maxconncli", c.MaxConn, "msgproccnt", h.processed.Load(), "msgsendcnt", c.MsgSend)
+}
+
+// runningTime formats like hasses: HH:MM:SS, or Nday HH:MM:SS.
+func runningTime(d time.Duration) string {
+	s := int64(d / time.Second)
+	days, s := s/86400, s%86400
+	hms := fmt.Sprintf("%02d:%02d:%02d", s/3600, s/60%60, s%60)
+	if days > 0 {
+		return fmt.Sprintf("%dday %s", days, hms)
+	}
+	return hms
+}
+
+// appendJSONString appends s as a JSON string (hasses echoed it raw, which
+// broke the reply for a token with a quote).
+func appendJSONString(dst []byte, s string) []byte {
+	b, _ := json.Marshal(s) // cannot fail for a string
+	return append(dst, b...)
+}
+
+func preview(b []byte) string {
+	if len(b) > 64 {
+		return strconv.Quote(string(b[:64])) + "..."
+	}
+	return strconv.Quote(string(b))
+}

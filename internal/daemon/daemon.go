@@ -1,0 +1,213 @@
+// Package daemon runs hasses in the background the way the C daemon did:
+// detached from the terminal, logging to a file, with a pid file and an
+// optional drop to an unprivileged user.
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// childEnv marks the re-executed background process; its value is the fd
+// of the pipe on which the child reports readiness.
+const childEnv = "HASSES_DAEMON_CHILD"
+
+// IsChild reports whether this process is the detached daemon.
+func IsChild() bool { return os.Getenv(childEnv) != "" }
+
+// Detach re-executes the program in a new session, with standard input
+// from /dev/null and output appended to logFile. In the parent it waits
+// until the child reports startup (Ready or Failed), so that an error like
+// a busy port still reaches the terminal, and returns isParent true.
+// Go cannot fork safely, hence the re-exec.
+func Detach(logFile string) (isParent bool, err error) {
+	if IsChild() {
+		return false, nil
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return false, fmt.Errorf("daemon: own executable: %w", err)
+	}
+	logf, err := os.OpenFile(logFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	if err != nil {
+		return false, fmt.Errorf("daemon: log file: %w", err)
+	}
+	defer logf.Close()
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		return false, fmt.Errorf("daemon: %w", err)
+	}
+	defer null.Close()
+	r, w, err := os.Pipe()
+	if err != nil {
+		return false, fmt.Errorf("daemon: pipe: %w", err)
+	}
+	defer r.Close()
+	cmd := exec.Command(exe, os.Args[1:]...)
+	cmd.Env = append(os.Environ(), childEnv+"=3")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = null, logf, logf
+	cmd.ExtraFiles = []*os.File{w} // fd 3 in the child
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.Dir = "/"
+	if err := cmd.Start(); err != nil {
+		w.Close()
+		return false, fmt.Errorf("daemon: starting the background process: %w", err)
+	}
+	w.Close()
+	cmd.Process.Release()
+
+	msg := make(chan string, 1)
+	go func() {
+		b, _ := io.ReadAll(io.LimitReader(r, 4096))
+		msg <- string(b)
+	}()
+	select {
+	case m := <-msg:
+		switch {
+		case m == "ok":
+			return true, nil
+		case m == "":
+			return true, fmt.Errorf("daemon: the background process exited during startup; see %s", logFile)
+		default:
+			return true, errors.New(m)
+		}
+	case <-time.After(10 * time.Second):
+		return true, fmt.Errorf("daemon: no word from the background process after 10 s; see %s", logFile)
+	}
+}
+
+var report sync.Once
+
+func tell(s string) {
+	report.Do(func() {
+		if !IsChild() {
+			return
+		}
+		f := os.NewFile(3, "ready-pipe")
+		io.WriteString(f, s)
+		f.Close()
+	})
+}
+
+// Ready tells the waiting parent that startup succeeded.
+func Ready() { tell("ok") }
+
+// Failed tells the waiting parent why startup failed.
+func Failed(err error) { tell(err.Error()) }
+
+// WritePidFile writes the process id atomically (temporary file, rename).
+func WritePidFile(path string) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".hasses-pid-*")
+	if err != nil {
+		return fmt.Errorf("pid file: %w", err)
+	}
+	_, err = tmp.WriteString(strconv.Itoa(os.Getpid()) + "\n")
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("pid file: %w", err)
+	}
+	return nil
+}
+
+// RemovePidFile removes the pid file if it still names this process.
+func RemovePidFile(path string) {
+	b, err := os.ReadFile(path)
+	if err == nil && string(b) == strconv.Itoa(os.Getpid())+"\n" {
+		os.Remove(path)
+	}
+}
+
+// DropPrivileges switches to the named user and its groups. Go's setuid
+// applies to every thread on Linux.
+func DropPrivileges(name string) error {
+	u, err := user.Lookup(name)
+	if err != nil {
+		return fmt.Errorf("user %s: %w", name, err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	if os.Getuid() != 0 {
+		if os.Getuid() == uid {
+			return nil
+		}
+		return fmt.Errorf("user %s: only root can switch users", name)
+	}
+	groups := []int{gid}
+	if ids, err := u.GroupIds(); err == nil {
+		for _, g := range ids {
+			if n, err := strconv.Atoi(g); err == nil && n != gid {
+				groups = append(groups, n)
+			}
+		}
+	}
+	if err := syscall.Setgroups(groups); err != nil {
+		return fmt.Errorf("user %s: setgroups: %w", name, err)
+	}
+	if err := syscall.Setgid(gid); err != nil {
+		return fmt.Errorf("user %s: setgid: %w", name, err)
+	}
+	if err := syscall.Setuid(uid); err != nil {
+		return fmt.Errorf("user %s: setuid: %w", name, err)
+	}
+	return nil
+}
+
+// LogWriter appends to a log file and can reopen it after rotation.
+type LogWriter struct {
+	mu   sync.Mutex
+	path string
+	f    *os.File
+}
+
+// OpenLog opens path for appending.
+func OpenLog(path string) (*LogWriter, error) {
+	w := &LogWriter{path: path}
+	return w, w.Reopen()
+}
+
+// Reopen closes the file and opens path again (SIGHUP after logrotate).
+func (w *LogWriter) Reopen() error {
+	f, err := os.OpenFile(w.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	if err != nil {
+		return fmt.Errorf("log file: %w", err)
+	}
+	w.mu.Lock()
+	old := w.f
+	w.f = f
+	w.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+	return nil
+}
+
+func (w *LogWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.f.Write(p)
+}
+
+// Close closes the file.
+func (w *LogWriter) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.f.Close()
+}

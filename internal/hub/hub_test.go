@@ -1,0 +1,384 @@
+package hub
+
+import (
+	"bytes"
+	"fmt"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// reader is a test stream: it drains a subscriber the way an owner does.
+type reader struct {
+	h   *Hub
+	s   *Sub
+	b   Batch
+	got []string // data of the events received, in order
+	// pending is the text of a frame only partly written so far.
+	pending string
+}
+
+var dataRE = regexp.MustCompile(`(?m)^data: (.*)$`)
+
+func (r *reader) drain(t *testing.T, limit int) (lagged bool) {
+	t.Helper()
+	for {
+		if r.h.Fill(r.s, &r.b, 1024, 1<<20) {
+			return true
+		}
+		if len(r.b.Bufs) == 0 {
+			return false
+		}
+		n := r.b.Bytes
+		if limit >= 0 {
+			n = min(n, limit)
+		}
+		var w bytes.Buffer
+		for _, buf := range r.b.Bufs {
+			w.Write(buf)
+		}
+		r.s.Wrote(&r.b, n)
+		r.parse(w.Bytes()[:n])
+		if limit >= 0 {
+			return false
+		}
+	}
+}
+
+// parse collects the data lines of complete frames; a partially written
+// frame is completed by the next write, so the text is joined first.
+func (r *reader) parse(p []byte) {
+	text := r.pending + string(p)
+	for {
+		i := strings.Index(text, "\n\n\r\n")
+		if i < 0 {
+			break
+		}
+		frame := text[:i+4]
+		text = text[i+4:]
+		var lines []string
+		for _, m := range dataRE.FindAllStringSubmatch(frame, -1) {
+			lines = append(lines, m[1])
+		}
+		r.got = append(r.got, strings.Join(lines, "\n"))
+	}
+	r.pending = text
+}
+
+func newHub(t *testing.T, cfg Config) (*Hub, *Owner, *int) {
+	t.Helper()
+	wakes := new(int)
+	h := New(cfg)
+	o := h.NewOwner(func() { *wakes++ })
+	return h, o, wakes
+}
+
+func sub(h *Hub, o *Owner, id, lastID string, tokens ...string) *reader {
+	s, _ := h.Subscribe(o, tokens, id, lastID, nil)
+	return &reader{h: h, s: s}
+}
+
+func pub(t *testing.T, h *Hub, target, data string) Result {
+	t.Helper()
+	target, exclude, _ := strings.Cut(target, "|")
+	r, err := h.Publish(Message{Target: target, Exclude: exclude, Data: []byte(data)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestRouting(t *testing.T) {
+	h, o, _ := newHub(t, Config{})
+	a := sub(h, o, "A", "", "room1")
+	b := sub(h, o, "B", "", "room2", "room1")
+	star := sub(h, o, "S", "", "*")
+	none := sub(h, o, "N", "")
+
+	pub(t, h, "room1", "1")
+	pub(t, h, "room2", "2")
+	pub(t, h, "room*", "3")
+	pub(t, h, "*", "4")
+	pub(t, h, "room1|A", "5")
+	pub(t, h, "*|B", "6")
+	pub(t, h, "other", "7")
+	pub(t, h, "roo*|S", "8")
+
+	for _, r := range []*reader{a, b, star, none} {
+		r.drain(t, -1)
+	}
+	check := func(name string, r *reader, want string) {
+		t.Helper()
+		if got := strings.Join(r.got, ","); got != want {
+			t.Errorf("%s got %q, want %q", name, got, want)
+		}
+	}
+	check("A", a, "1,3,4,6,8")
+	check("B", b, "1,2,3,4,5,8")
+	check("star", star, "1,2,3,4,5,6,7")
+	check("none", none, "4,6")
+}
+
+func TestReceiversAndCounts(t *testing.T) {
+	h, o, _ := newHub(t, Config{})
+	sub(h, o, "", "", "x")
+	sub(h, o, "", "", "x", "y")
+	sub(h, o, "", "", "*")
+	if got := pub(t, h, "x", "m").Receivers; got != 3 {
+		t.Errorf("receivers of x = %d, want 3", got)
+	}
+	if got := pub(t, h, "*", "m").Receivers; got != 3 {
+		t.Errorf("receivers of * = %d, want 3", got)
+	}
+	if got := h.SubscribedClients("x"); got != 2 {
+		t.Errorf("SubscribedClients(x) = %d, want 2", got)
+	}
+	if got := h.SubscribedClients("*"); got != 0 {
+		t.Errorf("SubscribedClients(*) = %d, want 0", got)
+	}
+}
+
+func TestPartialWritesNeverSplitOrDuplicate(t *testing.T) {
+	h, o, _ := newHub(t, Config{})
+	r := sub(h, o, "", "", "t")
+	var want []string
+	for i := range 50 {
+		msg := fmt.Sprintf("message %d %s", i, strings.Repeat("x", i*7))
+		want = append(want, msg)
+		pub(t, h, "t", msg)
+	}
+	for step := 0; step < 10000; step++ {
+		r.drain(t, 13) // 13 bytes per write: every frame is split
+		if len(r.got) == len(want) {
+			break
+		}
+	}
+	if strings.Join(r.got, "|") != strings.Join(want, "|") {
+		t.Fatalf("got %d events, want %d; first %q", len(r.got), len(want), r.got[:min(3, len(r.got))])
+	}
+	if d := o.Delivered(); d != 50 {
+		t.Errorf("delivered = %d, want 50", d)
+	}
+}
+
+func TestMultilineBodyBecomesDataLines(t *testing.T) {
+	h, o, _ := newHub(t, Config{})
+	r := sub(h, o, "", "", "t")
+	pub(t, h, "t", "line1\nline2\r\nline3\rline4")
+	r.drain(t, -1)
+	if len(r.got) != 1 || r.got[0] != "line1\nline2\nline3\nline4" {
+		t.Fatalf("got %q", r.got)
+	}
+}
+
+func TestReplayAfterLastEventID(t *testing.T) {
+	h, o, _ := newHub(t, Config{})
+	first := sub(h, o, "A", "", "room1", "room2")
+	var ids []string
+	for i := range 6 {
+		ids = append(ids, pub(t, h, fmt.Sprintf("room%d", i%3), fmt.Sprint(i)).ID)
+	}
+	first.drain(t, -1)
+	h.Unsubscribe(first.s)
+	// Missed: 3 more to room1/room2/room0, one excluding A, one prefix.
+	pub(t, h, "room1", "6")
+	pub(t, h, "room2|A", "7")
+	pub(t, h, "room*", "8")
+	pub(t, h, "room0", "9")
+
+	s, replay := h.Subscribe(o, []string{"room1", "room2"}, "A", ids[5], nil)
+	if replay != ReplayComplete {
+		t.Fatalf("replay = %v, want complete", replay)
+	}
+	r := &reader{h: h, s: s}
+	pub(t, h, "room1", "10")
+	r.drain(t, -1)
+	if got := strings.Join(r.got, ","); got != "6,8,10" {
+		t.Fatalf("replayed %q, want 6,8,10", got)
+	}
+
+	if _, replay := h.Subscribe(o, []string{"room1"}, "", "zzz-1", nil); replay != ReplayUnknown {
+		t.Errorf("foreign epoch: replay = %v, want unknown", replay)
+	}
+	if _, replay := h.Subscribe(o, []string{"room1"}, "", "1700000000", nil); replay != ReplayUnknown {
+		t.Errorf("hasses id: replay = %v, want unknown", replay)
+	}
+}
+
+func TestReplayGapAfterTrim(t *testing.T) {
+	now := time.Unix(1000, 0)
+	h, o, _ := newHub(t, Config{HistoryCount: 3, Now: func() time.Time { return now }})
+	first := pub(t, h, "t", "0").ID
+	for i := 1; i < 10; i++ {
+		pub(t, h, "t", fmt.Sprint(i))
+	}
+	h.Trim()
+	s, replay := h.Subscribe(o, []string{"t"}, "", first, nil)
+	if replay != ReplayGap {
+		t.Fatalf("replay = %v, want gap", replay)
+	}
+	r := &reader{h: h, s: s}
+	r.drain(t, -1)
+	if got := strings.Join(r.got, ","); got != "7,8,9" {
+		t.Fatalf("got %q, want the 3 retained events", got)
+	}
+}
+
+func TestTrimKeepsWhatLiveSubscribersNeed(t *testing.T) {
+	h, o, _ := newHub(t, Config{HistoryCount: 2})
+	r := sub(h, o, "", "", "t")
+	for i := range 10 {
+		pub(t, h, "t", fmt.Sprint(i))
+	}
+	h.Trim()
+	r.drain(t, -1)
+	if len(r.got) != 10 {
+		t.Fatalf("live subscriber got %d events after trim, want 10", len(r.got))
+	}
+	h.Trim()
+	if st := h.Stats(); st.HistoryEvents != 2 {
+		t.Errorf("history after delivery = %d events, want 2", st.HistoryEvents)
+	}
+}
+
+func TestSlowSubscriberIsLaggedOthersUnaffected(t *testing.T) {
+	h, o, _ := newHub(t, Config{MaxLag: 10_000})
+	slow := sub(h, o, "", "", "t")
+	fast := sub(h, o, "", "", "t")
+	body := strings.Repeat("y", 1000)
+	for range 50 {
+		pub(t, h, "t", body)
+		if fast.drain(t, -1) {
+			t.Fatal("fast reader reported lagged")
+		}
+	}
+	if !h.Lagging(slow.s) {
+		t.Error("slow subscriber 50 KB behind is not lagging")
+	}
+	if !slow.drain(t, -1) {
+		t.Error("Fill did not report the slow subscriber as lagged")
+	}
+	if len(fast.got) != 50 {
+		t.Errorf("fast got %d, want 50", len(fast.got))
+	}
+}
+
+func TestWakeOncePerDirtyPass(t *testing.T) {
+	h, o, wakes := newHub(t, Config{})
+	sub(h, o, "", "", "t")
+	sub(h, o, "", "", "t")
+	for range 5 {
+		pub(t, h, "t", "m")
+	}
+	if *wakes != 1 {
+		t.Errorf("wakes = %d, want 1 until the owner collects", *wakes)
+	}
+	if got := h.Collect(o, nil); len(got) != 2 {
+		t.Errorf("collected %d subscribers, want 2", len(got))
+	}
+	pub(t, h, "nobody", "m")
+	if *wakes != 1 {
+		t.Errorf("publishing to a topic without subscribers woke the owner")
+	}
+}
+
+func TestUnsubscribeDropsEmptyTopics(t *testing.T) {
+	h, o, _ := newHub(t, Config{})
+	r := sub(h, o, "", "", "a", "b")
+	h.Unsubscribe(r.s)
+	h.Unsubscribe(r.s) // idempotent
+	if st := h.Stats(); st.Topics != 0 || st.Subscribers != 0 {
+		t.Errorf("stats after unsubscribe = %+v", st)
+	}
+}
+
+func TestBadEventName(t *testing.T) {
+	h, _, _ := newHub(t, Config{})
+	if _, err := h.Publish(Message{Target: "t", Event: "a\nb", Data: []byte("x")}); err == nil {
+		t.Error("event name with LF accepted")
+	}
+	if _, err := h.Publish(Message{Data: []byte("x")}); err == nil {
+		t.Error("empty target accepted")
+	}
+}
+
+// TestConcurrentPublishAndDrain runs publishers against owners draining in
+// their own goroutines; run with -race.
+func TestConcurrentPublishAndDrain(t *testing.T) {
+	h := New(Config{})
+	const owners, subsPer, msgs = 2, 20, 300
+	type ow struct {
+		o    *Owner
+		wake chan struct{}
+	}
+	var ows []ow
+	for range owners {
+		w := make(chan struct{}, 1)
+		ows = append(ows, ow{h.NewOwner(func() {
+			select {
+			case w <- struct{}{}:
+			default:
+			}
+		}), w})
+	}
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	results := make([][]*reader, owners)
+	for i, w := range ows {
+		for j := range subsPer {
+			results[i] = append(results[i], sub(h, w.o, "", "", fmt.Sprintf("t%d", j%3)))
+		}
+	}
+	for i, w := range ows {
+		wg.Go(func() {
+			var ready []*Sub
+			drainAll := func() {
+				ready = h.Collect(w.o, ready[:0])
+				for _, s := range ready {
+					for _, r := range results[i] {
+						if r.s == s {
+							r.drain(t, 7)
+							r.drain(t, -1)
+						}
+					}
+				}
+			}
+			for {
+				select {
+				case <-w.wake:
+					drainAll()
+				case <-done:
+					drainAll()
+					return
+				}
+			}
+		})
+	}
+	var pw sync.WaitGroup
+	for p := range 3 {
+		pw.Go(func() {
+			for k := range msgs {
+				h.Publish(Message{Target: fmt.Sprintf("t%d", p), Data: []byte(fmt.Sprint(k))})
+			}
+		})
+	}
+	pw.Wait()
+	time.Sleep(50 * time.Millisecond)
+	close(done)
+	wg.Wait()
+	for i := range owners {
+		for j, r := range results[i] {
+			r.drain(t, -1)
+			if len(r.got) != msgs {
+				t.Errorf("owner %d sub %d got %d events, want %d", i, j, len(r.got), msgs)
+			}
+			for k, g := range r.got {
+				if g != fmt.Sprint(k) {
+					t.Fatalf("owner %d sub %d event %d = %q: out of order", i, j, k, g)
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,22 @@
+package hub
+
+// Message is one publication as it arrives from a control input.
+type Message struct {
+	// Target is an exact token, a "prefix*" pattern, or "*" for every stream.
+	Target string
+	// Exclude is a client id ("id=" of the subscribe URL) that must not
+	// receive this message; empty means nobody is excluded.
+	Exclude string
+	// Event is the optional SSE event name ("event:" field).
+	Event string
+	// Data is the body; line breaks become several "data:" lines.
+	Data []byte
+}
+
+// Result tells a publisher what became of a message.
+type Result struct {
+	// ID is the event id assigned to the message.
+	ID string
+	// Receivers is how many streams on this node the message was routed to.
+	Receivers int
+}

@@ -1,0 +1,300 @@
+package hub
+
+import (
+	"context"
+	"time"
+
+	"github.com/hasses-go/hasses/internal/sse"
+)
+
+// Sub is one stream's subscription. Apart from ID, Tokens and Conn, its
+// fields belong to the owner's goroutine and to the hub's lock.
+type Sub struct {
+	ID     string   // client id from the subscribe URL, for exclusion
+	Tokens []string // as requested; "*" means every token
+	Conn   any      // the owner's per-connection state
+
+	owner  *Owner
+	topics []*topic
+	next   []uint64 // per topic: absolute index of the first entry after cursor
+	slot   []int    // per topic: index in topic.subs[owner]
+	queued bool     // in the owner's current Collect result
+
+	cursor  uint64 // sequence number of the last event taken
+	partial []byte // unwritten tail of the event with sequence cursor
+}
+
+// Replay says what became of a requested Last-Event-ID.
+type Replay int
+
+const (
+	ReplayNone     Replay = iota // no id given: the stream starts live
+	ReplayComplete               // every event after the id will be sent
+	ReplayGap                    // the id is known but events after it are gone
+	ReplayUnknown                // the id is from another server instance or malformed
+)
+
+func (r Replay) String() string {
+	switch r {
+	case ReplayComplete:
+		return "complete"
+	case ReplayGap:
+		return "gap"
+	case ReplayUnknown:
+		return "unknown"
+	}
+	return "none"
+}
+
+// Subscribe registers a stream of owner o on tokens ("*" meaning every
+// token). With lastID non-empty, the stream first receives the retained
+// events after that id. Subscribe is called before the response head is
+// written, so a message published the moment the client sees the head is
+// not missed.
+func (h *Hub) Subscribe(o *Owner, tokens []string, id, lastID string, conn any) (*Sub, Replay) {
+	s := &Sub{ID: id, Tokens: tokens, Conn: conn, owner: o}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	star := false
+	for _, tok := range tokens {
+		if tok == "*" {
+			star = true
+		}
+	}
+	if star {
+		s.topics = []*topic{h.all}
+	} else {
+		s.topics = make([]*topic, 0, len(tokens)+1)
+		s.topics = append(s.topics, h.bcast)
+		for _, tok := range tokens {
+			s.topics = append(s.topics, h.topic(tok))
+		}
+	}
+	s.next = make([]uint64, len(s.topics))
+	s.slot = make([]int, len(s.topics))
+
+	replay := ReplayNone
+	s.cursor = h.seq
+	if lastID != "" {
+		replay = ReplayUnknown
+		if lid, ok := sse.ParseID(lastID); ok && lid.Epoch == h.cfg.Epoch && lid.Seq <= h.seq {
+			s.cursor = lid.Seq
+			replay = ReplayComplete
+			for _, t := range s.topics {
+				if t.floor > s.cursor {
+					replay = ReplayGap
+				}
+			}
+		}
+	}
+	for i, t := range s.topics {
+		s.next[i] = t.after(s.cursor)
+		t.addSub(o.idx, s, i)
+	}
+	h.nsubs++
+	return s, replay
+}
+
+// Unsubscribe removes s. Its topics keep their history.
+func (h *Hub) Unsubscribe(s *Sub) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if s.topics == nil {
+		return
+	}
+	for i, t := range s.topics {
+		t.removeSub(s.owner.idx, s, i)
+		h.dropTopic(t)
+	}
+	s.topics = nil
+	h.nsubs--
+}
+
+// Collect appends to dst the subscribers of o that may have new events, and
+// resets o's dirty set. Only o's goroutine may call it.
+func (h *Hub) Collect(o *Owner, dst []*Sub) []*Sub {
+	h.mu.Lock()
+	for _, t := range o.dirty {
+		t.dirty[o.idx] = false
+		for _, r := range t.subs[o.idx] {
+			if !r.s.queued {
+				r.s.queued = true
+				dst = append(dst, r.s)
+			}
+		}
+	}
+	clear(o.dirty)
+	o.dirty = o.dirty[:0]
+	h.mu.Unlock()
+	for _, s := range dst {
+		s.queued = false
+	}
+	return dst
+}
+
+// Batch is the data for one write to a stream: Bufs are slices of immutable
+// event frames, safe to use after Fill returns.
+type Batch struct {
+	Bufs  [][]byte
+	Bytes int
+	items []item
+}
+
+type item struct {
+	seq  uint64
+	buf  []byte // empty for an event skipped by exclusion
+	cont bool   // the rest of an event begun in an earlier write
+}
+
+func (b *Batch) reset() {
+	clear(b.Bufs)
+	b.Bufs = b.Bufs[:0]
+	clear(b.items)
+	b.items = b.items[:0]
+	b.Bytes = 0
+}
+
+func (b *Batch) add(seq uint64, buf []byte, cont bool) {
+	b.items = append(b.items, item{seq: seq, buf: buf, cont: cont})
+	if len(buf) > 0 {
+		b.Bufs = append(b.Bufs, buf)
+		b.Bytes += len(buf)
+	}
+}
+
+// Fill puts into b the pending data of s, at most maxBufs buffers and about
+// maxBytes bytes. It reports lagged when s is too far behind (over the lag
+// limit, or events it had not received were dropped): the owner must then
+// close the stream.
+func (h *Hub) Fill(s *Sub, b *Batch, maxBufs, maxBytes int) (lagged bool) {
+	b.reset()
+	if len(s.partial) > 0 {
+		b.add(s.cursor, s.partial, true)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if s.topics == nil {
+		return false
+	}
+	if h.lagging(s) {
+		return true
+	}
+	// Merge the topics' logs by sequence number; an event routed to several
+	// of s's topics is taken once.
+	var pos [8]uint64
+	idx := pos[:0]
+	if len(s.next) > len(pos) {
+		idx = make([]uint64, 0, len(s.next))
+	}
+	idx = append(idx, s.next...)
+	for len(b.Bufs) < maxBufs && b.Bytes < maxBytes {
+		var ev *Event
+		for i, t := range s.topics {
+			if idx[i] < t.head() {
+				if e := t.entries[idx[i]-t.base].ev; ev == nil || e.Seq < ev.Seq {
+					ev = e
+				}
+			}
+		}
+		if ev == nil {
+			break
+		}
+		for i, t := range s.topics {
+			if idx[i] < t.head() && t.entries[idx[i]-t.base].ev == ev {
+				idx[i]++
+			}
+		}
+		if ev.Exclude != "" && ev.Exclude == s.ID {
+			b.add(ev.Seq, nil, false)
+			continue
+		}
+		b.add(ev.Seq, ev.Frame, false)
+	}
+	return false
+}
+
+// Lagging reports whether s is past the lag limit or has lost events. An
+// owner checks it for streams that are blocked on a full socket, which Fill
+// does not see.
+func (h *Hub) Lagging(s *Sub) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return s.topics != nil && h.lagging(s)
+}
+
+// lagging moves s's per-topic positions past its cursor and sums what is
+// pending. Called with h.mu held.
+func (h *Hub) lagging(s *Sub) bool {
+	var pending int64
+	for i, t := range s.topics {
+		n := s.next[i]
+		if n < t.base {
+			if t.floor > s.cursor {
+				return true
+			}
+			n = t.base
+		}
+		for n < t.head() && t.entries[n-t.base].ev.Seq <= s.cursor {
+			n++
+		}
+		s.next[i] = n
+		if n < t.head() {
+			pending += t.total - t.entries[n-t.base].off
+		}
+	}
+	return pending > h.cfg.MaxLag
+}
+
+// Wrote records that the first n bytes of b reached s's connection, and
+// returns how many events were completed. Only the owner's goroutine may
+// call it, after the Fill that produced b.
+func (s *Sub) Wrote(b *Batch, n int) (delivered int) {
+	for _, it := range b.items {
+		if n < len(it.buf) {
+			if n > 0 || it.cont {
+				s.cursor = it.seq
+				s.partial = it.buf[n:]
+			}
+			break
+		}
+		n -= len(it.buf)
+		s.cursor = it.seq
+		s.partial = nil
+		if len(it.buf) > 0 {
+			delivered++
+		}
+	}
+	s.owner.delivered.Add(int64(delivered))
+	return delivered
+}
+
+// Pending reports whether s is in the middle of an event: nothing else may
+// be written to the connection until the event is complete.
+func (s *Sub) Pending() bool { return len(s.partial) > 0 }
+
+// Run trims the history by age and count once a second until ctx is done.
+func (h *Hub) Run(ctx context.Context) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			h.Trim()
+		}
+	}
+}
+
+// Trim applies the history bounds to every topic now.
+func (h *Hub) Trim() {
+	now := h.cfg.Now().UnixNano()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.all.trim(&h.cfg, now)
+	h.bcast.trim(&h.cfg, now)
+	for _, t := range h.topics {
+		t.trim(&h.cfg, now)
+		h.dropTopic(t)
+	}
+}

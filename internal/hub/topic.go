@@ -1,0 +1,127 @@
+package hub
+
+import "sort"
+
+// topic is the log of events routed to one token (or one of the two special
+// topics). Its entries are the history; live subscribers read them too.
+type topic struct {
+	name    string
+	special bool
+
+	entries []entry // retained events, oldest first
+	base    uint64  // absolute index of entries[0]
+	total   int64   // bytes ever appended: the stream offset of the next event
+	// floor is the highest sequence number this topic may have lost (trimmed
+	// or published before the topic existed). A replay from a cursor below it
+	// would have a hole.
+	floor uint64
+
+	nsubs int
+	subs  [][]subRef // per owner: its subscribers reading this topic
+	dirty []bool     // per owner: already queued in the owner's dirty list
+}
+
+type entry struct {
+	ev  *Event
+	off int64 // stream offset of the event's first byte
+}
+
+// subRef names one subscription: subscriber s reads this topic as its
+// topics[i].
+type subRef struct {
+	s *Sub
+	i int
+}
+
+func (t *topic) grow(owners int) {
+	for len(t.subs) < owners {
+		t.subs = append(t.subs, nil)
+		t.dirty = append(t.dirty, false)
+	}
+}
+
+// head is the absolute index one past the newest entry.
+func (t *topic) head() uint64 { return t.base + uint64(len(t.entries)) }
+
+// retained is the number of bytes the topic keeps.
+func (t *topic) retained() int64 {
+	if len(t.entries) == 0 {
+		return 0
+	}
+	return t.total - t.entries[0].off
+}
+
+// push appends ev. hardCap bounds the retained bytes whatever the live
+// subscribers still need: anyone that far behind is past the lag limit.
+func (t *topic) push(ev *Event, hardCap int64) {
+	t.entries = append(t.entries, entry{ev: ev, off: t.total})
+	t.total += int64(len(ev.Frame))
+	for len(t.entries) > 1 && t.retained() > hardCap {
+		t.dropFront(1)
+	}
+}
+
+// dropFront forgets the n oldest entries.
+func (t *topic) dropFront(n int) {
+	if n <= 0 {
+		return
+	}
+	t.floor = max(t.floor, t.entries[n-1].ev.Seq)
+	clear(t.entries[:n])
+	t.entries = t.entries[n:]
+	t.base += uint64(n)
+	// Give the backing array back once most of it is dead.
+	if cap(t.entries) > 64 && len(t.entries) < cap(t.entries)/4 {
+		t.entries = append([]entry(nil), t.entries...)
+	}
+}
+
+// after returns the absolute index of the first entry with a sequence number
+// above seq.
+func (t *topic) after(seq uint64) uint64 {
+	i := sort.Search(len(t.entries), func(i int) bool { return t.entries[i].ev.Seq > seq })
+	return t.base + uint64(i)
+}
+
+// trim applies the history bounds, but never drops an event that a live
+// subscriber has yet to receive (the hard cap in push bounds that).
+func (t *topic) trim(cfg *Config, now int64) {
+	keep := t.head()
+	for _, subs := range t.subs {
+		for _, r := range subs {
+			keep = min(keep, r.s.next[r.i])
+		}
+	}
+	n := 0
+	for n < len(t.entries) && t.base+uint64(n) < keep {
+		e := t.entries[n]
+		over := len(t.entries)-n > cfg.HistoryCount ||
+			t.total-e.off > cfg.HistoryBytes ||
+			now-e.ev.at > int64(cfg.HistoryAge)
+		if !over {
+			break
+		}
+		n++
+	}
+	t.dropFront(n)
+}
+
+func (t *topic) addSub(o int, s *Sub, i int) {
+	s.slot[i] = len(t.subs[o])
+	t.subs[o] = append(t.subs[o], subRef{s: s, i: i})
+	t.nsubs++
+}
+
+func (t *topic) removeSub(o int, s *Sub, i int) {
+	list := t.subs[o]
+	k := s.slot[i]
+	last := len(list) - 1
+	if k != last {
+		moved := list[last]
+		list[k] = moved
+		moved.s.slot[moved.i] = k
+	}
+	list[last] = subRef{}
+	t.subs[o] = list[:last]
+	t.nsubs--
+}

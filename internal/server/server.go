@@ -1,0 +1,164 @@
+// Package server wires the hasses daemon together: the hub, the epoll front
+// end of the SSE port, and the control inputs, built from the command-line
+// options.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hasses-go/hasses/internal/config"
+	"github.com/hasses-go/hasses/internal/control"
+	"github.com/hasses-go/hasses/internal/epoll"
+	"github.com/hasses-go/hasses/internal/handshake"
+	"github.com/hasses-go/hasses/internal/hub"
+)
+
+// Version is reported by -v and the status commands.
+const Version = "2.0.0-dev"
+
+// Server is a configured, bound hasses daemon.
+type Server struct {
+	opts    *config.Options
+	log     *slog.Logger
+	level   *slog.LevelVar
+	started time.Time
+	reinit  atomic.Bool
+
+	hub     *hub.Hub
+	streams *epoll.Server
+	control *control.Handler
+
+	sseLn net.Listener
+	ctlLn net.Listener
+}
+
+// New binds the listeners and builds the components. Binding happens here,
+// before privileges are dropped and before a detached daemon reports that it
+// started, so "could not bind" reaches the person who ran the command.
+func New(opts *config.Options, log *slog.Logger, level *slog.LevelVar) (*Server, error) {
+	s := &Server{opts: opts, log: log, level: level, started: time.Now()}
+	s.reinit.Store(opts.Reinit)
+
+	var err error
+	s.sseLn, err = net.Listen("tcp", opts.Port)
+	if err != nil {
+		return nil, fmt.Errorf("could not bind the SSE port %s: %w", opts.Port, err)
+	}
+	if opts.CtlPort != "" {
+		s.ctlLn, err = net.Listen("tcp", opts.CtlPort)
+		if err != nil {
+			s.sseLn.Close()
+			return nil, fmt.Errorf("could not bind the control port %s: %w", opts.CtlPort, err)
+		}
+	}
+
+	s.hub = hub.New(hub.Config{
+		MaxLag:       opts.MaxLag,
+		HistoryCount: opts.HistoryCount,
+		HistoryBytes: opts.HistoryBytes,
+		HistoryAge:   opts.HistoryAge,
+	})
+	s.streams, err = epoll.New(s.hub, epoll.Config{
+		Handshake: &handshake.Config{
+			Path:        opts.MURL,
+			CORSBase:    opts.CORSBase,
+			MaxTokens:   opts.MaxTokens,
+			MaxTokenLen: opts.MaxTokenLen,
+		},
+		Loops:            opts.Loops,
+		HandshakeTimeout: opts.HandshakeTimeout,
+		Lifetime:         opts.Lifetime,
+		Heartbeat:        opts.Heartbeat,
+		Retry:            opts.Retry,
+		Drain:            opts.Drain,
+		MaxConns:         opts.MaxConns,
+		SendBuffer:       opts.SendBuffer,
+		Reinit:           &s.reinit,
+		Logger:           log,
+	})
+	if err != nil {
+		s.closeListeners()
+		return nil, err
+	}
+	s.control = &control.Handler{
+		Backend:     s,
+		Logger:      log,
+		Level:       level,
+		Sep:         opts.Sep,
+		MaxUnit:     opts.MaxMessage + opts.MaxTokenLen*2 + 2,
+		IdleGap:     opts.IdleGap,
+		MaxTokenLen: opts.MaxTokenLen,
+	}
+	return s, nil
+}
+
+func (s *Server) closeListeners() {
+	if s.sseLn != nil {
+		s.sseLn.Close()
+	}
+	if s.ctlLn != nil {
+		s.ctlLn.Close()
+	}
+}
+
+// SSEAddr and ControlAddr return the bound addresses (useful with port 0).
+func (s *Server) SSEAddr() net.Addr { return s.sseLn.Addr() }
+
+// ControlAddr returns the control port's address, or nil without one.
+func (s *Server) ControlAddr() net.Addr {
+	if s.ctlLn == nil {
+		return nil
+	}
+	return s.ctlLn.Addr()
+}
+
+// Run serves until ctx is done, then shuts down gracefully: streams are
+// ended cleanly within the drain time.
+func (s *Server) Run(ctx context.Context) error {
+	s.log.Info("hasses started", "version", Version, "pid", os.Getpid(),
+		"sse", s.sseLn.Addr().String(), "path", s.opts.MURL, "control", addrString(s.ctlLn), "fifo", s.opts.FIFO)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 4)
+	run := func(name string, fn func() error) {
+		wg.Go(func() {
+			if err := fn(); err != nil && !errors.Is(err, context.Canceled) {
+				errc <- fmt.Errorf("%s: %w", name, err)
+				cancel()
+			}
+		})
+	}
+	wg.Go(func() { s.hub.Run(ctx) })
+	run("SSE port", func() error { return s.streams.Serve(ctx, s.sseLn) })
+	if s.ctlLn != nil {
+		run("control port", func() error { return s.control.ServeTCP(ctx, s.ctlLn) })
+	}
+	if s.opts.FIFO != "" {
+		run("fifo", func() error { return s.control.ServeFIFO(ctx, s.opts.FIFO) })
+	}
+	wg.Wait()
+	close(errc)
+	var errs []error
+	for err := range errc {
+		errs = append(errs, err)
+	}
+	s.log.Info("hasses stopped")
+	return errors.Join(errs...)
+}
+
+func addrString(ln net.Listener) string {
+	if ln == nil {
+		return ""
+	}
+	return ln.Addr().String()
+}

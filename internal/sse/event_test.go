@@ -1,0 +1,93 @@
+package sse
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"net/http/httputil"
+	"strings"
+	"testing"
+)
+
+func TestAppendEventWire(t *testing.T) {
+	got := string(AppendEvent(nil, []byte("1795331136"), "", []byte("hello")))
+	want := "1c\r\nid: 1795331136\ndata: hello\n\n\r\n" // hasses' framing, spec 7.1
+	if got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	got = string(AppendEvent(nil, []byte("a-1"), "news", []byte("l1\r\nl2\rl3\nl4")))
+	want = "id: a-1\nevent: news\ndata: l1\ndata: l2\ndata: l3\ndata: l4\n\n"
+	if !strings.HasSuffix(got, want+"\r\n") {
+		t.Fatalf("got %q, want payload %q", got, want)
+	}
+}
+
+func TestLongBodiesAreNeverCut(t *testing.T) {
+	for _, n := range []int{2000, 2020, 2100, 4000, 70000} { // spec 7.4's table
+		body := bytes.Repeat([]byte("b"), n)
+		frame := AppendEvent(nil, []byte("x-1"), "", body)
+		payload := dechunk(t, frame)
+		if want := "id: x-1\ndata: " + string(body) + "\n\n"; payload != want {
+			t.Fatalf("body of %d bytes: payload of %d bytes, want %d", n, len(payload), len(want))
+		}
+	}
+}
+
+// dechunk decodes a chunked body with the standard library's reader, so the
+// size line is checked by an independent implementation.
+func dechunk(t *testing.T, p []byte) string {
+	t.Helper()
+	r := httputil.NewChunkedReader(bufio.NewReader(io.MultiReader(bytes.NewReader(p), strings.NewReader(LastChunk))))
+	out, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatalf("chunked decoding of %q: %v", p, err)
+	}
+	return string(out)
+}
+
+func TestCommentAndRetry(t *testing.T) {
+	if got := dechunk(t, AppendComment(nil, "")); got != ": \n\n" {
+		t.Errorf("comment payload %q", got)
+	}
+	if got := dechunk(t, AppendRetry(nil, 2500)); got != "retry: 2500\n\n" {
+		t.Errorf("retry payload %q", got)
+	}
+}
+
+func FuzzAppendEvent(f *testing.F) {
+	f.Add("a-1", "", []byte("hello"))
+	f.Add("z-99", "update", []byte("a\nb\r\nc\rd"))
+	f.Add("1", "", []byte("\x00nul\r"))
+	f.Add("1", "e", []byte(""))
+	f.Fuzz(func(t *testing.T, id, event string, data []byte) {
+		if strings.ContainsAny(id+event, "\r\n\x00") {
+			return // validated by the caller
+		}
+		frame := AppendEvent(nil, []byte(id), event, data)
+		payload := dechunk(t, frame)
+		// The payload must parse back, as EventSource would, to exactly the
+		// fields put in, with every line break turned into "\n".
+		if !strings.HasSuffix(payload, "\n\n") {
+			t.Fatalf("payload does not end the event: %q", payload)
+		}
+		var gotID, gotEvent string
+		var lines []string
+		for _, line := range strings.Split(strings.TrimSuffix(payload, "\n\n"), "\n") {
+			k, v, _ := strings.Cut(line, ": ")
+			switch k {
+			case "id":
+				gotID = v
+			case "event":
+				gotEvent = v
+			case "data":
+				lines = append(lines, v)
+			default:
+				t.Fatalf("unexpected line %q in %q", line, payload)
+			}
+		}
+		want := strings.NewReplacer("\r\n", "\n", "\r", "\n", "\x00", "").Replace(string(data))
+		if gotID != id || gotEvent != event || strings.Join(lines, "\n") != want {
+			t.Fatalf("round trip: id %q event %q data %q; want %q %q %q", gotID, gotEvent, lines, id, event, want)
+		}
+	})
+}
