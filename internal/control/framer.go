@@ -67,23 +67,20 @@ func (f *Framer) Feed(p []byte, emit func(unit []byte)) {
 			p = f.skip(p)
 			continue
 		}
-		// Take at most enough bytes to tell whether the unit is oversized.
-		room := f.maxUnit() + 2 - len(f.buf)
-		take := min(len(p), max(room, 0))
-		f.buf = append(f.buf, p[:take]...)
-		p = p[take:]
+		// p is one read (a few KiB), so buf stays within MaxUnit plus one
+		// read, and a newline at the end of p really ends what was received.
+		f.buf = append(f.buf, p...)
+		p = nil
 		f.split(emit, false)
-		if len(f.buf) > f.maxUnit()+1 {
-			f.skipping = true
-			f.skipped = len(f.buf)
+		if len(f.buf) > f.maxUnit() {
+			rest := bytes.Clone(f.buf)
 			f.buf, f.scan = f.buf[:0], 0
+			f.skipping, f.skipped, f.lineStart = true, 0, false
+			p = f.skip(rest)
 		}
 	}
 }
 
-// skip drops the bytes of an oversized unit up to where the next unit
-// starts: after a separator, or at a line that begins "token=". It returns
-// the bytes of the next unit.
 func (f *Framer) skip(p []byte) []byte {
 	for i, c := range p {
 		switch {

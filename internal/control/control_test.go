@@ -1,0 +1,349 @@
+package control
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hasses-go/hasses/internal/hub"
+)
+
+func units(f *Framer, parts ...string) []string {
+	var out []string
+	emit := func(u []byte) { out = append(out, string(u)) }
+	for _, p := range parts {
+		f.Feed([]byte(p), emit)
+	}
+	f.Flush(emit)
+	return out
+}
+
+func TestFramer(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		parts []string
+		want  []string
+	}{
+		{"newline-terminated", []string{"room=hi\n"}, []string{"room=hi"}},
+		{"no newline (PHP)", []string{"room=hi"}, []string{"room=hi"}},
+		{"separator", []string{"a=1;b=2;"}, []string{"a=1", "b=2"}},
+		{"newline between messages", []string{"a=1\nb=2\n"}, []string{"a=1", "b=2"}},
+		{"multi-line body", []string{"a=line1\nline2\nline3\n"}, []string{"a=line1\nline2\nline3"}},
+		{"CRLF", []string{"a=1\r\nb=2\r\n"}, []string{"a=1", "b=2"}},
+		{"split inside a unit", []string{"a=first;a=sec", "ond;a=third"}, []string{"a=first", "a=second", "a=third"}},
+		{"split after newline", []string{"a=1\nb", "=2\n"}, []string{"a=1", "b=2"}},
+		{"command after newline", []string{"a=x\ntcpstatus\n"}, []string{"a=x", "tcpstatus"}},
+		{"body line with spaces and =", []string{"a=x\nkey = value\n"}, []string{"a=x\nkey = value"}},
+		{"empty units dropped", []string{";;\n;a=1;;"}, []string{"a=1"}},
+		{"custom separator", []string{"a=1|b=2"}, []string{"a=1", "b=2"}},
+	} {
+		f := &Framer{}
+		if c.name == "custom separator" {
+			f.Sep = '|'
+		}
+		if got := units(f, c.parts...); strings.Join(got, "\x00") != strings.Join(c.want, "\x00") {
+			t.Errorf("%s: got %q, want %q", c.name, got, c.want)
+		}
+	}
+}
+
+// Cutting the input anywhere but right after a newline must give the same
+// units as feeding it at once. (A newline that ends the bytes received so
+// far ends the unit: spec 9.1.)
+func TestFramerSplitsAnywhere(t *testing.T) {
+	input := "a=1;b=two words\nc=3\nmore of c\ntcpstatus\nd-x=4;e*=5\n"
+	want := units(&Framer{}, input)
+	if len(want) != 6 {
+		t.Fatalf("whole input: %q", want)
+	}
+	for cut := 1; cut < len(input); cut++ {
+		if input[cut-1] == '\n' {
+			continue
+		}
+		if got := units(&Framer{}, input[:cut], input[cut:]); strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Fatalf("cut at %d: %q, want %q", cut, got, want)
+		}
+	}
+	input = "a=1;b=two words\nc=3\ntcpstatus\nd-x=4;e*=5\n"
+	want = units(&Framer{}, input)
+	var parts []string
+	for i := range input {
+		parts = append(parts, input[i:i+1])
+	}
+	if got := units(&Framer{}, parts...); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("byte by byte: %q, want %q", got, want)
+	}
+}
+
+func TestFramerRejectsOversizedWhole(t *testing.T) {
+	rejected := 0
+	f := &Framer{MaxUnit: 100, Oversized: func(int) { rejected++ }}
+	big := "t=" + strings.Repeat("x", 300)
+	got := units(f, big[:150], big[150:]+"\nline2 of big\nok=after;", "next=1")
+	if strings.Join(got, "|") != "ok=after|next=1" || rejected != 1 {
+		t.Fatalf("got %q, %d rejected; want the two small units and 1 rejection", got, rejected)
+	}
+	rejected = 0
+	got = units(&Framer{MaxUnit: 100, Oversized: func(int) { rejected++ }}, big+";small=1")
+	if strings.Join(got, "|") != "small=1" || rejected != 1 {
+		t.Fatalf("in one piece: got %q, %d rejected", got, rejected)
+	}
+}
+
+func TestParseMessage(t *testing.T) {
+	for _, c := range []struct {
+		in                    string
+		target, exclude, data string
+		ok                    bool
+	}{
+		{"room=hello", "room", "", "hello", true},
+		{"t=a=b=c", "t", "", "a=b=c", true},
+		{"t==x", "t", "", "=x", true},
+		{"room*zzz=m", "room*", "", "m", true},
+		{"*=all", "*", "", "all", true},
+		{"t-A-x=m", "t", "A-x", "m", true},
+		{"*-id=m", "*", "id", "m", true},
+		{"pre*-id=m", "pre*", "id", "m", true},
+		{"pre-id*=m", "", "", "", false},
+		{"t=", "", "", "", false},
+		{"=x", "", "", "", false},
+		{"noequals", "", "", "", false},
+		{"t=ab\x00cd", "t", "", "ab", true},
+		{"t=\x00", "", "", "", false},
+		{strings.Repeat("k", 257) + "=m", "", "", "", false},
+	} {
+		m, err := ParseMessage([]byte(c.in), 256, 256)
+		if (err == nil) != c.ok {
+			t.Errorf("%q: err %v, want ok=%v", c.in, err, c.ok)
+			continue
+		}
+		if c.ok && (m.Target != c.target || m.Exclude != c.exclude || string(m.Data) != c.data) {
+			t.Errorf("%q: got %+v", c.in, m)
+		}
+	}
+}
+
+type fakeBackend struct {
+	mu     sync.Mutex
+	msgs   []hub.Message
+	reinit bool
+}
+
+func (b *fakeBackend) Publish(m hub.Message) (hub.Result, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.msgs = append(b.msgs, m)
+	return hub.Result{ID: "x-1"}, nil
+}
+func (b *fakeBackend) Counters() Counters {
+	return Counters{AllConn: 4, SSEConn: 3, MaxConn: 5, MsgSend: 15}
+}
+func (b *fakeBackend) SubscribedClients(tok string) int { return len(tok) }
+func (b *fakeBackend) Clients() []ClientInfo            { return nil }
+func (b *fakeBackend) SetReinit(on bool)                { b.reinit = on }
+func (b *fakeBackend) Info() Info {
+	return Info{Version: "2.0", Mode: "unencrypted (http)", Started: time.Now().Add(-21 * time.Second)}
+}
+
+func (b *fakeBackend) data() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []string
+	for _, m := range b.msgs {
+		out = append(out, m.Target+"="+string(m.Data))
+	}
+	return out
+}
+
+func newHandler(b Backend) *Handler {
+	lv := new(slog.LevelVar)
+	return &Handler{Backend: b, Logger: slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: lv})), Level: lv,
+		IdleGap: 50 * time.Millisecond}
+}
+
+func TestReplies(t *testing.T) {
+	h := newHandler(&fakeBackend{})
+	reply := func(u string) string { return string(h.Handle(nil, []byte(u), true, "test")) }
+	h.Handle(nil, []byte("t=1"), true, "test")
+	h.Handle(nil, []byte("t="), true, "test") // not counted
+	if got := reply("tcpnumberofclients"); got != `{"numberofclients": 4}` {
+		t.Errorf("got %s", got)
+	}
+	if got := reply("tcpsubscribedclients:room1"); got != `{"subscribedclients": 5, "subscribedfor": "room1"}` {
+		t.Errorf("got %s", got)
+	}
+	if got := reply(`tcpsubscribedclients:a"b`); got != `{"subscribedclients": 3, "subscribedfor": "a\"b"}` {
+		t.Errorf("got %s", got)
+	}
+	want := `{"version": "2.0","runningtime": "00:00:21","mode": "unencrypted (http)","loglevel": 1,"allconncli": 4,"sseconncli": 3,"maxconncli": 5,"msgproccnt": 1,"msgsendcnt": 15}`
+	if got := reply("tcpstatus"); got != want {
+		t.Errorf("tcpstatus\n%s\nwant\n%s", got, want)
+	}
+	if got := string(h.Handle(nil, []byte("tcpstatus"), false, "fifo")); got != "" {
+		t.Errorf("tcp command answered on the fifo: %s", got)
+	}
+	for _, bad := range []string{" tcpstatus", "tcpstatus ", "TCPSTATUS", "tcpsubscribedclients:"} {
+		if got := reply(bad); got != "" {
+			t.Errorf("%q answered %s", bad, got)
+		}
+	}
+	reply("loglevel_debug")
+	if !strings.Contains(reply("tcpstatus"), `"loglevel": 2`) {
+		t.Error("loglevel_debug not applied")
+	}
+	if runningTime(26*time.Hour+3*time.Minute+4*time.Second) != "1day 02:03:04" {
+		t.Errorf("runningTime %q", runningTime(26*time.Hour+3*time.Minute+4*time.Second))
+	}
+}
+
+func TestTCP(t *testing.T) {
+	b := &fakeBackend{}
+	h := newHandler(b)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- h.ServeTCP(ctx, ln) }()
+	defer func() { cancel(); <-done }()
+
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	// Held open, no newline: answered at once.
+	c := dial()
+	io.WriteString(c, "tcpnumberofclients")
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	buf := make([]byte, 100)
+	n, err := c.Read(buf)
+	if err != nil || string(buf[:n]) != `{"numberofclients": 4}` {
+		t.Fatalf("held-open command: %q %v", buf[:n], err)
+	}
+	// A message split over two writes, then an idle gap.
+	io.WriteString(c, "a=hel")
+	time.Sleep(10 * time.Millisecond)
+	io.WriteString(c, "lo")
+	// Half-close after a message without newline; a second client at once.
+	c2 := dial()
+	io.WriteString(c2, "b=php")
+	c2.(*net.TCPConn).CloseWrite()
+	io.ReadAll(c2)
+	c2.Close()
+	// Oversized line, then a good one.
+	c3 := dial()
+	io.WriteString(c3, "c="+strings.Repeat("x", 70<<10)+"\nc=ok\n")
+	c3.Close()
+	want := map[string]bool{"a=hello": true, "b=php": true, "c=ok": true}
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) && len(b.data()) < 3 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	got := b.data()
+	if len(got) != 3 {
+		t.Fatalf("published %q", got)
+	}
+	for _, g := range got {
+		if !want[g] {
+			t.Errorf("unexpected message %q (all: %q)", g, got)
+		}
+	}
+	c.Close()
+}
+
+func TestFIFO(t *testing.T) {
+	b := &fakeBackend{}
+	h := newHandler(b)
+	path := filepath.Join(t.TempDir(), "ctl")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- h.ServeFIFO(ctx, path) }()
+	var f *os.File
+	for i := 0; i < 100; i++ {
+		var err error
+		if f, err = os.OpenFile(path, os.O_WRONLY, 0); err == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if f == nil {
+		t.Fatal("fifo not created")
+	}
+	fi, _ := os.Stat(path)
+	if fi.Mode()&os.ModeNamedPipe == 0 || fi.Mode().Perm() != 0o666 {
+		t.Errorf("fifo mode %v", fi.Mode())
+	}
+	io.WriteString(f, "x=1;tcpstatus;y=2")
+	f.Close()
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end) && len(b.data()) < 2; {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := strings.Join(b.data(), ","); got != "x=1,y=2" {
+		t.Errorf("got %q", got)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("ServeFIFO: %v", err)
+	}
+}
+
+func FuzzFramer(f *testing.F) {
+	f.Add([]byte("a=1;b=2\nc=3\nline\ntcpstatus"), uint8(3))
+	f.Add([]byte("t="+strings.Repeat("x", 200)+";u=1"), uint8(50))
+	f.Fuzz(func(t *testing.T, in []byte, cut uint8) {
+		const max = 128
+		check := func(u []byte) {
+			if len(u) == 0 || len(u) > max {
+				t.Fatalf("unit of %d bytes", len(u))
+			}
+		}
+		fr := &Framer{MaxUnit: max}
+		c := int(cut) % (len(in) + 1)
+		fr.Feed(in[:c], check)
+		fr.Feed(in[c:], check)
+		fr.Flush(check)
+		// With a final separator, how the input was cut must not matter
+		// (unless the cut follows a newline, which ends a unit: spec 9.1).
+		if c > 0 && in[c-1] == '\n' {
+			return
+		}
+		in = append(in, ';')
+		var a, b []string
+		fa, fb := &Framer{MaxUnit: max}, &Framer{MaxUnit: max}
+		fa.Feed(in, func(u []byte) { a = append(a, string(u)) })
+		fa.Flush(func(u []byte) { a = append(a, string(u)) })
+		fb.Feed(in[:c], func(u []byte) { b = append(b, string(u)) })
+		fb.Feed(in[c:], func(u []byte) { b = append(b, string(u)) })
+		fb.Flush(func(u []byte) { b = append(b, string(u)) })
+		if strings.Join(a, "\x00") != strings.Join(b, "\x00") {
+			t.Fatalf("cut at %d: %q vs %q", c, b, a)
+		}
+	})
+}
+
+func FuzzParseMessage(f *testing.F) {
+	for _, s := range []string{"room=hi", "t-A-x=m", "pre*-id=m", "*=x", "=x", "t=\x00"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		m, err := ParseMessage(in, 32, 32)
+		if err != nil {
+			return
+		}
+		if m.Target == "" || len(m.Target) > 32 || len(m.Exclude) > 32 || len(m.Data) == 0 ||
+			strings.Contains(m.Target, "-") || strings.Contains(m.Exclude, "*") {
+			t.Fatalf("bad message %+v from %q", m, in)
+		}
+	})
+}
