@@ -383,3 +383,17 @@ func TestDaemonModeAndPidFile(t *testing.T) {
 		t.Errorf("log file lacks the start line:\n%s", logText)
 	}
 }
+
+func TestDaemonStartupFailureReachesTheTerminal(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	dir := t.TempDir()
+	out, err := exec.Command(binPath, "-p="+ln.Addr().String(), "-cp=127.0.0.1:0", "-murl=/sse",
+		"-l="+filepath.Join(dir, "h.log")).CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() == 0 || !strings.Contains(string(out), "could not bind") {
+		t.Errorf("detached start on a busy port: %v\n%s", err, out)
+	}
+}
