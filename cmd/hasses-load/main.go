@@ -1,0 +1,56 @@
+// Command hasses-load measures a running hasses: N subscribers spread over
+// worker processes and source addresses, a paced publisher on the control
+// port, and a report of delivery, latency and the server's memory and CPU.
+// See README.md beside this file.
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/hasses-go/hasses/internal/loadgen"
+)
+
+func main() {
+	if loadgen.IsWorker() {
+		if err := loadgen.RunWorker(os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "worker:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	var cfg loadgen.Config
+	var sources int
+	flag.StringVar(&cfg.Scenario, "scenario", "run", "name printed with the results")
+	flag.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "SSE port (IPv4 host:port)")
+	flag.StringVar(&cfg.Path, "path", "/sse", "SSE path")
+	flag.StringVar(&cfg.Ctl, "ctl", "127.0.0.1:8085", "control port")
+	flag.IntVar(&cfg.Subs, "n", 1000, "subscribers")
+	flag.IntVar(&cfg.Tokens, "tokens", 1, "tokens; subscriber i listens to token i%tokens")
+	flag.IntVar(&cfg.Workers, "workers", 0, "worker processes (default: one per 10,000 subscribers)")
+	flag.Float64Var(&cfg.Rate, "rate", 100, "messages per second")
+	flag.DurationVar(&cfg.Duration, "duration", 10*time.Second, "publishing time")
+	flag.IntVar(&cfg.Burst, "burst", 0, "publish this many messages as fast as possible instead of -rate")
+	flag.IntVar(&cfg.Size, "size", 64, "payload bytes")
+	flag.BoolVar(&cfg.Idle, "idle", false, "only connect and measure the server's memory")
+	flag.Float64Var(&cfg.NonReaders, "nonreaders", 0, "fraction of subscribers that never read")
+	flag.Float64Var(&cfg.Reconnect, "reconnect", 0, "fraction of subscribers reconnecting per minute (with Last-Event-ID)")
+	flag.IntVar(&cfg.ServerPID, "server-pid", 0, "pid of the server, for RSS and CPU")
+	flag.IntVar(&sources, "sources", 8, "source addresses 127.0.0.10 ... to spread client ports over")
+	flag.DurationVar(&cfg.Timeout, "timeout", 0, "hard limit (default: duration + 120 s)")
+	flag.Parse()
+	for i := range sources {
+		cfg.SourceIPs = append(cfg.SourceIPs, fmt.Sprintf("127.0.0.%d", 10+i))
+	}
+	res, err := loadgen.Run(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "hasses-load:", err)
+		os.Exit(1)
+	}
+	fmt.Print(res.Table())
+	js, _ := json.Marshal(res)
+	fmt.Println(string(js))
+}

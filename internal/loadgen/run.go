@@ -1,0 +1,317 @@
+package loadgen
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+)
+
+const workerEnv = "HASSES_LOAD_WORKER"
+
+// IsWorker reports whether this process was started as a worker.
+func IsWorker() bool { return os.Getenv(workerEnv) != "" }
+
+// Config is one load run.
+type Config struct {
+	Scenario   string
+	Addr       string // SSE port, IPv4 host:port
+	Path       string
+	Ctl        string // control port host:port
+	Subs       int
+	Tokens     int
+	Workers    int
+	Rate       float64       // messages per second; 0 with Burst
+	Burst      int           // publish this many messages as fast as possible
+	Duration   time.Duration // publishing time at Rate
+	Size       int           // payload bytes
+	Idle       bool          // connect, measure memory, no publishing
+	NonReaders float64
+	Reconnect  float64 // fraction of subscribers reconnecting per minute
+	ServerPID  int
+	SourceIPs  []string
+	Timeout    time.Duration
+}
+
+// Result is the outcome of a run, printed as a table and as one JSON line.
+type Result struct {
+	Scenario       string  `json:"scenario"`
+	Subs           int     `json:"subs"`
+	Tokens         int     `json:"tokens"`
+	Connected      int     `json:"connected"`
+	ConnectSecs    float64 `json:"connect_s"`
+	Published      uint64  `json:"published"`
+	PublishSecs    float64 `json:"publish_s"`
+	Expected       uint64  `json:"expected"`
+	Received       uint64  `json:"received"`
+	DeliveredPct   float64 `json:"delivered_pct"`
+	Lost           uint64  `json:"lost"`
+	Duplicated     uint64  `json:"duplicated"`
+	Reordered      uint64  `json:"reordered"`
+	Reconnects     uint64  `json:"reconnects"`
+	Drops          uint64  `json:"server_closed"`
+	DeliveriesPerS float64 `json:"deliveries_per_s"`
+	P50ms          float64 `json:"p50_ms"`
+	P99ms          float64 `json:"p99_ms"`
+	MaxMs          float64 `json:"max_ms"`
+	RSSBeforeKiB   int64   `json:"server_rss_before_kib"`
+	RSSAfterKiB    int64   `json:"server_rss_kib"`
+	RSSPerSubKiB   float64 `json:"server_rss_per_sub_kib"`
+	CPUSecs        float64 `json:"server_cpu_s"`
+	CPUPerMillion  float64 `json:"server_cpu_s_per_1m"`
+}
+
+type workerProc struct {
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	out *bufio.Scanner
+}
+
+// Run executes a load run.
+func Run(cfg Config) (*Result, error) {
+	if cfg.Workers <= 0 {
+		cfg.Workers = max(1, (cfg.Subs+9999)/10000)
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = cfg.Duration + 120*time.Second
+	}
+	if cfg.Tokens <= 0 {
+		cfg.Tokens = 1
+	}
+	res := &Result{Scenario: cfg.Scenario, Subs: cfg.Subs, Tokens: cfg.Tokens}
+	res.RSSBeforeKiB = rssKiB(cfg.ServerPID)
+	cpu0 := cpuSecs(cfg.ServerPID)
+
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	var workers []*workerProc
+	defer func() {
+		for _, w := range workers {
+			w.in.Close()
+			w.cmd.Process.Kill()
+			w.cmd.Wait()
+		}
+	}()
+	per := (cfg.Subs + cfg.Workers - 1) / cfg.Workers
+	for i := 0; i < cfg.Workers; i++ {
+		first := i * per
+		count := min(per, cfg.Subs-first)
+		if count <= 0 {
+			break
+		}
+		wc := WorkerConfig{Addr: cfg.Addr, Path: cfg.Path, First: first, Count: count, Tokens: cfg.Tokens,
+			SourceIPs: cfg.SourceIPs, NonReaders: cfg.NonReaders, Reconnect: cfg.Reconnect,
+			Timeout: cfg.Timeout.Seconds()}
+		js, _ := json.Marshal(wc)
+		cmd := exec.Command(exe)
+		cmd.Env = append(os.Environ(), workerEnv+"="+string(js))
+		cmd.Stderr = os.Stderr
+		in, _ := cmd.StdinPipe()
+		out, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			return nil, fmt.Errorf("starting worker: %w", err)
+		}
+		sc := bufio.NewScanner(out)
+		sc.Buffer(make([]byte, 1<<20), 16<<20)
+		workers = append(workers, &workerProc{cmd: cmd, in: in, out: sc})
+	}
+	connectStart := time.Now()
+	for _, w := range workers {
+		var m workerMsg
+		if err := w.read(&m); err != nil || !m.Ready {
+			return nil, fmt.Errorf("worker did not get ready: %v", err)
+		}
+		res.Connected += m.Connected
+	}
+	res.ConnectSecs = time.Since(connectStart).Seconds()
+	time.Sleep(500 * time.Millisecond) // let the server settle before measuring
+	res.RSSAfterKiB = rssKiB(cfg.ServerPID)
+	if res.Connected > 0 && res.RSSAfterKiB > 0 {
+		res.RSSPerSubKiB = float64(res.RSSAfterKiB-res.RSSBeforeKiB) / float64(res.Connected)
+	}
+
+	published := make([]uint64, cfg.Tokens)
+	pubStart := time.Now()
+	if !cfg.Idle {
+		if err := publish(cfg, published); err != nil {
+			return nil, err
+		}
+	}
+	res.PublishSecs = time.Since(pubStart).Seconds()
+	for _, p := range published {
+		res.Published += p
+	}
+	var hist Histogram
+	var lastRecv int64
+	for _, w := range workers {
+		js, _ := json.Marshal(workerMsg{Published: published})
+		fmt.Fprintf(w.in, "%s\n", js)
+	}
+	for _, w := range workers {
+		var m workerMsg
+		if err := w.read(&m); err != nil || m.Report == nil {
+			return nil, fmt.Errorf("worker report: %v", err)
+		}
+		r := m.Report
+		res.Expected += r.Expected
+		res.Received += r.Received
+		res.Lost += r.Lost
+		res.Duplicated += r.Duplicated
+		res.Reordered += r.Reordered
+		res.Reconnects += r.Reconnects
+		res.Drops += r.Drops
+		hist.Merge(&r.Latency)
+		lastRecv = max(lastRecv, r.LastRecvNs)
+	}
+	if res.Expected > 0 {
+		res.DeliveredPct = 100 * float64(res.Expected-min(res.Lost, res.Expected)) / float64(res.Expected)
+	}
+	if lastRecv > 0 {
+		if el := float64(lastRecv-pubStart.UnixNano()) / 1e9; el > 0 {
+			res.DeliveriesPerS = float64(res.Received) / el
+		}
+	}
+	res.P50ms, res.P99ms, res.MaxMs = hist.Quantile(0.5), hist.Quantile(0.99), float64(hist.Max)/1000
+	res.CPUSecs = cpuSecs(cfg.ServerPID) - cpu0
+	if res.Received > 0 && cfg.ServerPID > 0 {
+		res.CPUPerMillion = res.CPUSecs / (float64(res.Received) / 1e6)
+	}
+	if res.RSSAfterKiB == 0 {
+		res.RSSAfterKiB = rssKiB(cfg.ServerPID)
+	}
+	return res, nil
+}
+
+func (w *workerProc) read(v any) error {
+	if !w.out.Scan() {
+		if err := w.out.Err(); err != nil {
+			return err
+		}
+		return io.EOF
+	}
+	return json.Unmarshal(w.out.Bytes(), v)
+}
+
+// publish sends messages through the control port at the configured rate
+// (or as a burst), round-robin over the tokens, batching what is due every
+// millisecond into one write.
+func publish(cfg Config, published []uint64) error {
+	c, err := net.Dial("tcp", cfg.Ctl)
+	if err != nil {
+		return fmt.Errorf("control port: %w", err)
+	}
+	defer c.Close()
+	go io.Copy(io.Discard, c)
+	var buf []byte
+	next := 0
+	send := func(n int) error {
+		buf = buf[:0]
+		for range n {
+			tok := next % cfg.Tokens
+			next++
+			published[tok]++
+			buf = fmt.Appendf(buf, "t%d=", tok)
+			buf = appendPayload(buf, published[tok], time.Now().UnixNano(), cfg.Size)
+			buf = append(buf, ';')
+		}
+		_, err := c.Write(buf)
+		return err
+	}
+	if cfg.Burst > 0 {
+		for sent := 0; sent < cfg.Burst; sent += 100 {
+			if err := send(min(100, cfg.Burst-sent)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	start := time.Now()
+	sent := 0
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for now := range tick.C {
+		el := now.Sub(start)
+		if el >= cfg.Duration {
+			break
+		}
+		due := int(cfg.Rate*el.Seconds()) - sent
+		if due > 0 {
+			if err := send(due); err != nil {
+				return err
+			}
+			sent += due
+		}
+	}
+	return nil
+}
+
+// rssKiB reads VmRSS of pid; 0 if unknown.
+func rssKiB(pid int) int64 {
+	if pid <= 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			f := strings.Fields(line)
+			if len(f) >= 2 {
+				n, _ := strconv.ParseInt(f[1], 10, 64)
+				return n
+			}
+		}
+	}
+	return 0
+}
+
+// cpuSecs reads user+system CPU time of pid from /proc/PID/stat.
+func cpuSecs(pid int) float64 {
+	if pid <= 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 {
+		s = s[i+2:]
+	}
+	f := strings.Fields(s)
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100 // USER_HZ is 100 on Linux
+}
+
+// Table renders r for people.
+func (r *Result) Table() string {
+	var b strings.Builder
+	row := func(k string, v any) { fmt.Fprintf(&b, "  %-28s %v\n", k, v) }
+	fmt.Fprintf(&b, "scenario %s\n", r.Scenario)
+	row("subscribers (connected)", fmt.Sprintf("%d (%d) on %d tokens", r.Subs, r.Connected, r.Tokens))
+	row("connect time", fmt.Sprintf("%.2f s", r.ConnectSecs))
+	row("server RSS before / after", fmt.Sprintf("%d / %d KiB (%.2f KiB per subscriber)", r.RSSBeforeKiB, r.RSSAfterKiB, r.RSSPerSubKiB))
+	if r.Published > 0 {
+		row("published", fmt.Sprintf("%d msgs in %.2f s", r.Published, r.PublishSecs))
+		row("delivered", fmt.Sprintf("%d of %d expected (%.3f %%)", r.Received, r.Expected, r.DeliveredPct))
+		row("lost / duplicated / reordered", fmt.Sprintf("%d / %d / %d", r.Lost, r.Duplicated, r.Reordered))
+		row("deliveries/s", fmt.Sprintf("%.0f", r.DeliveriesPerS))
+		row("latency p50 / p99 / max", fmt.Sprintf("%.1f / %.1f / %.1f ms", r.P50ms, r.P99ms, r.MaxMs))
+		row("server CPU", fmt.Sprintf("%.2f s (%.3f s per 1M deliveries)", r.CPUSecs, r.CPUPerMillion))
+		row("reconnects / server closes", fmt.Sprintf("%d / %d", r.Reconnects, r.Drops))
+	}
+	return b.String()
+}
