@@ -134,7 +134,6 @@ func TestAnswers(t *testing.T) {
 	}
 }
 
-
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{
 		"GET /sse?subscribe=a-b&id=x HTTP/1.1\r\nHost: h\r\n\r\n",
