@@ -116,6 +116,9 @@ func TestParseMessage(t *testing.T) {
 		{"=x", "", "", "", false},
 		{"noequals", "", "", "", false},
 		{"t=ab\x00cd", "t", "", "ab", true},
+		{"t#update=x", "t", "", "x", true},
+		{"t-me#update=x", "t", "me", "x", true},
+		{"pre*#ev=x", "pre*", "", "x", true},
 		{"t=\x00", "", "", "", false},
 		{strings.Repeat("k", 257) + "=m", "", "", "", false},
 	} {
@@ -123,6 +126,9 @@ func TestParseMessage(t *testing.T) {
 		if (err == nil) != c.ok {
 			t.Errorf("%q: err %v, want ok=%v", c.in, err, c.ok)
 			continue
+		}
+		if c.ok && strings.Contains(c.in, "#") && m.Event == "" {
+			t.Errorf("%q: no event name", c.in)
 		}
 		if c.ok && (m.Target != c.target || m.Exclude != c.exclude || string(m.Data) != c.data) {
 			t.Errorf("%q: got %+v", c.in, m)

@@ -45,12 +45,17 @@ var (
 	ErrEmptyBody   = errors.New("empty message body")
 	ErrTokenLength = errors.New("token too long")
 	ErrBadExclude  = errors.New("'*' after the excluded client id")
+	ErrBadEvent    = errors.New("line break in the event name")
 )
 
 // ParseMessage parses "token=body" (spec 4.8-4.9, with bodies that may
 // contain '=' and line breaks). The token may be "*", "prefix*" (what
 // follows the '*' is ignored, as in hasses) and may end in "-ID" to exclude
 // the client with that id. A NUL ends the body, as in hasses.
+//
+// "token#name=body" gives the event an SSE event name. A browser cannot
+// subscribe to a token containing a raw '#' (it would start the URL's
+// fragment), so this extension changes nothing for existing senders.
 func ParseMessage(unit []byte, maxTokenLen, maxIDLen int) (hub.Message, error) {
 	i := bytes.IndexByte(unit, '=')
 	if i < 0 {
@@ -66,6 +71,10 @@ func ParseMessage(unit []byte, maxTokenLen, maxIDLen int) (hub.Message, error) {
 	if len(body) == 0 {
 		return hub.Message{}, ErrEmptyBody
 	}
+	token, event, _ := strings.Cut(token, "#")
+	if strings.ContainsAny(event, "\r\n") {
+		return hub.Message{}, ErrBadEvent
+	}
 	target, exclude, _ := strings.Cut(token, "-")
 	if target == "" {
 		return hub.Message{}, ErrNoToken
@@ -79,5 +88,5 @@ func ParseMessage(unit []byte, maxTokenLen, maxIDLen int) (hub.Message, error) {
 	if len(target) > maxTokenLen || len(exclude) > maxIDLen {
 		return hub.Message{}, fmt.Errorf("%w (limit %d)", ErrTokenLength, maxTokenLen)
 	}
-	return hub.Message{Target: target, Exclude: exclude, Data: bytes.Clone(body)}, nil
+	return hub.Message{Target: target, Exclude: exclude, Event: event, Data: bytes.Clone(body)}, nil
 }
