@@ -152,7 +152,9 @@ func (l *loop) request(c *conn, head []byte) {
 	if replay == hub.ReplayGap || replay == hub.ReplayUnknown {
 		// Tell the page it missed events it cannot get back, so it can
 		// resynchronise from its backend instead of showing a hole.
-		c.out = sse.AppendEvent(c.out, []byte(req.LastEventID), "hasses-reset", []byte(replay.String()))
+		// Its id is where this stream resumes, so that a reconnect does not
+		// send the unusable id again.
+		c.out = sse.AppendEvent(c.out, []byte(l.hub.CursorID(sub)), "hasses-reset", []byte(replay.String()))
 	}
 	l.flush(c)
 }

@@ -95,6 +95,16 @@ func (h *Hub) Subscribe(o *Owner, tokens []string, id, lastID string, conn any) 
 	return s, replay
 }
 
+// CursorID returns the id of the last event s has been given (or skipped):
+// the id a client should resume from. It is empty before the first event.
+// Only the owner's goroutine may call it.
+func (h *Hub) CursorID(s *Sub) string {
+	if s.cursor == 0 {
+		return ""
+	}
+	return sse.ID{Epoch: h.cfg.Epoch, Seq: s.cursor}.String()
+}
+
 // Unsubscribe removes s. Its topics keep their history.
 func (h *Hub) Unsubscribe(s *Sub) {
 	h.mu.Lock()
