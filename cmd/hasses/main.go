@@ -85,7 +85,7 @@ func run(args []string) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	go reopenOnHangup(ctx, log, logFile)
+	go reloadOnHangup(ctx, log, logFile, srv)
 	if err := srv.Run(ctx); err != nil {
 		log.Error("hasses failed", "err", err)
 		return 1
@@ -93,8 +93,9 @@ func run(args []string) int {
 	return 0
 }
 
-// reopenOnHangup reopens the log file on SIGHUP, for log rotation.
-func reopenOnHangup(ctx context.Context, log *slog.Logger, lw *daemon.LogWriter) {
+// reloadOnHangup reopens the log file (log rotation) and reloads the TLS
+// certificate on SIGHUP.
+func reloadOnHangup(ctx context.Context, log *slog.Logger, lw *daemon.LogWriter, srv *server.Server) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -103,8 +104,11 @@ func reopenOnHangup(ctx context.Context, log *slog.Logger, lw *daemon.LogWriter)
 		case <-ctx.Done():
 			return
 		case <-hup:
+			if err := srv.Reload(); err != nil {
+				log.Error("SIGHUP: reloading the TLS certificate failed; keeping the old one", "err", err)
+			}
 			if lw == nil {
-				log.Info("SIGHUP: not logging to a file, nothing to reopen")
+				log.Info("SIGHUP: reloaded")
 				continue
 			}
 			if err := lw.Reopen(); err != nil {

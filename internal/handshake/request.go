@@ -279,3 +279,35 @@ func truncate(s string, n int) string {
 	}
 	return s
 }
+
+// FromHTTP applies the same rules to a request parsed by net/http, for the
+// standard-library front end (TLS, HTTP/2). net/http has already rejected
+// malformed requests; the path, method and parameters are checked here.
+func FromHTTP(method, rawPath, rawQuery string, hasQuery bool, header map[string][]string, cfg *Config) (*Request, error) {
+	get := func(k string) string {
+		if v := header[k]; len(v) > 0 {
+			return v[0]
+		}
+		return ""
+	}
+	switch method {
+	case "GET", "HEAD", "OPTIONS":
+	default:
+		return nil, fail(501, "method "+truncate(method, 16)+" not implemented")
+	}
+	req := &Request{Method: method, LastEventID: get("Last-Event-Id"), Origin: get("Origin"),
+		UserAgent: get("User-Agent"), Authorization: get("Authorization"), Cookie: get("Cookie")}
+	if method == "OPTIONS" && rawPath == "*" {
+		return req, nil
+	}
+	if rawPath != cfg.Path {
+		return nil, fail(404, "no stream at "+truncate(rawPath, 64))
+	}
+	if method != "GET" {
+		return req, nil
+	}
+	if !hasQuery {
+		return nil, fail(400, "missing subscribe parameter")
+	}
+	return req, parseQuery(req, rawQuery, cfg)
+}

@@ -107,3 +107,30 @@ func statusText(status int) string {
 	}
 	return "Error"
 }
+
+// SetStreamHeaders sets the end-to-end headers of a stream answer on a
+// net/http header map (the hop-by-hop ones are net/http's business, and are
+// forbidden in HTTP/2).
+func SetStreamHeaders(h map[string][]string, cfg *Config) {
+	setCORS(h, cfg)
+	h["Cache-Control"] = []string{"no-cache"}
+	h["X-Accel-Buffering"] = []string{"no"}
+	h["Content-Type"] = []string{"text/event-stream"}
+}
+
+func setCORS(h map[string][]string, cfg *Config) {
+	h["Access-Control-Allow-Origin"] = []string{cfg.origin()}
+	h["Access-Control-Allow-Methods"] = []string{"GET"}
+	h["Access-Control-Allow-Headers"] = []string{"cache-control, last-event-id, X-Requested-With"}
+}
+
+// SetPreflightHeaders sets the headers of the HEAD and OPTIONS answers.
+func SetPreflightHeaders(h map[string][]string, cfg *Config, method string) {
+	setCORS(h, cfg)
+	h["Accept"] = []string{"text/*"}
+	h["Cache-Control"] = []string{"no-cache"}
+	h["Allow"] = []string{"GET, HEAD, OPTIONS"}
+	if method == "HEAD" {
+		h["Content-Type"] = []string{"text/event-stream"}
+	}
+}

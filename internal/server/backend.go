@@ -13,7 +13,7 @@ func (s *Server) Publish(m hub.Message) (hub.Result, error) { return s.hub.Publi
 
 // Counters returns hasses' counters over every front end.
 func (s *Server) Counters() control.Counters {
-	all, streaming, maxSeen, delivered := s.streams.Counters()
+	all, streaming, maxSeen, delivered := s.front.Counters()
 	return control.Counters{AllConn: all, SSEConn: streaming, MaxConn: maxSeen, MsgSend: delivered}
 }
 
@@ -23,7 +23,10 @@ func (s *Server) SubscribedClients(token string) int { return s.hub.SubscribedCl
 // Clients lists the SSE connections.
 func (s *Server) Clients() []control.ClientInfo {
 	var out []control.ClientInfo
-	for _, c := range s.streams.Clients() {
+	if s.epoll == nil {
+		return nil
+	}
+	for _, c := range s.epoll.Clients() {
 		out = append(out, control.ClientInfo(c))
 	}
 	return out

@@ -18,6 +18,7 @@ import (
 	"github.com/hasses-go/hasses/internal/control"
 	"github.com/hasses-go/hasses/internal/epoll"
 	"github.com/hasses-go/hasses/internal/handshake"
+	"github.com/hasses-go/hasses/internal/httpfront"
 	"github.com/hasses-go/hasses/internal/hub"
 )
 
@@ -33,7 +34,9 @@ type Server struct {
 	reinit  atomic.Bool
 
 	hub     *hub.Hub
-	streams *epoll.Server
+	front   frontEnd
+	epoll   *epoll.Server // nil when the SSE port is served by net/http (TLS)
+	cert    *certificate  // with -ssl
 	control *control.Handler
 
 	sseLn net.Listener
@@ -66,13 +69,31 @@ func New(opts *config.Options, log *slog.Logger, level *slog.LevelVar) (*Server,
 		HistoryBytes: opts.HistoryBytes,
 		HistoryAge:   opts.HistoryAge,
 	})
-	s.streams, err = epoll.New(s.hub, epoll.Config{
-		Handshake: &handshake.Config{
-			Path:        opts.MURL,
-			CORSBase:    opts.CORSBase,
-			MaxTokens:   opts.MaxTokens,
-			MaxTokenLen: opts.MaxTokenLen,
-		},
+	hcfg := &handshake.Config{
+		Path:        opts.MURL,
+		CORSBase:    opts.CORSBase,
+		MaxTokens:   opts.MaxTokens,
+		MaxTokenLen: opts.MaxTokenLen,
+	}
+	if opts.SSL {
+		if s.cert, err = loadCertificate(opts.CertFile, opts.KeyFile); err != nil {
+			s.closeListeners()
+			return nil, err
+		}
+		s.front = httpfront.New(s.hub, httpfront.Config{
+			Handshake:        hcfg,
+			HandshakeTimeout: opts.HandshakeTimeout,
+			Lifetime:         opts.Lifetime,
+			Heartbeat:        opts.Heartbeat,
+			Retry:            opts.Retry,
+			Drain:            opts.Drain,
+			TLS:              s.cert.tlsConfig(),
+			Logger:           log,
+		})
+		return s, s.newControl()
+	}
+	s.epoll, err = epoll.New(s.hub, epoll.Config{
+		Handshake:        hcfg,
 		Loops:            opts.Loops,
 		HandshakeTimeout: opts.HandshakeTimeout,
 		Lifetime:         opts.Lifetime,
@@ -88,16 +109,29 @@ func New(opts *config.Options, log *slog.Logger, level *slog.LevelVar) (*Server,
 		s.closeListeners()
 		return nil, err
 	}
+	s.front = s.epoll
+	return s, s.newControl()
+}
+
+// frontEnd serves the SSE port: the epoll loops, or net/http for TLS.
+type frontEnd interface {
+	Serve(ctx context.Context, ln net.Listener) error
+	Counters() (all, streaming, maxSeen, delivered int64)
+	Lagged() int64
+}
+
+func (s *Server) newControl() error {
+	opts := s.opts
 	s.control = &control.Handler{
 		Backend:     s,
-		Logger:      log,
-		Level:       level,
+		Logger:      s.log,
+		Level:       s.level,
 		Sep:         opts.Sep,
 		MaxUnit:     opts.MaxMessage + opts.MaxTokenLen*2 + 2,
 		IdleGap:     opts.IdleGap,
 		MaxTokenLen: opts.MaxTokenLen,
 	}
-	return s, nil
+	return nil
 }
 
 func (s *Server) closeListeners() {
@@ -107,6 +141,14 @@ func (s *Server) closeListeners() {
 	if s.ctlLn != nil {
 		s.ctlLn.Close()
 	}
+}
+
+// Reload re-reads what can change without a restart: the TLS certificate.
+func (s *Server) Reload() error {
+	if s.cert == nil {
+		return nil
+	}
+	return s.cert.reload()
 }
 
 // SSEAddr and ControlAddr return the bound addresses (useful with port 0).
@@ -139,7 +181,7 @@ func (s *Server) Run(ctx context.Context) error {
 		})
 	}
 	wg.Go(func() { s.hub.Run(ctx) })
-	run("SSE port", func() error { return s.streams.Serve(ctx, s.sseLn) })
+	run("SSE port", func() error { return s.front.Serve(ctx, s.sseLn) })
 	if s.ctlLn != nil {
 		run("control port", func() error { return s.control.ServeTCP(ctx, s.ctlLn) })
 	}

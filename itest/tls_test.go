@@ -1,0 +1,140 @@
+package itest
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// writeCert makes a self-signed certificate for 127.0.0.1 in dir.
+func writeCert(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: "hasses test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA:         true, BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalECPrivateKey(key)
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
+	pool = x509.NewCertPool()
+	cert, _ := x509.ParseCertificate(der)
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}
+
+func TestTLSWithHTTP2(t *testing.T) {
+	certFile, keyFile, pool := writeCert(t, t.TempDir())
+	d := start(t, "-ssl", "-cert-file="+certFile, "-privatekey-file="+keyFile)
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
+	base := "https://" + d.sse + "/sse"
+
+	// Error answers are delivered under TLS (hasses lost them all).
+	for path, want := range map[string]int{"/nope?subscribe=a": 404, "/sse": 400, "/sse?id=x": 400} {
+		resp, err := client.Get("https://" + d.sse + path)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("%s: %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+	req, _ := http.NewRequest("OPTIONS", base, nil)
+	if resp, err := client.Do(req); err != nil || resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != "*" {
+		t.Errorf("OPTIONS over TLS: %v %v", resp, err)
+	}
+
+	// Two streams share one HTTP/2 connection.
+	var newConns atomic.Int32
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	trace := httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) {
+		if !i.Reused {
+			newConns.Add(1)
+		}
+	}})
+	open := func(q string) *bufio.Reader {
+		req, _ := http.NewRequestWithContext(trace, "GET", base+q, nil)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		if resp.StatusCode != 200 || resp.ProtoMajor != 2 || resp.Header.Get("Content-Type") != "text/event-stream" {
+			t.Fatalf("stream: %d %s %v", resp.StatusCode, resp.Proto, resp.Header)
+		}
+		return bufio.NewReader(resp.Body)
+	}
+	a := open("?subscribe=a")
+	b := open("?subscribe=b")
+	if n := newConns.Load(); n > 1 {
+		t.Errorf("%d TCP connections for two streams, want 1 (HTTP/2)", n)
+	}
+	waitFor(t, "both streams subscribed", func() bool {
+		return strings.Contains(d.command("tcpsubscribedclients:b"), `"subscribedclients": 1,`)
+	})
+	d.send("a=for a;b=for b\nsecond line")
+	if got := readData(t, a); got != "for a" {
+		t.Errorf("stream a got %q", got)
+	}
+	if got := readData(t, b); got != "for b\nsecond line" {
+		t.Errorf("stream b got %q", got)
+	}
+	if st := d.command("tcpstatus"); !strings.Contains(st, `"mode": "SSL encrypted (https)"`) {
+		t.Errorf("tcpstatus %s", st)
+	}
+}
+
+// readData reads one event's data from an SSE body.
+func readData(t *testing.T, r *bufio.Reader) string {
+	t.Helper()
+	var data []string
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("reading stream: %v", err)
+		}
+		line = strings.TrimSuffix(line, "\n")
+		if line == "" && len(data) > 0 {
+			return strings.Join(data, "\n")
+		}
+		if v, ok := strings.CutPrefix(line, "data: "); ok {
+			data = append(data, v)
+		}
+	}
+}
