@@ -397,3 +397,29 @@ func TestDaemonStartupFailureReachesTheTerminal(t *testing.T) {
 		t.Errorf("detached start on a busy port: %v\n%s", err, out)
 	}
 }
+
+func TestReinit(t *testing.T) {
+	d := start(t, "-ra")
+	s := d.subscribe("?subscribe=old&id=keep")
+	d.send("old=1")
+	s.expect("1")
+	// A new GET on the streaming connection replaces the subscriptions; a
+	// complete new head is written on the stream, as hasses did.
+	io.WriteString(s.c, "GET /sse?subscribe=new HTTP/1.1\r\nHost: x\r\n\r\n")
+	s.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	line, err := s.br.ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "HTTP/1.1 200") {
+		t.Fatalf("after reinit: %q %v", line, err)
+	}
+	s.readHeadRest()
+	waitFor(t, "the new subscription", func() bool {
+		return strings.Contains(d.command("tcpsubscribedclients:new"), `"subscribedclients": 1,`)
+	})
+	d.send("old=2;new-keep=excluded;new=3")
+	s.expect("3") // old no longer subscribed; the id was kept
+	d.send("reinit_disable")
+	io.WriteString(s.c, "GET /sse?subscribe=other HTTP/1.1\r\nHost: x\r\n\r\n")
+	time.Sleep(100 * time.Millisecond)
+	d.send("other=no;new=4")
+	s.expect("4") // with reinit off the request is ignored
+}

@@ -370,3 +370,17 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func newReader(c net.Conn) *bufio.Reader { return bufio.NewReader(c) }
+
+// readHeadRest skips header lines up to the blank line.
+func (s *stream) readHeadRest() {
+	s.t.Helper()
+	for {
+		line, err := s.br.ReadString('\n')
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		if line == "\r\n" {
+			return
+		}
+	}
+}

@@ -1,0 +1,223 @@
+package epoll
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hasses-go/hasses/internal/handshake"
+	"github.com/hasses-go/hasses/internal/hub"
+)
+
+type testServer struct {
+	hub  *hub.Hub
+	srv  *Server
+	addr string
+	stop func()
+}
+
+func newTestServer(t *testing.T, hcfg hub.Config, cfg Config) *testServer {
+	t.Helper()
+	h := hub.New(hcfg)
+	cfg.Handshake = &handshake.Config{Path: "/sse"}
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if cfg.Loops == 0 {
+		cfg.Loops = 2
+	}
+	srv, err := New(h, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := srv.Serve(ctx, ln); err != nil {
+			t.Error(err)
+		}
+	})
+	ts := &testServer{hub: h, srv: srv, addr: ln.Addr().String(), stop: func() { cancel(); wg.Wait() }}
+	var once sync.Once
+	stop := ts.stop
+	ts.stop = func() { once.Do(stop) }
+	t.Cleanup(ts.stop)
+	return ts
+}
+
+// open subscribes and returns the connection and a reader of the chunked
+// body (the standard library's decoder checks the framing).
+func (ts *testServer) open(t *testing.T, query string, rcvbuf int) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if rcvbuf > 0 {
+		c.(*net.TCPConn).SetReadBuffer(rcvbuf)
+	}
+	fmt.Fprintf(c, "GET /sse%s HTTP/1.1\r\nHost: x\r\n\r\n", query)
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("subscribe: %v %v", resp, err)
+	}
+	return c, bufio.NewReader(httputil.NewChunkedReader(br))
+}
+
+func readEvent(r *bufio.Reader) (string, error) {
+	var data []string
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return "", err
+		}
+		line = strings.TrimSuffix(line, "\n")
+		if line == "" {
+			if len(data) > 0 {
+				return strings.Join(data, "\n"), nil
+			}
+			continue
+		}
+		if v, ok := strings.CutPrefix(line, "data: "); ok {
+			data = append(data, v)
+		}
+	}
+}
+
+func waitSubscribed(t *testing.T, h *hub.Hub, token string, n int) {
+	t.Helper()
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+		if h.SubscribedClients(token) == n {
+			return
+		}
+	}
+	t.Fatalf("%d subscribers on %s, want %d", h.SubscribedClients(token), token, n)
+}
+
+// A slow reader with a tiny receive buffer forces partial writes: every
+// event must still arrive whole, in order.
+func TestPartialWritesAreResumed(t *testing.T) {
+	ts := newTestServer(t, hub.Config{MaxLag: 64 << 20}, Config{SendBuffer: 4096})
+	c, r := ts.open(t, "?subscribe=t", 4096)
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	body := strings.Repeat("p", 3000)
+	const n = 300
+	go func() {
+		for i := range n {
+			ts.hub.Publish(hub.Message{Target: "t", Data: fmt.Appendf(nil, "%d %s", i, body)})
+		}
+	}()
+	for i := range n {
+		time.Sleep(100 * time.Microsecond) // read slower than the publisher
+		got, err := readEvent(r)
+		if err != nil {
+			t.Fatalf("event %d: %v", i, err)
+		}
+		if got != fmt.Sprintf("%d %s", i, body) {
+			t.Fatalf("event %d corrupted: %.30q", i, got)
+		}
+	}
+}
+
+func TestLaggingStreamIsClosedOthersServed(t *testing.T) {
+	ts := newTestServer(t, hub.Config{MaxLag: 256 << 10}, Config{SendBuffer: 8192})
+	stalled, _ := ts.open(t, "?subscribe=t", 4096)
+	_, reader := ts.open(t, "?subscribe=t", 0)
+	waitSubscribed(t, ts.hub, "t", 2)
+	body := strings.Repeat("s", 1000)
+	done := make(chan error, 1)
+	go func() {
+		for i := range 2000 {
+			got, err := readEvent(reader)
+			if err != nil || got != fmt.Sprintf("%d %s", i, body) {
+				done <- fmt.Errorf("event %d: %.20q %v", i, got, err)
+				return
+			}
+		}
+		done <- nil
+	}()
+	for i := range 2000 {
+		ts.hub.Publish(hub.Message{Target: "t", Data: fmt.Appendf(nil, "%d %s", i, body)})
+		if i%20 == 19 {
+			time.Sleep(time.Millisecond) // a publisher the reader can keep up with
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end) && ts.srv.Lagged() == 0; {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if ts.srv.Lagged() != 1 {
+		t.Fatalf("lagged = %d, want 1", ts.srv.Lagged())
+	}
+	// The stalled client sees its stream closed once it reads.
+	stalled.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.Copy(io.Discard, stalled); err != nil {
+		t.Fatalf("stalled stream not closed: %v", err)
+	}
+}
+
+func TestMaxConnsAnswers503(t *testing.T) {
+	ts := newTestServer(t, hub.Config{}, Config{MaxConns: 1})
+	ts.open(t, "?subscribe=a", 0)
+	c, err := net.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil || resp.StatusCode != 503 {
+		t.Fatalf("over the limit: %v %v", resp, err)
+	}
+	if ts.srv.Refused() != 1 {
+		t.Errorf("refused = %d", ts.srv.Refused())
+	}
+}
+
+func TestDrainEndsStreamsWithLastChunk(t *testing.T) {
+	ts := newTestServer(t, hub.Config{}, Config{Drain: 3 * time.Second})
+	var readers []*bufio.Reader
+	var conns []net.Conn
+	for range 5 {
+		c, r := ts.open(t, "?subscribe=t", 0)
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		readers = append(readers, r)
+		conns = append(conns, c)
+	}
+	waitSubscribed(t, ts.hub, "t", 5)
+	ts.hub.Publish(hub.Message{Target: "t", Data: []byte("bye")})
+	stopped := make(chan struct{})
+	go func() { ts.stop(); close(stopped) }()
+	for i, r := range readers {
+		rest, err := io.ReadAll(r) // the chunked reader ends cleanly only at the last chunk
+		if err != nil {
+			t.Fatalf("stream %d: %v", i, err)
+		}
+		if !strings.Contains(string(rest), "data: bye") || !strings.Contains(string(rest), "retry: ") {
+			t.Errorf("stream %d ended with %q", i, rest)
+		}
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	<-stopped
+	all, streaming, _, delivered := ts.srv.Counters()
+	if all != 0 || streaming != 0 || delivered != 5 {
+		t.Errorf("after drain: all %d streaming %d delivered %d", all, streaming, delivered)
+	}
+}
