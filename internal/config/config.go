@@ -42,6 +42,7 @@ type Options struct {
 	User       string // -user
 	NoDaemon   bool   // -nodaemon
 	ConfigFile string // -config
+	Admin      string // -admin: address of the admin listener (/healthz, /debug/pprof)
 
 	MaxMessage       int           // -max-message: bytes of a message body
 	MaxLag           int64         // -max-lag: bytes a stream may fall behind
@@ -55,6 +56,7 @@ type Options struct {
 	Heartbeat        time.Duration // -heartbeat: comment interval on idle streams
 	Retry            time.Duration // -retry: reconnection hint sent on connect
 	Drain            time.Duration // -drain: graceful shutdown bound
+	Coalesce         time.Duration // -coalesce: least time between flush passes
 	IdleGap          time.Duration // -ctl-idle-gap: control framing idle gap
 	HistoryCount     int           // -history-count: events kept per token
 	HistoryBytes     int64         // -history-bytes: bytes kept per token
@@ -151,6 +153,7 @@ func init() {
 		{"user", "NAME", "drop root privileges to this user after binding", str(func(o *Options) *string { return &o.User })},
 		{"nodaemon", "", "stay in the foreground and log to standard error", flag(func(o *Options) *bool { return &o.NoDaemon })},
 		{"config", "FILE", "read options from FILE (the /etc/hasses.conf format); the command line wins", str(func(o *Options) *string { return &o.ConfigFile })},
+		{"admin", "ADDR", "admin listener for /healthz and /debug/pprof, e.g. 127.0.0.1:8087 (default: none)", addr(func(o *Options) *string { return &o.Admin })},
 		{"max-message", "BYTES", "largest message body; longer ones are rejected whole (default 65536)", num(func(o *Options) *int { return &o.MaxMessage })},
 		{"max-lag", "BYTES", "a stream this far behind is closed as too slow (default 4194304)", num64(func(o *Options) *int64 { return &o.MaxLag })},
 		{"loops", "N", "epoll loops (default: one per CPU)", num(func(o *Options) *int { return &o.Loops })},
@@ -162,6 +165,7 @@ func init() {
 		{"lifetime", "DUR", "maximum stream age; each stream gets 80-100% of it (default 3600s)", dur(func(o *Options) *time.Duration { return &o.Lifetime })},
 		{"heartbeat", "DUR", "comment sent on idle streams so proxies keep them; 0 disables (default 20s)", dur(func(o *Options) *time.Duration { return &o.Heartbeat })},
 		{"retry", "DUR", "reconnection delay hinted to clients on connect; 0 sends none (default 0)", dur(func(o *Options) *time.Duration { return &o.Retry })},
+		{"coalesce", "DUR", "least time between two flush passes: more events per write, less CPU, more latency (default 0)", dur(func(o *Options) *time.Duration { return &o.Coalesce })},
 		{"drain", "DUR", "on SIGTERM, how long streams get to end cleanly (default 5s)", dur(func(o *Options) *time.Duration { return &o.Drain })},
 		{"ctl-idle-gap", "DUR", "a control message without terminator ends after this silence (default 200ms)", dur(func(o *Options) *time.Duration { return &o.IdleGap })},
 		{"history-count", "N", "events kept per token for Last-Event-ID replay (default 1000)", num(func(o *Options) *int { return &o.HistoryCount })},

@@ -245,6 +245,7 @@ func (l *loop) flush(c *conn) {
 			return
 		}
 		n, err := sendv(c.fd, b.Bufs, l.iov)
+		l.writes++
 		if err != nil && err != unix.EAGAIN {
 			l.close(c)
 			return

@@ -43,6 +43,11 @@ type loop struct {
 	draining bool
 	stopped  bool
 	now      time.Time
+	// flushDue is when the next flush pass runs, with Coalesce; zero when
+	// no events are waiting.
+	flushDue time.Time
+	lastPass time.Time
+	writes   int64 // flushed to srv.writes after each pass
 
 	rbuf  []byte
 	batch hub.Batch
@@ -118,7 +123,11 @@ func (l *loop) run() {
 	l.now = time.Now()
 	lastSweep := l.now
 	for !l.stopped {
-		n, err := unix.EpollWait(l.epfd, events, int(sweepEvery/time.Millisecond))
+		timeout := int(sweepEvery / time.Millisecond)
+		if !l.flushDue.IsZero() {
+			timeout = max(0, min(timeout, int(time.Until(l.flushDue)/time.Millisecond)+1))
+		}
+		n, err := unix.EpollWait(l.epfd, events, timeout)
 		if err != nil && err != unix.EINTR {
 			l.srv.cfg.Logger.Error("epoll wait failed", "err", err)
 			return
@@ -137,6 +146,10 @@ func (l *loop) run() {
 					l.handle(l.conns[fd], ev.Events)
 				}
 			}
+		}
+		if !l.flushDue.IsZero() && !l.now.Before(l.flushDue) {
+			l.flushDue = time.Time{}
+			l.pass()
 		}
 		if l.now.Sub(lastSweep) >= sweepEvery {
 			lastSweep = l.now
@@ -160,11 +173,25 @@ func (l *loop) wakeup() {
 	for _, fn := range cmds {
 		fn()
 	}
+	if c := l.srv.cfg.Coalesce; c > 0 {
+		if l.flushDue.IsZero() {
+			l.flushDue = l.lastPass.Add(c) // the run loop waits for it
+		}
+		return
+	}
+	l.pass()
+}
+
+// pass flushes every stream that has new events.
+func (l *loop) pass() {
+	l.lastPass = l.now
 	l.ready = l.hub.Collect(l.owner, l.ready[:0])
 	for _, s := range l.ready {
 		l.flush(s.Conn.(*conn))
 	}
 	clear(l.ready)
+	l.srv.writes.Add(l.writes)
+	l.writes = 0
 }
 
 func (l *loop) accept() {

@@ -39,8 +39,9 @@ type Server struct {
 	cert    *certificate  // with -ssl
 	control *control.Handler
 
-	sseLn net.Listener
-	ctlLn net.Listener
+	sseLn   net.Listener
+	ctlLn   net.Listener
+	adminLn net.Listener
 }
 
 // New binds the listeners and builds the components. Binding happens here,
@@ -60,6 +61,14 @@ func New(opts *config.Options, log *slog.Logger, level *slog.LevelVar) (*Server,
 		if err != nil {
 			s.sseLn.Close()
 			return nil, fmt.Errorf("could not bind the control port %s: %w", opts.CtlPort, err)
+		}
+	}
+
+	if opts.Admin != "" {
+		s.adminLn, err = net.Listen("tcp", opts.Admin)
+		if err != nil {
+			s.closeListeners()
+			return nil, fmt.Errorf("could not bind the admin port %s: %w", opts.Admin, err)
 		}
 	}
 
@@ -100,6 +109,7 @@ func New(opts *config.Options, log *slog.Logger, level *slog.LevelVar) (*Server,
 		Heartbeat:        opts.Heartbeat,
 		Retry:            opts.Retry,
 		Drain:            opts.Drain,
+		Coalesce:         opts.Coalesce,
 		MaxConns:         opts.MaxConns,
 		SendBuffer:       opts.SendBuffer,
 		Reinit:           &s.reinit,
@@ -141,6 +151,9 @@ func (s *Server) closeListeners() {
 	if s.ctlLn != nil {
 		s.ctlLn.Close()
 	}
+	if s.adminLn != nil {
+		s.adminLn.Close()
+	}
 }
 
 // Reload re-reads what can change without a restart: the TLS certificate.
@@ -166,7 +179,7 @@ func (s *Server) ControlAddr() net.Addr {
 // ended cleanly within the drain time.
 func (s *Server) Run(ctx context.Context) error {
 	s.log.Info("hasses started", "version", Version, "pid", os.Getpid(),
-		"sse", s.sseLn.Addr().String(), "path", s.opts.MURL, "control", addrString(s.ctlLn), "fifo", s.opts.FIFO)
+		"sse", s.sseLn.Addr().String(), "path", s.opts.MURL, "control", addrString(s.ctlLn), "fifo", s.opts.FIFO, "admin", addrString(s.adminLn))
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -184,6 +197,9 @@ func (s *Server) Run(ctx context.Context) error {
 	run("SSE port", func() error { return s.front.Serve(ctx, s.sseLn) })
 	if s.ctlLn != nil {
 		run("control port", func() error { return s.control.ServeTCP(ctx, s.ctlLn) })
+	}
+	if s.adminLn != nil {
+		run("admin port", func() error { return s.serveAdmin(ctx, s.adminLn) })
 	}
 	if s.opts.FIFO != "" {
 		run("fifo", func() error { return s.control.ServeFIFO(ctx, s.opts.FIFO) })

@@ -91,3 +91,23 @@ func FuzzAppendEvent(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkAppendEvent(b *testing.B) {
+	data := []byte(strings.Repeat("x", 64))
+	id := []byte("mhq0x2kb-123456")
+	buf := make([]byte, 0, 256)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = AppendEvent(buf[:0], id, "", data)
+	}
+}
+
+func BenchmarkAppendEventMultiline(b *testing.B) {
+	data := []byte(strings.Repeat("line of text\n", 20))
+	id := []byte("mhq0x2kb-123456")
+	buf := make([]byte, 0, 1024)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = AppendEvent(buf[:0], id, "update", data)
+	}
+}
