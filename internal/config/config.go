@@ -168,8 +168,8 @@ func init() {
 		{"coalesce", "DUR", "least time between two flush passes: more events per write, less CPU, more latency (default 0)", dur(func(o *Options) *time.Duration { return &o.Coalesce })},
 		{"drain", "DUR", "on SIGTERM, how long streams get to end cleanly (default 5s)", dur(func(o *Options) *time.Duration { return &o.Drain })},
 		{"ctl-idle-gap", "DUR", "a control message without terminator ends after this silence (default 200ms)", dur(func(o *Options) *time.Duration { return &o.IdleGap })},
-		{"history-count", "N", "events kept per token for Last-Event-ID replay (default 1000)", num(func(o *Options) *int { return &o.HistoryCount })},
-		{"history-bytes", "BYTES", "bytes of events kept per token (default 1048576)", num64(func(o *Options) *int64 { return &o.HistoryBytes })},
+		{"history-count", "N", "events kept per token for Last-Event-ID replay (default 100)", num(func(o *Options) *int { return &o.HistoryCount })},
+		{"history-bytes", "BYTES", "bytes of events kept per token (default 262144)", num64(func(o *Options) *int64 { return &o.HistoryBytes })},
 		{"history-age", "DUR", "how long events are kept for replay (default 1h)", dur(func(o *Options) *time.Duration { return &o.HistoryAge })},
 		{"h", "", "print this help and exit", func(*Options, string) error { return ErrHelp }},
 		{"v", "", "print the version and exit", func(*Options, string) error { return ErrVersion }},
@@ -193,8 +193,8 @@ func Defaults() *Options {
 		Heartbeat:        20 * time.Second,
 		Drain:            5 * time.Second,
 		IdleGap:          200 * time.Millisecond,
-		HistoryCount:     1000,
-		HistoryBytes:     1 << 20,
+		HistoryCount:     100,
+		HistoryBytes:     256 << 10,
 		HistoryAge:       time.Hour,
 	}
 }

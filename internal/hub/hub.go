@@ -44,8 +44,8 @@ type Config struct {
 
 // Defaults for Config's zero fields.
 const (
-	DefaultHistoryCount = 1000
-	DefaultHistoryBytes = 1 << 20
+	DefaultHistoryCount = 100
+	DefaultHistoryBytes = 256 << 10
 	DefaultHistoryAge   = time.Hour
 	DefaultMaxLag       = 4 << 20
 )

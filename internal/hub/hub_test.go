@@ -18,7 +18,10 @@ type reader struct {
 	got []string // data of the events received, in order
 	// pending is the text of a frame only partly written so far.
 	pending string
+	lastID  string // id of the last complete event
 }
+
+var idRE = regexp.MustCompile(`(?m)^id: (.*)$`)
 
 var dataRE = regexp.MustCompile(`(?m)^data: (.*)$`)
 
@@ -63,6 +66,9 @@ func (r *reader) parse(p []byte) {
 			lines = append(lines, m[1])
 		}
 		r.got = append(r.got, strings.Join(lines, "\n"))
+		if m := idRE.FindStringSubmatch(frame); m != nil {
+			r.lastID = m[1]
+		}
 	}
 	r.pending = text
 }
@@ -381,4 +387,97 @@ func TestConcurrentPublishAndDrain(t *testing.T) {
 			}
 		}
 	}
+}
+
+// FuzzReplay drives a hub with a random script of publications, streams that
+// read part of what they are sent, disconnect and come back with the id of
+// the last event they received, and history trimming. Whatever happens, a
+// stream must never receive an event twice or out of order, never an event
+// for another token or one excluding it, and a replay reported complete
+// must have no gap.
+func FuzzReplay(f *testing.F) {
+	f.Add([]byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 200, 3, 17, 99})
+	f.Add([]byte{5, 5, 5, 250, 250, 1, 2, 3, 251, 7, 7, 7})
+	f.Fuzz(func(t *testing.T, script []byte) {
+		now := time.Unix(1000, 0)
+		h := New(Config{HistoryCount: 4, MaxLag: 1 << 20, Now: func() time.Time { return now }})
+		o := h.NewOwner(func() {})
+		tokens := []string{"a", "b", "ab"}
+		type client struct {
+			r      *reader
+			tokens []string
+			seen   map[string]bool // data received
+			lastID string
+			last   int // data value of the last event received
+			gapOK  bool
+		}
+		var clients []*client
+		for i := range 3 {
+			toks := []string{tokens[i]}
+			clients = append(clients, &client{r: sub(h, o, fmt.Sprint(i), "", toks...), tokens: toks, seen: map[string]bool{}, last: -1})
+		}
+		published := map[int]Message{}
+		seq := 0
+		for _, op := range script {
+			switch {
+			case op < 150: // publish
+				targets := []string{"a", "b", "ab", "a*", "*"}
+				m := Message{Target: targets[int(op)%len(targets)], Data: []byte(fmt.Sprint(seq))}
+				if op%7 == 0 {
+					m.Exclude = fmt.Sprint(op % 3)
+				}
+				published[seq] = m
+				seq++
+				h.Publish(m)
+			case op < 200: // a client reads some
+				c := clients[int(op)%len(clients)]
+				c.r.drain(t, int(op)*3)
+			case op < 240: // a client drops its connection and comes back with its last id
+				c := clients[int(op)%len(clients)]
+				h.Unsubscribe(c.r.s)
+				s, replay := h.Subscribe(o, c.tokens, c.r.s.ID, c.lastID, nil)
+				c.r = &reader{h: h, s: s}
+				c.gapOK = replay == ReplayGap || replay == ReplayUnknown || c.lastID == ""
+			default: // time passes; the history is trimmed
+				now = now.Add(time.Second)
+				h.Trim()
+			}
+			for _, c := range clients {
+				for _, d := range c.r.got {
+					var v int
+					fmt.Sscan(d, &v)
+					m := published[v]
+					if c.seen[d] {
+						t.Fatalf("client %s got %s twice", c.r.s.ID, d)
+					}
+					if v <= c.last {
+						t.Fatalf("client %s got %d after %d", c.r.s.ID, v, c.last)
+					}
+					if m.Exclude == c.r.s.ID {
+						t.Fatalf("client %s got %d, which excludes it", c.r.s.ID, v)
+					}
+					match := m.Target == "*" || m.Target == c.tokens[0] || (m.Target == "a*" && strings.HasPrefix(c.tokens[0], "a"))
+					if !match {
+						t.Fatalf("client %v got %d for %q", c.tokens, v, m.Target)
+					}
+					if !c.gapOK {
+						// Every event for it between last and v must have come.
+						for w := c.last + 1; w < v; w++ {
+							pm := published[w]
+							if pm.Exclude != c.r.s.ID && (pm.Target == "*" || pm.Target == c.tokens[0] || (pm.Target == "a*" && strings.HasPrefix(c.tokens[0], "a"))) && c.last >= 0 {
+								t.Fatalf("client %v: gap, %d missing before %d", c.tokens, w, v)
+							}
+						}
+					}
+					c.seen[d] = true
+					c.last = v
+					c.gapOK = false
+				}
+				c.r.got = nil
+				if c.r.lastID != "" {
+					c.lastID = c.r.lastID
+				}
+			}
+		}
+	})
 }
