@@ -50,6 +50,12 @@ type Server struct {
 func New(opts *config.Options, log *slog.Logger, level *slog.LevelVar) (*Server, error) {
 	s := &Server{opts: opts, log: log, level: level, started: time.Now()}
 	s.reinit.Store(opts.Reinit)
+	fileLimit := raiseFileLimit(log)
+	maxConns := opts.MaxConns
+	if maxConns == 0 {
+		maxConns = defaultMaxConns(fileLimit)
+	}
+	log.Info("connection limit", "open_files", fileLimit, "max_conns", maxConns)
 
 	var err error
 	s.sseLn, err = net.Listen("tcp", opts.Port)
@@ -110,7 +116,7 @@ func New(opts *config.Options, log *slog.Logger, level *slog.LevelVar) (*Server,
 		Retry:            opts.Retry,
 		Drain:            opts.Drain,
 		Coalesce:         opts.Coalesce,
-		MaxConns:         opts.MaxConns,
+		MaxConns:         maxConns,
 		SendBuffer:       opts.SendBuffer,
 		Reinit:           &s.reinit,
 		Logger:           log,
