@@ -69,11 +69,12 @@ type daemon struct {
 	log  *logBuffer
 	sse  string // host:port of the SSE port
 	ctl  string // host:port of the control port
+	pub  string // host:port of the publish API, if any
 	done chan struct{}
 	err  error // the exit status, once done is closed
 }
 
-var addrRE = regexp.MustCompile(`msg="hasses started".* sse=(\S+) .*control=(\S*)`)
+var addrRE = regexp.MustCompile(`msg="hasses started".* sse=(\S+) .*control=(\S*) .*publish=(\S*)`)
 
 // start runs hasses -nodaemon on loopback ports chosen by the kernel.
 // Arguments given replace the defaults of the same name.
@@ -104,6 +105,7 @@ func start(t *testing.T, args ...string) *daemon {
 		if m := addrRE.FindStringSubmatch(d.log.String()); m != nil {
 			d.sse = loopback(m[1])
 			d.ctl = loopback(m[2])
+			d.pub = loopback(m[3])
 			return d
 		}
 		select {

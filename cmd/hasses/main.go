@@ -22,6 +22,9 @@ func main() {
 }
 
 func run(args []string) int {
+	if len(args) > 0 && args[0] == "publish" {
+		return runPublish(args[1:])
+	}
 	opts, err := config.Parse(args)
 	switch {
 	case errors.Is(err, config.ErrHelp):

@@ -43,6 +43,16 @@ type Options struct {
 	NoDaemon   bool   // -nodaemon
 	ConfigFile string // -config
 	Admin      string // -admin: address of the admin listener (/healthz, /debug/pprof)
+	Pub        string // -pub: address of the HTTP publish API
+
+	CtlSecret     string  // -ctl-secret (or -ctl-secret-file, or $HASSES_CTL_SECRET)
+	CtlSecretFile string  // -ctl-secret-file
+	CtlAllow      string  // -ctl-allow: networks publishers may connect from
+	PubRate       float64 // -pub-rate: publications per second per publisher address
+	FIFOMode      uint32  // -fifo-mode: mode of a FIFO hasses creates
+	CORSOrigins   string  // -cors-origins: allowed origins, comma-separated
+	JWTKey        string  // -jwt-key: key file for subscriber tokens
+	MaxConnsPerIP int     // -max-conns-per-ip
 
 	MaxMessage       int           // -max-message: bytes of a message body
 	MaxLag           int64         // -max-lag: bytes a stream may fall behind
@@ -154,6 +164,29 @@ func init() {
 		{"nodaemon", "", "stay in the foreground and log to standard error", flag(func(o *Options) *bool { return &o.NoDaemon })},
 		{"config", "FILE", "read options from FILE (the /etc/hasses.conf format); the command line wins", str(func(o *Options) *string { return &o.ConfigFile })},
 		{"admin", "ADDR", "admin listener for /healthz and /debug/pprof, e.g. 127.0.0.1:8087 (default: none)", addr(func(o *Options) *string { return &o.Admin })},
+		{"pub", "ADDR", "HTTP publish API (POST /publish), e.g. 127.0.0.1:8086 (default: none)", addr(func(o *Options) *string { return &o.Pub })},
+		{"ctl-secret", "SECRET", "secret publishers must present (control port: first line \"auth SECRET\"; HTTP: Bearer); also $HASSES_CTL_SECRET", str(func(o *Options) *string { return &o.CtlSecret })},
+		{"ctl-secret-file", "FILE", "read the publisher secret from FILE", str(func(o *Options) *string { return &o.CtlSecretFile })},
+		{"ctl-allow", "CIDRS", "networks publishers may connect from, comma-separated (default: private networks without a secret, any with one)", str(func(o *Options) *string { return &o.CtlAllow })},
+		{"pub-rate", "N", "publications per second per publisher address on the HTTP API; 0 = unlimited (default 0)", func(o *Options, v string) error {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil || f < 0 {
+				return fmt.Errorf("%q is not a non-negative number", v)
+			}
+			o.PubRate = f
+			return nil
+		}},
+		{"fifo-mode", "MODE", "permissions of a FIFO hasses creates, octal (default 0660; hasses used 0666)", func(o *Options, v string) error {
+			m, err := strconv.ParseUint(v, 8, 32)
+			if err != nil || m > 0o777 {
+				return fmt.Errorf("%q is not an octal mode", v)
+			}
+			o.FIFOMode = uint32(m)
+			return nil
+		}},
+		{"cors-origins", "LIST", "allowed origins, comma-separated; the matching Origin is echoed with credentials allowed, others get 403 (default: -cors-base)", str(func(o *Options) *string { return &o.CORSOrigins })},
+		{"jwt-key", "FILE", "require subscribers to present a JWT signed with this key: an HMAC secret (HS256) or a PEM public key (RS256/ES256)", str(func(o *Options) *string { return &o.JWTKey })},
+		{"max-conns-per-ip", "N", "streams one client address may hold; more get 429; 0 = unlimited (default 1000)", num(func(o *Options) *int { return &o.MaxConnsPerIP })},
 		{"max-message", "BYTES", "largest message body; longer ones are rejected whole (default 65536)", num(func(o *Options) *int { return &o.MaxMessage })},
 		{"max-lag", "BYTES", "a stream this far behind is closed as too slow (default 4194304)", num64(func(o *Options) *int64 { return &o.MaxLag })},
 		{"loops", "N", "epoll loops (default: one per CPU)", num(func(o *Options) *int { return &o.Loops })},
@@ -194,6 +227,8 @@ func Defaults() *Options {
 		Drain:            5 * time.Second,
 		IdleGap:          200 * time.Millisecond,
 		HistoryCount:     100,
+		FIFOMode:         0o660,
+		MaxConnsPerIP:    1000,
 		HistoryBytes:     256 << 10,
 		HistoryAge:       time.Hour,
 	}
@@ -250,6 +285,16 @@ func Parse(args []string) (*Options, error) {
 		if err := lookup(s.name).set(o, s.value); err != nil {
 			return nil, fmt.Errorf("option -%s: %w", s.name, err)
 		}
+	}
+	if o.CtlSecret == "" {
+		o.CtlSecret = os.Getenv("HASSES_CTL_SECRET")
+	}
+	if o.CtlSecretFile != "" {
+		b, err := os.ReadFile(o.CtlSecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("option -ctl-secret-file: %w", err)
+		}
+		o.CtlSecret = strings.TrimSpace(string(b))
 	}
 	return o, o.validate()
 }
@@ -314,6 +359,8 @@ func (o *Options) validate() error {
 		return errors.New("-ssl needs -cert-file and -privatekey-file")
 	case o.MaxMessage == 0:
 		return errors.New("-max-message must be positive")
+	case strings.ContainsAny(o.CtlSecret, ";\r\n") || strings.IndexByte(o.CtlSecret, o.Sep) >= 0:
+		return errors.New("the publisher secret must not contain the separator or line breaks")
 	}
 	return nil
 }

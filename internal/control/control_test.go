@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hasses-go/hasses/internal/access"
 	"github.com/hasses-go/hasses/internal/hub"
 )
 
@@ -287,7 +288,7 @@ func TestFIFO(t *testing.T) {
 		t.Fatal("fifo not created")
 	}
 	fi, _ := os.Stat(path)
-	if fi.Mode()&os.ModeNamedPipe == 0 || fi.Mode().Perm() != 0o666 {
+	if fi.Mode()&os.ModeNamedPipe == 0 || fi.Mode().Perm() != 0o660 {
 		t.Errorf("fifo mode %v", fi.Mode())
 	}
 	io.WriteString(f, "x=1;tcpstatus;y=2")
@@ -352,4 +353,78 @@ func FuzzParseMessage(f *testing.F) {
 			t.Fatalf("bad message %+v from %q", m, in)
 		}
 	})
+}
+
+func TestJSONUnits(t *testing.T) {
+	got := units(&Framer{}, `{"token":"a","data":"x;y\nz"}`+"\n"+`b=1;{"tokens":["c"],"data":"q"}`)
+	if strings.Join(got, "|") != `{"token":"a","data":"x;y\nz"}|b=1|{"tokens":["c"],"data":"q"}` {
+		t.Fatalf("framing: %q", got)
+	}
+	b := &fakeBackend{}
+	h := newHandler(b)
+	h.Limits.MaxData = 10
+	for unit, want := range map[string]string{
+		`{"token":"a","data":"hello","event":"ev"}`: `{"ids":["x-1"],"receivers":0}`,
+		`{"tokens":["a","b*"],"data":"x"}`:          `{"ids":["x-1"],"receivers":0}`,
+		`{"token":"a","data":"far too long data"}`:  `{"error":"data larger than the limit: 17 bytes, limit 10"}`,
+		`{"token":"a","data":"x","event":"a\nb"}`:   `{"error":"CR, LF or NUL in a token, event name or client id"}`,
+		`{"data":"x"}`:                       `{"error":"no token given"}`,
+		`{"token":"a","data":"x","bogus":1}`: `{"error":"bad JSON: json: unknown field \"bogus\""}`,
+		`{not json`:                          "error",
+	} {
+		got := string(h.Handle(nil, []byte(unit), true, "test"))
+		if !strings.Contains(got, want) || !strings.HasSuffix(got, "\n") {
+			t.Errorf("%s: reply %q, want %q", unit, got, want)
+		}
+	}
+	events, multi := 0, 0
+	for _, m := range b.msgs {
+		if m.Event == "ev" {
+			events++
+		}
+		if len(m.Targets) == 2 {
+			multi++
+		}
+	}
+	if len(b.msgs) != 2 || events != 1 || multi != 1 {
+		t.Errorf("published %+v", b.msgs)
+	}
+}
+
+func TestTCPSecret(t *testing.T) {
+	b := &fakeBackend{}
+	h := newHandler(b)
+	h.Policy = &access.Policy{Secret: "s3cret"}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- h.ServeTCP(ctx, ln) }()
+	defer func() { cancel(); <-done }()
+	talk := func(payload string) string {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		io.WriteString(c, payload)
+		c.(*net.TCPConn).CloseWrite()
+		c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		out, _ := io.ReadAll(c)
+		return string(out)
+	}
+	if got := talk("a=no secret\n"); !strings.Contains(got, "authentication required") {
+		t.Errorf("without auth: %q", got)
+	}
+	if got := talk("auth wrong\na=x\n"); !strings.Contains(got, "authentication required") {
+		t.Errorf("wrong secret: %q", got)
+	}
+	if got := talk("auth s3cret\na=yes\ntcpnumberofclients"); got != `{"auth": "ok"}`+"\n"+`{"numberofclients": 4}` {
+		t.Errorf("with the secret: %q", got)
+	}
+	if d := b.data(); len(d) != 1 || d[0] != "a=yes" {
+		t.Errorf("published %q", d)
+	}
 }

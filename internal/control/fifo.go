@@ -10,7 +10,7 @@ import (
 )
 
 // ServeFIFO reads units from the FIFO at path until ctx is done. The FIFO is
-// created (mode 0666, as hasses) if missing, and opened read-write so that
+// created with Handler.FIFOMode if missing, and opened read-write so that
 // it never reports end of file when a writer closes, and writers never
 // block in open.
 func (h *Handler) ServeFIFO(ctx context.Context, path string) error {
@@ -20,7 +20,7 @@ func (h *Handler) ServeFIFO(ctx context.Context, path string) error {
 		}
 	} else {
 		old := syscall.Umask(0)
-		err := syscall.Mkfifo(path, 0o666)
+		err := syscall.Mkfifo(path, uint32(h.fifoMode()))
 		syscall.Umask(old)
 		if err != nil && !errors.Is(err, os.ErrExist) {
 			return fmt.Errorf("control: creating FIFO %s: %w", path, err)

@@ -138,8 +138,11 @@ func (f *Framer) split(emit func([]byte), final bool) {
 	for i < len(f.buf) {
 		c := f.buf[i]
 		switch {
-		case c == sep:
+		case c == sep && !isJSON(f.buf[start:i]):
 			f.emit(f.buf[start:i], emit)
+			start = i + 1
+		case c == '\n' && isJSON(f.buf[start:i]):
+			f.emit(f.buf[start:i], emit) // a JSON unit is one line
 			start = i + 1
 		case c == '\n':
 			next := f.buf[i+1:]
@@ -155,6 +158,14 @@ func (f *Framer) split(emit func([]byte), final bool) {
 		i++
 	}
 	f.keep(start, len(f.buf))
+}
+
+// isJSON reports a unit in the JSON framing: it starts with '{' (after
+// blanks) and ends at the end of its line, whatever separators it contains.
+// No hasses message starts with '{': a token cannot be empty.
+func isJSON(unit []byte) bool {
+	u := bytes.TrimLeft(unit, " \t\r\n")
+	return len(u) > 0 && u[0] == '{'
 }
 
 // keep drops the emitted units from buf; scanning resumes at scanFrom.
@@ -195,9 +206,10 @@ func (f *Framer) newlineEnds(next []byte, final bool) decision {
 	return no
 }
 
-// looksLikeUnit: a command word, or "token=" with a plausible token.
+// looksLikeUnit: a command word, "auth ...", a JSON object, or "token="
+// with a plausible token.
 func (f *Framer) looksLikeUnit(line []byte) bool {
-	if isCommand(string(line)) {
+	if isCommand(string(line)) || bytes.HasPrefix(line, []byte("auth ")) || isJSON(line) {
 		return true
 	}
 	i := bytes.IndexByte(line, '=')

@@ -1,6 +1,7 @@
 package control
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -10,7 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hasses-go/hasses/internal/access"
 	"github.com/hasses-go/hasses/internal/hub"
+	"github.com/hasses-go/hasses/publish"
 )
 
 // Backend is what the control channel drives: the running server.
@@ -62,6 +65,13 @@ type Handler struct {
 	MaxTokenLen int           // longest token; 0 means 256
 	MaxIDLen    int           // longest excluded client id; 0 means 256
 	IdleGap     time.Duration // a fragment without terminator ends after this; 0 means 200 ms
+	// Policy says who may use the TCP port; nil admits everyone (hasses).
+	Policy *access.Policy
+	// FIFOMode is the mode of a FIFO the handler creates; 0 means 0660.
+	// (hasses made it 0666: any local user could publish.)
+	FIFOMode os.FileMode
+	// Limits bound JSON publications.
+	Limits publish.Limits
 
 	processed atomic.Int64 // msgproccnt
 }
@@ -71,6 +81,13 @@ func (h *Handler) maxTokenLen() int {
 		return h.MaxTokenLen
 	}
 	return 256
+}
+
+func (h *Handler) fifoMode() os.FileMode {
+	if h.FIFOMode != 0 {
+		return h.FIFOMode.Perm()
+	}
+	return 0o660
 }
 
 func (h *Handler) idleGap() time.Duration {
@@ -93,6 +110,9 @@ func (h *Handler) Processed() int64 { return h.processed.Load() }
 // Handle executes one unit and appends any reply to dst. tcp is false for
 // the FIFO, where tcp* commands have no one to answer.
 func (h *Handler) Handle(dst []byte, unit []byte, tcp bool, source string) []byte {
+	if isJSON(unit) {
+		return h.handleJSON(dst, unit, tcp, source)
+	}
 	s := string(unit)
 	if !isCommand(s) {
 		idLen := h.MaxIDLen
@@ -153,6 +173,36 @@ func (h *Handler) Handle(dst []byte, unit []byte, tcp bool, source string) []byt
 		h.Logger.Info("reinit disabled")
 	}
 	return dst
+}
+
+// handleJSON publishes a unit of the JSON framing, the same object as the
+// HTTP API takes, and answers on TCP with the result or the error, one
+// object per line.
+func (h *Handler) handleJSON(dst []byte, unit []byte, tcp bool, source string) []byte {
+	reply := func(v any) []byte {
+		if !tcp {
+			return dst
+		}
+		b, _ := json.Marshal(v)
+		return append(append(dst, b...), '\n')
+	}
+	var m publish.Message
+	dec := json.NewDecoder(bytes.NewReader(unit))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&m); err != nil {
+		h.Logger.Debug("control: bad JSON unit", "source", source, "err", err)
+		return reply(map[string]string{"error": "bad JSON: " + err.Error()})
+	}
+	if err := m.Validate(h.Limits); err != nil {
+		h.Logger.Debug("control: JSON publication refused", "source", source, "err", err)
+		return reply(map[string]string{"error": err.Error()})
+	}
+	h.processed.Add(1)
+	r, err := h.Backend.Publish(hub.Message{Targets: m.Targets(), Exclude: m.Exclude, Event: m.Event, Data: []byte(m.Data)})
+	if err != nil {
+		return reply(map[string]string{"error": err.Error()})
+	}
+	return reply(publish.Result{IDs: []string{r.ID}, Receivers: r.Receivers})
 }
 
 func (h *Handler) setLevel(l slog.Level, name string) {

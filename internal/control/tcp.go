@@ -1,6 +1,7 @@
 package control
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -43,6 +44,11 @@ func (h *Handler) ServeTCP(ctx context.Context, ln net.Listener) error {
 			time.Sleep(100 * time.Millisecond) // out of fds: do not spin
 			continue
 		}
+		if h.Policy != nil && !h.Policy.PermitsConn(c.RemoteAddr()) {
+			h.Logger.Warn("control: connection refused: address not allowed", "remote", c.RemoteAddr().String())
+			c.Close()
+			continue
+		}
 		mu.Lock()
 		conns[c] = struct{}{}
 		mu.Unlock()
@@ -63,7 +69,28 @@ func (h *Handler) serveConn(ctx context.Context, c net.Conn) {
 	f := h.newFramer(source)
 	buf := make([]byte, 16<<10)
 	var reply []byte
-	handle := func(unit []byte) { reply = h.Handle(reply, unit, true, source) }
+	authed := h.Policy == nil || h.Policy.Secret == ""
+	refused := false
+	handle := func(unit []byte) {
+		if refused {
+			return
+		}
+		if !authed {
+			// The first unit must be "auth <secret>"; nothing else is read
+			// before it.
+			secret, ok := bytes.CutPrefix(unit, []byte("auth "))
+			if ok && h.Policy.CheckSecret(string(secret)) {
+				authed = true
+				reply = append(reply, `{"auth": "ok"}`+"\n"...)
+				return
+			}
+			h.Logger.Warn("control: authentication failed", "remote", source)
+			reply = append(reply, `{"error": "authentication required: send auth <secret> first"}`+"\n"...)
+			refused = true
+			return
+		}
+		reply = h.Handle(reply, unit, true, source)
+	}
 	for ctx.Err() == nil {
 		if f.Pending() {
 			c.SetReadDeadline(time.Now().Add(h.idleGap()))
@@ -93,6 +120,9 @@ func (h *Handler) serveConn(ctx context.Context, c net.Conn) {
 			if _, err := c.Write(reply); err != nil {
 				return
 			}
+		}
+		if refused {
+			return
 		}
 	}
 }

@@ -154,8 +154,14 @@ func (o *Owner) Delivered() int64 { return o.delivered.Load() }
 // Publish encodes m once and routes it to every topic it targets. It returns
 // the assigned id and how many subscribers the message was routed to.
 func (h *Hub) Publish(m Message) (Result, error) {
-	if m.Target == "" {
-		return Result{}, ErrEmptyTarget
+	targets := m.Targets
+	if len(targets) == 0 {
+		targets = []string{m.Target}
+	}
+	for _, t := range targets {
+		if t == "" {
+			return Result{}, ErrEmptyTarget
+		}
 	}
 	if strings.ContainsAny(m.Event, "\r\n\x00") {
 		return Result{}, ErrBadEvent
@@ -171,27 +177,33 @@ func (h *Hub) Publish(m Message) (Result, error) {
 	if cap(h.enc) > 1<<20 {
 		h.enc = nil // do not pin one huge message's buffer
 	}
-	receivers := 0
-	switch {
-	case m.Target == "*":
-		h.append(h.bcast, ev)
-		receivers = h.nsubs - h.all.nsubs // "*" subscribers are counted below
-	case strings.HasSuffix(m.Target, "*") || strings.Contains(m.Target, "*"):
-		prefix, _, _ := strings.Cut(m.Target, "*")
-		h.lostSeq = h.seq
-		i, _ := slices.BinarySearch(h.names, prefix)
-		for ; i < len(h.names) && strings.HasPrefix(h.names[i], prefix); i++ {
-			t := h.topics[h.names[i]]
+	receivers, everyone := 0, false
+	add := func(t *topic) {
+		if t.lastSeq != ev.Seq { // a topic selected twice gets the event once
 			h.append(t, ev)
 			receivers += t.nsubs
 		}
-	default:
-		t := h.topic(m.Target)
-		h.append(t, ev)
-		receivers = t.nsubs
 	}
-	h.append(h.all, ev)
-	receivers += h.all.nsubs
+	for _, target := range targets {
+		switch {
+		case target == "*":
+			add(h.bcast)
+			everyone = true
+		case strings.Contains(target, "*"):
+			prefix, _, _ := strings.Cut(target, "*")
+			h.lostSeq = h.seq
+			i, _ := slices.BinarySearch(h.names, prefix)
+			for ; i < len(h.names) && strings.HasPrefix(h.names[i], prefix); i++ {
+				add(h.topics[h.names[i]])
+			}
+		default:
+			add(h.topic(target))
+		}
+	}
+	add(h.all)
+	if everyone {
+		receivers = h.nsubs
+	}
 	wake := h.wakeMask
 	h.wakeMask = 0
 	h.mu.Unlock()

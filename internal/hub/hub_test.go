@@ -481,3 +481,21 @@ func FuzzReplay(f *testing.F) {
 		}
 	})
 }
+
+func TestMultiTargetEventReceivedOnce(t *testing.T) {
+	h, o, _ := newHub(t, Config{})
+	both := sub(h, o, "", "", "room1", "room2")
+	one := sub(h, o, "", "", "room2")
+	r, err := h.Publish(Message{Targets: []string{"room1", "room2", "room*"}, Data: []byte("x")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	both.drain(t, -1)
+	one.drain(t, -1)
+	if len(both.got) != 1 || len(one.got) != 1 {
+		t.Fatalf("got %q and %q, want one event each", both.got, one.got)
+	}
+	if r.Receivers < 2 {
+		t.Errorf("receivers %d", r.Receivers)
+	}
+}

@@ -4,6 +4,9 @@ package hub
 type Message struct {
 	// Target is an exact token, a "prefix*" pattern, or "*" for every stream.
 	Target string
+	// Targets, when set, replaces Target: one event for several targets. A
+	// stream that several of them select receives it once.
+	Targets []string
 	// Exclude is a client id ("id=" of the subscribe URL) that must not
 	// receive this message; empty means nobody is excluded.
 	Exclude string
@@ -18,5 +21,7 @@ type Result struct {
 	// ID is the event id assigned to the message.
 	ID string
 	// Receivers is how many streams on this node the message was routed to.
+	// When several tokens match, a stream subscribed to more than one of
+	// them is counted for each: it is an upper bound.
 	Receivers int
 }

@@ -15,6 +15,9 @@ type topic struct {
 	// or published before the topic existed). A replay from a cursor below it
 	// would have a hole.
 	floor uint64
+	// lastSeq is the newest event appended, so that a publication selecting
+	// the topic through several targets appends it once.
+	lastSeq uint64
 
 	nsubs int
 	subs  [][]subRef // per owner: its subscribers reading this topic
@@ -54,6 +57,7 @@ func (t *topic) retained() int64 {
 // push appends ev. hardCap bounds the retained bytes whatever the live
 // subscribers still need: anyone that far behind is past the lag limit.
 func (t *topic) push(ev *Event, hardCap int64) {
+	t.lastSeq = ev.Seq
 	t.entries = append(t.entries, entry{ev: ev, off: t.total})
 	t.total += int64(len(ev.Frame))
 	for len(t.entries) > 1 && t.retained() > hardCap {

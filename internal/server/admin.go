@@ -25,8 +25,10 @@ func (s *Server) adminHandler() http.Handler {
 	return mux
 }
 
-func (s *Server) serveAdmin(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
+// serveHTTP serves an auxiliary HTTP listener (admin, publish API) until
+// ctx is done.
+func (s *Server) serveHTTP(ctx context.Context, ln net.Listener, h http.Handler) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	stop := context.AfterFunc(ctx, func() {
 		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()

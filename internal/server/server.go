@@ -14,12 +14,15 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hasses-go/hasses/internal/access"
 	"github.com/hasses-go/hasses/internal/config"
 	"github.com/hasses-go/hasses/internal/control"
 	"github.com/hasses-go/hasses/internal/epoll"
 	"github.com/hasses-go/hasses/internal/handshake"
 	"github.com/hasses-go/hasses/internal/httpfront"
 	"github.com/hasses-go/hasses/internal/hub"
+	"github.com/hasses-go/hasses/internal/pubapi"
+	"github.com/hasses-go/hasses/publish"
 )
 
 // Version is reported by -v and the status commands.
@@ -42,6 +45,10 @@ type Server struct {
 	sseLn   net.Listener
 	ctlLn   net.Listener
 	adminLn net.Listener
+	pubLn   net.Listener
+
+	policy *access.Policy
+	pub    *pubapi.Handler
 }
 
 // New binds the listeners and builds the components. Binding happens here,
@@ -70,6 +77,20 @@ func New(opts *config.Options, log *slog.Logger, level *slog.LevelVar) (*Server,
 		}
 	}
 
+	s.policy = &access.Policy{Secret: opts.CtlSecret}
+	if opts.CtlAllow != "" {
+		if s.policy.Allow, err = access.ParseAllow(opts.CtlAllow); err != nil {
+			s.closeListeners()
+			return nil, err
+		}
+	}
+	if opts.Pub != "" {
+		s.pubLn, err = net.Listen("tcp", opts.Pub)
+		if err != nil {
+			s.closeListeners()
+			return nil, fmt.Errorf("could not bind the publish API port %s: %w", opts.Pub, err)
+		}
+	}
 	if opts.Admin != "" {
 		s.adminLn, err = net.Listen("tcp", opts.Admin)
 		if err != nil {
@@ -138,7 +159,13 @@ type frontEnd interface {
 
 func (s *Server) newControl() error {
 	opts := s.opts
+	limits := publish.Limits{MaxData: opts.MaxMessage, MaxTokenLen: opts.MaxTokenLen, MaxTargets: opts.MaxTokens}
+	s.pub = &pubapi.Handler{Publisher: s.hub, Policy: s.policy, Limits: limits,
+		Rate: access.NewRateLimiter(opts.PubRate, max(int(opts.PubRate), 1)), Logger: s.log}
 	s.control = &control.Handler{
+		Policy:      s.policy,
+		Limits:      limits,
+		FIFOMode:    os.FileMode(opts.FIFOMode),
 		Backend:     s,
 		Logger:      s.log,
 		Level:       s.level,
@@ -159,6 +186,9 @@ func (s *Server) closeListeners() {
 	}
 	if s.adminLn != nil {
 		s.adminLn.Close()
+	}
+	if s.pubLn != nil {
+		s.pubLn.Close()
 	}
 }
 
@@ -185,12 +215,12 @@ func (s *Server) ControlAddr() net.Addr {
 // ended cleanly within the drain time.
 func (s *Server) Run(ctx context.Context) error {
 	s.log.Info("hasses started", "version", Version, "pid", os.Getpid(),
-		"sse", s.sseLn.Addr().String(), "path", s.opts.MURL, "control", addrString(s.ctlLn), "fifo", s.opts.FIFO, "admin", addrString(s.adminLn))
+		"sse", s.sseLn.Addr().String(), "path", s.opts.MURL, "control", addrString(s.ctlLn), "fifo", s.opts.FIFO, "admin", addrString(s.adminLn), "publish", addrString(s.pubLn))
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 4)
+	errc := make(chan error, 5)
 	run := func(name string, fn func() error) {
 		wg.Go(func() {
 			if err := fn(); err != nil && !errors.Is(err, context.Canceled) {
@@ -205,7 +235,17 @@ func (s *Server) Run(ctx context.Context) error {
 		run("control port", func() error { return s.control.ServeTCP(ctx, s.ctlLn) })
 	}
 	if s.adminLn != nil {
-		run("admin port", func() error { return s.serveAdmin(ctx, s.adminLn) })
+		run("admin port", func() error { return s.serveHTTP(ctx, s.adminLn, s.adminHandler()) })
+	}
+	if s.pubLn != nil {
+		run("publish API", func() error { return s.serveHTTP(ctx, s.pubLn, s.pub) })
+	}
+	if s.ctlLn != nil || s.pubLn != nil {
+		if s.policy.Secret == "" {
+			s.log.Warn("publisher access: " + s.policy.Describe())
+		} else {
+			s.log.Info("publisher access: " + s.policy.Describe())
+		}
 	}
 	if s.opts.FIFO != "" {
 		run("fifo", func() error { return s.control.ServeFIFO(ctx, s.opts.FIFO) })
