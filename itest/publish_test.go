@@ -69,7 +69,7 @@ func TestHTTPPublishAPI(t *testing.T) {
 		`{"data":"no token"}`:                                          400,
 		`{"token":"room1","data":""}`:                                  400,
 		`{"token":"room1","data":"x"} {"second":1}`:                    400,
-		`not json`:                                                     400,
+		`not json`: 400,
 	} {
 		if status, v := postJSON(t, api, "", body); status != want || v["error"] == "" {
 			t.Errorf("%.50s: %d %v, want %d with an error message", body, status, v, want)
