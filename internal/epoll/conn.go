@@ -117,11 +117,21 @@ func (l *loop) request(c *conn, head []byte) {
 	}
 	switch req.Method {
 	case "HEAD":
-		l.answer(c, handshake.AppendHeadResponse(nil, l.hcfg, l.now))
+		l.answer(c, handshake.AppendHeadResponse(nil, l.hcfg, l.now, req.Origin))
 		return
 	case "OPTIONS":
-		l.answer(c, handshake.AppendOptionsResponse(nil, l.hcfg, l.now))
+		l.answer(c, handshake.AppendOptionsResponse(nil, l.hcfg, l.now, req.Origin))
 		return
+	}
+	var expires time.Time
+	if auth := l.srv.cfg.Authorize; auth != nil {
+		var status int
+		if expires, status, err = auth(req, l.now); err != nil {
+			l.srv.unauthorized.Add(1)
+			l.srv.cfg.Logger.Debug("stream refused", "peer", sockaddrString(c.peer), "status", status, "err", err)
+			l.fail(c, status)
+			return
+		}
 	}
 	if c.state == stateStream { // reinit
 		if !c.idle() {
@@ -141,11 +151,14 @@ func (l *loop) request(c *conn, head []byte) {
 	l.srv.sseConn.Add(1)
 	life := l.srv.cfg.Lifetime
 	c.deadline = l.now.Add(life - time.Duration(rand.Int64N(int64(life)/5+1)))
+	if !expires.IsZero() && expires.Before(c.deadline) {
+		c.deadline = expires // the grant ends, so does the stream
+	}
 	var extra []string
 	if replay != hub.ReplayNone {
 		extra = append(extra, "X-Hasses-Replay: "+replay.String())
 	}
-	c.out = handshake.AppendStreamHead(c.out, l.hcfg, l.now, extra...)
+	c.out = handshake.AppendStreamHead(c.out, l.hcfg, l.now, req.Origin, extra...)
 	if r := l.srv.cfg.Retry; r > 0 {
 		c.out = sse.AppendRetry(c.out, r.Milliseconds())
 	}
@@ -285,11 +298,22 @@ func (l *loop) close(c *conn) {
 		l.srv.sseConn.Add(-1)
 	}
 	c.state = stateClosed
+	l.srv.releaseIP(sockaddrIP(c.peer))
 	unix.Close(c.fd) // also removes it from the epoll set
 	l.conns[c.fd] = nil
 	l.nconns--
 	l.srv.noteConn(-1)
 	c.in, c.out = nil, nil
+}
+
+func sockaddrIP(sa unix.Sockaddr) netip.Addr {
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrFrom4(a.Addr)
+	case *unix.SockaddrInet6:
+		return netip.AddrFrom16(a.Addr).Unmap()
+	}
+	return netip.Addr{}
 }
 
 func sockaddrString(sa unix.Sockaddr) string {

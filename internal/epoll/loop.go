@@ -219,6 +219,13 @@ func (l *loop) accept() {
 			l.srv.refused.Add(1)
 			continue
 		}
+		ip := sockaddrIP(sa)
+		if !l.srv.takeIP(ip) {
+			send(nfd, handshake.AppendError(nil, l.hcfg, 429, l.now))
+			unix.Close(nfd)
+			l.srv.refusedPerIP.Add(1)
+			continue
+		}
 		unix.SetsockoptInt(nfd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 		if sb := l.srv.cfg.SendBuffer; sb > 0 {
 			unix.SetsockoptInt(nfd, unix.SOL_SOCKET, unix.SO_SNDBUF, sb)

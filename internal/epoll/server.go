@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -57,6 +58,13 @@ type Config struct {
 	// read; a fixed size bounds kernel memory and makes the lag limit, not
 	// the kernel, decide when a stalled client is dropped.
 	SendBuffer int
+	// MaxConnsPerIP caps the connections of one client address; more get
+	// 429. Zero means no cap.
+	MaxConnsPerIP int
+	// Authorize, if set, checks a stream request (subscriber tokens) and
+	// returns when its grant expires (zero: never) or the status to refuse
+	// it with.
+	Authorize func(req *handshake.Request, now time.Time) (expires time.Time, status int, err error)
 	// Reinit is hasses' reinit switch (-ra): a streaming client may send a
 	// new GET request on the same connection.
 	Reinit *atomic.Bool
@@ -102,13 +110,18 @@ type Server struct {
 
 	spareMu sync.Mutex
 	spare   int // a reserved fd, given up to answer when out of fds
+
+	perIPMu      sync.Mutex
+	perIP        map[netip.Addr]int
+	refusedPerIP atomic.Int64 // connections refused by MaxConnsPerIP
+	unauthorized atomic.Int64 // stream requests refused by Authorize
 }
 
 // New creates the loops and registers them as owners in h. It must be
 // called before any stream subscribes.
 func New(h *hub.Hub, cfg Config) (*Server, error) {
 	cfg.setDefaults()
-	s := &Server{cfg: cfg, hub: h, spare: -1}
+	s := &Server{cfg: cfg, hub: h, spare: -1, perIP: map[netip.Addr]int{}}
 	for i := range cfg.Loops {
 		l, err := newLoop(s, i)
 		if err != nil {
@@ -198,6 +211,40 @@ func (s *Server) Lagged() int64 { return s.lagged.Load() }
 // Writes returns how many writes carried events: deliveries divided by
 // writes is the coalescing factor.
 func (s *Server) Writes() int64 { return s.writes.Load() }
+
+// RefusedPerIP returns how many connections the per-address cap refused.
+func (s *Server) RefusedPerIP() int64 { return s.refusedPerIP.Load() }
+
+// Unauthorized returns how many stream requests Authorize refused.
+func (s *Server) Unauthorized() int64 { return s.unauthorized.Load() }
+
+// takeIP counts a connection of addr; false if addr is at its cap.
+func (s *Server) takeIP(addr netip.Addr) bool {
+	limit := s.cfg.MaxConnsPerIP
+	if limit <= 0 {
+		return true
+	}
+	s.perIPMu.Lock()
+	defer s.perIPMu.Unlock()
+	if s.perIP[addr] >= limit {
+		return false
+	}
+	s.perIP[addr]++
+	return true
+}
+
+func (s *Server) releaseIP(addr netip.Addr) {
+	if s.cfg.MaxConnsPerIP <= 0 {
+		return
+	}
+	s.perIPMu.Lock()
+	defer s.perIPMu.Unlock()
+	if n := s.perIP[addr]; n <= 1 {
+		delete(s.perIP, addr)
+	} else {
+		s.perIP[addr] = n - 1
+	}
+}
 
 // Refused returns how many connections were refused for lack of capacity.
 func (s *Server) Refused() int64 { return s.refused.Load() }

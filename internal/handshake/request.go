@@ -19,6 +19,9 @@ type Config struct {
 	MaxTokens    int    // tokens per subscriber; 0 means 64
 	MaxTokenLen  int    // bytes per token; 0 means 256
 	MaxIDLen     int    // bytes of id=; 0 means 256
+	// Origins, if set, lists the origins allowed to open streams (CORS);
+	// a request from another origin gets 403.
+	Origins []string
 }
 
 // Defaults for Config's zero fields.
@@ -49,6 +52,7 @@ type Request struct {
 	UserAgent     string
 	Authorization string
 	Cookie        string
+	AccessToken   string // access_token= (a JWT for clients that cannot set headers)
 }
 
 // Error is a request the server refuses, with the status to answer.
@@ -98,6 +102,9 @@ func Parse(head []byte, cfg *Config) (*Request, error) {
 	req := &Request{Method: method}
 	if err := headers(rest, req); err != nil {
 		return nil, err
+	}
+	if _, _, ok := cfg.AllowOrigin(req.Origin); !ok {
+		return nil, fail(403, "origin not allowed: "+truncate(req.Origin, 64))
 	}
 	if method == "OPTIONS" && target == "*" {
 		return checkVersion(req, version)
@@ -206,6 +213,8 @@ func parseQuery(req *Request, query string, cfg *Config) error {
 			req.ID = p[len("id="):]
 		case strings.HasPrefix(p, "lastEventId="):
 			lastID = p[len("lastEventId="):]
+		case strings.HasPrefix(p, "access_token="):
+			req.AccessToken, _ = url.QueryUnescape(p[len("access_token="):])
 		}
 	}
 	if !hasSubscribe {
@@ -297,6 +306,9 @@ func FromHTTP(method, rawPath, rawQuery string, hasQuery bool, header map[string
 	}
 	req := &Request{Method: method, LastEventID: get("Last-Event-Id"), Origin: get("Origin"),
 		UserAgent: get("User-Agent"), Authorization: get("Authorization"), Cookie: get("Cookie")}
+	if _, _, ok := cfg.AllowOrigin(req.Origin); !ok {
+		return nil, fail(403, "origin not allowed: "+truncate(req.Origin, 64))
+	}
 	if method == "OPTIONS" && rawPath == "*" {
 		return req, nil
 	}

@@ -108,7 +108,7 @@ func TestParseFields(t *testing.T) {
 func TestAnswers(t *testing.T) {
 	now := time.Date(2026, 11, 2, 7, 5, 27, 0, time.UTC)
 	c := &Config{Path: "/sse", CORSBase: "https://a"}
-	got := string(AppendStreamHead(nil, c, now, "X-Extra: 1"))
+	got := string(AppendStreamHead(nil, c, now, "", "X-Extra: 1"))
 	want := "HTTP/1.1 200 OK\r\nDate: Mon, 02 Nov 2026 07:05:27 GMT\r\nServer: hasses-go\r\n" +
 		"Access-Control-Allow-Origin: https://a\r\nAccess-Control-Allow-Methods: GET\r\n" +
 		"Access-Control-Allow-Headers: cache-control, last-event-id, X-Requested-With\r\n" +
@@ -126,10 +126,10 @@ func TestAnswers(t *testing.T) {
 	if s := string(AppendError(nil, c, 501, now)); !strings.Contains(s, "Allow: GET, HEAD, OPTIONS") {
 		t.Errorf("501 without Allow: %q", s)
 	}
-	if s := string(AppendHeadResponse(nil, c, now)); !strings.Contains(s, "Content-Type: text/event-stream") {
+	if s := string(AppendHeadResponse(nil, c, now, "")); !strings.Contains(s, "Content-Type: text/event-stream") {
 		t.Errorf("HEAD answer %q", s)
 	}
-	if s := string(AppendOptionsResponse(nil, c, now)); !strings.Contains(s, "Access-Control-Allow-Headers") {
+	if s := string(AppendOptionsResponse(nil, c, now, "")); !strings.Contains(s, "Access-Control-Allow-Headers") {
 		t.Errorf("OPTIONS answer %q", s)
 	}
 }
@@ -197,5 +197,26 @@ func BenchmarkParse(b *testing.B) {
 		if _, err := Parse(head, cfg); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestOriginList(t *testing.T) {
+	c := &Config{Path: "/sse", Origins: []string{"https://a.example"}}
+	now := time.Unix(0, 0)
+	head := string(AppendStreamHead(nil, c, now, "https://a.example"))
+	if !strings.Contains(head, "Access-Control-Allow-Origin: https://a.example\r\n") ||
+		!strings.Contains(head, "Access-Control-Allow-Credentials: true") || !strings.Contains(head, "Vary: Origin") {
+		t.Errorf("listed origin: %q", head)
+	}
+	if _, err := Parse([]byte("GET /sse?subscribe=a HTTP/1.1\r\nOrigin: https://evil.example\r\n\r\n"), c); err == nil ||
+		err.(*Error).Status != 403 {
+		t.Errorf("unlisted origin: %v", err)
+	}
+	if _, err := Parse([]byte("GET /sse?subscribe=a HTTP/1.1\r\n\r\n"), c); err != nil {
+		t.Errorf("no Origin (not a browser): %v", err)
+	}
+	any := &Config{Path: "/sse", Origins: []string{"*"}}
+	if allow, creds, ok := any.AllowOrigin("https://x"); allow != "https://x" || creds || !ok {
+		t.Errorf("* in the list: %q %v %v", allow, creds, ok)
 	}
 }

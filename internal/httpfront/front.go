@@ -35,7 +35,9 @@ type Config struct {
 	Drain            time.Duration
 	WriteTimeout     time.Duration // a stream whose write blocks this long is closed
 	TLS              *tls.Config   // nil: plain HTTP (h2c is not offered)
-	Logger           *slog.Logger
+	// Authorize checks stream requests; see the epoll front end.
+	Authorize func(req *handshake.Request, now time.Time) (expires time.Time, status int, err error)
+	Logger    *slog.Logger
 }
 
 // Server is the net/http front end.
@@ -176,12 +178,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), status)
 		return
 	}
+	var expires time.Time
+	if req.Method == "GET" && s.cfg.Authorize != nil {
+		var status int
+		if expires, status, err = s.cfg.Authorize(req, time.Now()); err != nil {
+			w.Header().Set("Access-Control-Allow-Origin", originOf(hcfg))
+			http.Error(w, err.Error(), status)
+			return
+		}
+	}
 	if req.Method != "GET" {
-		handshake.SetPreflightHeaders(w.Header(), hcfg, req.Method)
+		handshake.SetPreflightHeaders(w.Header(), hcfg, req.Method, req.Origin)
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	s.stream(w, r, req)
+	s.stream(w, r, req, expires)
 }
 
 func originOf(c *handshake.Config) string {
@@ -191,7 +202,7 @@ func originOf(c *handshake.Config) string {
 	return c.CORSBase
 }
 
-func (s *Server) stream(w http.ResponseWriter, r *http.Request, req *handshake.Request) {
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, req *handshake.Request, expires time.Time) {
 	st := &stream{wake: make(chan struct{}, 1)}
 	sub, replay := s.hub.Subscribe(s.owner, req.Tokens, req.ID, req.LastEventID, st)
 	defer s.hub.Unsubscribe(sub)
@@ -199,7 +210,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, req *handshake.R
 	defer s.sseConn.Add(-1)
 
 	rc := http.NewResponseController(w)
-	handshake.SetStreamHeaders(w.Header(), s.cfg.Handshake)
+	handshake.SetStreamHeaders(w.Header(), s.cfg.Handshake, req.Origin)
 	if replay != hub.ReplayNone {
 		w.Header().Set("X-Hasses-Replay", replay.String())
 	}
@@ -225,6 +236,9 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, req *handshake.R
 	}
 
 	life := s.cfg.Lifetime - time.Duration(rand.Int64N(int64(s.cfg.Lifetime)/5+1))
+	if !expires.IsZero() {
+		life = min(life, time.Until(expires))
+	}
 	end := time.NewTimer(life)
 	defer end.Stop()
 	var hb <-chan time.Time

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"github.com/hasses-go/hasses/internal/httpfront"
 	"github.com/hasses-go/hasses/internal/hub"
 	"github.com/hasses-go/hasses/internal/pubapi"
+	"github.com/hasses-go/hasses/internal/subauth"
 	"github.com/hasses-go/hasses/publish"
 )
 
@@ -111,6 +113,29 @@ func New(opts *config.Options, log *slog.Logger, level *slog.LevelVar) (*Server,
 		MaxTokens:   opts.MaxTokens,
 		MaxTokenLen: opts.MaxTokenLen,
 	}
+	if opts.CORSOrigins != "" {
+		for _, o := range strings.Split(opts.CORSOrigins, ",") {
+			if o = strings.TrimSpace(o); o != "" {
+				hcfg.Origins = append(hcfg.Origins, o)
+			}
+		}
+	}
+	var authorize func(*handshake.Request, time.Time) (time.Time, int, error)
+	if opts.JWTKey != "" {
+		v, err := subauth.Load(opts.JWTKey)
+		if err != nil {
+			s.closeListeners()
+			return nil, err
+		}
+		authorize = func(req *handshake.Request, now time.Time) (time.Time, int, error) {
+			exp, err := v.Authorize(req, now)
+			if e := (*subauth.Error)(nil); errors.As(err, &e) {
+				return exp, e.Status, err
+			}
+			return exp, 0, err
+		}
+		log.Info("subscribers must present a signed token", "key", opts.JWTKey)
+	}
 	if opts.SSL {
 		if s.cert, err = loadCertificate(opts.CertFile, opts.KeyFile); err != nil {
 			s.closeListeners()
@@ -124,6 +149,7 @@ func New(opts *config.Options, log *slog.Logger, level *slog.LevelVar) (*Server,
 			Retry:            opts.Retry,
 			Drain:            opts.Drain,
 			TLS:              s.cert.tlsConfig(),
+			Authorize:        authorize,
 			Logger:           log,
 		})
 		return s, s.newControl()
@@ -139,6 +165,8 @@ func New(opts *config.Options, log *slog.Logger, level *slog.LevelVar) (*Server,
 		Coalesce:         opts.Coalesce,
 		MaxConns:         maxConns,
 		SendBuffer:       opts.SendBuffer,
+		MaxConnsPerIP:    opts.MaxConnsPerIP,
+		Authorize:        authorize,
 		Reinit:           &s.reinit,
 		Logger:           log,
 	})
