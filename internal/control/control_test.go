@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
@@ -308,6 +309,8 @@ func TestFIFO(t *testing.T) {
 func FuzzFramer(f *testing.F) {
 	f.Add([]byte("a=1;b=2\nc=3\nline\ntcpstatus"), uint8(3))
 	f.Add([]byte("t="+strings.Repeat("x", 200)+";u=1"), uint8(50))
+	f.Add([]byte(`{"token":"a","data":"x;y"}`+"\nb=1;"+`{"tokens":["c"],"data":"q"}`), uint8(9))
+	f.Add([]byte("auth s3cret\n{\"token\":\"a\",\"data\":\"x\"}\n"), uint8(12))
 	f.Fuzz(func(t *testing.T, in []byte, cut uint8) {
 		const max = 128
 		check := func(u []byte) {
@@ -427,4 +430,28 @@ func TestTCPSecret(t *testing.T) {
 	if d := b.data(); len(d) != 1 || d[0] != "a=yes" {
 		t.Errorf("published %q", d)
 	}
+}
+
+func FuzzJSONUnit(f *testing.F) {
+	f.Add([]byte(`{"token":"a","data":"x"}`))
+	f.Add([]byte(`{"tokens":["a","b*"],"data":"x\ny","event":"e","exclude":"c"}`))
+	f.Add([]byte(`{"token":"a","data":"x","event":"a\r\nb"}`))
+	f.Fuzz(func(t *testing.T, unit []byte) {
+		b := &fakeBackend{}
+		h := newHandler(b)
+		h.Limits.MaxData = 64
+		reply := h.Handle(nil, append([]byte("{"), unit...), true, "fuzz")
+		if len(reply) == 0 || reply[len(reply)-1] != '\n' {
+			t.Fatalf("reply %q", reply)
+		}
+		var v map[string]any
+		if err := json.Unmarshal(reply, &v); err != nil {
+			t.Fatalf("reply is not JSON: %q", reply)
+		}
+		for _, m := range b.msgs {
+			if strings.ContainsAny(m.Event+m.Exclude+strings.Join(m.Targets, ""), "\r\n\x00") || len(m.Data) == 0 || len(m.Data) > 64 {
+				t.Fatalf("published an invalid message %+v", m)
+			}
+		}
+	})
 }
