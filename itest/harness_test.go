@@ -70,11 +70,12 @@ type daemon struct {
 	sse  string // host:port of the SSE port
 	ctl  string // host:port of the control port
 	pub  string // host:port of the publish API, if any
+	adm  string // host:port of the admin listener, if any
 	done chan struct{}
 	err  error // the exit status, once done is closed
 }
 
-var addrRE = regexp.MustCompile(`msg="hasses started".* sse=(\S+) .*control=(\S*) .*publish=(\S*)`)
+var addrRE = regexp.MustCompile(`msg="hasses started".* sse=(\S+) .*control=(\S*) .*admin=(\S*) publish=(\S*)`)
 
 // start runs hasses -nodaemon on loopback ports chosen by the kernel.
 // Arguments given replace the defaults of the same name.
@@ -105,7 +106,8 @@ func start(t *testing.T, args ...string) *daemon {
 		if m := addrRE.FindStringSubmatch(d.log.String()); m != nil {
 			d.sse = loopback(m[1])
 			d.ctl = loopback(m[2])
-			d.pub = loopback(m[3])
+			d.adm = loopback(m[3])
+			d.pub = loopback(m[4])
 			return d
 		}
 		select {
