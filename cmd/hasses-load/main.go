@@ -9,6 +9,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hasses-go/hasses/internal/loadgen"
@@ -38,10 +40,17 @@ func main() {
 	flag.BoolVar(&cfg.Idle, "idle", false, "only connect and measure the server's memory")
 	flag.Float64Var(&cfg.NonReaders, "nonreaders", 0, "fraction of subscribers that never read")
 	flag.Float64Var(&cfg.Reconnect, "reconnect", 0, "fraction of subscribers reconnecting per minute (with Last-Event-ID)")
-	flag.IntVar(&cfg.ServerPID, "server-pid", 0, "pid of the server, for RSS and CPU")
+	var pids string
+	flag.StringVar(&pids, "server-pid", "", "pid(s) of the server, comma-separated, for RSS and CPU")
+	flag.StringVar(&cfg.PubURL, "pub-url", "", "publish over HTTP instead of the control port: hasses' /publish URL, or a URL with {token} for a raw body (nchan)")
 	flag.IntVar(&sources, "sources", 8, "source addresses 127.0.0.10 ... to spread client ports over")
 	flag.DurationVar(&cfg.Timeout, "timeout", 0, "hard limit (default: duration + 120 s)")
 	flag.Parse()
+	for _, p := range strings.Split(pids, ",") {
+		if n, err := strconv.Atoi(strings.TrimSpace(p)); err == nil {
+			cfg.ServerPIDs = append(cfg.ServerPIDs, n)
+		}
+	}
 	for i := range sources {
 		cfg.SourceIPs = append(cfg.SourceIPs, fmt.Sprintf("127.0.0.%d", 10+i))
 	}

@@ -2,10 +2,12 @@ package loadgen
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
@@ -34,7 +36,8 @@ type Config struct {
 	Idle       bool          // connect, measure memory, no publishing
 	NonReaders float64
 	Reconnect  float64 // fraction of subscribers reconnecting per minute
-	ServerPID  int
+	ServerPIDs []int   // processes whose RSS and CPU are summed (nginx: master and workers)
+	PubURL     string  // publish over HTTP: hasses' /publish API, or a URL with {token} (raw body, as nchan)
 	SourceIPs  []string
 	Timeout    time.Duration
 }
@@ -57,6 +60,8 @@ type Result struct {
 	Reconnects     uint64  `json:"reconnects"`
 	Drops          uint64  `json:"server_closed"`
 	DeliveriesPerS float64 `json:"deliveries_per_s"`
+	PubP50ms       float64 `json:"publish_answer_p50_ms,omitempty"`
+	PubP99ms       float64 `json:"publish_answer_p99_ms,omitempty"`
 	P50ms          float64 `json:"p50_ms"`
 	P99ms          float64 `json:"p99_ms"`
 	MaxMs          float64 `json:"max_ms"`
@@ -85,8 +90,8 @@ func Run(cfg Config) (*Result, error) {
 		cfg.Tokens = 1
 	}
 	res := &Result{Scenario: cfg.Scenario, Subs: cfg.Subs, Tokens: cfg.Tokens}
-	res.RSSBeforeKiB = rssKiB(cfg.ServerPID)
-	cpu0 := cpuSecs(cfg.ServerPID)
+	res.RSSBeforeKiB = rssKiB(cfg.ServerPIDs)
+	cpu0 := cpuSecs(cfg.ServerPIDs)
 
 	exe, err := os.Executable()
 	if err != nil {
@@ -133,7 +138,7 @@ func Run(cfg Config) (*Result, error) {
 	}
 	res.ConnectSecs = time.Since(connectStart).Seconds()
 	time.Sleep(500 * time.Millisecond) // let the server settle before measuring
-	res.RSSAfterKiB = rssKiB(cfg.ServerPID)
+	res.RSSAfterKiB = rssKiB(cfg.ServerPIDs)
 	if res.Connected > 0 && res.RSSAfterKiB > 0 {
 		res.RSSPerSubKiB = float64(res.RSSAfterKiB-res.RSSBeforeKiB) / float64(res.Connected)
 	}
@@ -141,8 +146,12 @@ func Run(cfg Config) (*Result, error) {
 	published := make([]uint64, cfg.Tokens)
 	pubStart := time.Now()
 	if !cfg.Idle {
-		if err := publish(cfg, published); err != nil {
+		var answers Histogram
+		if err := publish(cfg, published, &answers); err != nil {
 			return nil, err
+		}
+		if answers.N > 0 {
+			res.PubP50ms, res.PubP99ms = answers.Quantile(0.5), answers.Quantile(0.99)
 		}
 	}
 	res.PublishSecs = time.Since(pubStart).Seconds()
@@ -180,13 +189,11 @@ func Run(cfg Config) (*Result, error) {
 		}
 	}
 	res.P50ms, res.P99ms, res.MaxMs = hist.Quantile(0.5), hist.Quantile(0.99), float64(hist.Max)/1000
-	res.CPUSecs = cpuSecs(cfg.ServerPID) - cpu0
-	if res.Received > 0 && cfg.ServerPID > 0 {
+	res.CPUSecs = cpuSecs(cfg.ServerPIDs) - cpu0
+	if res.Received > 0 && len(cfg.ServerPIDs) > 0 {
 		res.CPUPerMillion = res.CPUSecs / (float64(res.Received) / 1e6)
 	}
-	if res.RSSAfterKiB == 0 {
-		res.RSSAfterKiB = rssKiB(cfg.ServerPID)
-	}
+
 	return res, nil
 }
 
@@ -200,10 +207,45 @@ func (w *workerProc) read(v any) error {
 	return json.Unmarshal(w.out.Bytes(), v)
 }
 
-// publish sends messages through the control port at the configured rate
-// (or as a burst), round-robin over the tokens, batching what is due every
-// millisecond into one write.
-func publish(cfg Config, published []uint64) error {
+// publish sends messages through the control port (or the HTTP API) at the
+// configured rate (or as a burst), round-robin over the tokens, batching
+// what is due every millisecond into one write.
+func publish(cfg Config, published []uint64, answers *Histogram) error {
+	next := 0
+	var send func(n int) error
+	if cfg.PubURL != "" {
+		client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+		send = func(n int) error {
+			for range n {
+				tok := next % cfg.Tokens
+				next++
+				published[tok]++
+				data := string(appendPayload(nil, published[tok], time.Now().UnixNano(), cfg.Size))
+				var req *http.Request
+				if strings.Contains(cfg.PubURL, "{token}") {
+					u := strings.ReplaceAll(cfg.PubURL, "{token}", fmt.Sprintf("t%d", tok))
+					req, _ = http.NewRequest("POST", u, strings.NewReader(data))
+				} else {
+					body, _ := json.Marshal(map[string]string{"token": fmt.Sprintf("t%d", tok), "data": data})
+					req, _ = http.NewRequest("POST", cfg.PubURL, bytes.NewReader(body))
+					req.Header.Set("Content-Type", "application/json")
+				}
+				t0 := time.Now()
+				resp, err := client.Do(req)
+				if err != nil {
+					return fmt.Errorf("publish: %w", err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				answers.Add(time.Since(t0))
+				if resp.StatusCode >= 300 {
+					return fmt.Errorf("publish: %s", resp.Status)
+				}
+			}
+			return nil
+		}
+		return pace(cfg, send)
+	}
 	c, err := net.Dial("tcp", cfg.Ctl)
 	if err != nil {
 		return fmt.Errorf("control port: %w", err)
@@ -211,8 +253,7 @@ func publish(cfg Config, published []uint64) error {
 	defer c.Close()
 	go io.Copy(io.Discard, c)
 	var buf []byte
-	next := 0
-	send := func(n int) error {
+	send = func(n int) error {
 		buf = buf[:0]
 		for range n {
 			tok := next % cfg.Tokens
@@ -225,6 +266,11 @@ func publish(cfg Config, published []uint64) error {
 		_, err := c.Write(buf)
 		return err
 	}
+	return pace(cfg, send)
+}
+
+// pace calls send for the messages due: a burst, or Rate per second.
+func pace(cfg Config, send func(n int) error) error {
 	if cfg.Burst > 0 {
 		for sent := 0; sent < cfg.Burst; sent += 100 {
 			if err := send(min(100, cfg.Burst-sent)); err != nil {
@@ -253,11 +299,16 @@ func publish(cfg Config, published []uint64) error {
 	return nil
 }
 
-// rssKiB reads VmRSS of pid; 0 if unknown.
-func rssKiB(pid int) int64 {
-	if pid <= 0 {
-		return 0
+// rssKiB sums VmRSS of pids; 0 if unknown.
+func rssKiB(pids []int) int64 {
+	var sum int64
+	for _, pid := range pids {
+		sum += rssOne(pid)
 	}
+	return sum
+}
+
+func rssOne(pid int) int64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
@@ -274,11 +325,16 @@ func rssKiB(pid int) int64 {
 	return 0
 }
 
-// cpuSecs reads user+system CPU time of pid from /proc/PID/stat.
-func cpuSecs(pid int) float64 {
-	if pid <= 0 {
-		return 0
+// cpuSecs sums user+system CPU time of pids from /proc/PID/stat.
+func cpuSecs(pids []int) float64 {
+	var sum float64
+	for _, pid := range pids {
+		sum += cpuOne(pid)
 	}
+	return sum
+}
+
+func cpuOne(pid int) float64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0
@@ -309,6 +365,9 @@ func (r *Result) Table() string {
 		row("delivered", fmt.Sprintf("%d of %d expected (%.3f %%)", r.Received, r.Expected, r.DeliveredPct))
 		row("lost / duplicated / reordered", fmt.Sprintf("%d / %d / %d", r.Lost, r.Duplicated, r.Reordered))
 		row("deliveries/s", fmt.Sprintf("%.0f", r.DeliveriesPerS))
+		if r.PubP99ms > 0 {
+			row("publish answer p50 / p99", fmt.Sprintf("%.2f / %.2f ms", r.PubP50ms, r.PubP99ms))
+		}
 		row("latency p50 / p99 / max", fmt.Sprintf("%.1f / %.1f / %.1f ms", r.P50ms, r.P99ms, r.MaxMs))
 		row("server CPU", fmt.Sprintf("%.2f s (%.3f s per 1M deliveries)", r.CPUSecs, r.CPUPerMillion))
 		row("reconnects / server closes", fmt.Sprintf("%d / %d", r.Reconnects, r.Drops))
