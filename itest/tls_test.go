@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -136,5 +137,35 @@ func readData(t *testing.T, r *bufio.Reader) string {
 		if v, ok := strings.CutPrefix(line, "data: "); ok {
 			data = append(data, v)
 		}
+	}
+}
+
+func TestTLSCertificateReloadOnSIGHUP(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, _ := writeCert(t, dir)
+	d := start(t, "-ssl", "-cert-file="+certFile, "-privatekey-file="+keyFile)
+	serial := func() string {
+		c, err := tls.Dial("tcp", d.sse, &tls.Config{InsecureSkipVerify: true}) // only reading the certificate
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return c.ConnectionState().PeerCertificates[0].SerialNumber.String()
+	}
+	first := serial()
+	time.Sleep(2 * time.Millisecond) // writeCert's serial is the time in nanoseconds
+	writeCert(t, dir)                  // new key pair in the same files
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, "the new certificate", func() bool { return serial() != first })
+	// A broken file keeps the old certificate.
+	os.WriteFile(certFile, []byte("garbage"), 0o600)
+	second := serial()
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	time.Sleep(300 * time.Millisecond)
+	if serial() != second {
+		t.Error("a broken certificate file replaced the working one")
+	}
+	if !strings.Contains(d.log.String(), "keeping the old one") {
+		t.Error("no log line for the failed reload")
 	}
 }
