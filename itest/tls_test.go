@@ -154,7 +154,7 @@ func TestTLSCertificateReloadOnSIGHUP(t *testing.T) {
 	}
 	first := serial()
 	time.Sleep(2 * time.Millisecond) // writeCert's serial is the time in nanoseconds
-	writeCert(t, dir)                  // new key pair in the same files
+	writeCert(t, dir)                // new key pair in the same files
 	d.cmd.Process.Signal(syscall.SIGHUP)
 	waitFor(t, "the new certificate", func() bool { return serial() != first })
 	// A broken file keeps the old certificate.
