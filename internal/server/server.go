@@ -245,6 +245,10 @@ func (s *Server) Run(ctx context.Context) error {
 	s.log.Info("hasses started", "version", Version, "pid", os.Getpid(),
 		"sse", s.sseLn.Addr().String(), "path", s.opts.MURL, "control", addrString(s.ctlLn), "fifo", s.opts.FIFO, "admin", addrString(s.adminLn), "publish", addrString(s.pubLn))
 
+	stopLog := context.AfterFunc(ctx, func() {
+		s.log.Info("shutting down: ending every stream", "drain", s.opts.Drain)
+	})
+	defer stopLog()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
