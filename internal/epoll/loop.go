@@ -46,8 +46,9 @@ type loop struct {
 	// flushDue is when the next flush pass runs, with Coalesce; zero when
 	// no events are waiting.
 	flushDue time.Time
-	lastPass time.Time
-	writes   int64 // flushed to srv.writes after each pass
+	lastPass time.Time     // when the last flush pass ended
+	passCost time.Duration // how long it took
+	writes   int64         // flushed to srv.writes after each pass
 
 	rbuf  []byte
 	batch hub.Batch
@@ -173,18 +174,26 @@ func (l *loop) wakeup() {
 	for _, fn := range cmds {
 		fn()
 	}
-	if c := l.srv.cfg.Coalesce; c > 0 {
+	// The gap between passes is at least -coalesce and at least as long as
+	// the last pass took (up to maxAdaptiveGap): an idle server flushes at
+	// once, a loaded one spends at most about half its time in passes, and
+	// what is published meanwhile shares the next write of each stream.
+	gap := max(l.srv.cfg.Coalesce, min(l.passCost, maxAdaptiveGap))
+	if due := l.lastPass.Add(gap); l.now.Before(due) {
 		if l.flushDue.IsZero() {
-			l.flushDue = l.lastPass.Add(c) // the run loop waits for it
+			l.flushDue = due // the run loop waits for it
 		}
 		return
 	}
 	l.pass()
 }
 
+// maxAdaptiveGap bounds the latency the adaptive gap between passes adds.
+const maxAdaptiveGap = 100 * time.Millisecond
+
 // pass flushes every stream that has new events.
 func (l *loop) pass() {
-	l.lastPass = l.now
+	start := time.Now()
 	l.ready = l.hub.Collect(l.owner, l.ready[:0])
 	for _, s := range l.ready {
 		l.flush(s.Conn.(*conn))
@@ -192,6 +201,8 @@ func (l *loop) pass() {
 	clear(l.ready)
 	l.srv.writes.Add(l.writes)
 	l.writes = 0
+	l.lastPass = time.Now()
+	l.passCost = l.lastPass.Sub(start)
 }
 
 func (l *loop) accept() {
