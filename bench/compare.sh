@@ -34,7 +34,7 @@ http {
   nchan_max_reserved_memory 512M;
   server {
     listen 127.0.0.1:$NCHAN backlog=4096;
-    location = /sse { nchan_subscriber eventsource; nchan_channel_id \$arg_subscribe; }
+    location = /sse { nchan_subscriber eventsource; nchan_channel_id \$arg_subscribe; nchan_subscriber_first_message newest; }
     location = /pub { nchan_publisher; nchan_channel_id \$arg_id; nchan_message_buffer_length 100; }
   }
 }

@@ -60,6 +60,10 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Print(res.Table())
-	js, _ := json.Marshal(res)
+	js, err := json.Marshal(res)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "hasses-load:", err)
+		os.Exit(1)
+	}
 	fmt.Println(string(js))
 }

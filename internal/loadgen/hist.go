@@ -60,10 +60,11 @@ func (h *Histogram) Merge(o *Histogram) {
 	h.Max = max(h.Max, o.Max)
 }
 
-// Quantile returns the q-quantile (0..1) in milliseconds.
+// Quantile returns the q-quantile (0..1) in milliseconds; 0 without
+// samples (JSON has no NaN).
 func (h *Histogram) Quantile(q float64) float64 {
 	if h.N == 0 {
-		return math.NaN()
+		return 0
 	}
 	rank := uint64(math.Ceil(q * float64(h.N)))
 	var seen uint64

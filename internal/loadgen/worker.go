@@ -234,7 +234,7 @@ func (w *worker) sendRequest(s *subscriber) {
 		w.drop(s)
 		return
 	}
-	req := fmt.Sprintf("GET %s?subscribe=t%d&id=c%d HTTP/1.1\r\nHost: load\r\n", w.cfg.Path, s.token, s.idx)
+	req := fmt.Sprintf("GET %s?subscribe=t%d&id=c%d HTTP/1.1\r\nHost: load\r\nAccept: text/event-stream\r\n", w.cfg.Path, s.token, s.idx)
 	if len(s.lastID) > 0 {
 		req += "Last-Event-ID: " + string(s.lastID) + "\r\n"
 	}
