@@ -44,7 +44,7 @@ func main() {
 	flag.StringVar(&pids, "server-pid", "", "pid(s) of the server, comma-separated, for RSS and CPU")
 	flag.StringVar(&cfg.PubURL, "pub-url", "", "publish over HTTP instead of the control port: hasses' /publish URL, or a URL with {token} for a raw body (nchan)")
 	flag.IntVar(&sources, "sources", 8, "source addresses 127.0.0.10 ... to spread client ports over")
-	flag.DurationVar(&cfg.Timeout, "timeout", 0, "hard limit (default: duration + 120 s)")
+	flag.DurationVar(&cfg.Timeout, "timeout", 0, "hard limit (default: 3 × duration + 180 s)")
 	flag.Parse()
 	for _, p := range strings.Split(pids, ",") {
 		if n, err := strconv.Atoi(strings.TrimSpace(p)); err == nil {

@@ -84,7 +84,7 @@ func Run(cfg Config) (*Result, error) {
 		cfg.Workers = max(1, (cfg.Subs+9999)/10000)
 	}
 	if cfg.Timeout <= 0 {
-		cfg.Timeout = cfg.Duration + 120*time.Second
+		cfg.Timeout = 3*cfg.Duration + 180*time.Second // a slow server may slow the publisher down
 	}
 	if cfg.Tokens <= 0 {
 		cfg.Tokens = 1
