@@ -84,10 +84,15 @@ func (l *loop) received(c *conn, p []byte) {
 	default:
 		return
 	}
-	max := l.hcfg.MaxHeadBytes
-	if max <= 0 {
-		max = 8192
+	if len(c.in) == 0 {
+		// The usual case: the whole head in one read. It is parsed from the
+		// loop's read buffer, so the connection allocates no buffer for it.
+		if end := handshake.HeadEnd(p); end >= 0 {
+			l.request(c, p[:end])
+			return
+		}
 	}
+	max := l.hcfg.HeadLimit()
 	room := max + 1 - len(c.in)
 	c.in = append(c.in, p[:min(len(p), room)]...)
 	end := handshake.HeadEnd(c.in)
@@ -158,18 +163,25 @@ func (l *loop) request(c *conn, head []byte) {
 	if replay != hub.ReplayNone {
 		extra = append(extra, "X-Hasses-Replay: "+replay.String())
 	}
-	c.out = handshake.AppendStreamHead(c.out, l.hcfg, l.now, req.Origin, extra...)
+	// The head is built in the loop's scratch buffer and usually written at
+	// once; only an unwritten rest is copied to the connection.
+	out := handshake.AppendStreamHead(l.scratch[:0], l.hcfg, l.now, req.Origin, extra...)
 	if r := l.srv.cfg.Retry; r > 0 {
-		c.out = sse.AppendRetry(c.out, r.Milliseconds())
+		out = sse.AppendRetry(out, r.Milliseconds())
 	}
 	if replay == hub.ReplayGap || replay == hub.ReplayUnknown {
 		// Tell the page it missed events it cannot get back, so it can
 		// resynchronise from its backend instead of showing a hole.
 		// Its id is where this stream resumes, so that a reconnect does not
 		// send the unusable id again.
-		c.out = sse.AppendEvent(c.out, []byte(l.hub.CursorID(sub)), "hasses-reset", []byte(replay.String()))
+		out = sse.AppendEvent(out, []byte(l.hub.CursorID(sub)), "hasses-reset", []byte(replay.String()))
 	}
+	l.scratch = out[:0]
+	c.out, c.outOff = out, 0
 	l.flush(c)
+	if c.outOff < len(c.out) { // the socket took only part of it
+		c.out, c.outOff = bytes.Clone(c.out[c.outOff:]), 0
+	}
 }
 
 // fail answers with an error status and closes.

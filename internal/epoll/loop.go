@@ -50,10 +50,11 @@ type loop struct {
 	passCost time.Duration // how long it took
 	writes   int64         // flushed to srv.writes after each pass
 
-	rbuf  []byte
-	batch hub.Batch
-	iov   []unix.Iovec
-	ready []*hub.Sub
+	rbuf    []byte
+	scratch []byte // response heads are built here
+	batch   hub.Batch
+	iov     []unix.Iovec
+	ready   []*hub.Sub
 }
 
 func newLoop(s *Server, idx int) (*loop, error) {
@@ -225,16 +226,16 @@ func (l *loop) accept() {
 			return
 		}
 		if max := l.srv.cfg.MaxConns; max > 0 && l.srv.allConn.Load() >= int64(max) {
+			l.srv.refused.Add(1) // before the answer, which a client may read at once
 			send(nfd, handshake.AppendError(nil, l.hcfg, 503, l.now))
 			unix.Close(nfd)
-			l.srv.refused.Add(1)
 			continue
 		}
 		ip := sockaddrIP(sa)
 		if !l.srv.takeIP(ip) {
+			l.srv.refusedPerIP.Add(1)
 			send(nfd, handshake.AppendError(nil, l.hcfg, 429, l.now))
 			unix.Close(nfd)
-			l.srv.refusedPerIP.Add(1)
 			continue
 		}
 		unix.SetsockoptInt(nfd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)

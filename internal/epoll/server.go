@@ -310,9 +310,9 @@ func (s *Server) shed(lfd int, resp []byte) {
 	unix.Close(s.spare)
 	s.spare = -1
 	if nfd, _, err := unix.Accept4(lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC); err == nil {
+		s.refused.Add(1)
 		send(nfd, resp)
 		unix.Close(nfd)
-		s.refused.Add(1)
 	}
 	if fd, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0); err == nil {
 		s.spare = fd
