@@ -104,9 +104,6 @@ func (h *Handler) newFramer(source string) *Framer {
 		}}
 }
 
-// Processed returns msgproccnt: messages with a token and a body.
-func (h *Handler) Processed() int64 { return h.processed.Load() }
-
 // Handle executes one unit and appends any reply to dst. tcp is false for
 // the FIFO, where tcp* commands have no one to answer.
 func (h *Handler) Handle(dst []byte, unit []byte, tcp bool, source string) []byte {

@@ -10,7 +10,6 @@ package epoll
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -317,8 +316,4 @@ func (s *Server) shed(lfd int, resp []byte) {
 	if fd, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0); err == nil {
 		s.spare = fd
 	}
-}
-
-func isTemporary(err error) bool {
-	return errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR)
 }

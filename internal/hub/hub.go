@@ -14,7 +14,6 @@ package hub
 
 import (
 	"errors"
-	"fmt"
 	"math/bits"
 	"slices"
 	"strings"
@@ -115,9 +114,6 @@ func New(cfg Config) *Hub {
 	h.bcast = &topic{name: "*", special: true}
 	return h
 }
-
-// Config returns the hub's effective configuration.
-func (h *Hub) Config() Config { return h.cfg }
 
 // Owner drives a set of streams. Its wake function is called, without any
 // hub lock held, when topics its subscribers read have new events; the owner
@@ -222,9 +218,6 @@ func (h *Hub) wakeOwners(mask uint64) {
 	}
 }
 
-// Published returns how many messages have been published.
-func (h *Hub) Published() int64 { return h.published.Load() }
-
 // append adds ev to t and marks t dirty for every owner with subscribers on
 // it. It is called with h.mu held.
 func (h *Hub) append(t *topic, ev *Event) {
@@ -298,11 +291,4 @@ func (h *Hub) SubscribedClients(token string) int {
 		return t.nsubs
 	}
 	return 0
-}
-
-// Epoch returns the epoch part of this hub's event ids.
-func (h *Hub) Epoch() uint64 { return h.cfg.Epoch }
-
-func (h *Hub) String() string {
-	return fmt.Sprintf("hub(epoch=%d)", h.cfg.Epoch)
 }

@@ -228,17 +228,6 @@ func (s *Server) Reload() error {
 	return s.cert.reload()
 }
 
-// SSEAddr and ControlAddr return the bound addresses (useful with port 0).
-func (s *Server) SSEAddr() net.Addr { return s.sseLn.Addr() }
-
-// ControlAddr returns the control port's address, or nil without one.
-func (s *Server) ControlAddr() net.Addr {
-	if s.ctlLn == nil {
-		return nil
-	}
-	return s.ctlLn.Addr()
-}
-
 // Run serves until ctx is done, then shuts down gracefully: streams are
 // ended cleanly within the drain time.
 func (s *Server) Run(ctx context.Context) error {
