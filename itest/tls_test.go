@@ -169,3 +169,27 @@ func TestTLSCertificateReloadOnSIGHUP(t *testing.T) {
 		t.Error("no log line for the failed reload")
 	}
 }
+
+func TestTLSStreamCaps(t *testing.T) {
+	certFile, keyFile, pool := writeCert(t, t.TempDir())
+	d := start(t, "-ssl", "-cert-file="+certFile, "-privatekey-file="+keyFile, "-max-conns-per-ip=2")
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
+	var statuses []int
+	for range 3 {
+		resp, err := client.Get("https://" + d.sse + "/sse?subscribe=t")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != 200 {
+			resp.Body.Close()
+		} else {
+			t.Cleanup(func() { resp.Body.Close() })
+		}
+		statuses = append(statuses, resp.StatusCode)
+	}
+	if statuses[0] != 200 || statuses[1] != 200 || statuses[2] != 429 {
+		t.Errorf("three streams from one address with -max-conns-per-ip=2: %v", statuses)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,6 +36,9 @@ type Config struct {
 	Drain            time.Duration
 	WriteTimeout     time.Duration // a stream whose write blocks this long is closed
 	TLS              *tls.Config   // nil: plain HTTP (h2c is not offered)
+	// MaxStreams and MaxStreamsPerIP cap the streams in all and per client
+	// address (503 and 429); zero means no cap.
+	MaxStreams, MaxStreamsPerIP int
 	// Authorize checks stream requests; see the epoll front end.
 	Authorize func(req *handshake.Request, now time.Time) (expires time.Time, status int, err error)
 	Logger    *slog.Logger
@@ -50,7 +54,11 @@ type Server struct {
 
 	allConn, sseConn, maxConn atomic.Int64
 	lagged                    atomic.Int64
+	refused, refusedPerIP     atomic.Int64
 	stopping                  chan struct{} // closed at shutdown: streams end
+
+	perIPMu sync.Mutex
+	perIP   map[netip.Addr]int
 }
 
 // stream is one open SSE response.
@@ -76,7 +84,7 @@ func New(h *hub.Hub, cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, hub: h, wake: make(chan struct{}, 1), stopping: make(chan struct{})}
+	s := &Server{cfg: cfg, hub: h, wake: make(chan struct{}, 1), stopping: make(chan struct{}), perIP: map[netip.Addr]int{}}
 	s.owner = h.NewOwner(func() {
 		select {
 		case s.wake <- struct{}{}:
@@ -202,7 +210,47 @@ func originOf(c *handshake.Config) string {
 	return c.CORSBase
 }
 
+// admit applies the stream caps; it returns a release function, or the
+// status to refuse with.
+func (s *Server) admit(r *http.Request) (release func(), status int) {
+	if max := s.cfg.MaxStreams; max > 0 && s.sseConn.Load() >= int64(max) {
+		s.refused.Add(1)
+		return nil, http.StatusServiceUnavailable
+	}
+	limit := s.cfg.MaxStreamsPerIP
+	if limit <= 0 {
+		return func() {}, 0
+	}
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return func() {}, 0
+	}
+	addr := ap.Addr().Unmap()
+	s.perIPMu.Lock()
+	defer s.perIPMu.Unlock()
+	if s.perIP[addr] >= limit {
+		s.refusedPerIP.Add(1)
+		return nil, http.StatusTooManyRequests
+	}
+	s.perIP[addr]++
+	return func() {
+		s.perIPMu.Lock()
+		defer s.perIPMu.Unlock()
+		if s.perIP[addr] <= 1 {
+			delete(s.perIP, addr)
+		} else {
+			s.perIP[addr]--
+		}
+	}, 0
+}
+
 func (s *Server) stream(w http.ResponseWriter, r *http.Request, req *handshake.Request, expires time.Time) {
+	release, status := s.admit(r)
+	if release == nil {
+		http.Error(w, http.StatusText(status), status)
+		return
+	}
+	defer release()
 	st := &stream{wake: make(chan struct{}, 1)}
 	sub, replay := s.hub.Subscribe(s.owner, req.Tokens, req.ID, req.LastEventID, st)
 	defer s.hub.Unsubscribe(sub)
@@ -303,3 +351,9 @@ func (s *Server) Counters() (all, streaming, maxSeen, delivered int64) {
 
 // Lagged returns how many streams were closed for being too slow.
 func (s *Server) Lagged() int64 { return s.lagged.Load() }
+
+// Refused returns how many streams the total cap refused.
+func (s *Server) Refused() int64 { return s.refused.Load() }
+
+// RefusedPerIP returns how many streams the per-address cap refused.
+func (s *Server) RefusedPerIP() int64 { return s.refusedPerIP.Load() }

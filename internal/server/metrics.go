@@ -55,10 +55,10 @@ func (m metrics) Collect(ch chan<- prometheus.Metric) {
 	gauge(mTopics, float64(st.Topics))
 	gauge(mHistEvents, float64(st.HistoryEvents))
 	gauge(mHistBytes, float64(st.HistoryBytes))
+	counter(mRefused, s.front.Refused(), "capacity")
+	counter(mRefused, s.front.RefusedPerIP(), "per_ip")
 	if e := s.epoll; e != nil {
 		counter(mWrites, e.Writes())
-		counter(mRefused, e.Refused(), "capacity")
-		counter(mRefused, e.RefusedPerIP(), "per_ip")
 		counter(mUnauthorized, e.Unauthorized())
 	}
 	p := s.pub

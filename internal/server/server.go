@@ -150,6 +150,8 @@ func New(opts *config.Options, log *slog.Logger, level *slog.LevelVar) (*Server,
 			Drain:            opts.Drain,
 			TLS:              s.cert.tlsConfig(),
 			Authorize:        authorize,
+			MaxStreams:       maxConns,
+			MaxStreamsPerIP:  opts.MaxConnsPerIP,
 			Logger:           log,
 		})
 		return s, s.newControl()
@@ -183,6 +185,8 @@ type frontEnd interface {
 	Serve(ctx context.Context, ln net.Listener) error
 	Counters() (all, streaming, maxSeen, delivered int64)
 	Lagged() int64
+	Refused() int64
+	RefusedPerIP() int64
 }
 
 func (s *Server) newControl() error {
