@@ -158,3 +158,42 @@ func (r *RateLimiter) Allow(key netip.Addr, now time.Time) bool {
 	b.tokens--
 	return true
 }
+
+// PerAddr counts the connections of each client address under a cap. The
+// zero value with Limit 0 admits everyone.
+type PerAddr struct {
+	Limit int
+	mu    sync.Mutex
+	n     map[netip.Addr]int
+}
+
+// Take counts one more connection of addr; false if addr is at the cap.
+func (p *PerAddr) Take(addr netip.Addr) bool {
+	if p.Limit <= 0 {
+		return true
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.n == nil {
+		p.n = map[netip.Addr]int{}
+	}
+	if p.n[addr] >= p.Limit {
+		return false
+	}
+	p.n[addr]++
+	return true
+}
+
+// Release forgets one connection of addr taken before.
+func (p *PerAddr) Release(addr netip.Addr) {
+	if p.Limit <= 0 {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.n[addr] <= 1 {
+		delete(p.n, addr)
+	} else {
+		p.n[addr]--
+	}
+}

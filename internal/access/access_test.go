@@ -54,3 +54,21 @@ func TestRateLimiter(t *testing.T) {
 		t.Error("unlimited limiter refused")
 	}
 }
+
+func TestPerAddr(t *testing.T) {
+	p := &PerAddr{Limit: 2}
+	a, b := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
+	if !p.Take(a) || !p.Take(a) || p.Take(a) || !p.Take(b) {
+		t.Fatal("cap of 2 per address")
+	}
+	p.Release(a)
+	if !p.Take(a) {
+		t.Error("a released place was not reusable")
+	}
+	var unlimited PerAddr
+	for range 100 {
+		if !unlimited.Take(a) {
+			t.Fatal("Limit 0 refused")
+		}
+	}
+}

@@ -310,7 +310,7 @@ func (l *loop) close(c *conn) {
 		l.srv.sseConn.Add(-1)
 	}
 	c.state = stateClosed
-	l.srv.releaseIP(sockaddrIP(c.peer))
+	l.srv.perIP.Release(sockaddrIP(c.peer))
 	unix.Close(c.fd) // also removes it from the epoll set
 	l.conns[c.fd] = nil
 	l.nconns--

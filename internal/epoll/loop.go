@@ -232,7 +232,7 @@ func (l *loop) accept() {
 			continue
 		}
 		ip := sockaddrIP(sa)
-		if !l.srv.takeIP(ip) {
+		if !l.srv.perIP.Take(ip) {
 			l.srv.refusedPerIP.Add(1)
 			send(nfd, handshake.AppendError(nil, l.hcfg, 429, l.now))
 			unix.Close(nfd)

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/netip"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -21,6 +20,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hasses-go/hasses/internal/access"
 	"github.com/hasses-go/hasses/internal/handshake"
 	"github.com/hasses-go/hasses/internal/hub"
 )
@@ -110,8 +110,7 @@ type Server struct {
 	spareMu sync.Mutex
 	spare   int // a reserved fd, given up to answer when out of fds
 
-	perIPMu      sync.Mutex
-	perIP        map[netip.Addr]int
+	perIP        access.PerAddr
 	refusedPerIP atomic.Int64 // connections refused by MaxConnsPerIP
 	unauthorized atomic.Int64 // stream requests refused by Authorize
 }
@@ -120,7 +119,7 @@ type Server struct {
 // called before any stream subscribes.
 func New(h *hub.Hub, cfg Config) (*Server, error) {
 	cfg.setDefaults()
-	s := &Server{cfg: cfg, hub: h, spare: -1, perIP: map[netip.Addr]int{}}
+	s := &Server{cfg: cfg, hub: h, spare: -1, perIP: access.PerAddr{Limit: cfg.MaxConnsPerIP}}
 	for i := range cfg.Loops {
 		l, err := newLoop(s, i)
 		if err != nil {
@@ -216,34 +215,6 @@ func (s *Server) RefusedPerIP() int64 { return s.refusedPerIP.Load() }
 
 // Unauthorized returns how many stream requests Authorize refused.
 func (s *Server) Unauthorized() int64 { return s.unauthorized.Load() }
-
-// takeIP counts a connection of addr; false if addr is at its cap.
-func (s *Server) takeIP(addr netip.Addr) bool {
-	limit := s.cfg.MaxConnsPerIP
-	if limit <= 0 {
-		return true
-	}
-	s.perIPMu.Lock()
-	defer s.perIPMu.Unlock()
-	if s.perIP[addr] >= limit {
-		return false
-	}
-	s.perIP[addr]++
-	return true
-}
-
-func (s *Server) releaseIP(addr netip.Addr) {
-	if s.cfg.MaxConnsPerIP <= 0 {
-		return
-	}
-	s.perIPMu.Lock()
-	defer s.perIPMu.Unlock()
-	if n := s.perIP[addr]; n <= 1 {
-		delete(s.perIP, addr)
-	} else {
-		s.perIP[addr] = n - 1
-	}
-}
 
 // Refused returns how many connections were refused for lack of capacity.
 func (s *Server) Refused() int64 { return s.refused.Load() }

@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hasses-go/hasses/internal/access"
 	"github.com/hasses-go/hasses/internal/handshake"
 	"github.com/hasses-go/hasses/internal/hub"
 	"github.com/hasses-go/hasses/internal/sse"
@@ -57,8 +58,7 @@ type Server struct {
 	refused, refusedPerIP     atomic.Int64
 	stopping                  chan struct{} // closed at shutdown: streams end
 
-	perIPMu sync.Mutex
-	perIP   map[netip.Addr]int
+	perIP access.PerAddr
 }
 
 // stream is one open SSE response.
@@ -84,7 +84,8 @@ func New(h *hub.Hub, cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, hub: h, wake: make(chan struct{}, 1), stopping: make(chan struct{}), perIP: map[netip.Addr]int{}}
+	s := &Server{cfg: cfg, hub: h, wake: make(chan struct{}, 1), stopping: make(chan struct{}),
+		perIP: access.PerAddr{Limit: cfg.MaxStreamsPerIP}}
 	s.owner = h.NewOwner(func() {
 		select {
 		case s.wake <- struct{}{}:
@@ -217,31 +218,16 @@ func (s *Server) admit(r *http.Request) (release func(), status int) {
 		s.refused.Add(1)
 		return nil, http.StatusServiceUnavailable
 	}
-	limit := s.cfg.MaxStreamsPerIP
-	if limit <= 0 {
-		return func() {}, 0
-	}
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
 		return func() {}, 0
 	}
 	addr := ap.Addr().Unmap()
-	s.perIPMu.Lock()
-	defer s.perIPMu.Unlock()
-	if s.perIP[addr] >= limit {
+	if !s.perIP.Take(addr) {
 		s.refusedPerIP.Add(1)
 		return nil, http.StatusTooManyRequests
 	}
-	s.perIP[addr]++
-	return func() {
-		s.perIPMu.Lock()
-		defer s.perIPMu.Unlock()
-		if s.perIP[addr] <= 1 {
-			delete(s.perIP, addr)
-		} else {
-			s.perIP[addr]--
-		}
-	}, 0
+	return func() { s.perIP.Release(addr) }, 0
 }
 
 func (s *Server) stream(w http.ResponseWriter, r *http.Request, req *handshake.Request, expires time.Time) {
