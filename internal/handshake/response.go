@@ -3,11 +3,16 @@ package handshake
 import (
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
 // ServerName is the Server header of every answer.
 const ServerName = "hasses-go"
+
+// corsHeaders is hasses' fixed Access-Control-Allow-Headers value: the
+// headers an EventSource polyfill may send.
+const corsHeaders = "cache-control, last-event-id, X-Requested-With"
 
 func (c *Config) origin() string {
 	if c.CORSBase == "" {
@@ -23,6 +28,7 @@ func (c *Config) origin() string {
 // request without an Origin header is not a cross-origin browser request
 // and passes.
 func (c *Config) AllowOrigin(origin string) (allow string, credentials, ok bool) {
+	c = orZero(c)
 	if len(c.Origins) == 0 {
 		return c.origin(), false, true
 	}
@@ -49,16 +55,24 @@ func appendLine(dst []byte, parts ...string) []byte {
 	return append(dst, '\r', '\n')
 }
 
-func appendCommon(dst []byte, cfg *Config, status int, now time.Time) []byte {
+func appendStatus(dst []byte, status int) []byte {
 	dst = append(dst, "HTTP/1.1 "...)
 	dst = strconv.AppendInt(dst, int64(status), 10)
-	dst = appendLine(dst, " ", statusText(status))
-	dst = append(dst, "Date: "...)
-	dst = now.UTC().AppendFormat(dst, http.TimeFormat)
-	dst = append(dst, '\r', '\n')
-	return appendLine(dst, "Server: ", ServerName)
+	return appendLine(dst, " ", statusText(status))
 }
 
+// appendDate writes the Date header in RFC 9110 form. hasses wrote the day
+// without its leading zero (spec 3.1), which strict parsers reject.
+func appendDate(dst []byte, now time.Time) []byte {
+	dst = append(dst, "Date: "...)
+	dst = now.UTC().AppendFormat(dst, http.TimeFormat)
+	return append(dst, '\r', '\n')
+}
+
+func appendServer(dst []byte) []byte { return appendLine(dst, "Server: ", ServerName) }
+
+// appendCORS writes hasses' three CORS headers; with an origin list the
+// allowed origin is echoed, with Vary and, for a listed one, credentials.
 func appendCORS(dst []byte, cfg *Config, origin string) []byte {
 	allow, creds, _ := cfg.AllowOrigin(origin)
 	if allow != "" {
@@ -71,71 +85,121 @@ func appendCORS(dst []byte, cfg *Config, origin string) []byte {
 		dst = appendLine(dst, "Access-Control-Allow-Credentials: true")
 	}
 	dst = appendLine(dst, "Access-Control-Allow-Methods: GET")
-	return appendLine(dst, "Access-Control-Allow-Headers: cache-control, last-event-id, X-Requested-With")
+	return appendLine(dst, "Access-Control-Allow-Headers: ", corsHeaders)
 }
 
 // AppendStreamHead appends the 200 head that opens an event stream, in
-// hasses' header order. extra are complete header lines (without CRLF).
-// X-Accel-Buffering stops nginx from buffering the stream.
+// hasses' header order (spec 3.1). origin is the request's Origin header
+// (it matters only with Config.Origins). extra are complete header lines
+// without CRLF, written before Transfer-Encoding; a line that is empty or
+// holds a CR or LF is skipped, so that no caller can split the head.
+// X-Accel-Buffering stops nginx from holding events back.
 func AppendStreamHead(dst []byte, cfg *Config, now time.Time, origin string, extra ...string) []byte {
-	dst = appendCommon(dst, cfg, 200, now)
+	cfg = orZero(cfg)
+	dst = appendStatus(dst, 200)
+	dst = appendDate(dst, now)
+	dst = appendServer(dst)
 	dst = appendCORS(dst, cfg, origin)
 	dst = appendLine(dst, "Cache-Control: no-cache")
 	dst = appendLine(dst, "Keep-Alive: timeout=300, max=100")
 	dst = appendLine(dst, "Connection: Keep-Alive")
 	dst = appendLine(dst, "X-Accel-Buffering: no")
 	for _, h := range extra {
-		dst = appendLine(dst, h)
+		if h != "" && !strings.ContainsAny(h, "\r\n") {
+			dst = appendLine(dst, h)
+		}
 	}
 	dst = appendLine(dst, "Transfer-Encoding: chunked")
 	dst = appendLine(dst, "Content-Type: text/event-stream")
 	return append(dst, '\r', '\n')
 }
 
-// AppendHeadResponse appends the answer to HEAD (spec 3.3).
-func AppendHeadResponse(dst []byte, cfg *Config, now time.Time, origin string) []byte {
-	dst = appendCommon(dst, cfg, 200, now)
+// appendPreflight writes the part the HEAD and OPTIONS answers share, in
+// hasses' order (Accept before Server, "Cache-control" spelt as hasses did:
+// scripts that compared the answers byte for byte keep working).
+func appendPreflight(dst []byte, cfg *Config, now time.Time, origin string) []byte {
+	dst = appendStatus(dst, 200)
+	dst = appendDate(dst, now)
 	dst = appendLine(dst, "Accept: text/*")
-	dst = appendLine(dst, "Cache-Control: no-cache")
+	dst = appendServer(dst)
+	dst = appendLine(dst, "Cache-control: no-cache")
 	dst = appendCORS(dst, cfg, origin)
-	dst = appendLine(dst, "Allow: GET, HEAD, OPTIONS")
+	return appendLine(dst, "Allow: GET, HEAD, OPTIONS")
+}
+
+// AppendHeadResponse appends the answer to HEAD (spec 3.3). It has no
+// Content-Length (a HEAD answer has no body) and no Connection header; the
+// caller closes the connection after it, as hasses did.
+func AppendHeadResponse(dst []byte, cfg *Config, now time.Time, origin string) []byte {
+	cfg = orZero(cfg)
+	dst = appendPreflight(dst, cfg, now, origin)
 	dst = appendLine(dst, "Keep-Alive: timeout=300, max=100")
 	dst = appendLine(dst, "Content-Type: text/event-stream")
 	return append(dst, '\r', '\n')
 }
 
-// AppendOptionsResponse appends the answer to OPTIONS (spec 3.4): a fixed
-// CORS preflight answer.
+// AppendOptionsResponse appends the answer to OPTIONS (spec 3.4), a fixed
+// CORS preflight answer. Without Content-Length its (empty) body ends when
+// the caller closes the connection, so no client tries to reuse it.
 func AppendOptionsResponse(dst []byte, cfg *Config, now time.Time, origin string) []byte {
-	dst = appendCommon(dst, cfg, 200, now)
-	dst = appendLine(dst, "Accept: text/*")
+	cfg = orZero(cfg)
+	dst = appendPreflight(dst, cfg, now, origin)
 	dst = appendLine(dst, "Accept-Encoding:")
-	dst = appendLine(dst, "Cache-Control: no-cache")
-	dst = appendCORS(dst, cfg, origin)
-	dst = appendLine(dst, "Allow: GET, HEAD, OPTIONS")
 	dst = appendLine(dst, "Keep-Alive: timeout=300, max=100")
-	dst = appendLine(dst, "Content-Length: 0")
 	return append(dst, '\r', '\n')
 }
 
-// AppendError appends a complete error answer; the connection is closed
-// after it.
+// Pieces of the error body: one line of HTML naming the status.
+const (
+	bodyOpen  = "<html><head><title>"
+	bodyMid   = "</title></head><body><h1>"
+	bodyClose = "</h1></body></html>\n"
+)
+
+// AppendError appends a complete error answer for status (400, 401, 403,
+// 404, 405, 413, 429, 431, 501, 503, ...); the caller closes the connection
+// after it. A status outside 100-999 is answered as 500.
+//
+// Unlike hasses, every error carries the CORS headers (hasses: only 501),
+// so that a cross-origin page using fetch can read a 401 or 429 instead of
+// a network error; the TLS front end does the same. 501 and 405 also list
+// the methods served (hasses said "GET, HEAD" while serving OPTIONS too).
 func AppendError(dst []byte, cfg *Config, status int, now time.Time) []byte {
+	cfg = orZero(cfg)
+	if status < 100 || status > 999 {
+		status = 500
+	}
 	text := statusText(status)
-	body := "<html><head><title>" + text + "</title></head><body><h1>" +
-		strconv.Itoa(status) + " " + text + "</h1></body></html>\n"
-	dst = appendCommon(dst, cfg, status, now)
+	// "NNN Text" twice, in the title and in the heading.
+	bodyLen := len(bodyOpen) + len(bodyMid) + len(bodyClose) + 2*(3+1+len(text))
+	dst = appendStatus(dst, status)
+	dst = appendDate(dst, now)
+	dst = appendServer(dst)
 	if status == 501 || status == 405 {
 		dst = appendLine(dst, "Allow: GET, HEAD, OPTIONS")
 	}
-	dst = appendCORS(dst, cfg, "") // so that a browser can read the error
-	dst = appendLine(dst, "Content-Length: ", strconv.Itoa(len(body)))
+	dst = appendCORS(dst, cfg, "")
+	dst = append(dst, "Content-Length: "...)
+	dst = strconv.AppendInt(dst, int64(bodyLen), 10)
+	dst = append(dst, '\r', '\n')
 	dst = appendLine(dst, "Connection: close")
 	dst = appendLine(dst, "Content-Type: text/html; charset=utf-8")
 	dst = append(dst, '\r', '\n')
-	return append(dst, body...)
+	dst = append(dst, bodyOpen...)
+	dst = appendStatusText(dst, status, text)
+	dst = append(dst, bodyMid...)
+	dst = appendStatusText(dst, status, text)
+	return append(dst, bodyClose...)
 }
 
+func appendStatusText(dst []byte, status int, text string) []byte {
+	dst = strconv.AppendInt(dst, int64(status), 10)
+	dst = append(dst, ' ')
+	return append(dst, text...)
+}
+
+// statusText is the standard reason phrase, or "Error" for codes without
+// one, so that a status line always has a phrase.
 func statusText(status int) string {
 	if t := http.StatusText(status); t != "" {
 		return t
@@ -147,7 +211,7 @@ func statusText(status int) string {
 // net/http header map (the hop-by-hop ones are net/http's business, and are
 // forbidden in HTTP/2).
 func SetStreamHeaders(h map[string][]string, cfg *Config, origin string) {
-	setCORS(h, cfg, origin)
+	setCORS(h, orZero(cfg), origin)
 	h["Cache-Control"] = []string{"no-cache"}
 	h["X-Accel-Buffering"] = []string{"no"}
 	h["Content-Type"] = []string{"text/event-stream"}
@@ -165,12 +229,12 @@ func setCORS(h map[string][]string, cfg *Config, origin string) {
 		h["Access-Control-Allow-Credentials"] = []string{"true"}
 	}
 	h["Access-Control-Allow-Methods"] = []string{"GET"}
-	h["Access-Control-Allow-Headers"] = []string{"cache-control, last-event-id, X-Requested-With"}
+	h["Access-Control-Allow-Headers"] = []string{corsHeaders}
 }
 
 // SetPreflightHeaders sets the headers of the HEAD and OPTIONS answers.
 func SetPreflightHeaders(h map[string][]string, cfg *Config, method, origin string) {
-	setCORS(h, cfg, origin)
+	setCORS(h, orZero(cfg), origin)
 	h["Accept"] = []string{"text/*"}
 	h["Cache-Control"] = []string{"no-cache"}
 	h["Allow"] = []string{"GET, HEAD, OPTIONS"}
