@@ -79,6 +79,12 @@ type Request struct {
 	Authorization string
 	Cookie        string
 	AccessToken   string // access_token= (a JWT for clients that cannot set headers), percent-decoded
+	// HTTP10 marks an HTTP/1.0 request (nginx's default towards upstreams):
+	// its stream is close-delimited, without chunks or keep-alive.
+	HTTP10 bool
+	// Close: the client sent "Connection: close", so the connection is not
+	// kept for another request once the stream ends.
+	Close bool
 }
 
 // Error is a request the server refuses, with the status to answer.
@@ -139,7 +145,7 @@ func Parse(head []byte, cfg *Config) (*Request, error) {
 	if err := h.parse(rest); err != nil {
 		return nil, err
 	}
-	req := &Request{Method: method}
+	req := &Request{Method: method, HTTP10: string(version) == "HTTP/1.0"}
 	h.fill(req)
 	if _, _, ok := cfg.AllowOrigin(req.Origin); !ok {
 		return nil, fail(403, "origin not allowed: "+quoteCut(req.Origin, 64))
@@ -171,11 +177,12 @@ func Parse(head []byte, cfg *Config) (*Request, error) {
 	return req, nil
 }
 
-// checkVersion keeps hasses' 501 for anything but HTTP/1.1: the epoll
-// front end speaks only that (HTTP/2 is served by the TLS front end).
+// checkVersion keeps hasses' 501 for anything but HTTP/1.1 and HTTP/1.0
+// (hasses refused 1.0 too, but nginx speaks it to upstreams unless told
+// otherwise; HTTP/2 is served by the TLS front end).
 func checkVersion(version []byte) error {
-	if string(version) != "HTTP/1.1" {
-		return fail(501, "only HTTP/1.1 is served, not "+string(version))
+	if string(version) != "HTTP/1.1" && string(version) != "HTTP/1.0" {
+		return fail(501, "only HTTP/1.1 and HTTP/1.0 are served, not "+string(version))
 	}
 	return nil
 }
@@ -252,6 +259,7 @@ func trimLeftSP(b []byte) []byte {
 // fill copies them into strings.
 type fields struct {
 	lastEventID, origin, userAgent, authorization, cookie []byte
+	close                                                 bool // "Connection: close"
 }
 
 // parse reads the header lines up to the blank line. Names are matched
@@ -290,6 +298,9 @@ func (f *fields) parse(b []byte) error {
 			dst = &f.authorization
 		case equalFold(name, "cookie"):
 			dst = &f.cookie
+		case equalFold(name, "connection"):
+			f.close = f.close || containsFold(v, "close")
+			continue
 		default:
 			continue
 		}
@@ -298,6 +309,17 @@ func (f *fields) parse(b []byte) error {
 		}
 	}
 	return nil
+}
+
+// containsFold reports whether lower (lower-case) occurs in b, ignoring
+// ASCII case.
+func containsFold(b []byte, lower string) bool {
+	for i := 0; i+len(lower) <= len(b); i++ {
+		if equalFold(b[i:i+len(lower)], lower) {
+			return true
+		}
+	}
+	return false
 }
 
 // fill copies the kept values; each string is allocated on its own so that
@@ -309,6 +331,7 @@ func (f *fields) fill(req *Request) {
 	req.UserAgent = string(f.userAgent)
 	req.Authorization = string(f.authorization)
 	req.Cookie = string(f.cookie)
+	req.Close = f.close
 }
 
 // trimOWS trims spaces and tabs on both sides (RFC 9110 5.5).

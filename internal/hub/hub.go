@@ -14,13 +14,13 @@ package hub
 
 import (
 	"errors"
-	"math/bits"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/hasses-go/hasses/internal/chunked"
 	"github.com/hasses-go/hasses/internal/sse"
 )
 
@@ -56,12 +56,26 @@ var (
 )
 
 // Event is one encoded publication. It is immutable once published.
+//
+// It is encoded once, in the form the epoll writer sends (an HTTP/1.1
+// chunk), and the SSE text inside is a sub-slice of it, so that every front
+// end writes the same bytes without copying or re-parsing them.
 type Event struct {
 	Seq     uint64
-	Frame   []byte // the complete chunk, as written to every receiver
 	Exclude string // client id that must not receive it
+	frame   []byte // chunk header, SSE text, chunk trailer
+	hdr     uint8  // length of the chunk header
 	at      int64  // publication time, Unix nanoseconds
 }
+
+// Chunk returns the event framed as one HTTP/1.1 chunk.
+func (e *Event) Chunk() []byte { return e.frame }
+
+// Text returns the event's SSE text, without transport framing.
+func (e *Event) Text() []byte { return e.frame[e.hdr : len(e.frame)-len(chunked.Trailer)] }
+
+// size is the number of bytes the event holds.
+func (e *Event) size() int64 { return int64(len(e.frame)) }
 
 // Hub holds the topics and routes events to them. It is safe for concurrent
 // use.
@@ -78,9 +92,6 @@ type Hub struct {
 	nsubs  int
 	idbuf  []byte
 	enc    []byte
-	// wakeMask has a bit for every owner that must be woken once h.mu is
-	// released; owners are few (one per epoll loop and front end).
-	wakeMask uint64
 	// lostSeq is the newest event a topic created now may have missed: a
 	// prefix publication that found no topic of that name, or the history of
 	// a topic that was dropped. A new topic's floor starts there.
@@ -119,10 +130,13 @@ func New(cfg Config) *Hub {
 // hub lock held, when topics its subscribers read have new events; the owner
 // then calls Collect from its own goroutine.
 type Owner struct {
-	hub       *Hub
-	idx       int
-	wakeFn    func()
-	dirty     []*topic
+	hub    *Hub
+	idx    int
+	wakeFn func()
+	dirty  []*topic
+	// wakeReq is set under h.mu when the owner's dirty list becomes
+	// non-empty; the publisher wakes the owner after releasing the lock.
+	wakeReq   atomic.Bool
 	delivered atomic.Int64
 }
 
@@ -133,9 +147,6 @@ func (h *Hub) NewOwner(wake func()) *Owner {
 	defer h.mu.Unlock()
 	if h.nsubs > 0 || len(h.topics) > 0 {
 		panic("hub: NewOwner after the first subscription")
-	}
-	if len(h.owners) == 64 {
-		panic("hub: more than 64 owners")
 	}
 	o := &Owner{hub: h, idx: len(h.owners), wakeFn: wake}
 	h.owners = append(h.owners, o)
@@ -167,12 +178,7 @@ func (h *Hub) Publish(m Message) (Result, error) {
 	h.mu.Lock()
 	h.seq++
 	id := sse.ID{Epoch: h.cfg.Epoch, Seq: h.seq}
-	h.idbuf = id.AppendTo(h.idbuf[:0])
-	h.enc = sse.AppendEvent(h.enc[:0], h.idbuf, m.Event, m.Data)
-	ev := &Event{Seq: h.seq, Frame: slices.Clone(h.enc), Exclude: m.Exclude, at: now}
-	if cap(h.enc) > 1<<20 {
-		h.enc = nil // do not pin one huge message's buffer
-	}
+	ev := h.encode(id, m, now)
 	receivers, everyone := 0, false
 	add := func(t *topic) {
 		if t.lastSeq != ev.Seq { // a topic selected twice gets the event once
@@ -200,28 +206,47 @@ func (h *Hub) Publish(m Message) (Result, error) {
 	if everyone {
 		receivers = h.nsubs
 	}
-	wake := h.wakeMask
-	h.wakeMask = 0
 	h.mu.Unlock()
 
-	h.wakeOwners(wake)
+	h.wakeOwners()
 	h.published.Add(1)
 	return Result{ID: id.String(), Receivers: receivers}, nil
 }
 
-// wakeOwners calls the wake function of every owner in mask. The owners
-// slice is fixed before the first subscription, so it is read without h.mu.
-func (h *Hub) wakeOwners(mask uint64) {
-	for mask != 0 {
-		h.owners[bits.TrailingZeros64(mask)].wakeFn()
-		mask &= mask - 1
+// encode builds the immutable event: the SSE text is written after room
+// for the largest chunk header, which is then filled in front of it, so the
+// frame is one contiguous buffer. Called with h.mu held (h.enc is shared).
+func (h *Hub) encode(id sse.ID, m Message, now int64) *Event {
+	h.idbuf = id.AppendTo(h.idbuf[:0])
+	buf := append(h.enc[:0], make([]byte, chunked.MaxHeader)...)
+	buf = sse.AppendEvent(buf, h.idbuf, m.Event, m.Data)
+	n := len(buf) - chunked.MaxHeader
+	hdr := chunked.HeaderLen(n)
+	chunked.PutHeader(buf[chunked.MaxHeader-hdr:chunked.MaxHeader], n)
+	buf = append(buf, chunked.Trailer...)
+	ev := &Event{Seq: id.Seq, Exclude: m.Exclude, frame: slices.Clone(buf[chunked.MaxHeader-hdr:]), hdr: uint8(hdr), at: now}
+	h.enc = buf
+	if cap(h.enc) > 1<<20 {
+		h.enc = nil // do not pin one huge message's buffer
+	}
+	return ev
+}
+
+// wakeOwners calls the wake function of every owner that has new work. The
+// owners slice is fixed before the first subscription, so it is read
+// without h.mu; owners are few (one per epoll loop and front end).
+func (h *Hub) wakeOwners() {
+	for _, o := range h.owners {
+		if o.wakeReq.Load() && o.wakeReq.Swap(false) {
+			o.wakeFn()
+		}
 	}
 }
 
 // append adds ev to t and marks t dirty for every owner with subscribers on
 // it. It is called with h.mu held.
 func (h *Hub) append(t *topic, ev *Event) {
-	t.push(ev, h.cfg.HistoryBytes+h.cfg.MaxLag)
+	t.push(ev, &h.cfg, h.cfg.HistoryBytes+h.cfg.MaxLag)
 	for oi, subs := range t.subs {
 		if len(subs) == 0 || t.dirty[oi] {
 			continue
@@ -229,7 +254,7 @@ func (h *Hub) append(t *topic, ev *Event) {
 		t.dirty[oi] = true
 		o := h.owners[oi]
 		if len(o.dirty) == 0 {
-			h.wakeMask |= 1 << oi
+			o.wakeReq.Store(true)
 		}
 		o.dirty = append(o.dirty, t)
 	}

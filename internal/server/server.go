@@ -23,6 +23,7 @@ import (
 	"github.com/hasses-go/hasses/internal/httpfront"
 	"github.com/hasses-go/hasses/internal/hub"
 	"github.com/hasses-go/hasses/internal/pubapi"
+	"github.com/hasses-go/hasses/internal/stream"
 	"github.com/hasses-go/hasses/internal/subauth"
 	"github.com/hasses-go/hasses/publish"
 )
@@ -39,9 +40,9 @@ type Server struct {
 	reinit  atomic.Bool
 
 	hub     *hub.Hub
+	core    *stream.Core
 	front   frontEnd
-	epoll   *epoll.Server // nil when the SSE port is served by net/http (TLS)
-	cert    *certificate  // with -ssl
+	cert    *certificate // with -ssl
 	control *control.Handler
 
 	sseLn   net.Listener
@@ -136,57 +137,45 @@ func New(opts *config.Options, log *slog.Logger, level *slog.LevelVar) (*Server,
 		}
 		log.Info("subscribers must present a signed token", "key", opts.JWTKey)
 	}
-	if opts.SSL {
-		if s.cert, err = loadCertificate(opts.CertFile, opts.KeyFile); err != nil {
-			s.closeListeners()
-			return nil, err
-		}
-		s.front = httpfront.New(s.hub, httpfront.Config{
-			Handshake:        hcfg,
-			HandshakeTimeout: opts.HandshakeTimeout,
-			Lifetime:         opts.Lifetime,
-			Heartbeat:        opts.Heartbeat,
-			Retry:            opts.Retry,
-			Drain:            opts.Drain,
-			TLS:              s.cert.tlsConfig(),
-			Authorize:        authorize,
-			MaxStreams:       maxConns,
-			MaxStreamsPerIP:  opts.MaxConnsPerIP,
-			Logger:           log,
-		})
-		return s, s.newControl()
-	}
-	s.epoll, err = epoll.New(s.hub, epoll.Config{
+	s.core = stream.New(s.hub, stream.Config{
 		Handshake:        hcfg,
-		Loops:            opts.Loops,
 		HandshakeTimeout: opts.HandshakeTimeout,
 		Lifetime:         opts.Lifetime,
 		Heartbeat:        opts.Heartbeat,
 		Retry:            opts.Retry,
 		Drain:            opts.Drain,
-		Coalesce:         opts.Coalesce,
 		MaxConns:         maxConns,
-		SendBuffer:       opts.SendBuffer,
-		MaxConnsPerIP:    opts.MaxConnsPerIP,
+		MaxConnsPerAddr:  opts.MaxConnsPerIP,
 		Authorize:        authorize,
 		Reinit:           &s.reinit,
 		Logger:           log,
+	})
+	if opts.SSL {
+		if s.cert, err = loadCertificate(opts.CertFile, opts.KeyFile); err != nil {
+			s.closeListeners()
+			return nil, err
+		}
+		s.front = httpfront.New(s.core, httpfront.Config{TLS: s.cert.tlsConfig(), SendBuffer: opts.SendBuffer})
+		return s, s.newControl()
+	}
+	s.front, err = epoll.New(s.core, epoll.Config{
+		Loops:      opts.Loops,
+		Coalesce:   opts.Coalesce,
+		SendBuffer: opts.SendBuffer,
 	})
 	if err != nil {
 		s.closeListeners()
 		return nil, err
 	}
-	s.front = s.epoll
 	return s, s.newControl()
 }
 
-// frontEnd serves the SSE port: the epoll loops, or net/http for TLS.
+// frontEnd serves the SSE port: the epoll loops, or TLS (HTTP/1.1 and
+// HTTP/2). What a stream is lives in the stream core they share.
 type frontEnd interface {
 	Serve(ctx context.Context, ln net.Listener) error
-	Counters() (all, streaming, maxSeen, delivered int64)
-	Lagged() int64
-	Refused() int64
-	RefusedPerIP() int64
+	Stats() stream.Stats
+	Clients() []stream.ClientInfo
 }
 
 func (s *Server) newControl() error {
