@@ -53,11 +53,15 @@ func TestUsageErrors(t *testing.T) {
 			t.Errorf("%q: no usage error", args)
 		}
 	}
-	if _, err := Parse([]string{"-h"}); !errors.Is(err, ErrHelp) {
-		t.Errorf("-h: %v", err)
+	for _, h := range []string{"-h", "--h", "-help", "--help"} {
+		if _, err := Parse([]string{"-p=8080", h}); !errors.Is(err, ErrHelp) {
+			t.Errorf("%s: %v", h, err)
+		}
 	}
-	if _, err := Parse([]string{"-v"}); !errors.Is(err, ErrVersion) {
-		t.Errorf("-v: %v", err)
+	for _, v := range []string{"-v", "-version", "--version"} {
+		if _, err := Parse([]string{v}); !errors.Is(err, ErrVersion) {
+			t.Errorf("%s: %v", v, err)
+		}
 	}
 }
 
@@ -88,6 +92,38 @@ func TestExampleConfig(t *testing.T) {
 	}
 	if o.MURL == "" || o.Port == "" {
 		t.Errorf("example config: %+v", o)
+	}
+}
+
+// TestExampleConfigComplete keeps examples/hasses.conf in step with the
+// options table: every option that a config file may hold appears in it,
+// set or as a commented line ("#-name" or "#-name=...").
+func TestExampleConfigComplete(t *testing.T) {
+	b, err := os.ReadFile("../../examples/hasses.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	present := map[string]bool{}
+	for n, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimPrefix(strings.TrimSpace(line), "#")
+		if rest, ok := strings.CutPrefix(line, "-"); ok {
+			name, value, _ := strings.Cut(rest, "=")
+			present[name] = true
+			// The commented values must be valid too: uncommenting one works.
+			if opt := lookup(name); opt == nil {
+				t.Errorf("hasses.conf:%d: unknown option %q", n+1, line)
+			} else if err := opt.set(Defaults(), value); err != nil {
+				t.Errorf("hasses.conf:%d: %q: %v", n+1, line, err)
+			}
+		}
+	}
+	for _, o := range options {
+		if o.name == "h" || o.name == "v" || o.name == "config" { // not allowed in a file
+			continue
+		}
+		if !present[o.name] {
+			t.Errorf("examples/hasses.conf lacks -%s (add it, commented out, with its default)", o.name)
+		}
 	}
 }
 
