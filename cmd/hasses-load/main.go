@@ -60,6 +60,9 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Print(res.Table())
+	for _, w := range res.Warnings() {
+		fmt.Fprintln(os.Stderr, "hasses-load: warning:", w)
+	}
 	js, err := json.Marshal(res)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "hasses-load:", err)
