@@ -47,12 +47,14 @@ func TestDockerImage(t *testing.T) {
 	host := snapshotHost()
 	t.Cleanup(func() { host.restore(t) })
 
-	// A bridge of our own, so that a docker0 of another daemon is left alone.
-	const bridge = "hasses-it0"
-	exec.Command("ip", "link", "delete", bridge).Run() // left over from a killed run
+	// A bridge of our own, so that a docker0 of another daemon is left
+	// alone; named and numbered after the process, so that test runs on the
+	// same machine (other work trees) do not collide.
+	bridge := fmt.Sprintf("hasses%d", os.Getpid())
+	subnet := fmt.Sprintf("172.29.%d.1/24", os.Getpid()%250)
 	for _, args := range [][]string{
 		{"link", "add", bridge, "type", "bridge"},
-		{"addr", "add", "172.29.213.1/24", "dev", bridge},
+		{"addr", "add", subnet, "dev", bridge},
 		{"link", "set", bridge, "up"},
 	} {
 		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
