@@ -135,3 +135,40 @@ func TestUsageMentionsEveryOption(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParse feeds arbitrary command lines (arguments separated by NUL) to
+// Parse: it never panics, and what it accepts is valid and, turned back
+// into options, parses again to the same essentials.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{
+		"-p=8080\x00-cp=8085\x00-murl=/sse",
+		"--help",
+		"-p\x00127.0.0.1:0\x00--cp=[::1]:9\x00-murl=/e\x00-heartbeat=5\x00-sep=|",
+		"-p=1\x00-fifo=/run/x\x00-murl=/a\x00-version",
+		"-p=1\x00-cp=2\x00-murl=/s\x00-max-lag=0\x00-fifo-mode=777\x00-pub-rate=1.5",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		args := strings.Split(line, "\x00")
+		for _, a := range args {
+			if strings.Contains(a, "config") || strings.Contains(a, "secret-file") {
+				return // reads files: not this fuzzer's business
+			}
+		}
+		o, err := Parse(args)
+		if err != nil {
+			return
+		}
+		if o.Port == "" || o.MURL == "" || (o.CtlPort == "" && o.FIFO == "") || o.MaxMessage <= 0 {
+			t.Fatalf("accepted invalid options %+v from %q", o, args)
+		}
+		again, err := Parse([]string{"-p=" + o.Port, "-murl=" + o.MURL, "-cp=" + o.CtlPort, "-fifo=" + o.FIFO, "-sep=" + string(o.Sep)})
+		if err != nil {
+			t.Fatalf("re-parsing %+v: %v", o, err)
+		}
+		if again.Port != o.Port || again.MURL != o.MURL || again.CtlPort != o.CtlPort || again.FIFO != o.FIFO || again.Sep != o.Sep {
+			t.Fatalf("round trip %+v -> %+v", o, again)
+		}
+	})
+}
