@@ -35,7 +35,9 @@ func run(args []string) int {
 		fmt.Printf("hasses %s\n", server.Version)
 		return 0
 	case err != nil:
-		fmt.Fprintf(os.Stderr, "hasses: %v\n\n%s", err, config.Usage())
+		// The error and where to look, not the whole help: it would push
+		// the error off the screen.
+		fmt.Fprintf(os.Stderr, "hasses: %v\nrun 'hasses -h' for the options\n", err)
 		return 2
 	}
 

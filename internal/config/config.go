@@ -204,8 +204,8 @@ func init() {
 		{"history-count", "N", "events kept per token for Last-Event-ID replay (default 100)", num(func(o *Options) *int { return &o.HistoryCount })},
 		{"history-bytes", "BYTES", "bytes of events kept per token (default 262144)", num64(func(o *Options) *int64 { return &o.HistoryBytes })},
 		{"history-age", "DUR", "how long events are kept for replay (default 1h)", dur(func(o *Options) *time.Duration { return &o.HistoryAge })},
-		{"h", "", "print this help and exit", func(*Options, string) error { return ErrHelp }},
-		{"v", "", "print the version and exit", func(*Options, string) error { return ErrVersion }},
+		{"h", "", "print this help and exit (also -help, --help)", func(*Options, string) error { return ErrHelp }},
+		{"v", "", "print the version and exit (also -version)", func(*Options, string) error { return ErrVersion }},
 	}
 }
 
@@ -255,6 +255,12 @@ func Parse(args []string) (*Options, error) {
 			return nil, fmt.Errorf("unexpected argument %q", a)
 		}
 		name, value, hasValue := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-"), "=")
+		switch name { // the spellings users try first
+		case "help":
+			name = "h"
+		case "version":
+			name = "v"
+		}
 		opt := lookup(name)
 		if opt == nil {
 			return nil, fmt.Errorf("unknown option -%s", name)
@@ -409,8 +415,13 @@ func LogLevel(o *Options) int {
 // Usage returns the help text.
 func Usage() string {
 	var b strings.Builder
-	b.WriteString("Usage: hasses -p=PORT -murl=PATH (-cp=PORT | -fifo=FILE) [options]\n\n")
-	b.WriteString("A Server-Sent Events notification server, compatible with hasses 1.30.\n\nOptions:\n")
+	b.WriteString("Usage: hasses -p=PORT -murl=PATH (-cp=PORT | -fifo=FILE) [options]\n")
+	b.WriteString("       hasses publish [-to URL] [-secret S] TOKEN[,TOKEN...] [MESSAGE]\n\n")
+	b.WriteString("A Server-Sent Events notification server, compatible with hasses 1.30.\n")
+	b.WriteString("Example: hasses -nodaemon -p=8080 -cp=127.0.0.1:8085 -murl=/sse\n\n")
+	b.WriteString("'hasses publish' sends one message to a running server, through the HTTP API\n")
+	b.WriteString("(-to http://HOST:PORT/publish) or the control port (-to tcp://HOST:PORT);\n")
+	b.WriteString("'hasses publish -h' lists its options.\n\nOptions:\n")
 	for _, opt := range options {
 		left := "-" + opt.name
 		if opt.arg != "" {
@@ -419,5 +430,8 @@ func Usage() string {
 		fmt.Fprintf(&b, "  %-26s %s\n", left, opt.usage)
 	}
 	b.WriteString("\nA config file (-config=FILE) holds one option per line, spelled as on the\ncommand line (-p=8080, -ra); '#' starts a comment.\n")
+	b.WriteString("\nEnvironment:\n")
+	b.WriteString("  HASSES_CTL_SECRET          the publisher secret, when -ctl-secret and -ctl-secret-file are not given\n")
+	b.WriteString("  GOGC, GOMAXPROCS, GOMEMLIMIT  Go runtime settings (hasses sets GOGC=50 unless GOGC is set)\n")
 	return b.String()
 }

@@ -53,11 +53,15 @@ func TestUsageErrors(t *testing.T) {
 			t.Errorf("%q: no usage error", args)
 		}
 	}
-	if _, err := Parse([]string{"-h"}); !errors.Is(err, ErrHelp) {
-		t.Errorf("-h: %v", err)
+	for _, h := range []string{"-h", "--h", "-help", "--help"} {
+		if _, err := Parse([]string{"-p=8080", h}); !errors.Is(err, ErrHelp) {
+			t.Errorf("%s: %v", h, err)
+		}
 	}
-	if _, err := Parse([]string{"-v"}); !errors.Is(err, ErrVersion) {
-		t.Errorf("-v: %v", err)
+	for _, v := range []string{"-v", "-version", "--version"} {
+		if _, err := Parse([]string{v}); !errors.Is(err, ErrVersion) {
+			t.Errorf("%s: %v", v, err)
+		}
 	}
 }
 
@@ -91,6 +95,38 @@ func TestExampleConfig(t *testing.T) {
 	}
 }
 
+// TestExampleConfigComplete keeps examples/hasses.conf in step with the
+// options table: every option that a config file may hold appears in it,
+// set or as a commented line ("#-name" or "#-name=...").
+func TestExampleConfigComplete(t *testing.T) {
+	b, err := os.ReadFile("../../examples/hasses.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	present := map[string]bool{}
+	for n, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimPrefix(strings.TrimSpace(line), "#")
+		if rest, ok := strings.CutPrefix(line, "-"); ok {
+			name, value, _ := strings.Cut(rest, "=")
+			present[name] = true
+			// The commented values must be valid too: uncommenting one works.
+			if opt := lookup(name); opt == nil {
+				t.Errorf("hasses.conf:%d: unknown option %q", n+1, line)
+			} else if err := opt.set(Defaults(), value); err != nil {
+				t.Errorf("hasses.conf:%d: %q: %v", n+1, line, err)
+			}
+		}
+	}
+	for _, o := range options {
+		if o.name == "h" || o.name == "v" || o.name == "config" { // not allowed in a file
+			continue
+		}
+		if !present[o.name] {
+			t.Errorf("examples/hasses.conf lacks -%s (add it, commented out, with its default)", o.name)
+		}
+	}
+}
+
 func TestUsageMentionsEveryOption(t *testing.T) {
 	u := Usage()
 	for _, o := range options {
@@ -98,4 +134,41 @@ func TestUsageMentionsEveryOption(t *testing.T) {
 			t.Errorf("usage lacks -%s", o.name)
 		}
 	}
+}
+
+// FuzzParse feeds arbitrary command lines (arguments separated by NUL) to
+// Parse: it never panics, and what it accepts is valid and, turned back
+// into options, parses again to the same essentials.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{
+		"-p=8080\x00-cp=8085\x00-murl=/sse",
+		"--help",
+		"-p\x00127.0.0.1:0\x00--cp=[::1]:9\x00-murl=/e\x00-heartbeat=5\x00-sep=|",
+		"-p=1\x00-fifo=/run/x\x00-murl=/a\x00-version",
+		"-p=1\x00-cp=2\x00-murl=/s\x00-max-lag=0\x00-fifo-mode=777\x00-pub-rate=1.5",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		args := strings.Split(line, "\x00")
+		for _, a := range args {
+			if strings.Contains(a, "config") || strings.Contains(a, "secret-file") {
+				return // reads files: not this fuzzer's business
+			}
+		}
+		o, err := Parse(args)
+		if err != nil {
+			return
+		}
+		if o.Port == "" || o.MURL == "" || (o.CtlPort == "" && o.FIFO == "") || o.MaxMessage <= 0 {
+			t.Fatalf("accepted invalid options %+v from %q", o, args)
+		}
+		again, err := Parse([]string{"-p=" + o.Port, "-murl=" + o.MURL, "-cp=" + o.CtlPort, "-fifo=" + o.FIFO, "-sep=" + string(o.Sep)})
+		if err != nil {
+			t.Fatalf("re-parsing %+v: %v", o, err)
+		}
+		if again.Port != o.Port || again.MURL != o.MURL || again.CtlPort != o.CtlPort || again.FIFO != o.FIFO || again.Sep != o.Sep {
+			t.Fatalf("round trip %+v -> %+v", o, again)
+		}
+	})
 }
