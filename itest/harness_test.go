@@ -78,6 +78,25 @@ type daemon struct {
 	tls  *tls.Config // set when the SSE port speaks TLS: dial returns HTTP/1.1 over TLS
 }
 
+// wrappers holds, per test, a command that start runs hasses under (for
+// example prlimit); see startWrapped.
+var wrappers sync.Map
+
+func wrapper(t *testing.T) []string {
+	if w, ok := wrappers.Load(t); ok {
+		return w.([]string)
+	}
+	return nil
+}
+
+// startWrapped starts hasses under the command w (with its arguments).
+func startWrapped(t *testing.T, w []string, start startFunc, args ...string) *daemon {
+	t.Helper()
+	wrappers.Store(t, w)
+	defer wrappers.Delete(t)
+	return start(t, args...)
+}
+
 // startFunc starts a daemon; see start.
 type startFunc func(t *testing.T, args ...string) *daemon
 
@@ -155,7 +174,11 @@ func start(t *testing.T, args ...string) *daemon {
 	}
 	full = append(full, args...)
 	d := &daemon{t: t, log: &logBuffer{}, done: make(chan struct{})}
-	d.cmd = exec.Command(binPath, full...)
+	if w := wrapper(t); len(w) > 0 {
+		d.cmd = exec.Command(w[0], append(append(w[1:], binPath), full...)...)
+	} else {
+		d.cmd = exec.Command(binPath, full...)
+	}
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
