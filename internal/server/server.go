@@ -121,8 +121,9 @@ func New(opts *config.Options, log *slog.Logger, level *slog.LevelVar) (*Server,
 		}
 	}
 	var authorize func(*handshake.Request, time.Time) (time.Time, int, error)
-	if opts.JWTKey != "" {
-		v, err := subauth.Load(opts.JWTKey)
+	if opts.JWTKey != "" || opts.JWTSecretFile != "" {
+		v, err := subauth.New(subauth.Options{KeyFile: opts.JWTKey, SecretFile: opts.JWTSecretFile,
+			RequireExp: opts.JWTRequireExp, Audience: opts.JWTAudience, Issuer: opts.JWTIssuer})
 		if err != nil {
 			s.closeListeners()
 			return nil, err
@@ -134,7 +135,7 @@ func New(opts *config.Options, log *slog.Logger, level *slog.LevelVar) (*Server,
 			}
 			return exp, 0, err
 		}
-		log.Info("subscribers must present a signed token", "key", opts.JWTKey)
+		log.Info("subscribers must present a signed token", "key", opts.JWTKey+opts.JWTSecretFile, "algorithms", strings.Join(v.Methods(), ","))
 	}
 	if opts.SSL {
 		if s.cert, err = loadCertificate(opts.CertFile, opts.KeyFile); err != nil {
