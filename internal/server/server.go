@@ -51,6 +51,7 @@ type Server struct {
 
 	policy *access.Policy
 	pub    *pubapi.Handler
+	fifo   *os.File // opened by OpenFIFO, served by Run
 }
 
 // New binds the listeners and builds the components. Binding happens here,
@@ -225,6 +226,21 @@ func (s *Server) closeListeners() {
 	}
 }
 
+// OpenFIFO creates and opens the -fifo FIFO. The daemon calls it after
+// dropping privileges (the FIFO belongs to -user) and before reporting that
+// it started, so a bad path stops the start; Run calls it otherwise.
+func (s *Server) OpenFIFO() error {
+	if s.opts.FIFO == "" || s.fifo != nil {
+		return nil
+	}
+	f, err := s.control.OpenFIFO(s.opts.FIFO)
+	if err != nil {
+		return err
+	}
+	s.fifo = f
+	return nil
+}
+
 // Reload re-reads what can change without a restart: the TLS certificate.
 func (s *Server) Reload() error {
 	if s.cert == nil {
@@ -236,6 +252,10 @@ func (s *Server) Reload() error {
 // Run serves until ctx is done, then shuts down gracefully: streams are
 // ended cleanly within the drain time.
 func (s *Server) Run(ctx context.Context) error {
+	if err := s.OpenFIFO(); err != nil {
+		s.closeListeners()
+		return err
+	}
 	s.log.Info("hasses started", "version", Version, "pid", os.Getpid(),
 		"sse", s.sseLn.Addr().String(), "path", s.opts.MURL, "control", addrString(s.ctlLn), "fifo", s.opts.FIFO, "admin", addrString(s.adminLn), "publish", addrString(s.pubLn))
 
@@ -274,7 +294,7 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}
 	if s.opts.FIFO != "" {
-		run("fifo", func() error { return s.control.ServeFIFO(ctx, s.opts.FIFO) })
+		run("fifo", func() error { return s.control.ServeFIFOFile(ctx, s.fifo) })
 	}
 	wg.Wait()
 	close(errc)
