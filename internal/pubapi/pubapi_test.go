@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -206,6 +208,40 @@ func TestBearerAnyCase(t *testing.T) {
 	for _, auth := range []string{"Basic k", "Bearerk", "k", "Bearer"} {
 		if w := do(h, "POST", "application/json", auth, `{"token":"a","data":"x"}`); w.Code != 401 {
 			t.Errorf("%q: %d %s", auth, w.Code, w.Body)
+		}
+	}
+}
+
+// The bodies docs/api.md quotes are the ones the handler sends.
+func TestDocumentedBodies(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/api.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHandler(&recorder{})
+	for _, c := range []struct{ method, path, ctype, auth, body string }{
+		{"POST", "/other", "application/json", "Bearer k", `{}`},
+		{"GET", "/publish", "", "Bearer k", ""},
+		{"POST", "/publish", "application/json", "", `{}`},
+		{"POST", "/publish", "text/plain", "Bearer k", `{}`},
+		{"POST", "/publish", "application/json", "Bearer k", `{"token":"a","data":"x"} {}`},
+		{"POST", "/publish", "application/json", "Bearer k", `{"data":"x"}`},
+		{"POST", "/publish", "application/x-www-form-urlencoded", "Bearer k", `{"token":"a","data":"x"}`},
+		{"POST", "/publish", "application/json", "Bearer k", `{"token":"a","event":"\n","data":"x"}`},
+		{"POST", "/publish", "application/json", "Bearer k", `{"token":"a"}`},
+		{"POST", "/publish", "application/x-www-form-urlencoded", "Bearer k", "token=a&data=%ff"},
+	} {
+		req := httptest.NewRequest(c.method, c.path, strings.NewReader(c.body))
+		req.RemoteAddr = "192.0.2.1:1234"
+		req.Header.Set("Authorization", c.auth)
+		if c.ctype != "" {
+			req.Header.Set("Content-Type", c.ctype)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		body := strings.TrimSuffix(w.Body.String(), "\n")
+		if !strings.Contains(string(doc), "| "+strconv.Itoa(w.Code)+" |") || !strings.Contains(string(doc), "`"+body+"`") {
+			t.Errorf("%d %s is not in docs/api.md", w.Code, body)
 		}
 	}
 }
