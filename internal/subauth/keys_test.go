@@ -8,6 +8,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/pem"
 	"math/big"
 	"os"
@@ -90,6 +91,8 @@ func TestKeyFileIsNeverASecret(t *testing.T) {
 		"damaged PEM":         {"-----BEGIN PUBLIC KEY-----\n!!!!\n-----END PUBLIC KEY-----\n", "damaged"},
 		"garbage in PEM":      {string(pemOf("PUBLIC KEY", []byte("not DER"))), "PUBLIC KEY"},
 		"an HMAC secret":      {secret + "\n", "-jwt-secret-file"},
+		"base64 DER":          {base64.StdEncoding.EncodeToString(ecDER) + "\n", "base64 key without its PEM lines"},
+		"JWK":                 {`{"kty":"EC","crv":"P-256","x":"f83O","y":"x_FE"}`, "JSON Web Key"},
 		"empty":               {"", "empty"},
 		"small RSA key":       {string(pemOf("RSA PUBLIC KEY", x509.MarshalPKCS1PublicKey(&smallRSA(t).PublicKey))), "1024 bits"},
 	} {
@@ -120,6 +123,8 @@ func TestSecretFileRefusesKeys(t *testing.T) {
 		"DER public key": der,
 		"DER cert":       selfSigned(t, ec),
 		"OpenSSH":        []byte("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl me@host"),
+		"base64 DER":     []byte(base64.StdEncoding.EncodeToString(der)),
+		"base64url DER":  []byte(base64.RawURLEncoding.EncodeToString(der)),
 		"JWK":            []byte(`{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}`),
 		"short":          []byte("0123456789abcdef0123456789abcde\n"), // 31 bytes
 	} {
@@ -263,6 +268,8 @@ func FuzzKeyFiles(f *testing.F) {
 	f.Add([]byte("  -----BEGIN PUBLIC KEY-----\nAAAA\n  -----END PUBLIC KEY-----\n"))
 	f.Add([]byte("ssh-ed25519 AAAA me"))
 	f.Add([]byte(secret))
+	f.Add([]byte(base64.StdEncoding.EncodeToString(der)))
+	f.Add([]byte(`{"kty":"OKP"}`))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		key, methods, err := ParsePublicKey(raw)
 		if err == nil {
@@ -277,7 +284,7 @@ func FuzzKeyFiles(f *testing.F) {
 		}
 		sec, err := ParseSecret(raw)
 		if err == nil {
-			if len(sec) < MinSecret || strings.Contains(string(sec), "-----BEGIN") || isDERKey(sec) {
+			if len(sec) < MinSecret || strings.Contains(string(sec), "-----BEGIN") || isDERKey(sec) || isBase64DERKey(sec) {
 				t.Fatalf("accepted %q as a secret", sec)
 			}
 			if _, _, err := ParsePublicKey(raw); err == nil {

@@ -16,6 +16,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -176,6 +177,10 @@ func notPEM(raw []byte) string {
 		return "an OpenSSH key: convert it to PEM (ssh-keygen -e -m PKCS8 -f FILE)"
 	case isDERKey(raw):
 		return "a DER (binary) key or certificate: convert it to PEM (openssl pkey -pubin -inform DER -in FILE)"
+	case isBase64DERKey(t):
+		return "a base64 key without its PEM lines: add -----BEGIN PUBLIC KEY----- and -----END PUBLIC KEY----- around it"
+	case isJWK(t):
+		return "a JSON Web Key: JWKs are not supported, give a PEM public key"
 	}
 	return "not a PEM public key; an HMAC secret is given with -jwt-secret-file, never -jwt-key"
 }
@@ -187,9 +192,9 @@ func notPEM(raw []byte) string {
 func ParseSecret(raw []byte) ([]byte, error) {
 	t := bytes.TrimSpace(raw)
 	switch {
-	case bytes.Contains(t, []byte("-----BEGIN")) || looksOpenSSH(t) || isDERKey(raw) || isDERKey(t):
+	case bytes.Contains(t, []byte("-----BEGIN")) || looksOpenSSH(t) || isDERKey(raw) || isDERKey(t) || isBase64DERKey(t):
 		return nil, errors.New("this is a key or a certificate, not a secret: give public keys with -jwt-key")
-	case bytes.HasPrefix(t, []byte("{")) && bytes.Contains(t, []byte(`"kty"`)):
+	case isJWK(t):
 		return nil, errors.New("this is a JSON Web Key, not a secret; JWKs are not supported: give a PEM public key with -jwt-key")
 	case len(t) < MinSecret:
 		return nil, fmt.Errorf("an HMAC secret must have at least %d bytes, this one has %d (e.g. openssl rand -base64 48)", MinSecret, len(t))
@@ -200,6 +205,22 @@ func ParseSecret(raw []byte) ([]byte, error) {
 func looksOpenSSH(t []byte) bool {
 	for _, p := range []string{"ssh-", "ecdsa-sha2-", "sk-ssh-", "sk-ecdsa-", "---- BEGIN SSH2"} {
 		if bytes.HasPrefix(t, []byte(p)) {
+			return true
+		}
+	}
+	return false
+}
+
+func isJWK(t []byte) bool {
+	return bytes.HasPrefix(t, []byte("{")) && bytes.Contains(t, []byte(`"kty"`))
+}
+
+// isBase64DERKey reports a DER key or certificate in base64 without PEM
+// lines, the way some tools print a public key.
+func isBase64DERKey(t []byte) bool {
+	compact := bytes.Join(bytes.Fields(t), nil)
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if der, err := enc.DecodeString(string(compact)); err == nil && isDERKey(der) {
 			return true
 		}
 	}
