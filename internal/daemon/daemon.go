@@ -86,7 +86,7 @@ func Detach(logFile string) (isParent bool, err error) {
 			return true, errors.New(m)
 		}
 	case <-time.After(10 * time.Second):
-		return true, fmt.Errorf("daemon: no word from the background process after 10 s; see %s", logFile)
+		return true, fmt.Errorf("daemon: no word from the background process after 10 s; see %s%s", logFile, logTail(logFile, logStart))
 	}
 }
 
