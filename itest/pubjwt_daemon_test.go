@@ -97,11 +97,24 @@ func TestPubJWTDaemonLogRotation(t *testing.T) {
 func TestPubJWTDaemonStartFailure(t *testing.T) {
 	dir := t.TempDir()
 	logPath := filepath.Join(dir, "h.log")
-	fifo := filepath.Join(dir, "missing", "fifo")
-	code, out := runToExit(t, "-p=127.0.0.1:0", "-cp=127.0.0.1:0", "-murl=/sse", "-l="+logPath, "-fifo="+fifo)
-	if code == 0 || !strings.Contains(out, fifo) || !strings.Contains(out, "no such file or directory") {
-		t.Errorf("exit %d, output %q: want non-zero and the FIFO error", code, out)
+	regular := filepath.Join(dir, "regular")
+	os.WriteFile(regular, nil, 0o600)
+	for fifo, want := range map[string]string{
+		filepath.Join(dir, "missing", "fifo"): "no such file or directory",
+		regular:                               "exists and is not a FIFO",
+	} {
+		code, out := runToExit(t, "-p=127.0.0.1:0", "-cp=127.0.0.1:0", "-murl=/sse", "-l="+logPath, "-fifo="+fifo)
+		if code == 0 || !strings.Contains(out, fifo) || !strings.Contains(out, want) {
+			t.Errorf("-fifo=%s: exit %d, output %q: want non-zero and %q", fifo, code, out, want)
+		}
 	}
+	// A good FIFO path still works: created at start.
+	fifoDir := t.TempDir()
+	startDetached(t, fifoDir, "-fifo="+filepath.Join(fifoDir, "fifo"))
+	waitFor(t, "the FIFO", func() bool {
+		fi, err := os.Stat(filepath.Join(fifoDir, "fifo"))
+		return err == nil && fi.Mode()&os.ModeNamedPipe != 0
+	})
 	// A port already in use fails the same way.
 	dir2 := t.TempDir()
 	startDetached(t, dir2)
@@ -111,7 +124,7 @@ func TestPubJWTDaemonStartFailure(t *testing.T) {
 		m = addrRE.FindStringSubmatch(string(b))
 		return m != nil
 	})
-	code, out = runToExit(t, "-p="+loopback(m[1]), "-cp=127.0.0.1:0", "-murl=/sse", "-l="+logPath)
+	code, out := runToExit(t, "-p="+loopback(m[1]), "-cp=127.0.0.1:0", "-murl=/sse", "-l="+logPath)
 	if code == 0 || !strings.Contains(out, "could not bind the SSE port") {
 		t.Errorf("busy port: exit %d, output %q", code, out)
 	}

@@ -92,9 +92,9 @@ func run(args []string) int {
 			return fail(err)
 		}
 	}
-	// After the drop (the FIFO belongs to -user), before Ready: a bad path
-	// must reach the person who started the daemon.
-	if err := srv.OpenFIFO(); err != nil {
+	// After the drop (the FIFO is created as -user), before Ready: a bad
+	// path must reach the person who started the daemon.
+	if err := srv.CheckFIFO(); err != nil {
 		return fail(err)
 	}
 	daemon.Ready()

@@ -7,12 +7,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hasses-go/hasses/internal/access"
@@ -51,7 +54,6 @@ type Server struct {
 
 	policy *access.Policy
 	pub    *pubapi.Handler
-	fifo   *os.File // opened by OpenFIFO, served by Run
 }
 
 // New binds the listeners and builds the components. Binding happens here,
@@ -226,18 +228,36 @@ func (s *Server) closeListeners() {
 	}
 }
 
-// OpenFIFO creates and opens the -fifo FIFO. The daemon calls it after
-// dropping privileges (the FIFO belongs to -user) and before reporting that
-// it started, so a bad path stops the start; Run calls it otherwise.
-func (s *Server) OpenFIFO() error {
-	if s.opts.FIFO == "" || s.fifo != nil {
+// CheckFIFO checks that the -fifo FIFO can be served: an existing path
+// must be a FIFO hasses can open, a missing one must be creatable (its
+// directory exists and is writable). The daemon calls it after dropping
+// privileges and before reporting that it started, so that a bad path
+// fails the start instead of the background process.
+func (s *Server) CheckFIFO() error {
+	path := s.opts.FIFO
+	if path == "" {
 		return nil
 	}
-	f, err := s.control.OpenFIFO(s.opts.FIFO)
-	if err != nil {
-		return err
+	fi, err := os.Stat(path)
+	switch {
+	case err == nil && fi.Mode()&os.ModeNamedPipe == 0:
+		return fmt.Errorf("control: %s exists and is not a FIFO", path)
+	case err == nil:
+		f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+		if err != nil {
+			return fmt.Errorf("control: opening FIFO %s: %w", path, err)
+		}
+		return f.Close()
+	case !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("control: FIFO %s: %w", path, err)
 	}
-	s.fifo = f
+	dir := filepath.Dir(path)
+	if _, err := os.Stat(dir); err != nil {
+		return fmt.Errorf("control: cannot create FIFO %s: %w", path, err)
+	}
+	if err := syscall.Access(dir, 0x2|0x1); err != nil { // W_OK|X_OK
+		return fmt.Errorf("control: cannot create FIFO %s: directory %s: %w", path, dir, err)
+	}
 	return nil
 }
 
@@ -252,10 +272,6 @@ func (s *Server) Reload() error {
 // Run serves until ctx is done, then shuts down gracefully: streams are
 // ended cleanly within the drain time.
 func (s *Server) Run(ctx context.Context) error {
-	if err := s.OpenFIFO(); err != nil {
-		s.closeListeners()
-		return err
-	}
 	s.log.Info("hasses started", "version", Version, "pid", os.Getpid(),
 		"sse", s.sseLn.Addr().String(), "path", s.opts.MURL, "control", addrString(s.ctlLn), "fifo", s.opts.FIFO, "admin", addrString(s.adminLn), "publish", addrString(s.pubLn))
 
@@ -294,7 +310,7 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}
 	if s.opts.FIFO != "" {
-		run("fifo", func() error { return s.control.ServeFIFOFile(ctx, s.fifo) })
+		run("fifo", func() error { return s.control.ServeFIFO(ctx, s.opts.FIFO) })
 	}
 	wg.Wait()
 	close(errc)
