@@ -62,7 +62,7 @@ func run(args []string) int {
 	var out io.Writer = os.Stderr
 	var logFile *daemon.LogWriter
 	if daemon.IsChild() {
-		if logFile, err = daemon.OpenLog(opts.LogFile); err != nil {
+		if logFile, err = daemon.OpenDaemonLog(opts.LogFile); err != nil {
 			daemon.Failed(err)
 			return 1
 		}
@@ -93,6 +93,11 @@ func run(args []string) int {
 		if err := daemon.DropPrivileges(opts.User); err != nil {
 			return fail(err)
 		}
+	}
+	// After the drop (the FIFO is created as -user), before Ready: a bad
+	// path must reach the person who started the daemon.
+	if err := srv.CheckFIFO(); err != nil {
+		return fail(err)
 	}
 	daemon.Ready()
 

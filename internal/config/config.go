@@ -51,7 +51,11 @@ type Options struct {
 	PubRate       float64 // -pub-rate: publications per second per publisher address
 	FIFOMode      uint32  // -fifo-mode: mode of a FIFO hasses creates
 	CORSOrigins   string  // -cors-origins: allowed origins, comma-separated
-	JWTKey        string  // -jwt-key: key file for subscriber tokens
+	JWTKey        string  // -jwt-key: PEM public key for subscriber tokens
+	JWTSecretFile string  // -jwt-secret-file: HMAC secret for subscriber tokens
+	JWTRequireExp bool    // -jwt-require-exp: tokens must expire
+	JWTAudience   string  // -jwt-audience: required "aud"
+	JWTIssuer     string  // -jwt-issuer: required "iss"
 	MaxConnsPerIP int     // -max-conns-per-ip
 
 	MaxMessage       int           // -max-message: bytes of a message body
@@ -185,7 +189,11 @@ func init() {
 			return nil
 		}},
 		{"cors-origins", "LIST", "allowed origins, comma-separated; the matching Origin is echoed with credentials allowed, others get 403 (default: -cors-base)", str(func(o *Options) *string { return &o.CORSOrigins })},
-		{"jwt-key", "FILE", "require subscribers to present a JWT signed with this key: an HMAC secret (HS256) or a PEM public key (RS256/ES256)", str(func(o *Options) *string { return &o.JWTKey })},
+		{"jwt-key", "FILE", "require subscribers to present a JWT verified with this PEM public key or certificate (RSA: RS256/PS256..., ECDSA: ES256/384/512, Ed25519: EdDSA)", str(func(o *Options) *string { return &o.JWTKey })},
+		{"jwt-secret-file", "FILE", "require subscribers to present a JWT signed with the HMAC secret in FILE (HS256/384/512, at least 32 bytes)", str(func(o *Options) *string { return &o.JWTSecretFile })},
+		{"jwt-require-exp", "", "refuse subscriber tokens without an exp claim", flag(func(o *Options) *bool { return &o.JWTRequireExp })},
+		{"jwt-audience", "AUD", "refuse subscriber tokens whose aud claim does not contain AUD", str(func(o *Options) *string { return &o.JWTAudience })},
+		{"jwt-issuer", "ISS", "refuse subscriber tokens whose iss claim is not ISS", str(func(o *Options) *string { return &o.JWTIssuer })},
 		{"max-conns-per-ip", "N", "streams one client address may hold; more get 429; 0 = unlimited (default 1000)", num(func(o *Options) *int { return &o.MaxConnsPerIP })},
 		{"max-message", "BYTES", "largest message body; longer ones are rejected whole (default 65536)", num(func(o *Options) *int { return &o.MaxMessage })},
 		{"max-lag", "BYTES", "a stream this far behind is closed as too slow (default 4194304)", num64(func(o *Options) *int64 { return &o.MaxLag })},
@@ -367,6 +375,10 @@ func (o *Options) validate() error {
 		return errors.New("-max-message must be positive")
 	case strings.ContainsAny(o.CtlSecret, ";\r\n") || strings.IndexByte(o.CtlSecret, o.Sep) >= 0:
 		return errors.New("the publisher secret must not contain the separator or line breaks")
+	case o.JWTKey != "" && o.JWTSecretFile != "":
+		return errors.New("-jwt-key and -jwt-secret-file exclude each other: give one")
+	case (o.JWTRequireExp || o.JWTAudience != "" || o.JWTIssuer != "") && o.JWTKey == "" && o.JWTSecretFile == "":
+		return errors.New("-jwt-require-exp, -jwt-audience and -jwt-issuer need -jwt-key or -jwt-secret-file")
 	}
 	return nil
 }

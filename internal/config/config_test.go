@@ -48,10 +48,17 @@ func TestUsageErrors(t *testing.T) {
 		"-p=8080 -cp=8085 -murl=/sse -heartbeat=soon",
 		"-p=8080 -cp=8085 -murl=/sse extra",
 		"-p",
+		"-p=8080 -cp=8085 -murl=/sse -jwt-key=/k.pem -jwt-secret-file=/k.secret",
+		"-p=8080 -cp=8085 -murl=/sse -jwt-audience=hasses",
+		"-p=8080 -cp=8085 -murl=/sse -jwt-require-exp",
 	} {
 		if _, err := Parse(strings.Fields(args)); err == nil || errors.Is(err, ErrHelp) {
 			t.Errorf("%q: no usage error", args)
 		}
+	}
+	o, err := Parse(strings.Fields("-p=8080 -cp=8085 -murl=/sse -jwt-secret-file=/k -jwt-require-exp -jwt-audience=a -jwt-issuer=i"))
+	if err != nil || o.JWTSecretFile != "/k" || !o.JWTRequireExp || o.JWTAudience != "a" || o.JWTIssuer != "i" {
+		t.Errorf("jwt options: %+v %v", o, err)
 	}
 	for _, h := range []string{"-h", "--h", "-help", "--help"} {
 		if _, err := Parse([]string{"-p=8080", h}); !errors.Is(err, ErrHelp) {

@@ -7,12 +7,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hasses-go/hasses/internal/access"
@@ -122,8 +125,9 @@ func New(opts *config.Options, log *slog.Logger, level *slog.LevelVar) (*Server,
 		}
 	}
 	var authorize func(*handshake.Request, time.Time) (time.Time, int, error)
-	if opts.JWTKey != "" {
-		v, err := subauth.Load(opts.JWTKey)
+	if opts.JWTKey != "" || opts.JWTSecretFile != "" {
+		v, err := subauth.New(subauth.Options{KeyFile: opts.JWTKey, SecretFile: opts.JWTSecretFile,
+			RequireExp: opts.JWTRequireExp, Audience: opts.JWTAudience, Issuer: opts.JWTIssuer})
 		if err != nil {
 			s.closeListeners()
 			return nil, err
@@ -135,7 +139,7 @@ func New(opts *config.Options, log *slog.Logger, level *slog.LevelVar) (*Server,
 			}
 			return exp, 0, err
 		}
-		log.Info("subscribers must present a signed token", "key", opts.JWTKey)
+		log.Info("subscribers must present a signed token", "key", opts.JWTKey+opts.JWTSecretFile, "algorithms", strings.Join(v.Methods(), ","))
 	}
 	s.core = stream.New(s.hub, stream.Config{
 		Handshake:        hcfg,
@@ -211,6 +215,39 @@ func (s *Server) closeListeners() {
 	if s.pubLn != nil {
 		s.pubLn.Close()
 	}
+}
+
+// CheckFIFO checks that the -fifo FIFO can be served: an existing path
+// must be a FIFO hasses can open, a missing one must be creatable (its
+// directory exists and is writable). The daemon calls it after dropping
+// privileges and before reporting that it started, so that a bad path
+// fails the start instead of the background process.
+func (s *Server) CheckFIFO() error {
+	path := s.opts.FIFO
+	if path == "" {
+		return nil
+	}
+	fi, err := os.Stat(path)
+	switch {
+	case err == nil && fi.Mode()&os.ModeNamedPipe == 0:
+		return fmt.Errorf("control: %s exists and is not a FIFO", path)
+	case err == nil:
+		f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+		if err != nil {
+			return fmt.Errorf("control: opening FIFO %s: %w", path, err)
+		}
+		return f.Close()
+	case !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("control: FIFO %s: %w", path, err)
+	}
+	dir := filepath.Dir(path)
+	if _, err := os.Stat(dir); err != nil {
+		return fmt.Errorf("control: cannot create FIFO %s: %w", path, err)
+	}
+	if err := syscall.Access(dir, 0x2|0x1); err != nil { // W_OK|X_OK
+		return fmt.Errorf("control: cannot create FIFO %s: directory %s: %w", path, dir, err)
+	}
+	return nil
 }
 
 // Reload re-reads what can change without a restart: the TLS certificate.
