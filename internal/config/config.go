@@ -75,6 +75,7 @@ type Options struct {
 	HistoryCount     int           // -history-count: events kept per token
 	HistoryBytes     int64         // -history-bytes: bytes kept per token
 	HistoryAge       time.Duration // -history-age: how long events are kept
+	HistoryTotal     int64         // -history-total-bytes: bytes of events kept over all tokens
 }
 
 // option describes one command-line option.
@@ -209,8 +210,9 @@ func init() {
 		{"coalesce", "DUR", "least time between two flush passes: more events per write, less CPU, more latency (default 0)", dur(func(o *Options) *time.Duration { return &o.Coalesce })},
 		{"drain", "DUR", "on SIGTERM, how long streams get to end cleanly (default 5s)", dur(func(o *Options) *time.Duration { return &o.Drain })},
 		{"ctl-idle-gap", "DUR", "a control message without terminator ends after this silence (default 200ms)", dur(func(o *Options) *time.Duration { return &o.IdleGap })},
-		{"history-count", "N", "events kept per token for Last-Event-ID replay (default 100)", num(func(o *Options) *int { return &o.HistoryCount })},
+		{"history-count", "N", "events kept per token for Last-Event-ID replay; 0 keeps no history (default 100)", num(func(o *Options) *int { return &o.HistoryCount })},
 		{"history-bytes", "BYTES", "bytes of events kept per token (default 262144)", num64(func(o *Options) *int64 { return &o.HistoryBytes })},
+		{"history-total-bytes", "BYTES", "bytes of events kept over all tokens, history and what slow streams have yet to receive; the oldest go first (default 268435456)", num64(func(o *Options) *int64 { return &o.HistoryTotal })},
 		{"history-age", "DUR", "how long events are kept for replay (default 1h)", dur(func(o *Options) *time.Duration { return &o.HistoryAge })},
 		{"h", "", "print this help and exit (also -help, --help)", func(*Options, string) error { return ErrHelp }},
 		{"v", "", "print the version and exit (also -version)", func(*Options, string) error { return ErrVersion }},
@@ -239,6 +241,7 @@ func Defaults() *Options {
 		MaxConnsPerIP:    1000,
 		HistoryBytes:     256 << 10,
 		HistoryAge:       time.Hour,
+		HistoryTotal:     256 << 20,
 	}
 }
 

@@ -30,10 +30,15 @@ type Config struct {
 	// earlier run; zero means the start time in milliseconds.
 	Epoch uint64
 	// HistoryCount, HistoryBytes and HistoryAge bound the events each topic
-	// keeps for replay once every live subscriber has received them.
+	// keeps for replay once every live subscriber has received them. Zero
+	// means the default; a negative HistoryCount means no history.
 	HistoryCount int
 	HistoryBytes int64
 	HistoryAge   time.Duration
+	// HistoryTotalBytes bounds the memory of every retained event, history
+	// and what live subscribers have yet to receive, over all topics; the
+	// oldest events go first. Zero means DefaultHistoryTotalBytes.
+	HistoryTotalBytes int64
 	// MaxLag is how many bytes of events a subscriber may have pending before
 	// it is disconnected as too slow.
 	MaxLag int64
@@ -47,6 +52,9 @@ const (
 	DefaultHistoryBytes = 256 << 10
 	DefaultHistoryAge   = time.Hour
 	DefaultMaxLag       = 4 << 20
+	// DefaultHistoryTotalBytes holds the full per-token history of 1,000
+	// busy tokens; a few thousand idle ones cost little.
+	DefaultHistoryTotalBytes = 256 << 20
 )
 
 // Errors returned by Publish.
@@ -66,6 +74,9 @@ type Event struct {
 	frame   []byte // chunk header, SSE text, chunk trailer
 	hdr     uint8  // length of the chunk header
 	at      int64  // publication time, Unix nanoseconds
+	// topics are the logs that hold the event (h.mu): it is retained
+	// until the last drops it.
+	topics []*topic
 }
 
 // Chunk returns the event framed as one HTTP/1.1 chunk.
@@ -74,8 +85,30 @@ func (e *Event) Chunk() []byte { return e.frame }
 // Text returns the event's SSE text, without transport framing.
 func (e *Event) Text() []byte { return e.frame[e.hdr : len(e.frame)-len(chunked.Trailer)] }
 
-// size is the number of bytes the event holds.
+// size is the number of bytes the event adds to a stream.
 func (e *Event) size() int64 { return int64(len(e.frame)) }
+
+// eventOverhead approximates the memory of an Event beyond its bytes.
+const eventOverhead = 128
+
+// cost is the memory the event holds while retained.
+func (e *Event) cost() int64 { return int64(cap(e.frame)+len(e.Exclude)) + eventOverhead }
+
+// retention counts the events retained by any topic; every retained event
+// is also in order in log, so the oldest can be found for the global
+// bound.
+type retention struct {
+	bytes  int64
+	events int
+	log    []*Event // oldest first; events no topic holds are skipped lazily
+}
+
+// released records that no topic holds ev any more.
+func (r *retention) released(ev *Event) {
+	r.bytes -= ev.cost()
+	r.events--
+	ev.topics = nil
+}
 
 // Hub holds the topics and routes events to them. It is safe for concurrent
 // use.
@@ -85,9 +118,12 @@ type Hub struct {
 	mu     sync.Mutex
 	seq    uint64
 	topics map[string]*topic
-	names  []string // sorted keys of topics, for prefix routing
-	all    *topic   // every event: read by "*" subscribers
-	bcast  *topic   // events published to "*": read by every subscriber
+	names  names          // the topics in order of name, for prefix routing
+	ids    map[string]int // streams per client id, for exclusion counts
+	hit    []*topic       // the topics one publication was appended to
+	ret    retention
+	all    *topic // every event: read by "*" subscribers
+	bcast  *topic // events published to "*": read by every subscriber
 	owners []*Owner
 	nsubs  int
 	idbuf  []byte
@@ -108,7 +144,7 @@ func New(cfg Config) *Hub {
 	if cfg.Epoch == 0 {
 		cfg.Epoch = uint64(cfg.Now().UnixMilli())
 	}
-	if cfg.HistoryCount <= 0 {
+	if cfg.HistoryCount == 0 {
 		cfg.HistoryCount = DefaultHistoryCount
 	}
 	if cfg.HistoryBytes <= 0 {
@@ -120,9 +156,12 @@ func New(cfg Config) *Hub {
 	if cfg.MaxLag <= 0 {
 		cfg.MaxLag = DefaultMaxLag
 	}
-	h := &Hub{cfg: cfg, topics: make(map[string]*topic)}
-	h.all = &topic{name: "*all", special: true}
-	h.bcast = &topic{name: "*", special: true}
+	if cfg.HistoryTotalBytes <= 0 {
+		cfg.HistoryTotalBytes = DefaultHistoryTotalBytes
+	}
+	h := &Hub{cfg: cfg, topics: make(map[string]*topic), ids: make(map[string]int)}
+	h.all = &topic{name: "*all", special: true, ret: &h.ret}
+	h.bcast = &topic{name: "*", special: true, ret: &h.ret}
 	return h
 }
 
@@ -179,11 +218,12 @@ func (h *Hub) Publish(m Message) (Result, error) {
 	h.seq++
 	id := sse.ID{Epoch: h.cfg.Epoch, Seq: h.seq}
 	ev := h.encode(id, m, now)
-	receivers, everyone := 0, false
+	everyone := false
+	hit := h.hit[:0]
 	add := func(t *topic) {
 		if t.lastSeq != ev.Seq { // a topic selected twice gets the event once
 			h.append(t, ev)
-			receivers += t.nsubs
+			hit = append(hit, t)
 		}
 	}
 	for _, target := range targets {
@@ -194,23 +234,83 @@ func (h *Hub) Publish(m Message) (Result, error) {
 		case strings.Contains(target, "*"):
 			prefix, _, _ := strings.Cut(target, "*")
 			h.lostSeq = h.seq
-			i, _ := slices.BinarySearch(h.names, prefix)
-			for ; i < len(h.names) && strings.HasPrefix(h.names[i], prefix); i++ {
-				add(h.topics[h.names[i]])
-			}
+			h.names.withPrefix(prefix, add)
 		default:
 			add(h.topic(target))
 		}
 	}
 	add(h.all)
-	if everyone {
-		receivers = h.nsubs
-	}
+	receivers := h.receivers(hit, everyone, m.Exclude, ev.Seq)
+	clear(hit)
+	h.hit = hit[:0]
+	h.retain(ev)
 	h.mu.Unlock()
 
 	h.wakeOwners()
 	h.published.Add(1)
 	return Result{ID: id.String(), Receivers: receivers}, nil
+}
+
+// retain accounts for a new event and applies the global bound: the
+// oldest events leave every topic until the retained events fit. A live
+// subscriber that had yet to receive one is then too far behind (it lags,
+// reconnects and gets a gap). Called with h.mu held.
+func (h *Hub) retain(ev *Event) {
+	r := &h.ret
+	r.bytes += ev.cost()
+	r.events++
+	r.log = append(r.log, ev)
+	for r.bytes > h.cfg.HistoryTotalBytes && r.log[0] != ev {
+		old := r.log[0]
+		for n := len(old.topics); n > 0; n-- { // each drop takes its topic out of old.topics
+			old.topics[n-1].dropThrough(old.Seq)
+		}
+		h.popReleased()
+	}
+	h.popReleased()
+}
+
+// popReleased forgets the oldest events of the log that no topic holds.
+func (h *Hub) popReleased() {
+	r := &h.ret
+	n := 0
+	for n < len(r.log) && r.log[n].topics == nil {
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	clear(r.log[:n])
+	r.log = r.log[n:]
+	if cap(r.log) > 64 && len(r.log) < cap(r.log)/4 {
+		r.log = append([]*Event(nil), r.log...)
+	}
+}
+
+// receivers counts the distinct streams an event routed to topics will be
+// written to: a stream reading several of them counts once, an excluded
+// one not at all. Called with h.mu held.
+func (h *Hub) receivers(topics []*topic, everyone bool, exclude string, mark uint64) int {
+	if everyone {
+		return h.nsubs - h.ids[exclude]
+	}
+	if exclude == "" && len(topics) == 2 { // one token and the "*" subscribers: disjoint
+		return topics[0].nsubs + topics[1].nsubs
+	}
+	n := 0
+	for _, t := range topics {
+		for _, subs := range t.subs {
+			for _, r := range subs {
+				if s := r.s; s.mark != mark {
+					s.mark = mark
+					if exclude == "" || s.ID != exclude {
+						n++
+					}
+				}
+			}
+		}
+	}
+	return n
 }
 
 // encode builds the immutable event: the SSE text is written after room
@@ -266,11 +366,10 @@ func (h *Hub) topic(name string) *topic {
 	if t := h.topics[name]; t != nil {
 		return t
 	}
-	t := &topic{name: name, floor: h.lostSeq}
+	t := &topic{name: name, floor: h.lostSeq, ret: &h.ret}
 	t.grow(len(h.owners))
 	h.topics[name] = t
-	i, _ := slices.BinarySearch(h.names, name)
-	h.names = slices.Insert(h.names, i, name)
+	h.names.insert(t)
 	return t
 }
 
@@ -281,9 +380,7 @@ func (h *Hub) dropTopic(t *topic) {
 	}
 	h.lostSeq = max(h.lostSeq, t.floor)
 	delete(h.topics, t.name)
-	if i, ok := slices.BinarySearch(h.names, t.name); ok {
-		h.names = slices.Delete(h.names, i, i+1)
-	}
+	h.names.remove(t.name)
 }
 
 // Stats is a snapshot of the hub's size.
@@ -302,8 +399,9 @@ func (h *Hub) Stats() Stats {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	s := Stats{Subscribers: h.nsubs, Topics: len(h.topics), Published: h.published.Load(), LastSeq: h.seq}
-	s.HistoryEvents = len(h.all.entries)
-	s.HistoryBytes = h.all.retained()
+	h.popReleased()
+	s.HistoryEvents = h.ret.events
+	s.HistoryBytes = h.ret.bytes
 	return s
 }
 

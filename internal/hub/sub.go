@@ -22,6 +22,7 @@ type Sub struct {
 	next   []uint64 // per topic: absolute index of the first entry after cursor
 	slot   []int    // per topic: index in topic.subs[owner]
 	queued bool     // in the owner's current Collect result
+	mark   uint64   // the last publication that counted s as a receiver (h.mu)
 
 	cursor  uint64 // sequence number of the last event taken
 	partial []byte // unwritten tail of the event with sequence cursor
@@ -101,6 +102,9 @@ func (h *Hub) Subscribe(o *Owner, tokens []string, id, lastID string, conn any) 
 		t.addSub(o.idx, s, i)
 	}
 	h.nsubs++
+	if id != "" {
+		h.ids[id]++
+	}
 	return s, replay
 }
 
@@ -127,6 +131,11 @@ func (h *Hub) Unsubscribe(s *Sub) {
 	}
 	s.topics = nil
 	h.nsubs--
+	if s.ID != "" {
+		if h.ids[s.ID]--; h.ids[s.ID] == 0 {
+			delete(h.ids, s.ID)
+		}
+	}
 }
 
 // Collect appends to dst the subscribers of o that may have new events, and

@@ -1,6 +1,9 @@
 package hub
 
-import "sort"
+import (
+	"slices"
+	"sort"
+)
 
 // topic is the log of events routed to one token (or one of the two special
 // topics). Its entries are the history; live subscribers read them too.
@@ -26,6 +29,7 @@ type topic struct {
 	nsubs int
 	subs  [][]subRef // per owner: its subscribers reading this topic
 	dirty []bool     // per owner: already queued in the owner's dirty list
+	ret   *retention // the hub's count of retained events
 }
 
 type entry struct {
@@ -65,10 +69,11 @@ func (t *topic) push(ev *Event, cfg *Config, hardCap int64) {
 	t.lastSeq = ev.Seq
 	t.entries = append(t.entries, entry{ev: ev, off: t.total})
 	t.total += ev.size()
+	ev.topics = append(ev.topics, t)
 	for len(t.entries) > 1 && t.retained() > hardCap {
 		t.dropFront(1)
 	}
-	for t.hist < t.head() && (t.head()-t.hist > uint64(cfg.HistoryCount) ||
+	for t.hist < t.head() && (t.head()-t.hist > uint64(max(cfg.HistoryCount, 0)) ||
 		t.total-t.entries[t.hist-t.base].off > cfg.HistoryBytes) {
 		t.hist++
 	}
@@ -90,6 +95,12 @@ func (t *topic) dropFront(n int) {
 		return
 	}
 	t.floor = max(t.floor, t.entries[n-1].ev.Seq)
+	for _, e := range t.entries[:n] {
+		e.ev.topics = slices.DeleteFunc(e.ev.topics, func(x *topic) bool { return x == t })
+		if len(e.ev.topics) == 0 {
+			t.ret.released(e.ev)
+		}
+	}
 	clear(t.entries[:n])
 	t.entries = t.entries[n:]
 	t.base += uint64(n)
@@ -98,6 +109,15 @@ func (t *topic) dropFront(n int) {
 	if cap(t.entries) > 64 && len(t.entries) < cap(t.entries)/4 {
 		t.entries = append([]entry(nil), t.entries...)
 	}
+}
+
+// dropThrough forgets the entries up to sequence number seq.
+func (t *topic) dropThrough(seq uint64) {
+	n := 0
+	for n < len(t.entries) && t.entries[n].ev.Seq <= seq {
+		n++
+	}
+	t.dropFront(n)
 }
 
 // after returns the absolute index of the first entry with a sequence number

@@ -26,8 +26,8 @@ var (
 	mUnauthorized = desc("streams_unauthorized_total", "Stream requests refused by the subscriber token check.")
 	mPubRefused   = desc("publish_refused_total", "Publish API requests refused, by reason.", "reason")
 	mTopics       = desc("topics", "Tokens with subscribers or history.")
-	mHistEvents   = desc("history_events", "Events kept in the history of all tokens.")
-	mHistBytes    = desc("history_bytes", "Bytes of events kept in the history of all tokens.")
+	mHistEvents   = desc("history_events", "Events retained (history of every token, and what slow streams have yet to receive).")
+	mHistBytes    = desc("history_bytes", "Memory of the retained events, bounded by -history-total-bytes.")
 )
 
 func (m metrics) Describe(ch chan<- *prometheus.Desc) {

@@ -105,11 +105,16 @@ func New(opts *config.Options, log *slog.Logger, level *slog.LevelVar) (*Server,
 		}
 	}
 
+	histCount := opts.HistoryCount
+	if histCount == 0 {
+		histCount = -1 // -history-count=0: no history (zero means the default to the hub)
+	}
 	s.hub = hub.New(hub.Config{
-		MaxLag:       opts.MaxLag,
-		HistoryCount: opts.HistoryCount,
-		HistoryBytes: opts.HistoryBytes,
-		HistoryAge:   opts.HistoryAge,
+		MaxLag:            opts.MaxLag,
+		HistoryCount:      histCount,
+		HistoryBytes:      opts.HistoryBytes,
+		HistoryAge:        opts.HistoryAge,
+		HistoryTotalBytes: opts.HistoryTotal,
 	})
 	hcfg := &handshake.Config{
 		Path:        opts.MURL,
