@@ -229,3 +229,24 @@ func TestDrainEndsStreamsWithLastChunk(t *testing.T) {
 		t.Errorf("after drain: %+v", st)
 	}
 }
+
+// More loops than the 64 the hub once allowed (the default on a host with
+// 65+ CPUs) start and serve.
+func TestMoreThan64Loops(t *testing.T) {
+	ts := newTestServer(t, hub.Config{}, stream.Config{}, Config{Loops: 70})
+	var readers []*bufio.Reader
+	for range 10 {
+		_, r := ts.open(t, "?subscribe=t", 0)
+		readers = append(readers, r)
+	}
+	waitSubscribed(t, ts.hub, "t", 10)
+	ts.hub.Publish(hub.Message{Target: "t", Data: []byte("hello")})
+	for i, r := range readers {
+		if got, err := readEvent(r); err != nil || got != "hello" {
+			t.Fatalf("stream %d: %q %v", i, got, err)
+		}
+	}
+	if n := len(ts.srv.Clients()); n != 10 {
+		t.Errorf("Clients over 70 loops: %d, want 10", n)
+	}
+}
