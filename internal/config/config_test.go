@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -178,4 +179,27 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("round trip %+v -> %+v", o, again)
 		}
 	})
+}
+
+// The README and the example config spell every default as Defaults has
+// it: the defaults are written once, and the docs are checked against them.
+func TestDocumentedDefaults(t *testing.T) {
+	defaults := DefaultText()
+	optRE := regexp.MustCompile("(?m)(?:`|^#)-([a-z0-9-]+)=([^`\\s,]+)")
+	for _, file := range []string{"../../README.md", "../../examples/hasses.conf"} {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range optRE.FindAllStringSubmatch(string(b), -1) {
+			name, value := m[1], m[2]
+			d, ok := defaults[name]
+			if !ok || strings.ToUpper(value) == value && strings.Trim(value, "0123456789") != "" {
+				continue // no default value, or a placeholder such as PORT
+			}
+			if value != d {
+				t.Errorf("%s shows -%s=%s, but its default is %s", file, name, value, d)
+			}
+		}
+	}
 }

@@ -43,6 +43,10 @@ func (t *throttle) Log(log *slog.Logger, msg string, err error) {
 	t.last, t.suppressed = now, 0
 }
 
+// DefaultSendBuffer is the -sndbuf default: small enough that the lag
+// limit, not the kernel, decides when a stalled client is dropped.
+const DefaultSendBuffer = 64 << 10
+
 // Config configures the loops; what a stream is, and its limits, is the
 // stream.Core's configuration.
 type Config struct {
