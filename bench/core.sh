@@ -34,7 +34,8 @@ trap stop_hasses EXIT
 hasses_run() { # scenario load-flags...
   local scenario=$1; shift
   start_hasses
-  "$out/hasses-load" -addr 127.0.0.1:$SSE -ctl 127.0.0.1:$CTL -server-pid "$pid" -scenario "hasses/$scenario" "$@" \
+  # 20 source addresses: 18,000 streams stay under the default per-address cap.
+  "$out/hasses-load" -addr 127.0.0.1:$SSE -ctl 127.0.0.1:$CTL -sources 20 -server-pid "$pid" -scenario "hasses/$scenario" "$@" \
     | tail -1 | tee -a "$out/core.jsonl"
   stop_hasses
 }
