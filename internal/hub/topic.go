@@ -19,6 +19,10 @@ type topic struct {
 	// the topic through several targets appends it once.
 	lastSeq uint64
 
+	// counted is head() at the last TopTokens walk, so the walk can rank
+	// topics by the events they received since.
+	counted uint64
+
 	nsubs int
 	subs  [][]subRef // per owner: its subscribers reading this topic
 	dirty []bool     // per owner: already queued in the owner's dirty list

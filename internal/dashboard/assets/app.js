@@ -1,0 +1,320 @@
+// hasses dashboard: draws the samples the server pushes on /dashboard/events.
+// Plain DOM and SVG, no dependencies. The feed sends "init" (settings and the
+// whole window) on every (re)connection, then one "sample" per interval.
+"use strict";
+
+const SVG = "http://www.w3.org/2000/svg";
+const C = {
+  blue: "#2563eb", slate: "#94a3b8", green: "#16a34a", violet: "#7c3aed",
+  red: "#dc2626", orange: "#ea8a0c", teal: "#0d9488", pink: "#db2777",
+};
+
+const state = { interval: 1000, window: 300000, reasons: [], samples: [], top: null, seq: 0 };
+const $ = (id) => document.getElementById(id);
+
+// ---- formatting
+
+function num(v) {
+  if (v == null || isNaN(v)) return "–";
+  const a = Math.abs(v);
+  if (a >= 1e9) return (v / 1e9).toFixed(a >= 1e10 ? 0 : 1) + "G";
+  if (a >= 1e6) return (v / 1e6).toFixed(a >= 1e7 ? 0 : 1) + "M";
+  if (a >= 1e4) return (v / 1e3).toFixed(a >= 1e5 ? 0 : 1) + "k";
+  if (Number.isInteger(v)) return v.toLocaleString("en-US");
+  return v.toFixed(a >= 100 ? 0 : 1);
+}
+
+function bytes(v) {
+  const units = ["B", "KiB", "MiB", "GiB"];
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+  return (i === 0 ? v : v.toFixed(v >= 100 ? 0 : 1)) + " " + units[i];
+}
+
+function minutes(ms) {
+  const m = Math.round(ms / 60000);
+  return m >= 1 ? m + " min" : Math.round(ms / 1000) + " s";
+}
+
+function setText(id, text, raw) {
+  const el = $(id);
+  el.textContent = text;
+  if (raw !== undefined) el.dataset.value = String(raw);
+}
+
+// ---- charts
+
+// nice rounds up to 1, 2 or 5 times a power of ten.
+function nice(v) {
+  if (!(v > 0)) return 1;
+  const p = Math.pow(10, Math.floor(Math.log10(v)));
+  for (const m of [1, 2, 5, 10]) if (v <= m * p) return m * p;
+  return 10 * p;
+}
+
+function el(name, attrs, text) {
+  const e = document.createElementNS(SVG, name);
+  for (const k in attrs) e.setAttribute(k, attrs[k]);
+  if (text != null) e.textContent = text;
+  return e;
+}
+
+// chart draws series [{label, color, get}] over the window ending at now.
+// kind "line" draws lines over a light area; "bars" stacks the series.
+function chart(svg, series, kind, fmt) {
+  const W = Math.max(svg.clientWidth, 200), H = Math.max(svg.clientHeight, 100);
+  const padL = 46, padR = 8, padT = 8, padB = 20;
+  const iw = W - padL - padR, ih = H - padT - padB;
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  svg.replaceChildren();
+
+  const samples = state.samples;
+  const now = samples.length ? samples[samples.length - 1].t : Date.now();
+  const t0 = now - state.window;
+  const x = (t) => padL + ((t - t0) / state.window) * iw;
+
+  let top = 0;
+  for (const s of samples) {
+    if (kind === "bars") {
+      let sum = 0;
+      for (const se of series) sum += se.get(s);
+      top = Math.max(top, sum);
+    } else {
+      for (const se of series) top = Math.max(top, se.get(s));
+    }
+  }
+  const ymax = nice(top);
+  const y = (v) => padT + ih - (v / ymax) * ih;
+
+  // Grid and labels: four bands, one tick a minute.
+  for (let i = 0; i <= 4; i++) {
+    const v = (ymax * i) / 4, yy = Math.round(y(v)) + 0.5;
+    svg.append(el("line", { class: i === 0 ? "axis" : "grid", x1: padL, x2: W - padR, y1: yy, y2: yy }));
+    svg.append(el("text", { x: padL - 6, y: yy + 4, "text-anchor": "end" }, fmt(v)));
+  }
+  const stepMs = state.window > 10 * 60000 ? 5 * 60000 : 60000;
+  for (let back = 0; back <= state.window; back += stepMs) {
+    const xx = x(now - back);
+    const label = back === 0 ? "now" : "−" + minutes(back);
+    svg.append(el("text", { x: xx, y: H - 5, "text-anchor": back === 0 ? "end" : back === state.window ? "start" : "middle" }, label));
+  }
+  if (!samples.length) {
+    svg.append(el("text", { class: "empty", x: padL + iw / 2, y: padT + ih / 2, "text-anchor": "middle" }, "waiting for data…"));
+    return;
+  }
+
+  // A gap longer than a few intervals (a restart, a lost connection) breaks the line.
+  const gap = state.interval * 2.5;
+  if (kind === "bars") {
+    const bw = Math.max(1, (iw / (state.window / state.interval)) - 0.6);
+    for (const s of samples) {
+      let acc = 0;
+      for (const se of series) {
+        const v = se.get(s);
+        if (v <= 0) continue;
+        const y1 = y(acc + v), y0 = y(acc);
+        svg.append(el("rect", { x: x(s.t) - bw, y: y1, width: bw, height: Math.max(y0 - y1, 1), fill: se.color }));
+        acc += v;
+      }
+    }
+    return;
+  }
+  for (const se of series) {
+    let line = "", area = "", start = null, prevT = null, lastX = 0;
+    const closeArea = () => {
+      if (start !== null) area += `L${lastX},${y(0)}L${start},${y(0)}Z`;
+    };
+    for (const s of samples) {
+      const xx = x(s.t), yy = y(se.get(s));
+      if (xx < padL - 1) { prevT = s.t; continue; }
+      if (prevT === null || s.t - prevT > gap || start === null) {
+        closeArea();
+        line += `M${xx},${yy}`;
+        area += `M${xx},${y(0)}L${xx},${yy}`;
+        start = xx;
+      } else {
+        line += `L${xx},${yy}`;
+        area += `L${xx},${yy}`;
+      }
+      lastX = xx;
+      prevT = s.t;
+    }
+    closeArea();
+    svg.append(el("path", { d: area, fill: se.color, "fill-opacity": 0.08, stroke: "none" }));
+    svg.append(el("path", { d: line, fill: "none", stroke: se.color, "stroke-width": 1.8, "stroke-linejoin": "round" }));
+  }
+}
+
+function legend(id, items) {
+  const box = $(id);
+  box.replaceChildren();
+  for (const [label, color, value] of items) {
+    const span = document.createElement("span");
+    const sw = document.createElement("i");
+    sw.className = "sw";
+    sw.style.background = color;
+    const b = document.createElement("b");
+    b.textContent = value;
+    span.append(sw, label + " ", b);
+    box.append(span);
+  }
+}
+
+// ---- tables
+
+function rows(tbody, items, cell, emptyText) {
+  tbody.replaceChildren();
+  if (!items.length) {
+    const tr = document.createElement("tr"), td = document.createElement("td");
+    td.colSpan = 2;
+    td.className = "empty";
+    td.textContent = emptyText;
+    tr.append(td);
+    tbody.append(tr);
+    return;
+  }
+  const maxV = Math.max(...items.map((it) => it.value), 1);
+  for (const it of items) {
+    const tr = document.createElement("tr");
+    if (it.value === 0) tr.className = "zero";
+    const name = document.createElement("td"), val = document.createElement("td");
+    name.className = cell;
+    name.textContent = it.name;
+    name.title = it.name;
+    val.className = "num";
+    val.textContent = it.text;
+    const meter = document.createElement("div");
+    meter.className = "meter";
+    meter.style.width = ((it.value / maxV) * 100).toFixed(1) + "%";
+    name.append(meter);
+    tr.append(name, val);
+    tbody.append(tr);
+  }
+}
+
+// ---- rendering
+
+const refusedSum = (s) => (s.refused || []).reduce((a, b) => a + b, 0);
+
+function render() {
+  const ss = state.samples, last = ss[ss.length - 1];
+  if (last) {
+    setText("streams", num(last.streams), last.streams);
+    setText("streams-note", num(last.conns) + " connections open");
+    setText("in-rate", num(last.in), last.in);
+    setText("out-rate", num(last.out), last.out);
+    setText("topics", num(last.topics), last.topics);
+    setText("topics-note", num(last.subs) + " subscribers");
+    setText("history", num(last.histEvents), last.histEvents);
+    setText("history-note", bytes(last.histBytes) + " kept for replay");
+    let refused = 0, lagged = 0;
+    for (const s of ss) { refused += refusedSum(s); lagged += s.lagged; }
+    setText("drops", num(refused) + " · " + num(lagged), refused + lagged);
+    setText("drops-note", "last " + minutes(state.window));
+    $("updated").textContent = "updated " + new Date(last.t).toLocaleTimeString("en-GB");
+  }
+  const v = (k) => (last ? last[k] : 0);
+
+  chart($("c-streams"), [
+    { label: "connections", color: C.slate, get: (s) => s.conns },
+    { label: "streams", color: C.blue, get: (s) => s.streams },
+  ], "line", num);
+  legend("l-streams", [["streams", C.blue, num(v("streams"))], ["connections", C.slate, num(v("conns"))]]);
+
+  chart($("c-in"), [{ label: "in", color: C.green, get: (s) => s.in }], "line", num);
+  legend("l-in", [["published", C.green, num(v("in")) + "/s"]]);
+
+  chart($("c-out"), [{ label: "out", color: C.violet, get: (s) => s.out }], "line", num);
+  legend("l-out", [["deliveries", C.violet, num(v("out")) + "/s"]]);
+
+  chart($("c-drops"), [
+    { label: "refused", color: C.red, get: refusedSum },
+    { label: "lagged", color: C.orange, get: (s) => s.lagged },
+  ], "bars", num);
+  legend("l-drops", [["refused", C.red, num(last ? refusedSum(last) : 0)], ["lagged", C.orange, num(v("lagged"))]]);
+
+  chart($("c-history"), [{ label: "events", color: C.teal, get: (s) => s.histEvents }], "line", num);
+  legend("l-history", [["events", C.teal, num(v("histEvents"))], ["size", "transparent", bytes(v("histBytes"))]]);
+
+  chart($("c-topics"), [
+    { label: "subscribers", color: C.pink, get: (s) => s.subs },
+    { label: "tokens", color: C.blue, get: (s) => s.topics },
+  ], "line", num);
+  legend("l-topics", [["tokens", C.blue, num(v("topics"))], ["subscribers", C.pink, num(v("subs"))]]);
+
+  const top = state.top || { bySubs: [], byRate: [], watched: false };
+  const waiting = top.watched ? null : "sampling starts…";
+  rows($("top-subs"), (top.bySubs || []).map((r) => ({ name: r.token, value: r.subs, text: num(r.subs) })),
+    "tok", waiting || "no token has subscribers");
+  rows($("top-rate"), (top.byRate || []).map((r) => ({ name: r.token, value: r.rate, text: num(r.rate) })),
+    "tok", waiting || "no events in the last second");
+
+  const totals = state.reasons.map((name, i) => ({ name, value: 0 }));
+  let lagged = 0;
+  for (const s of ss) {
+    (s.refused || []).forEach((n, i) => { if (totals[i]) totals[i].value += n; });
+    lagged += s.lagged;
+  }
+  totals.push({ name: "slow client (lagged)", value: lagged });
+  totals.sort((a, b) => b.value - a.value);
+  rows($("reasons"), totals.map((t) => ({ name: t.name, value: t.value, text: num(t.value) })), "", "none");
+  $("window-head").textContent = "last " + minutes(state.window);
+}
+
+let pending = false;
+function schedule() {
+  if (pending) return;
+  pending = true;
+  requestAnimationFrame(() => { pending = false; render(); });
+}
+window.addEventListener("resize", schedule);
+
+// ---- the feed
+
+function status(cls, text) {
+  const p = $("status");
+  p.className = "pill " + cls;
+  p.textContent = text;
+}
+
+function connect() {
+  const es = new EventSource("/dashboard/events");
+  es.addEventListener("open", () => status("live", "live"));
+  es.addEventListener("init", (e) => {
+    const m = JSON.parse(e.data);
+    state.interval = m.interval;
+    state.window = m.window;
+    state.reasons = m.reasons || [];
+    state.samples = m.samples || [];
+    state.top = m.top;
+    state.seq = m.seq;
+    $("version").textContent = m.version ? "v" + m.version : "";
+    $("logout").hidden = !m.login;
+    status("live", "live");
+    schedule();
+  });
+  es.addEventListener("sample", (e) => {
+    const m = JSON.parse(e.data);
+    state.seq = m.seq;
+    state.samples.push(m.sample);
+    const keep = Math.ceil(state.window / state.interval);
+    if (state.samples.length > keep) state.samples.splice(0, state.samples.length - keep);
+    state.top = m.top;
+    status("live", "live");
+    schedule();
+  });
+  es.addEventListener("error", () => {
+    if (es.readyState === EventSource.CLOSED) {
+      // Refused for good (a 401 once the login expired, a 503): start over,
+      // which shows the login form if that is what is missing.
+      status("down", "disconnected");
+      setTimeout(() => location.reload(), 5000);
+    } else {
+      status("wait", "reconnecting");
+    }
+  });
+  window.dashboardFeed = es; // for tests and the curious
+}
+
+schedule();
+connect();

@@ -1,0 +1,295 @@
+// Package dashboard is the live view of the admin listener: a sampler that
+// reads the server's counters once a second into a fixed ring of the last
+// minutes, and an HTML page (embedded, no external assets, no build step)
+// that draws them, kept up to date through Server-Sent Events.
+package dashboard
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Defaults for Config's zero fields.
+const (
+	DefaultInterval = time.Second
+	DefaultWindow   = 5 * time.Minute
+	DefaultTop      = 10
+	DefaultViewers  = 16
+)
+
+// Count is one named cumulative counter, such as a refusal reason.
+type Count struct {
+	Name string
+	N    int64
+}
+
+// Counters is what the server reports at every sample: gauges, and
+// cumulative counters the sampler turns into rates.
+type Counters struct {
+	Connections, Streams int64 // open connections on the SSE port; those streaming
+	Topics, Subscribers  int
+	Published, Delivered int64   // cumulative: events in (publications), events out (deliveries)
+	Lagged               int64   // cumulative: streams closed as too slow
+	Refused              []Count // cumulative, by reason; the same names in the same order every time
+	HistoryEvents        int
+	HistoryBytes         int64
+}
+
+// Token is one row of a top-token table.
+type Token struct {
+	Token       string
+	Subscribers int
+	Events      int64 // events since the previous TopTokens call
+}
+
+// Source is the server as the dashboard sees it.
+type Source interface {
+	DashboardCounters() Counters
+	// TopTokens returns the n tokens with most subscribers and the n with
+	// most events since the previous call. It may be costly (it walks every
+	// token), so it is only called while someone watches.
+	TopTokens(n int) (bySubs, byEvents []Token)
+}
+
+// Config sets up a Dashboard.
+type Config struct {
+	Interval time.Duration // between samples
+	Window   time.Duration // how far back the charts go
+	Top      int           // rows of the top-token tables
+	Viewers  int           // concurrent live pages; more get 503
+	Version  string        // shown in the header
+	Login    bool          // the page is behind a secret: offer to log out
+	Now      func() time.Time
+}
+
+// Sample is one point of the charts. Rates are per second over the
+// interval; Lagged and Refused are counts over the interval.
+type Sample struct {
+	T           int64   `json:"t"` // Unix milliseconds
+	Conns       int64   `json:"conns"`
+	Streams     int64   `json:"streams"`
+	Topics      int     `json:"topics"`
+	Subscribers int     `json:"subs"`
+	In          float64 `json:"in"`
+	Out         float64 `json:"out"`
+	Lagged      int64   `json:"lagged"`
+	Refused     []int64 `json:"refused"` // in the order of the reasons
+	HistEvents  int     `json:"histEvents"`
+	HistBytes   int64   `json:"histBytes"`
+}
+
+// TopRow is a row of a top-token table as the page gets it.
+type TopRow struct {
+	Token       string  `json:"token"`
+	Subscribers int     `json:"subs"`
+	Rate        float64 `json:"rate"` // events per second
+}
+
+// Top holds the two top-token tables.
+type Top struct {
+	BySubs  []TopRow `json:"bySubs"`
+	ByRate  []TopRow `json:"byRate"`
+	Watched bool     `json:"watched"` // false: nobody watched at the last sample, so the tables are stale
+}
+
+// Dashboard samples a Source and serves the page.
+type Dashboard struct {
+	src Source
+	cfg Config
+
+	viewers atomic.Int32
+	done    chan struct{} // closed when Run returns: live pages end
+
+	mu      sync.Mutex
+	ring    []Sample // fixed length: the window
+	next    int      // ring index of the next sample
+	n       int      // samples held
+	reasons []string
+	prev    Counters
+	prevAt  time.Time
+	top     Top
+	topAt   time.Time // of the last TopTokens call
+	seq     uint64
+	last    []byte        // the newest "sample" event, encoded once for every page
+	tick    chan struct{} // closed and replaced at every sample
+}
+
+// New returns a dashboard over src; call Run to sample.
+func New(src Source, cfg Config) *Dashboard {
+	if cfg.Interval <= 0 {
+		cfg.Interval = DefaultInterval
+	}
+	if cfg.Window <= 0 {
+		cfg.Window = DefaultWindow
+	}
+	if cfg.Top <= 0 {
+		cfg.Top = DefaultTop
+	}
+	if cfg.Viewers <= 0 {
+		cfg.Viewers = DefaultViewers
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	size := max(int(cfg.Window/cfg.Interval), 2)
+	return &Dashboard{src: src, cfg: cfg, ring: make([]Sample, size), tick: make(chan struct{}), done: make(chan struct{})}
+}
+
+// Run samples every interval until ctx is done; then the live pages end.
+func (d *Dashboard) Run(ctx context.Context) {
+	defer close(d.done)
+	t := time.NewTicker(d.cfg.Interval)
+	defer t.Stop()
+	d.sample()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			d.sample()
+		}
+	}
+}
+
+// sample reads the source once and records the result.
+func (d *Dashboard) sample() {
+	c := d.src.DashboardCounters()
+	var bySubs, byEvents []Token
+	watched := d.viewers.Load() > 0
+	if watched {
+		bySubs, byEvents = d.src.TopTokens(d.cfg.Top)
+	}
+	d.record(d.cfg.Now(), c, watched, bySubs, byEvents)
+}
+
+// record turns counters read at now into a sample, appends it to the ring
+// and wakes the live pages.
+func (d *Dashboard) record(now time.Time, c Counters, watched bool, bySubs, byEvents []Token) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.reasons == nil {
+		for _, r := range c.Refused {
+			d.reasons = append(d.reasons, r.Name)
+		}
+	}
+	s := Sample{
+		T: now.UnixMilli(), Conns: c.Connections, Streams: c.Streams, Topics: c.Topics, Subscribers: c.Subscribers,
+		HistEvents: c.HistoryEvents, HistBytes: c.HistoryBytes,
+	}
+	// Reuse the slot's slice: the ring's memory stays what it was at start.
+	slot := &d.ring[d.next]
+	s.Refused = slot.Refused[:0]
+	if cap(s.Refused) < len(d.reasons) {
+		s.Refused = make([]int64, 0, len(d.reasons))
+	}
+	if !d.prevAt.IsZero() {
+		if dt := now.Sub(d.prevAt).Seconds(); dt > 0 {
+			s.In = rate(c.Published-d.prev.Published, dt)
+			s.Out = rate(c.Delivered-d.prev.Delivered, dt)
+		}
+		s.Lagged = max(c.Lagged-d.prev.Lagged, 0)
+	}
+	for i := range d.reasons {
+		var n int64
+		if i < len(c.Refused) && i < len(d.prev.Refused) && !d.prevAt.IsZero() {
+			n = max(c.Refused[i].N-d.prev.Refused[i].N, 0)
+		}
+		s.Refused = append(s.Refused, n)
+	}
+	*slot = s
+	d.next = (d.next + 1) % len(d.ring)
+	d.n = min(d.n+1, len(d.ring))
+	d.prev = c
+	d.prev.Refused = append(d.prev.Refused[:0], c.Refused...)
+	d.prevAt = now
+
+	d.top.Watched = watched
+	if watched {
+		// Event counts cover the time since the previous walk; after a pause
+		// (nobody watching) that is too long ago to call it a rate.
+		fresh := !d.topAt.IsZero() && now.Sub(d.topAt) <= 3*d.cfg.Interval
+		d.top.BySubs = d.top.BySubs[:0]
+		for _, t := range bySubs {
+			d.top.BySubs = append(d.top.BySubs, TopRow{Token: t.Token, Subscribers: t.Subscribers})
+		}
+		d.top.ByRate = d.top.ByRate[:0]
+		if dt := now.Sub(d.topAt).Seconds(); fresh && dt > 0 {
+			for _, t := range byEvents {
+				d.top.ByRate = append(d.top.ByRate, TopRow{Token: t.Token, Subscribers: t.Subscribers, Rate: rate(t.Events, dt)})
+			}
+		}
+		d.topAt = now
+	}
+
+	d.seq++
+	d.last, _ = json.Marshal(struct {
+		Seq    uint64 `json:"seq"`
+		Sample Sample `json:"sample"`
+		Top    Top    `json:"top"`
+	}{d.seq, s, d.top})
+	close(d.tick)
+	d.tick = make(chan struct{})
+}
+
+// rate is n per dt seconds, to one decimal; a counter that went back (a
+// front end restarted) counts as zero.
+func rate(n int64, dt float64) float64 {
+	if n <= 0 {
+		return 0
+	}
+	return float64(int64(float64(n)/dt*10+0.5)) / 10
+}
+
+// snapshot is the first event a page gets: the settings and the whole ring.
+type snapshot struct {
+	Interval int64    `json:"interval"` // milliseconds
+	Window   int64    `json:"window"`   // milliseconds
+	Version  string   `json:"version"`
+	Login    bool     `json:"login"`
+	Reasons  []string `json:"reasons"`
+	Samples  []Sample `json:"samples"` // oldest first
+	Top      Top      `json:"top"`
+	Seq      uint64   `json:"seq"`
+}
+
+// Samples returns the samples held, oldest first.
+func (d *Dashboard) Samples() []Sample {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := d.samplesLocked()
+	for i := range out {
+		out[i].Refused = append([]int64(nil), out[i].Refused...) // the ring reuses its slices
+	}
+	return out
+}
+
+func (d *Dashboard) samplesLocked() []Sample {
+	out := make([]Sample, 0, d.n)
+	for i := range d.n {
+		out = append(out, d.ring[(d.next-d.n+i+len(d.ring))%len(d.ring)])
+	}
+	return out
+}
+
+// subscribe returns the encoded snapshot and the channel that is closed at
+// the next sample, taken together so a page misses no sample in between.
+func (d *Dashboard) subscribe() ([]byte, <-chan struct{}) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	b, _ := json.Marshal(snapshot{
+		Interval: d.cfg.Interval.Milliseconds(), Window: d.cfg.Window.Milliseconds(),
+		Version: d.cfg.Version, Login: d.cfg.Login, Reasons: d.reasons,
+		Samples: d.samplesLocked(), Top: d.top, Seq: d.seq,
+	})
+	return b, d.tick
+}
+
+// latest returns the newest sample event and the channel for the next one.
+func (d *Dashboard) latest() ([]byte, <-chan struct{}) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.last, d.tick
+}
