@@ -33,7 +33,7 @@ type adminGuard struct {
 	key    []byte // signs login cookies; new at every start, so a restart logs everyone out
 	now    func() time.Time
 
-	refused atomic.Int64 // requests turned away (403 or 401)
+	refused atomic.Int64 // requests turned away: 403, or 401 with a wrong secret
 }
 
 func newAdminGuard(p *access.Policy) *adminGuard {
@@ -54,7 +54,9 @@ func (g *adminGuard) allowed(w http.ResponseWriter, r *http.Request) bool {
 	if g.policy.CheckSecret(bearer(r)) || g.validCookie(r) {
 		return true
 	}
-	g.refused.Add(1)
+	if _, err := r.Cookie(adminCookie); err == nil || r.Header.Get("Authorization") != "" {
+		g.refused.Add(1) // a wrong secret; a browser meeting the login form is no refusal
+	}
 	if r.URL.Path == "/" && r.Method == http.MethodGet {
 		dashboard.Login(w, http.StatusUnauthorized, false)
 		return false

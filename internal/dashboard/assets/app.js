@@ -44,12 +44,29 @@ function setText(id, text, raw) {
 
 // ---- charts
 
-// nice rounds up to 1, 2 or 5 times a power of ten.
-function nice(v) {
-  if (!(v > 0)) return 1;
-  const p = Math.pow(10, Math.floor(Math.log10(v)));
-  for (const m of [1, 2, 5, 10]) if (v <= m * p) return m * p;
-  return 10 * p;
+// scale picks the y axis: a 1, 2 or 5 step and a top with some headroom,
+// whole numbers for counts.
+function scale(top, whole) {
+  const raw = Math.max(top, whole ? 1 : 0.1) / 4;
+  const p = Math.pow(10, Math.floor(Math.log10(raw)));
+  let step = 10 * p;
+  for (const m of [1, 2, 5]) if (raw <= m * p) { step = m * p; break; }
+  if (whole) step = Math.max(1, Math.round(step));
+  return { step, max: step * Math.max(1, Math.ceil((top * 1.1) / step)) };
+}
+
+// span is the time the x axis covers: the data held, rounded up to a
+// minute, within the window (a fresh server's charts are not a flat line
+// pressed against the right edge).
+function span(samples) {
+  if (!samples.length) return state.window;
+  const held = samples[samples.length - 1].t - samples[0].t + state.interval;
+  return Math.min(state.window, Math.max(60000, Math.ceil(held / 60000) * 60000));
+}
+
+function ago(ms) {
+  if (ms === 0) return "now";
+  return ms % 60000 === 0 ? "−" + ms / 60000 + " min" : "−" + Math.round(ms / 1000) + " s";
 }
 
 function el(name, attrs, text) {
@@ -59,9 +76,10 @@ function el(name, attrs, text) {
   return e;
 }
 
-// chart draws series [{label, color, get}] over the window ending at now.
-// kind "line" draws lines over a light area; "bars" stacks the series.
-function chart(svg, series, kind, fmt) {
+// chart draws series [{label, color, get}] up to the newest sample. kind
+// "line" draws lines over a light area; "bars" stacks the series. whole: the
+// values are counts.
+function chart(svg, series, kind, fmt, whole) {
   const W = Math.max(svg.clientWidth, 200), H = Math.max(svg.clientHeight, 100);
   const padL = 46, padR = 8, padT = 8, padB = 20;
   const iw = W - padL - padR, ih = H - padT - padB;
@@ -70,8 +88,9 @@ function chart(svg, series, kind, fmt) {
 
   const samples = state.samples;
   const now = samples.length ? samples[samples.length - 1].t : Date.now();
-  const t0 = now - state.window;
-  const x = (t) => padL + ((t - t0) / state.window) * iw;
+  const dom = span(samples);
+  const t0 = now - dom;
+  const x = (t) => padL + ((t - t0) / dom) * iw;
 
   let top = 0;
   for (const s of samples) {
@@ -83,20 +102,20 @@ function chart(svg, series, kind, fmt) {
       for (const se of series) top = Math.max(top, se.get(s));
     }
   }
-  const ymax = nice(top);
+  const sc = scale(top, whole);
+  const ymax = sc.max;
   const y = (v) => padT + ih - (v / ymax) * ih;
 
-  // Grid and labels: four bands, one tick a minute.
-  for (let i = 0; i <= 4; i++) {
-    const v = (ymax * i) / 4, yy = Math.round(y(v)) + 0.5;
-    svg.append(el("line", { class: i === 0 ? "axis" : "grid", x1: padL, x2: W - padR, y1: yy, y2: yy }));
-    svg.append(el("text", { x: padL - 6, y: yy + 4, "text-anchor": "end" }, fmt(v)));
+  for (let v = 0; v <= ymax + sc.step / 2; v += sc.step) {
+    const yy = Math.round(y(v)) + 0.5;
+    svg.append(el("line", { class: v === 0 ? "axis" : "grid", x1: padL, x2: W - padR, y1: yy, y2: yy }));
+    svg.append(el("text", { x: padL - 6, y: yy + 4, "text-anchor": "end" }, fmt(Math.round(v * 1000) / 1000)));
   }
-  const stepMs = state.window > 10 * 60000 ? 5 * 60000 : 60000;
-  for (let back = 0; back <= state.window; back += stepMs) {
-    const xx = x(now - back);
-    const label = back === 0 ? "now" : "−" + minutes(back);
-    svg.append(el("text", { x: xx, y: H - 5, "text-anchor": back === 0 ? "end" : back === state.window ? "start" : "middle" }, label));
+  // Time labels a readable distance apart.
+  const steps = [10000, 15000, 30000, 60000, 120000, 300000, 600000, 1800000, 3600000];
+  const stepMs = steps.find((st) => dom / st <= iw / 70) || steps[steps.length - 1];
+  for (let back = 0; back <= dom; back += stepMs) {
+    svg.append(el("text", { x: x(now - back), y: H - 5, "text-anchor": back === 0 ? "end" : back === dom ? "start" : "middle" }, ago(back)));
   }
   if (!samples.length) {
     svg.append(el("text", { class: "empty", x: padL + iw / 2, y: padT + ih / 2, "text-anchor": "middle" }, "waiting for data…"));
@@ -106,7 +125,7 @@ function chart(svg, series, kind, fmt) {
   // A gap longer than a few intervals (a restart, a lost connection) breaks the line.
   const gap = state.interval * 2.5;
   if (kind === "bars") {
-    const bw = Math.max(1, (iw / (state.window / state.interval)) - 0.6);
+    const bw = Math.max(1, (iw / (dom / state.interval)) - 0.6);
     for (const s of samples) {
       let acc = 0;
       for (const se of series) {
@@ -218,7 +237,7 @@ function render() {
   chart($("c-streams"), [
     { label: "connections", color: C.slate, get: (s) => s.conns },
     { label: "streams", color: C.blue, get: (s) => s.streams },
-  ], "line", num);
+  ], "line", num, true);
   legend("l-streams", [["streams", C.blue, num(v("streams"))], ["connections", C.slate, num(v("conns"))]]);
 
   chart($("c-in"), [{ label: "in", color: C.green, get: (s) => s.in }], "line", num);
@@ -230,16 +249,16 @@ function render() {
   chart($("c-drops"), [
     { label: "refused", color: C.red, get: refusedSum },
     { label: "lagged", color: C.orange, get: (s) => s.lagged },
-  ], "bars", num);
+  ], "bars", num, true);
   legend("l-drops", [["refused", C.red, num(last ? refusedSum(last) : 0)], ["lagged", C.orange, num(v("lagged"))]]);
 
-  chart($("c-history"), [{ label: "events", color: C.teal, get: (s) => s.histEvents }], "line", num);
+  chart($("c-history"), [{ label: "events", color: C.teal, get: (s) => s.histEvents }], "line", num, true);
   legend("l-history", [["events", C.teal, num(v("histEvents"))], ["size", "transparent", bytes(v("histBytes"))]]);
 
   chart($("c-topics"), [
     { label: "subscribers", color: C.pink, get: (s) => s.subs },
     { label: "tokens", color: C.blue, get: (s) => s.topics },
-  ], "line", num);
+  ], "line", num, true);
   legend("l-topics", [["tokens", C.blue, num(v("topics"))], ["subscribers", C.pink, num(v("subs"))]]);
 
   const top = state.top || { bySubs: [], byRate: [], watched: false };
