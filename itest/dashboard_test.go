@@ -47,20 +47,29 @@ func TestDashboardInBrowser(t *testing.T) {
 	defer cancelAlloc()
 	ctx, cancel := chromedp.NewContext(actx)
 	defer cancel()
-	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 150*time.Second)
 	defer cancelTimeout()
 
+	began := time.Now()
 	// Without the secret the page is the login form; the form sets the
 	// cookie that the dashboard's EventSource then carries.
 	if err := chromedp.Do(ctx,
 		chromedp.Navigate("http://"+d.adm+"/"),
 		chromedp.WaitVisible(chromedp.ID("secret")),
+	); err != nil {
+		t.Fatalf("opening the dashboard: %v", err)
+	}
+	if shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
+		saveArtifact(t, "dashboard-login.png", shot)
+	}
+	if err := chromedp.Do(ctx,
 		chromedp.SendKeys(chromedp.ID("secret"), secret),
 		chromedp.Submit(chromedp.ID("secret")),
 		chromedp.WaitVisible(chromedp.ID("in-rate")),
 	); err != nil {
 		t.Fatalf("logging in: %v", err)
 	}
+	t.Logf("browser started and logged in after %v", time.Since(began).Round(time.Millisecond))
 
 	// Publish until the page shows it: "news" busiest, a steady trickle to
 	// the others, and a few refused publishers for the refusal chart.
@@ -103,7 +112,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		Samples       int
 	}
 	var v view
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(60 * time.Second) // generous: CI machines are shared
 	for {
 		var err error
 		v, err = chromedp.Run(ctx, chromedp.Evaluate[view](`({
@@ -126,16 +135,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 
 	if shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
-		dir := os.Getenv("HASSES_ARTIFACTS")
-		if dir == "" {
-			dir = "artifacts"
-		}
-		os.MkdirAll(dir, 0o755)
-		path := filepath.Join(dir, "dashboard.png")
-		if err := os.WriteFile(path, shot, 0o644); err == nil {
-			abs, _ := filepath.Abs(path)
-			t.Logf("screenshot: %s", abs)
-		}
+		saveArtifact(t, "dashboard.png", shot)
 	}
 
 	if v.In <= 0 || v.Out <= 0 {
@@ -150,5 +150,20 @@ func TestDashboardInBrowser(t *testing.T) {
 	if v.Streams != 6 {
 		t.Errorf("the page shows %v streams, want 6", v.Streams)
 	}
-	t.Logf("page: %+v", v)
+	t.Logf("page after %v: %+v", time.Since(began).Round(time.Millisecond), v)
+}
+
+// saveArtifact keeps a file for CI under $HASSES_ARTIFACTS (default
+// itest/artifacts).
+func saveArtifact(t *testing.T, name string, b []byte) {
+	dir := os.Getenv("HASSES_ARTIFACTS")
+	if dir == "" {
+		dir = "artifacts"
+	}
+	os.MkdirAll(dir, 0o755)
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, b, 0o644); err == nil {
+		abs, _ := filepath.Abs(path)
+		t.Logf("screenshot: %s", abs)
+	}
 }

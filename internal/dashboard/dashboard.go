@@ -202,8 +202,9 @@ func (d *Dashboard) record(now time.Time, c Counters, watched bool, bySubs, byEv
 	*slot = s
 	d.next = (d.next + 1) % len(d.ring)
 	d.n = min(d.n+1, len(d.ring))
+	buf := d.prev.Refused[:0] // keep a copy: the source may reuse its slice
 	d.prev = c
-	d.prev.Refused = append(d.prev.Refused[:0], c.Refused...)
+	d.prev.Refused = append(buf, c.Refused...)
 	d.prevAt = now
 
 	d.top.Watched = watched

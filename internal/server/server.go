@@ -269,7 +269,11 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.adminLn != nil {
 		wg.Go(func() { s.dash.Run(ctx) })
 		run("admin port", func() error { return s.serveHTTP(ctx, s.adminLn, s.adminHandler()) })
-		s.log.Info("admin listener: guarded like publishers (-ctl-secret, -ctl-allow); /healthz is open",
+		level := slog.LevelInfo
+		if s.policy.Secret == "" {
+			level = slog.LevelWarn
+		}
+		s.log.Log(ctx, level, "admin listener: guarded like publishers (-ctl-secret, -ctl-allow); /healthz is open",
 			"secret", s.policy.Secret != "", "pprof", s.opts.Pprof)
 	}
 	if s.pubLn != nil {
