@@ -103,18 +103,20 @@ type Dashboard struct {
 	viewers atomic.Int32
 	done    chan struct{} // closed when Run returns: live pages end
 
-	mu      sync.Mutex
-	ring    []Sample // fixed length: the window
-	next    int      // ring index of the next sample
-	n       int      // samples held
-	reasons []string
-	prev    Counters
-	prevAt  time.Time
-	top     Top
-	topAt   time.Time // of the last TopTokens call
-	seq     uint64
-	last    []byte        // the newest "sample" event, encoded once for every page
-	tick    chan struct{} // closed and replaced at every sample
+	mu       sync.Mutex
+	ring     []Sample // fixed length: the window
+	next     int      // ring index of the next sample
+	n        int      // samples held
+	reasons  []string
+	prev     Counters
+	prevAt   time.Time
+	top      Top
+	topAt    time.Time // of the last TopTokens call
+	counting bool      // walks have gone on since topAt without a pause
+	nextWalk time.Time // only the sampler touches it
+	seq      uint64
+	last     []byte        // the newest "sample" event, encoded once for every page
+	tick     chan struct{} // closed and replaced at every sample
 }
 
 // New returns a dashboard over src; call Run to sample.
@@ -157,17 +159,26 @@ func (d *Dashboard) Run(ctx context.Context) {
 // sample reads the source once and records the result.
 func (d *Dashboard) sample() {
 	c := d.src.DashboardCounters()
-	var bySubs, byEvents []Token
+	now := d.cfg.Now()
 	watched := d.viewers.Load() > 0
-	if watched {
+	var bySubs, byEvents []Token
+	walked := watched && !now.Before(d.nextWalk)
+	if walked {
 		bySubs, byEvents = d.src.TopTokens(d.cfg.Top)
+		// The walk holds the hub's lock: keep it under 1% of the time, so
+		// with millions of tokens the tables refresh less often.
+		d.nextWalk = now.Add(walkShare * d.cfg.Now().Sub(now))
 	}
-	d.record(d.cfg.Now(), c, watched, bySubs, byEvents)
+	d.record(now, c, watched, walked, bySubs, byEvents)
 }
+
+// walkShare is the least ratio of the time between two token walks to the
+// time one walk takes.
+const walkShare = 100
 
 // record turns counters read at now into a sample, appends it to the ring
 // and wakes the live pages.
-func (d *Dashboard) record(now time.Time, c Counters, watched bool, bySubs, byEvents []Token) {
+func (d *Dashboard) record(now time.Time, c Counters, watched, walked bool, bySubs, byEvents []Token) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.reasons == nil {
@@ -208,21 +219,24 @@ func (d *Dashboard) record(now time.Time, c Counters, watched bool, bySubs, byEv
 	d.prevAt = now
 
 	d.top.Watched = watched
-	if watched {
-		// Event counts cover the time since the previous walk; after a pause
-		// (nobody watching) that is too long ago to call it a rate.
-		fresh := !d.topAt.IsZero() && now.Sub(d.topAt) <= 3*d.cfg.Interval
+	if !watched {
+		d.counting = false
+	}
+	if walked {
 		d.top.BySubs = d.top.BySubs[:0]
 		for _, t := range bySubs {
 			d.top.BySubs = append(d.top.BySubs, TopRow{Token: t.Token, Subscribers: t.Subscribers})
 		}
+		// Event counts cover the time since the previous walk, a rate only
+		// if walks went on without a pause (nobody watching) in between.
 		d.top.ByRate = d.top.ByRate[:0]
-		if dt := now.Sub(d.topAt).Seconds(); fresh && dt > 0 {
+		if dt := now.Sub(d.topAt).Seconds(); d.counting && dt > 0 {
 			for _, t := range byEvents {
 				d.top.ByRate = append(d.top.ByRate, TopRow{Token: t.Token, Subscribers: t.Subscribers, Rate: rate(t.Events, dt)})
 			}
 		}
 		d.topAt = now
+		d.counting = true
 	}
 
 	d.seq++

@@ -18,6 +18,7 @@ import (
 // fakeSource hands out the counters and tokens a test sets.
 type fakeSource struct {
 	mu      sync.Mutex
+	walk    func() // called by TopTokens
 	c       Counters
 	subs    []Token
 	events  []Token
@@ -36,6 +37,9 @@ func (f *fakeSource) TopTokens(n int) ([]Token, []Token) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.topCall++
+	if f.walk != nil {
+		f.walk()
+	}
 	return f.subs, f.events
 }
 
@@ -48,12 +52,12 @@ func counters(pub, del, lagged, refusedA, refusedB int64) Counters {
 
 func TestRecordRates(t *testing.T) {
 	d := New(&fakeSource{}, Config{Interval: time.Second, Window: 10 * time.Second})
-	d.record(t0, counters(100, 1000, 1, 5, 0), false, nil, nil)
-	d.record(t0.Add(time.Second), counters(110, 1040, 3, 5, 2), false, nil, nil)
-	d.record(t0.Add(3*time.Second), counters(113, 1040, 3, 6, 2), false, nil, nil)
+	d.record(t0, counters(100, 1000, 1, 5, 0), false, false, nil, nil)
+	d.record(t0.Add(time.Second), counters(110, 1040, 3, 5, 2), false, false, nil, nil)
+	d.record(t0.Add(3*time.Second), counters(113, 1040, 3, 6, 2), false, false, nil, nil)
 	// A counter that goes back (it cannot, but a sampler must not draw
 	// negative rates) counts as zero.
-	d.record(t0.Add(4*time.Second), counters(50, 1000, 0, 0, 0), false, nil, nil)
+	d.record(t0.Add(4*time.Second), counters(50, 1000, 0, 0, 0), false, false, nil, nil)
 	got := d.Samples()
 	want := []Sample{
 		{T: t0.UnixMilli(), Refused: []int64{0, 0}},
@@ -80,7 +84,7 @@ func TestRingIsBounded(t *testing.T) {
 		t.Fatalf("ring of %d samples for a 5 s window at 1 s", len(d.ring))
 	}
 	for i := range 23 {
-		d.record(t0.Add(time.Duration(i)*time.Second), counters(int64(i), 0, 0, 0, 0), false, nil, nil)
+		d.record(t0.Add(time.Duration(i)*time.Second), counters(int64(i), 0, 0, 0, 0), false, false, nil, nil)
 	}
 	got := d.Samples()
 	if len(got) != 5 || len(d.ring) != 5 {
@@ -105,23 +109,51 @@ func TestTopTokens(t *testing.T) {
 	}
 	d.viewers.Add(1)
 	// The first walk only starts the event counts: no rate yet.
-	d.record(t0, counters(0, 0, 0, 0, 0), true, src.subs, src.events)
+	d.record(t0, counters(0, 0, 0, 0, 0), true, true, src.subs, src.events)
 	if len(d.top.ByRate) != 0 || !reflect.DeepEqual(d.top.BySubs, []TopRow{{Token: "news", Subscribers: 3}}) {
 		t.Fatalf("first walk: %+v", d.top)
 	}
-	d.record(t0.Add(2*time.Second), counters(0, 0, 0, 0, 0), true, src.subs, src.events)
+	d.record(t0.Add(2*time.Second), counters(0, 0, 0, 0, 0), true, true, src.subs, src.events)
 	want := []TopRow{{Token: "news", Subscribers: 3, Rate: 10}, {Token: "x", Rate: 2.5}}
 	if !reflect.DeepEqual(d.top.ByRate, want) || !d.top.Watched {
 		t.Fatalf("by rate %+v, want %+v", d.top.ByRate, want)
 	}
-	// After a pause longer than a few intervals the counts are not a rate.
-	d.record(t0.Add(time.Minute), counters(0, 0, 0, 0, 0), true, src.subs, src.events)
+	// Between walks the tables stay.
+	d.record(t0.Add(3*time.Second), counters(0, 0, 0, 0, 0), true, false, nil, nil)
+	if !reflect.DeepEqual(d.top.ByRate, want) {
+		t.Fatalf("between walks: %+v", d.top.ByRate)
+	}
+	// After a pause (nobody watching) the counts are not a rate.
+	d.record(t0.Add(4*time.Second), counters(0, 0, 0, 0, 0), false, false, nil, nil)
+	d.record(t0.Add(time.Minute), counters(0, 0, 0, 0, 0), true, true, src.subs, src.events)
 	if len(d.top.ByRate) != 0 {
 		t.Fatalf("after a pause: %+v", d.top.ByRate)
 	}
 	d.sample()
 	if src.topCall != 1 {
 		t.Fatalf("TopTokens called %d times while watched, want 1", src.topCall)
+	}
+}
+
+// A walk that takes long is made less often: at most 1% of the time.
+func TestSlowWalksAreSpaced(t *testing.T) {
+	now := t0
+	src := &fakeSource{}
+	src.walk = func() { now = now.Add(30 * time.Millisecond) }
+	d := New(src, Config{Interval: time.Second, Now: func() time.Time { return now }})
+	d.viewers.Add(1)
+	var walks []int
+	for i := range 10 {
+		before := src.topCall
+		d.sample()
+		if src.topCall > before {
+			walks = append(walks, i)
+		}
+		now = now.Add(time.Second)
+	}
+	// 30 ms a walk: the next one no sooner than 3 s later.
+	if !reflect.DeepEqual(walks, []int{0, 3, 6, 9}) {
+		t.Fatalf("walks at samples %v", walks)
 	}
 }
 
@@ -154,7 +186,7 @@ func TestFeed(t *testing.T) {
 	src := &fakeSource{c: counters(0, 0, 0, 0, 0), subs: []Token{{Token: "news", Subscribers: 2}}}
 	d := New(src, Config{Interval: time.Second, Version: "9.9", Login: true, Viewers: 1,
 		Now: func() time.Time { return t0.Add(time.Second) }})
-	d.record(t0, counters(0, 0, 0, 0, 0), false, nil, nil)
+	d.record(t0, counters(0, 0, 0, 0, 0), false, false, nil, nil)
 	srv := httptest.NewServer(d.Handler())
 	defer srv.Close()
 

@@ -63,3 +63,17 @@ func TestInsertTop(t *testing.T) {
 		t.Fatalf("top 4 = %v", got)
 	}
 }
+
+// BenchmarkTopTokens measures one dashboard walk over 100,000 tokens: the
+// time the hub's lock is held once a second while a dashboard is open.
+func BenchmarkTopTokens(b *testing.B) {
+	h := New(Config{})
+	o := h.NewOwner(func() {})
+	for i := range 100_000 {
+		h.Subscribe(o, []string{fmt.Sprintf("user-%d", i)}, "", "", nil)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		h.TopTokens(10)
+	}
+}
