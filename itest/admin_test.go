@@ -33,6 +33,10 @@ func TestAdminMetricsAndHealth(t *testing.T) {
 	if got := get("/healthz"); got != "ok\n" {
 		t.Errorf("healthz %q", got)
 	}
+	// Without a secret, loopback (a private network) gets in without logging in.
+	if got := get("/"); !strings.Contains(got, "live dashboard") || !strings.Contains(got, "/dashboard/app.js") {
+		t.Errorf("/ without a secret: %q", tail(got, 300))
+	}
 	m := get("/metrics")
 	for _, want := range []string{
 		"hasses_streams 1", "hasses_deliveries_total 2", "hasses_published_total 2",
