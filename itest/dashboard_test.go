@@ -110,6 +110,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		Streams       float64
 		TopRate, Subs string
 		Samples       int
+		Errors        []string
 	}
 	var v view
 	deadline := time.Now().Add(60 * time.Second) // generous: CI machines are shared
@@ -122,6 +123,7 @@ func TestDashboardInBrowser(t *testing.T) {
 			TopRate: document.getElementById("top-rate").textContent,
 			Subs: document.getElementById("top-subs").textContent,
 			Samples: state.samples.length,
+			Errors: window.dashboardErrors,
 		})`))
 		if err != nil {
 			t.Fatalf("reading the page: %v", err)
@@ -146,6 +148,9 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	if !strings.HasPrefix(v.Subs, "news") || !strings.Contains(v.Subs, "sports") {
 		t.Errorf("top tokens by subscribers: %q, want news, then sports", v.Subs)
+	}
+	if len(v.Errors) > 0 {
+		t.Errorf("script errors on the page: %q", v.Errors)
 	}
 	if v.Streams != 6 {
 		t.Errorf("the page shows %v streams, want 6", v.Streams)

@@ -92,7 +92,7 @@ type TopRow struct {
 type Top struct {
 	BySubs  []TopRow `json:"bySubs"`
 	ByRate  []TopRow `json:"byRate"`
-	Watched bool     `json:"watched"` // false: nobody watched at the last sample, so the tables are stale
+	Watched bool     `json:"watched"` // false: not walked since nobody watched, the tables are stale
 }
 
 // Dashboard samples a Source and serves the page.
@@ -218,11 +218,12 @@ func (d *Dashboard) record(now time.Time, c Counters, watched, walked bool, bySu
 	d.prev.Refused = append(buf, c.Refused...)
 	d.prevAt = now
 
-	d.top.Watched = watched
 	if !watched {
 		d.counting = false
+		d.top.Watched = false
 	}
 	if walked {
+		d.top.Watched = true
 		d.top.BySubs = d.top.BySubs[:0]
 		for _, t := range bySubs {
 			d.top.BySubs = append(d.top.BySubs, TopRow{Token: t.Token, Subscribers: t.Subscribers})
@@ -240,11 +241,8 @@ func (d *Dashboard) record(now time.Time, c Counters, watched, walked bool, bySu
 	}
 
 	d.seq++
-	d.last, _ = json.Marshal(struct {
-		Seq    uint64 `json:"seq"`
-		Sample Sample `json:"sample"`
-		Top    Top    `json:"top"`
-	}{d.seq, s, d.top})
+	top := d.top
+	d.last, _ = json.Marshal(sampleEvent{Seq: d.seq, Sample: s, Top: &top})
 	close(d.tick)
 	d.tick = make(chan struct{})
 }
@@ -289,22 +287,51 @@ func (d *Dashboard) samplesLocked() []Sample {
 	return out
 }
 
-// subscribe returns the encoded snapshot and the channel that is closed at
-// the next sample, taken together so a page misses no sample in between.
-func (d *Dashboard) subscribe() ([]byte, <-chan struct{}) {
+// subscribe returns the encoded snapshot, its sequence number and the
+// channel that is closed at the next sample, taken together so a page
+// misses no sample in between.
+func (d *Dashboard) subscribe() ([]byte, uint64, <-chan struct{}) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	return d.snapshotLocked(), d.seq, d.tick
+}
+
+func (d *Dashboard) snapshotLocked() []byte {
 	b, _ := json.Marshal(snapshot{
 		Interval: d.cfg.Interval.Milliseconds(), Window: d.cfg.Window.Milliseconds(),
 		Version: d.cfg.Version, Login: d.cfg.Login, Reasons: d.reasons,
 		Samples: d.samplesLocked(), Top: d.top, Seq: d.seq,
 	})
-	return b, d.tick
+	return b
 }
 
-// latest returns the newest sample event and the channel for the next one.
-func (d *Dashboard) latest() ([]byte, <-chan struct{}) {
+// sampleEvent is one "sample" event; Top only comes with the newest.
+type sampleEvent struct {
+	Seq    uint64 `json:"seq"`
+	Sample Sample `json:"sample"`
+	Top    *Top   `json:"top,omitempty"`
+}
+
+// since returns what a page that has seen samples up to seq must get: the
+// "sample" events after it (usually one, encoded once for every page), or,
+// if it fell behind by more than the ring, a new "init" snapshot. It also
+// returns the newest sequence number and the channel for the next sample.
+func (d *Dashboard) since(seq uint64) (events [][]byte, init []byte, newest uint64, tick <-chan struct{}) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.last, d.tick
+	missed := d.seq - seq
+	switch {
+	case missed == 0:
+	case missed > uint64(d.n):
+		init = d.snapshotLocked()
+	default:
+		// A page whose writes were slow: the older samples come from the ring.
+		for k := missed - 1; k >= 1; k-- {
+			s := d.ring[(d.next-1-int(k)+2*len(d.ring))%len(d.ring)]
+			b, _ := json.Marshal(sampleEvent{Seq: d.seq - k, Sample: s})
+			events = append(events, b)
+		}
+		events = append(events, d.last)
+	}
+	return events, init, d.seq, d.tick
 }

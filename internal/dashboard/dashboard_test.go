@@ -157,6 +157,35 @@ func TestSlowWalksAreSpaced(t *testing.T) {
 	}
 }
 
+// A page that fell behind gets the samples it missed, from the ring, or a
+// new snapshot if the ring no longer has them.
+func TestSince(t *testing.T) {
+	d := New(&fakeSource{}, Config{Interval: time.Second, Window: 4 * time.Second})
+	for i := range 6 {
+		d.record(t0.Add(time.Duration(i)*time.Second), counters(int64(i*10), 0, 0, 0, 0), false, false, nil, nil)
+	}
+	events, init, newest, _ := d.since(3)
+	if init != nil || newest != 6 || len(events) != 3 {
+		t.Fatalf("since 3: %d events, init %v, newest %d", len(events), init != nil, newest)
+	}
+	for i, ev := range events {
+		var m sampleEvent
+		if err := json.Unmarshal(ev, &m); err != nil {
+			t.Fatal(err)
+		}
+		if want := uint64(4 + i); m.Seq != want || m.Sample.T != t0.Add(time.Duration(want-1)*time.Second).UnixMilli() ||
+			(m.Top != nil) != (i == 2) {
+			t.Errorf("event %d: %s", i, ev)
+		}
+	}
+	if events, init, _, _ := d.since(6); len(events) != 0 || init != nil {
+		t.Errorf("up to date: %d events, init %v", len(events), init != nil)
+	}
+	if events, init, _, _ := d.since(1); len(events) != 0 || init == nil {
+		t.Errorf("behind by more than the ring: %d events, init %v", len(events), init != nil)
+	}
+}
+
 // sseReader reads named events from a live feed.
 type sseReader struct {
 	t  *testing.T

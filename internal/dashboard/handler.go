@@ -84,7 +84,7 @@ func (d *Dashboard) events(w http.ResponseWriter, r *http.Request) {
 		}
 		return rc.Flush()
 	}
-	snap, tick := d.subscribe()
+	snap, seq, tick := d.subscribe()
 	w.Write([]byte("retry: 2000\n"))
 	if send("init", snap) != nil {
 		return
@@ -97,10 +97,15 @@ func (d *Dashboard) events(w http.ResponseWriter, r *http.Request) {
 			return
 		case <-tick:
 		}
-		var msg []byte
-		msg, tick = d.latest()
-		if send("sample", msg) != nil {
+		events, init, newest, next := d.since(seq)
+		if init != nil && send("init", init) != nil {
 			return
 		}
+		for _, ev := range events {
+			if send("sample", ev) != nil {
+				return
+			}
+		}
+		seq, tick = newest, next
 	}
 }

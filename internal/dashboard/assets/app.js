@@ -3,6 +3,10 @@
 // whole window) on every (re)connection, then one "sample" per interval.
 "use strict";
 
+// Script errors are kept for the browser test (and the curious).
+window.dashboardErrors = [];
+window.addEventListener("error", (e) => window.dashboardErrors.push(String(e.message)));
+
 const SVG = "http://www.w3.org/2000/svg";
 const C = {
   blue: "#2563eb", slate: "#94a3b8", green: "#16a34a", violet: "#7c3aed",
@@ -14,14 +18,22 @@ const $ = (id) => document.getElementById(id);
 
 // ---- formatting
 
+// num is for axes and legends: short (1.5k, 12M).
 function num(v) {
   if (v == null || isNaN(v)) return "–";
   const a = Math.abs(v);
-  if (a >= 1e9) return (v / 1e9).toFixed(a >= 1e10 ? 0 : 1) + "G";
-  if (a >= 1e6) return (v / 1e6).toFixed(a >= 1e7 ? 0 : 1) + "M";
-  if (a >= 1e4) return (v / 1e3).toFixed(a >= 1e5 ? 0 : 1) + "k";
-  if (Number.isInteger(v)) return v.toLocaleString("en-US");
-  return v.toFixed(a >= 100 ? 0 : 1);
+  const short = (x, unit) => (x >= 100 ? x.toFixed(0) : x.toFixed(1).replace(/\.0$/, "")) + unit;
+  if (a >= 1e9) return short(v / 1e9, "G");
+  if (a >= 1e6) return short(v / 1e6, "M");
+  if (a >= 1e3) return short(v / 1e3, "k");
+  return Number.isInteger(v) ? String(v) : v.toFixed(1).replace(/\.0$/, "");
+}
+
+// full is for tiles and tables: every digit up to a million.
+function full(v) {
+  if (v == null || isNaN(v)) return "–";
+  if (Math.abs(v) >= 1e6) return num(v);
+  return v.toLocaleString("en-US", { maximumFractionDigits: 1 });
 }
 
 function bytes(v) {
@@ -47,6 +59,7 @@ function setText(id, text, raw) {
 // scale picks the y axis: a 1, 2 or 5 step and a top with some headroom,
 // whole numbers for counts.
 function scale(top, whole) {
+  if (!(top > 0)) return { step: 1, max: 1 };
   const raw = Math.max(top, whole ? 1 : 0.1) / 4;
   const p = Math.pow(10, Math.floor(Math.log10(raw)));
   let step = 10 * p;
@@ -218,17 +231,17 @@ const refusedSum = (s) => (s.refused || []).reduce((a, b) => a + b, 0);
 function render() {
   const ss = state.samples, last = ss[ss.length - 1];
   if (last) {
-    setText("streams", num(last.streams), last.streams);
-    setText("streams-note", num(last.conns) + " connections open");
-    setText("in-rate", num(last.in), last.in);
-    setText("out-rate", num(last.out), last.out);
-    setText("topics", num(last.topics), last.topics);
-    setText("topics-note", num(last.subs) + " subscribers");
-    setText("history", num(last.histEvents), last.histEvents);
+    setText("streams", full(last.streams), last.streams);
+    setText("streams-note", full(last.conns) + " connections open");
+    setText("in-rate", full(last.in), last.in);
+    setText("out-rate", full(last.out), last.out);
+    setText("topics", full(last.topics), last.topics);
+    setText("topics-note", full(last.subs) + " subscribers");
+    setText("history", full(last.histEvents), last.histEvents);
     setText("history-note", bytes(last.histBytes) + " kept for replay");
     let refused = 0, lagged = 0;
     for (const s of ss) { refused += refusedSum(s); lagged += s.lagged; }
-    setText("drops", num(refused) + " · " + num(lagged), refused + lagged);
+    setText("drops", full(refused) + " · " + full(lagged), refused + lagged);
     setText("drops-note", "last " + minutes(state.window));
     $("updated").textContent = "updated " + new Date(last.t).toLocaleTimeString("en-GB");
   }
@@ -262,10 +275,10 @@ function render() {
   legend("l-topics", [["tokens", C.blue, num(v("topics"))], ["subscribers", C.pink, num(v("subs"))]]);
 
   const top = state.top || { bySubs: [], byRate: [], watched: false };
-  const waiting = top.watched ? null : "sampling starts…";
-  rows($("top-subs"), (top.bySubs || []).map((r) => ({ name: r.token, value: r.subs, text: num(r.subs) })),
+  const waiting = top.watched ? null : "waiting for the next sample…";
+  rows($("top-subs"), (top.bySubs || []).map((r) => ({ name: r.token, value: r.subs, text: full(r.subs) })),
     "tok", waiting || "no token has subscribers");
-  rows($("top-rate"), (top.byRate || []).map((r) => ({ name: r.token, value: r.rate, text: num(r.rate) })),
+  rows($("top-rate"), (top.byRate || []).map((r) => ({ name: r.token, value: r.rate, text: full(r.rate) })),
     "tok", waiting || "no events in the last second");
 
   const totals = state.reasons.map((name, i) => ({ name, value: 0 }));
@@ -276,7 +289,7 @@ function render() {
   }
   totals.push({ name: "slow client (lagged)", value: lagged });
   totals.sort((a, b) => b.value - a.value);
-  rows($("reasons"), totals.map((t) => ({ name: t.name, value: t.value, text: num(t.value) })), "", "none");
+  rows($("reasons"), totals.map((t) => ({ name: t.name, value: t.value, text: full(t.value) })), "", "none");
   $("window-head").textContent = "last " + minutes(state.window);
 }
 
@@ -314,11 +327,12 @@ function connect() {
   });
   es.addEventListener("sample", (e) => {
     const m = JSON.parse(e.data);
+    if (m.seq <= state.seq) return;
     state.seq = m.seq;
     state.samples.push(m.sample);
     const keep = Math.ceil(state.window / state.interval);
     if (state.samples.length > keep) state.samples.splice(0, state.samples.length - keep);
-    state.top = m.top;
+    if (m.top) state.top = m.top; // only the newest sample carries the tables
     status("live", "live");
     schedule();
   });
