@@ -34,7 +34,7 @@ func TestAdminMetricsAndHealth(t *testing.T) {
 		t.Errorf("healthz %q", got)
 	}
 	// Without a secret, loopback (a private network) gets in without logging in.
-	if got := get("/"); !strings.Contains(got, "live dashboard") || !strings.Contains(got, "/dashboard/app.js") {
+	if got := get("/"); !strings.Contains(got, "live dashboard") || !strings.Contains(got, `src="dashboard/app.js"`) {
 		t.Errorf("/ without a secret: %q", tail(got, 300))
 	}
 	m := get("/metrics")
@@ -114,7 +114,7 @@ func TestAdminNeedsTheSecret(t *testing.T) {
 		}
 	}
 	// A browser at / gets the login form.
-	if code, body, _ := adminGet(t, d, "/"); code != 401 || !strings.Contains(body, `action="/login"`) {
+	if code, body, _ := adminGet(t, d, "/"); code != 401 || !strings.Contains(body, `action="login"`) {
 		t.Errorf("/ without the secret: %d, no login form:\n%s", code, body)
 	}
 	bearer := []string{"Authorization", "Bearer s3cret"}
@@ -179,7 +179,7 @@ func TestAdminLogin(t *testing.T) {
 		t.Fatalf("wrong secret: %d, cookies %v", resp.StatusCode, resp.Cookies())
 	}
 	resp := post("s3cret")
-	if resp.StatusCode != http.StatusSeeOther || len(resp.Cookies()) != 1 {
+	if resp.StatusCode != http.StatusSeeOther || len(resp.Cookies()) != 1 || resp.Header.Get("Location") != "./" {
 		t.Fatalf("login: %d, cookies %v", resp.StatusCode, resp.Cookies())
 	}
 	set := resp.Header.Get("Set-Cookie")

@@ -326,7 +326,7 @@ func TestLoginPage(t *testing.T) {
 		w := httptest.NewRecorder()
 		Login(w, http.StatusUnauthorized, failed)
 		body := w.Body.String()
-		if w.Code != 401 || !strings.Contains(body, `action="/login"`) || !strings.Contains(body, `type="password"`) {
+		if w.Code != 401 || !strings.Contains(body, `action="login"`) || !strings.Contains(body, `type="password"`) {
 			t.Fatalf("login page %d:\n%s", w.Code, body)
 		}
 		if strings.Contains(body, "Wrong secret") != failed {

@@ -84,7 +84,7 @@ func (g *adminGuard) login(w http.ResponseWriter, r *http.Request) {
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
 	if g.policy.Secret == "" { // nothing to log in to: the network decides
-		http.Redirect(w, r, "/", http.StatusSeeOther)
+		seeOther(w)
 		return
 	}
 	if !g.policy.CheckSecret(r.PostFormValue("secret")) {
@@ -97,14 +97,14 @@ func (g *adminGuard) login(w http.ResponseWriter, r *http.Request) {
 		MaxAge: int(adminSession / time.Second), HttpOnly: true, SameSite: http.SameSiteStrictMode,
 		Secure: r.TLS != nil,
 	})
-	http.Redirect(w, r, "/", http.StatusSeeOther)
+	seeOther(w)
 }
 
 // logout forgets the login cookie in this browser.
 func (g *adminGuard) logout(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: adminCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
 		SameSite: http.SameSiteStrictMode})
-	http.Redirect(w, r, "/", http.StatusSeeOther)
+	seeOther(w)
 }
 
 // sign makes a cookie value valid until exp: the expiry and its HMAC, so
@@ -148,4 +148,12 @@ func clientAddr(r *http.Request) netip.Addr {
 	host, _, _ := net.SplitHostPort(r.RemoteAddr)
 	a, _ := netip.ParseAddr(host)
 	return a
+}
+
+// seeOther sends the browser back to the dashboard. The location is
+// relative, so the admin listener also works behind a proxy under a path
+// prefix.
+func seeOther(w http.ResponseWriter) {
+	w.Header().Set("Location", "./")
+	w.WriteHeader(http.StatusSeeOther)
 }

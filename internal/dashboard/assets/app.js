@@ -310,7 +310,7 @@ function status(cls, text) {
 }
 
 function connect() {
-  const es = new EventSource("/dashboard/events");
+  const es = new EventSource("dashboard/events");
   es.addEventListener("open", () => status("live", "live"));
   es.addEventListener("init", (e) => {
     const m = JSON.parse(e.data);
