@@ -47,7 +47,8 @@ type Options struct {
 	User       string `opt:"user"`            // -user
 	NoDaemon   bool   `opt:"nodaemon"`        // -nodaemon
 	ConfigFile string `opt:"config"`          // -config
-	Admin      string `opt:"admin"`           // -admin: address of the admin listener (/healthz, /debug/pprof)
+	Admin      string `opt:"admin"`           // -admin: address of the admin listener (dashboard, /metrics, /healthz); a bare port means loopback
+	Pprof      bool   `opt:"pprof"`           // -pprof: serve /debug/pprof on the admin listener
 	Pub        string `opt:"pub"`             // -pub: address of the HTTP publish API
 
 	CtlSecret     string  `opt:"ctl-secret"`       // -ctl-secret (or -ctl-secret-file, or $HASSES_CTL_SECRET)
@@ -173,7 +174,15 @@ func init() {
 		{"user", "NAME", "drop root privileges to this user after binding", str(func(o *Options) *string { return &o.User })},
 		{"nodaemon", "", "stay in the foreground and log to standard error", flag(func(o *Options) *bool { return &o.NoDaemon })},
 		{"config", "FILE", "read options from FILE (the /etc/hasses.conf format); the command line wins", str(func(o *Options) *string { return &o.ConfigFile })},
-		{"admin", "ADDR", "admin listener for /healthz and /debug/pprof, e.g. 127.0.0.1:8087 (default: none)", addr(func(o *Options) *string { return &o.Admin })},
+		{"admin", "ADDR", "admin listener: dashboard at /, /metrics, /healthz; guarded like the publish API; a bare PORT binds 127.0.0.1, :PORT all interfaces (default: none)", func(o *Options, v string) error {
+			if _, err := strconv.Atoi(v); err == nil {
+				v = "127.0.0.1:" + v
+			}
+			a, err := listenAddr(v)
+			o.Admin = a
+			return err
+		}},
+		{"pprof", "", "serve the Go profiler at /debug/pprof on the admin listener", flag(func(o *Options) *bool { return &o.Pprof })},
 		{"pub", "ADDR", "HTTP publish API (POST /publish), e.g. 127.0.0.1:8086 (default: none)", addr(func(o *Options) *string { return &o.Pub })},
 		{"ctl-secret", "SECRET", "secret publishers must present (control port: first line \"auth SECRET\"; HTTP: Bearer); also $HASSES_CTL_SECRET", str(func(o *Options) *string { return &o.CtlSecret })},
 		{"ctl-secret-file", "FILE", "read the publisher secret from FILE", str(func(o *Options) *string { return &o.CtlSecretFile })},

@@ -203,3 +203,33 @@ func TestDocumentedDefaults(t *testing.T) {
 		}
 	}
 }
+
+// The admin listener reveals the server's state, so a bare port binds
+// loopback; all interfaces must be asked for. The profiler is opt-in.
+func TestAdminAddress(t *testing.T) {
+	for in, want := range map[string]string{
+		"8087":          "127.0.0.1:8087",
+		":8087":         ":8087",
+		"0.0.0.0:8087":  "0.0.0.0:8087",
+		"[::1]:8087":    "[::1]:8087",
+		"10.0.0.5:8087": "10.0.0.5:8087",
+	} {
+		o, err := Parse([]string{"-p=8080", "-cp=8085", "-murl=/sse", "-admin=" + in})
+		if err != nil {
+			t.Fatalf("-admin=%s: %v", in, err)
+		}
+		if o.Admin != want {
+			t.Errorf("-admin=%s: address %q, want %q", in, o.Admin, want)
+		}
+		if o.Pprof {
+			t.Errorf("-admin=%s: pprof on by default", in)
+		}
+	}
+	o, err := Parse([]string{"-p=8080", "-cp=8085", "-murl=/sse", "-admin=8087", "-pprof"})
+	if err != nil || !o.Pprof {
+		t.Errorf("-pprof: %v, %+v", err, o)
+	}
+	if _, err := Parse([]string{"-p=8080", "-cp=8085", "-murl=/sse", "-admin=99999"}); err == nil {
+		t.Error("-admin=99999 accepted")
+	}
+}

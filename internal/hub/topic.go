@@ -26,6 +26,10 @@ type topic struct {
 	// while older entries may stay until live subscribers have them.
 	hist uint64
 
+	// counted is head() at the last TopTokens walk, so the walk can rank
+	// topics by the events they received since.
+	counted uint64
+
 	nsubs int
 	subs  [][]subRef // per owner: its subscribers reading this topic
 	dirty []bool     // per owner: already queued in the owner's dirty list

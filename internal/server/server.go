@@ -21,6 +21,7 @@ import (
 	"github.com/hasses-go/hasses/internal/access"
 	"github.com/hasses-go/hasses/internal/config"
 	"github.com/hasses-go/hasses/internal/control"
+	"github.com/hasses-go/hasses/internal/dashboard"
 	"github.com/hasses-go/hasses/internal/epoll"
 	"github.com/hasses-go/hasses/internal/handshake"
 	"github.com/hasses-go/hasses/internal/httpfront"
@@ -55,6 +56,8 @@ type Server struct {
 
 	policy *access.Policy
 	pub    *pubapi.Handler
+	guard  *adminGuard          // with -admin
+	dash   *dashboard.Dashboard // with -admin
 }
 
 // New binds the listeners and builds the components. Binding happens here,
@@ -192,6 +195,10 @@ func (s *Server) newControl() error {
 	limits := publish.Limits{MaxData: opts.MaxMessage, MaxTokenLen: opts.MaxTokenLen, MaxTargets: opts.MaxTokens}
 	s.pub = &pubapi.Handler{Publisher: s.hub, Policy: s.policy, Limits: limits,
 		Rate: access.NewRateLimiter(opts.PubRate, max(int(opts.PubRate), 1)), Logger: s.log}
+	if s.adminLn != nil {
+		s.guard = newAdminGuard(s.policy)
+		s.dash = dashboard.New(dashSource{s}, dashboard.Config{Version: Version, Login: s.policy.Secret != ""})
+	}
 	s.control = &control.Handler{
 		Policy:      s.policy,
 		Limits:      limits,
@@ -291,7 +298,14 @@ func (s *Server) Run(ctx context.Context) error {
 		run("control port", func() error { return s.control.ServeTCP(ctx, s.ctlLn) })
 	}
 	if s.adminLn != nil {
+		wg.Go(func() { s.dash.Run(ctx) })
 		run("admin port", func() error { return s.serveHTTP(ctx, s.adminLn, s.adminHandler()) })
+		level := slog.LevelInfo
+		if s.policy.Secret == "" {
+			level = slog.LevelWarn
+		}
+		s.log.Log(ctx, level, "admin listener: guarded like publishers (-ctl-secret, -ctl-allow); /healthz is open",
+			"secret", s.policy.Secret != "", "pprof", s.opts.Pprof)
 	}
 	if s.pubLn != nil {
 		run("publish API", func() error { return s.serveHTTP(ctx, s.pubLn, s.pub) })
