@@ -172,7 +172,7 @@ func TestTLSCertificateReloadOnSIGHUP(t *testing.T) {
 
 func TestTLSStreamCaps(t *testing.T) {
 	certFile, keyFile, pool := writeCert(t, t.TempDir())
-	d := start(t, "-ssl", "-cert-file="+certFile, "-privatekey-file="+keyFile, "-max-conns-per-ip=2")
+	d := start(t, "-ssl", "-cert-file="+certFile, "-privatekey-file="+keyFile, "-max-conns-per-ip=2", "-trusted-proxies=none")
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr}

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hasses-go/hasses/internal/access"
 )
 
 // ErrHelp and ErrVersion are returned for -h and -v: not failures, but
@@ -53,6 +55,9 @@ type Options struct {
 	CORSOrigins   string  // -cors-origins: allowed origins, comma-separated
 	JWTKey        string  // -jwt-key: key file for subscriber tokens
 	MaxConnsPerIP int     // -max-conns-per-ip
+	// TrustedProxies lists the reverse proxies whose forwarding headers
+	// name the client (-trusted-proxies), or "none".
+	TrustedProxies string
 
 	MaxMessage       int           // -max-message: bytes of a message body
 	MaxLag           int64         // -max-lag: bytes a stream may fall behind
@@ -187,6 +192,13 @@ func init() {
 		{"cors-origins", "LIST", "allowed origins, comma-separated; the matching Origin is echoed with credentials allowed, others get 403 (default: -cors-base)", str(func(o *Options) *string { return &o.CORSOrigins })},
 		{"jwt-key", "FILE", "require subscribers to present a JWT signed with this key: an HMAC secret (HS256) or a PEM public key (RS256/ES256)", str(func(o *Options) *string { return &o.JWTKey })},
 		{"max-conns-per-ip", "N", "streams one client address may hold; more get 429; 0 = unlimited (default 1000)", num(func(o *Options) *int { return &o.MaxConnsPerIP })},
+		{"trusted-proxies", "CIDRS", "reverse proxies whose X-Forwarded-For, Forwarded or X-Real-IP names the client (per-address cap, clientlist, logs; never publishing); their own streams are not capped per address; none = trust nobody (default 127.0.0.0/8,::1)", func(o *Options, v string) error {
+			if _, err := access.ParseProxies(v); err != nil {
+				return err
+			}
+			o.TrustedProxies = strings.TrimSpace(v)
+			return nil
+		}},
 		{"max-message", "BYTES", "largest message body; longer ones are rejected whole (default 65536)", num(func(o *Options) *int { return &o.MaxMessage })},
 		{"max-lag", "BYTES", "a stream this far behind is closed as too slow (default 4194304)", num64(func(o *Options) *int64 { return &o.MaxLag })},
 		{"loops", "N", "epoll loops (default: one per CPU)", num(func(o *Options) *int { return &o.Loops })},
@@ -229,6 +241,7 @@ func Defaults() *Options {
 		HistoryCount:     100,
 		FIFOMode:         0o660,
 		MaxConnsPerIP:    1000,
+		TrustedProxies:   "127.0.0.0/8,::1",
 		HistoryBytes:     256 << 10,
 		HistoryAge:       time.Hour,
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hasses-go/hasses/internal/handshake"
 	"github.com/hasses-go/hasses/internal/hub"
+	"github.com/hasses-go/hasses/internal/refusal"
 	"github.com/hasses-go/hasses/internal/sse"
 )
 
@@ -41,6 +42,9 @@ type conn struct {
 	outOff    int
 	endRetry  time.Duration // retry hint with the last chunk
 	peer      unix.Sockaddr
+	trusted   bool       // peer is a trusted proxy
+	capped    netip.Addr // counted under the per-address cap as this; zero: not counted
+	client    netip.Addr // behind a trusted proxy: the client its request named
 	userAgent string
 	opened    time.Time
 	deadline  time.Time // handshake, stream lifetime, or linger end
@@ -116,7 +120,11 @@ func (l *loop) request(c *conn, head []byte) {
 		if errors.As(err, &he) {
 			status = he.Status
 		}
-		l.srv.cfg.Logger.Debug("bad request", "peer", sockaddrString(c.peer), "status", status, "err", err)
+		if status == 403 {
+			l.srv.cfg.Refusals.Refused(refusal.Origin, status, c.addrString(), err)
+		} else {
+			l.srv.cfg.Logger.Debug("bad request", "peer", c.addrString(), "status", status, "err", err)
+		}
 		l.fail(c, status)
 		return
 	}
@@ -133,7 +141,11 @@ func (l *loop) request(c *conn, head []byte) {
 		var status int
 		if expires, status, err = auth(req, l.now); err != nil {
 			l.srv.unauthorized.Add(1)
-			l.srv.cfg.Logger.Debug("stream refused", "peer", sockaddrString(c.peer), "status", status, "err", err)
+			reason := refusal.Unauthorized
+			if status == 403 {
+				reason = refusal.Forbidden
+			}
+			l.srv.cfg.Refusals.Refused(reason, status, c.addrString(), err)
 			l.fail(c, status)
 			return
 		}
@@ -145,9 +157,10 @@ func (l *loop) request(c *conn, head []byte) {
 		if req.ID == "" {
 			req.ID = c.sub.ID
 		}
-		l.hub.Unsubscribe(c.sub)
-		c.sub = nil
-		l.srv.sseConn.Add(-1)
+		l.unsubscribe(c)
+	}
+	if c.trusted && !l.capClient(c, req) {
+		return
 	}
 	sub, replay := l.hub.Subscribe(l.owner, req.Tokens, req.ID, req.LastEventID, c)
 	c.sub = sub
@@ -193,13 +206,59 @@ func (l *loop) fail(c *conn, status int) {
 	l.answer(c, handshake.AppendError(nil, l.hcfg, status, l.now))
 }
 
-// answer writes a complete response and closes the connection after it.
-func (l *loop) answer(c *conn, resp []byte) {
+// capClient counts a stream from a trusted proxy against the client its
+// request names, and refuses it with 429 if that client is at the cap. A
+// request that names no client (or names a trusted proxy) is not capped.
+func (l *loop) capClient(c *conn, req *handshake.Request) bool {
+	proxies := l.srv.cfg.TrustedProxies
+	client := proxies.Client(sockaddrIP(c.peer), req.Forwarded)
+	c.client = client
+	if !proxies.Capped(client) {
+		return true
+	}
+	if !l.srv.perIP.Take(client) {
+		l.srv.refusedPerIP.Add(1)
+		l.srv.cfg.Refusals.Refused(refusal.PerAddrCap, 429, c.addrString(), nil)
+		l.fail(c, 429)
+		return false
+	}
+	c.capped = client
+	return true
+}
+
+// unsubscribe ends c's subscription, if any. A trusted proxy's connection
+// stops counting against its client: its next request may be another's.
+func (l *loop) unsubscribe(c *conn) {
 	if c.sub != nil {
 		l.hub.Unsubscribe(c.sub)
 		c.sub = nil
 		l.srv.sseConn.Add(-1)
 	}
+	if c.trusted {
+		l.uncap(c)
+	}
+}
+
+func (l *loop) uncap(c *conn) {
+	if c.capped.IsValid() {
+		l.srv.perIP.Release(c.capped)
+		c.capped = netip.Addr{}
+	}
+}
+
+// addrString is the peer's address for clientlist and logs; behind a
+// trusted proxy, the client its request named, then the proxy.
+func (c *conn) addrString() string {
+	peer := sockaddrString(c.peer)
+	if c.client.IsValid() && c.client != sockaddrIP(c.peer) {
+		return c.client.String() + " via " + peer
+	}
+	return peer
+}
+
+// answer writes a complete response and closes the connection after it.
+func (l *loop) answer(c *conn, resp []byte) {
+	l.unsubscribe(c)
 	c.state = stateLinger
 	c.in = nil
 	c.out = append(c.out[:0], resp...)
@@ -224,7 +283,7 @@ func (l *loop) end(c *conn, retry time.Duration) {
 // client reconnects with Last-Event-ID and replays what history still has.
 func (l *loop) lag(c *conn) {
 	l.srv.lagged.Add(1)
-	l.srv.cfg.Logger.Debug("closing slow subscriber", "peer", sockaddrString(c.peer))
+	l.srv.cfg.Logger.Debug("closing slow subscriber", "peer", c.addrString())
 	l.close(c)
 }
 
@@ -245,6 +304,10 @@ func (l *loop) flush(c *conn) {
 				return
 			}
 			c.out, c.outOff = nil, 0
+			if c.ending && !l.draining {
+				l.keepAlive(c)
+				return
+			}
 			if c.state == stateLinger || c.ending {
 				l.linger(c)
 				return
@@ -287,14 +350,23 @@ func (l *loop) flush(c *conn) {
 	}
 }
 
+// keepAlive readies a connection whose stream ended cleanly (at its
+// lifetime or its grant's expiry) for the next request, as its head's
+// "Connection: Keep-Alive" promised: a proxy with upstream keep-alive
+// (nginx "keepalive", Apache's connection pool) sends its next request,
+// often another subscriber's, on it.
+func (l *loop) keepAlive(c *conn) {
+	l.unsubscribe(c)
+	c.state = stateHead
+	c.ending, c.endReq, c.endRetry = false, false, 0
+	c.in, c.userAgent, c.client = nil, "", netip.Addr{}
+	c.deadline = l.now.Add(l.srv.cfg.HandshakeTimeout)
+}
+
 // linger half-closes after a complete answer and waits for the peer to
 // close, so the answer is not lost to a reset caused by unread input.
 func (l *loop) linger(c *conn) {
-	if c.sub != nil {
-		l.hub.Unsubscribe(c.sub)
-		c.sub = nil
-		l.srv.sseConn.Add(-1)
-	}
+	l.unsubscribe(c)
 	c.state = stateLinger
 	c.deadline = l.now.Add(lingerTime)
 	unix.Shutdown(c.fd, unix.SHUT_WR)
@@ -304,13 +376,9 @@ func (l *loop) close(c *conn) {
 	if c.state == stateClosed {
 		return
 	}
-	if c.sub != nil {
-		l.hub.Unsubscribe(c.sub)
-		c.sub = nil
-		l.srv.sseConn.Add(-1)
-	}
+	l.unsubscribe(c)
+	l.uncap(c)
 	c.state = stateClosed
-	l.srv.perIP.Release(sockaddrIP(c.peer))
 	unix.Close(c.fd) // also removes it from the epoll set
 	l.conns[c.fd] = nil
 	l.nconns--

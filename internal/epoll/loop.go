@@ -12,6 +12,7 @@ import (
 
 	"github.com/hasses-go/hasses/internal/handshake"
 	"github.com/hasses-go/hasses/internal/hub"
+	"github.com/hasses-go/hasses/internal/refusal"
 	"github.com/hasses-go/hasses/internal/sse"
 )
 
@@ -218,22 +219,26 @@ func (l *loop) accept() {
 			case unix.ECONNABORTED:
 				continue
 			case unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM:
-				l.srv.cfg.Logger.Warn("out of file descriptors: refusing a connection", "err", err)
 				l.srv.shed(l.lfd, handshake.AppendError(nil, l.hcfg, 503, l.now))
 			default:
 				l.srv.cfg.Logger.Error("accept failed", "err", err)
 			}
 			return
 		}
+		ip := sockaddrIP(sa)
 		if max := l.srv.cfg.MaxConns; max > 0 && l.srv.allConn.Load() >= int64(max) {
 			l.srv.refused.Add(1) // before the answer, which a client may read at once
+			l.srv.cfg.Refusals.Refused(refusal.ConnCap, 503, ip.String(), nil)
 			send(nfd, handshake.AppendError(nil, l.hcfg, 503, l.now))
 			unix.Close(nfd)
 			continue
 		}
-		ip := sockaddrIP(sa)
-		if !l.srv.perIP.Take(ip) {
+		// A trusted proxy carries many clients: it is capped per client
+		// once a request names one (conn.go, request).
+		trusted := l.srv.cfg.TrustedProxies.Trusts(ip)
+		if !trusted && !l.srv.perIP.Take(ip) {
 			l.srv.refusedPerIP.Add(1)
+			l.srv.cfg.Refusals.Refused(refusal.PerAddrCap, 429, ip.String(), nil)
 			send(nfd, handshake.AppendError(nil, l.hcfg, 429, l.now))
 			unix.Close(nfd)
 			continue
@@ -242,7 +247,10 @@ func (l *loop) accept() {
 		if sb := l.srv.cfg.SendBuffer; sb > 0 {
 			unix.SetsockoptInt(nfd, unix.SOL_SOCKET, unix.SO_SNDBUF, sb)
 		}
-		c := &conn{fd: nfd, peer: sa, opened: l.now, deadline: l.now.Add(l.srv.cfg.HandshakeTimeout)}
+		c := &conn{fd: nfd, peer: sa, trusted: trusted, opened: l.now, deadline: l.now.Add(l.srv.cfg.HandshakeTimeout)}
+		if !trusted {
+			c.capped = ip
+		}
 		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(nfd)}
 		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, nfd, &ev); err != nil {
 			unix.Close(nfd)
@@ -338,7 +346,7 @@ func (l *loop) snapshot() []ClientInfo {
 		if c == nil {
 			continue
 		}
-		ci := ClientInfo{FD: c.fd, Addr: sockaddrString(c.peer), State: c.state.String(),
+		ci := ClientInfo{FD: c.fd, Addr: c.addrString(), State: c.state.String(),
 			UserAgent: c.userAgent, Age: l.now.Sub(c.opened)}
 		if c.sub != nil {
 			ci.ID = c.sub.ID

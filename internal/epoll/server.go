@@ -23,6 +23,7 @@ import (
 	"github.com/hasses-go/hasses/internal/access"
 	"github.com/hasses-go/hasses/internal/handshake"
 	"github.com/hasses-go/hasses/internal/hub"
+	"github.com/hasses-go/hasses/internal/refusal"
 )
 
 // Config configures a Server.
@@ -60,6 +61,13 @@ type Config struct {
 	// MaxConnsPerIP caps the connections of one client address; more get
 	// 429. Zero means no cap.
 	MaxConnsPerIP int
+	// TrustedProxies are the reverse proxies whose connections are not
+	// capped at accept: once a request head names the client behind the
+	// proxy, the stream counts against that client until it ends. Nil
+	// trusts nobody.
+	TrustedProxies *access.Proxies
+	// Refusals logs refused connections and streams; nil logs none.
+	Refusals *refusal.Log
 	// Authorize, if set, checks a stream request (subscriber tokens) and
 	// returns when its grant expires (zero: never) or the status to refuse
 	// it with.
@@ -279,8 +287,9 @@ func (s *Server) shed(lfd int, resp []byte) {
 	}
 	unix.Close(s.spare)
 	s.spare = -1
-	if nfd, _, err := unix.Accept4(lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC); err == nil {
+	if nfd, sa, err := unix.Accept4(lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC); err == nil {
 		s.refused.Add(1)
+		s.cfg.Refusals.Refused(refusal.OutOfFiles, 503, sockaddrIP(sa).String(), nil)
 		send(nfd, resp)
 		unix.Close(nfd)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/hasses-go/hasses/internal/access"
 	"github.com/hasses-go/hasses/internal/handshake"
 	"github.com/hasses-go/hasses/internal/hub"
+	"github.com/hasses-go/hasses/internal/refusal"
 	"github.com/hasses-go/hasses/internal/sse"
 )
 
@@ -40,6 +41,11 @@ type Config struct {
 	// MaxStreams and MaxStreamsPerIP cap the streams in all and per client
 	// address (503 and 429); zero means no cap.
 	MaxStreams, MaxStreamsPerIP int
+	// TrustedProxies: a stream from one of these counts against the client
+	// its request names, if any (see the epoll front end). Nil trusts nobody.
+	TrustedProxies *access.Proxies
+	// Refusals logs refused streams; nil logs none.
+	Refusals *refusal.Log
 	// Authorize checks stream requests; see the epoll front end.
 	Authorize func(req *handshake.Request, now time.Time) (expires time.Time, status int, err error)
 	Logger    *slog.Logger
@@ -183,6 +189,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if status == http.StatusNotImplemented {
 			w.Header().Set("Allow", "GET, HEAD, OPTIONS")
 		}
+		if status == http.StatusForbidden {
+			s.cfg.Refusals.Refused(refusal.Origin, status, r.RemoteAddr, err)
+		}
 		w.Header().Set("Access-Control-Allow-Origin", originOf(hcfg))
 		http.Error(w, err.Error(), status)
 		return
@@ -191,6 +200,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if req.Method == "GET" && s.cfg.Authorize != nil {
 		var status int
 		if expires, status, err = s.cfg.Authorize(req, time.Now()); err != nil {
+			reason := refusal.Unauthorized
+			if status == http.StatusForbidden {
+				reason = refusal.Forbidden
+			}
+			s.cfg.Refusals.Refused(reason, status, s.clientString(r, req), err)
 			w.Header().Set("Access-Control-Allow-Origin", originOf(hcfg))
 			http.Error(w, err.Error(), status)
 			return
@@ -211,27 +225,50 @@ func originOf(c *handshake.Config) string {
 	return c.CORSBase
 }
 
-// admit applies the stream caps; it returns a release function, or the
-// status to refuse with.
-func (s *Server) admit(r *http.Request) (release func(), status int) {
-	if max := s.cfg.MaxStreams; max > 0 && s.sseConn.Load() >= int64(max) {
-		s.refused.Add(1)
-		return nil, http.StatusServiceUnavailable
-	}
+// client returns the address a request stands for: the peer, or behind a
+// trusted proxy the client its request names.
+func (s *Server) client(r *http.Request, req *handshake.Request) (netip.Addr, bool) {
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
+		return netip.Addr{}, false
+	}
+	return s.cfg.TrustedProxies.Client(ap.Addr().Unmap(), req.Forwarded), true
+}
+
+// clientString is the client address for logs.
+func (s *Server) clientString(r *http.Request, req *handshake.Request) string {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	if a := s.cfg.TrustedProxies.Client(ap.Addr().Unmap(), req.Forwarded); a != ap.Addr().Unmap() {
+		return a.String() + " via " + r.RemoteAddr
+	}
+	return r.RemoteAddr
+}
+
+// admit applies the stream caps; it returns a release function, or the
+// status to refuse with.
+func (s *Server) admit(r *http.Request, req *handshake.Request) (release func(), status int) {
+	if max := s.cfg.MaxStreams; max > 0 && s.sseConn.Load() >= int64(max) {
+		s.refused.Add(1)
+		s.cfg.Refusals.Refused(refusal.ConnCap, http.StatusServiceUnavailable, s.clientString(r, req), nil)
+		return nil, http.StatusServiceUnavailable
+	}
+	addr, ok := s.client(r, req)
+	if !ok || !s.cfg.TrustedProxies.Capped(addr) {
 		return func() {}, 0
 	}
-	addr := ap.Addr().Unmap()
 	if !s.perIP.Take(addr) {
 		s.refusedPerIP.Add(1)
+		s.cfg.Refusals.Refused(refusal.PerAddrCap, http.StatusTooManyRequests, s.clientString(r, req), nil)
 		return nil, http.StatusTooManyRequests
 	}
 	return func() { s.perIP.Release(addr) }, 0
 }
 
 func (s *Server) stream(w http.ResponseWriter, r *http.Request, req *handshake.Request, expires time.Time) {
-	release, status := s.admit(r)
+	release, status := s.admit(r, req)
 	if release == nil {
 		http.Error(w, http.StatusText(status), status)
 		return

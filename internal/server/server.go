@@ -23,6 +23,7 @@ import (
 	"github.com/hasses-go/hasses/internal/httpfront"
 	"github.com/hasses-go/hasses/internal/hub"
 	"github.com/hasses-go/hasses/internal/pubapi"
+	"github.com/hasses-go/hasses/internal/refusal"
 	"github.com/hasses-go/hasses/internal/subauth"
 	"github.com/hasses-go/hasses/publish"
 )
@@ -49,8 +50,9 @@ type Server struct {
 	adminLn net.Listener
 	pubLn   net.Listener
 
-	policy *access.Policy
-	pub    *pubapi.Handler
+	policy   *access.Policy
+	pub      *pubapi.Handler
+	refusals *refusal.Log
 }
 
 // New binds the listeners and builds the components. Binding happens here,
@@ -120,6 +122,13 @@ func New(opts *config.Options, log *slog.Logger, level *slog.LevelVar) (*Server,
 			}
 		}
 	}
+	proxies, err := access.ParseProxies(opts.TrustedProxies)
+	if err != nil {
+		s.closeListeners()
+		return nil, fmt.Errorf("option -trusted-proxies: %w", err)
+	}
+	log.Info("trusted proxies: their forwarding headers name the client for -max-conns-per-ip and logs", "trusted_proxies", proxies.String())
+	s.refusals = refusal.New(log, refusal.DefaultInterval)
 	var authorize func(*handshake.Request, time.Time) (time.Time, int, error)
 	if opts.JWTKey != "" {
 		v, err := subauth.Load(opts.JWTKey)
@@ -152,6 +161,8 @@ func New(opts *config.Options, log *slog.Logger, level *slog.LevelVar) (*Server,
 			Authorize:        authorize,
 			MaxStreams:       maxConns,
 			MaxStreamsPerIP:  opts.MaxConnsPerIP,
+			TrustedProxies:   proxies,
+			Refusals:         s.refusals,
 			Logger:           log,
 		})
 		return s, s.newControl()
@@ -168,6 +179,8 @@ func New(opts *config.Options, log *slog.Logger, level *slog.LevelVar) (*Server,
 		MaxConns:         maxConns,
 		SendBuffer:       opts.SendBuffer,
 		MaxConnsPerIP:    opts.MaxConnsPerIP,
+		TrustedProxies:   proxies,
+		Refusals:         s.refusals,
 		Authorize:        authorize,
 		Reinit:           &s.reinit,
 		Logger:           log,
@@ -276,6 +289,7 @@ func (s *Server) Run(ctx context.Context) error {
 		run("fifo", func() error { return s.control.ServeFIFO(ctx, s.opts.FIFO) })
 	}
 	wg.Wait()
+	s.refusals.Close() // the counts of the last second
 	close(errc)
 	var errs []error
 	for err := range errc {
