@@ -179,6 +179,7 @@ func (l *loop) request(c *conn, head []byte) {
 	// The head is built in the loop's scratch buffer and usually written at
 	// once; only an unwritten rest is copied to the connection.
 	out := handshake.AppendStreamHead(l.scratch[:0], l.hcfg, l.now, req.Origin, extra...)
+	headLen := len(out)
 	if r := l.srv.cfg.Retry; r > 0 {
 		out = sse.AppendRetry(out, r.Milliseconds())
 	}
@@ -188,6 +189,12 @@ func (l *loop) request(c *conn, head []byte) {
 		// Its id is where this stream resumes, so that a reconnect does not
 		// send the unusable id again.
 		out = sse.AppendEvent(out, []byte(l.hub.CursorID(sub)), "hasses-reset", []byte(replay.String()))
+	}
+	if len(out) == headLen {
+		// A body byte at once: nginx speaking HTTP/2 to the browser holds
+		// the response head until the first body bytes, so the page's
+		// EventSource would stay "connecting" until the first heartbeat.
+		out = append(out, heartbeat...)
 	}
 	l.scratch = out[:0]
 	c.out, c.outOff = out, 0
