@@ -219,11 +219,11 @@ http {
 }
 `
 
-// startNginx runs nginx with nginxConf.
-func startNginx(t *testing.T, v proxyVars) *proxyProc {
+// startNginx runs the nginx binary at path with nginxConf.
+func startNginx(t *testing.T, path string, v proxyVars) *proxyProc {
 	return runProxy(t, "nginx", nginxConf, v, func(conf string) []string {
 		// -e: the error log before the config is read (else /var/log/nginx).
-		return []string{"nginx", "-p", v.Dir, "-e", filepath.Join(v.Dir, "error.log"), "-c", conf}
+		return []string{path, "-p", v.Dir, "-e", filepath.Join(v.Dir, "error.log"), "-c", conf}
 	})
 }
 
@@ -289,9 +289,9 @@ Listen 127.0.0.1:{{.ShortPort}}
 </VirtualHost>
 `
 
-// startApache runs apache2 with apacheConf.
-func startApache(t *testing.T, v proxyVars) *proxyProc {
+// startApache runs the apache2 binary at path with apacheConf.
+func startApache(t *testing.T, path string, v proxyVars) *proxyProc {
 	return runProxy(t, "apache2", apacheConf, v, func(conf string) []string {
-		return []string{"apache2", "-d", v.Dir, "-f", conf, "-DFOREGROUND"}
+		return []string{path, "-d", v.Dir, "-f", conf, "-DFOREGROUND"}
 	})
 }
