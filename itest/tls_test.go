@@ -174,7 +174,7 @@ func TestTLSCertificateReloadOnSIGHUP(t *testing.T) {
 // streams count once, and a connection over the per-address cap is closed
 // before its handshake (no answer is possible before TLS).
 func TestTLSConnectionCaps(t *testing.T) {
-	d := startTLS(t, "-max-conns-per-ip=2")
+	d := startTLS(t, "-max-conns-per-ip=2", "-trusted-proxies=none")
 	d.subscribe("?subscribe=t")
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: testCert.pool}, ForceAttemptHTTP2: true}
 	defer tr.CloseIdleConnections()

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hasses-go/hasses/internal/access"
 	"github.com/hasses-go/hasses/internal/epoll"
 	"github.com/hasses-go/hasses/internal/handshake"
 	"github.com/hasses-go/hasses/internal/hub"
@@ -63,6 +64,9 @@ type Options struct {
 	JWTAudience   string  `opt:"jwt-audience"`     // -jwt-audience: required "aud"
 	JWTIssuer     string  `opt:"jwt-issuer"`       // -jwt-issuer: required "iss"
 	MaxConnsPerIP int     `opt:"max-conns-per-ip"` // -max-conns-per-ip
+	// TrustedProxies lists the reverse proxies whose forwarding headers
+	// name the client (-trusted-proxies), or "none".
+	TrustedProxies string `opt:"trusted-proxies"`
 
 	MaxMessage       int           `opt:"max-message"`         // -max-message: bytes of a message body
 	MaxLag           int64         `opt:"max-lag"`             // -max-lag: bytes a stream may fall behind
@@ -210,6 +214,13 @@ func init() {
 		{"jwt-audience", "AUD", "refuse subscriber tokens whose aud claim does not contain AUD", str(func(o *Options) *string { return &o.JWTAudience })},
 		{"jwt-issuer", "ISS", "refuse subscriber tokens whose iss claim is not ISS", str(func(o *Options) *string { return &o.JWTIssuer })},
 		{"max-conns-per-ip", "N", "streams one client address may hold; more get 429; 0 = unlimited", num(func(o *Options) *int { return &o.MaxConnsPerIP })},
+		{"trusted-proxies", "CIDRS", "reverse proxies whose X-Forwarded-For, Forwarded or X-Real-IP names the client (per-address cap, clientlist, logs; never publishing); their own streams are not capped per address; none = trust nobody", func(o *Options, v string) error {
+			if _, err := access.ParseProxies(v); err != nil {
+				return err
+			}
+			o.TrustedProxies = strings.TrimSpace(v)
+			return nil
+		}},
 		{"max-message", "BYTES", "largest message body; longer ones are rejected whole", num(func(o *Options) *int { return &o.MaxMessage })},
 		{"max-lag", "BYTES", "a stream this far behind is closed as too slow", num64(func(o *Options) *int64 { return &o.MaxLag })},
 		{"loops", "N", "epoll loops (default: one per CPU)", num(func(o *Options) *int { return &o.Loops })},
@@ -255,6 +266,7 @@ func Defaults() *Options {
 		HistoryBytes:     hub.DefaultHistoryBytes,
 		HistoryAge:       hub.DefaultHistoryAge,
 		HistoryTotal:     hub.DefaultHistoryTotalBytes,
+		TrustedProxies:   access.DefaultTrustedProxies,
 	}
 }
 

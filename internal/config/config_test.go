@@ -52,6 +52,8 @@ func TestUsageErrors(t *testing.T) {
 		"-p=8080 -cp=8085 -murl=/sse -jwt-key=/k.pem -jwt-secret-file=/k.secret",
 		"-p=8080 -cp=8085 -murl=/sse -jwt-audience=hasses",
 		"-p=8080 -cp=8085 -murl=/sse -jwt-require-exp",
+		"-p=8080 -cp=8085 -murl=/sse -trusted-proxies=10.0.0.0/33",
+		"-p=8080 -cp=8085 -murl=/sse -trusted-proxies=proxy.example",
 	} {
 		if _, err := Parse(strings.Fields(args)); err == nil || errors.Is(err, ErrHelp) {
 			t.Errorf("%q: no usage error", args)
@@ -231,5 +233,25 @@ func TestAdminAddress(t *testing.T) {
 	}
 	if _, err := Parse([]string{"-p=8080", "-cp=8085", "-murl=/sse", "-admin=99999"}); err == nil {
 		t.Error("-admin=99999 accepted")
+	}
+}
+func TestTrustedProxies(t *testing.T) {
+	for _, c := range []struct{ arg, want string }{
+		{"", "127.0.0.0/8,::1"}, // loopback by default
+		{"-trusted-proxies=none", "none"},
+		{"-trusted-proxies=10.0.3.0/24,127.0.0.1", "10.0.3.0/24,127.0.0.1"},
+		{"-trusted-proxies= 192.0.2.1 , fd00::/8 ", "192.0.2.1 , fd00::/8"},
+	} {
+		args := []string{"-p=8080", "-cp=8085", "-murl=/sse"}
+		if c.arg != "" {
+			args = append(args, c.arg)
+		}
+		o, err := Parse(args)
+		if err != nil {
+			t.Fatalf("%q: %v", c.arg, err)
+		}
+		if o.TrustedProxies != c.want {
+			t.Errorf("%q: %q, want %q", c.arg, o.TrustedProxies, c.want)
+		}
 	}
 }

@@ -11,6 +11,7 @@ package handshake
 import (
 	"bytes"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -85,6 +86,13 @@ type Request struct {
 	// Close: the client sent "Connection: close", so the connection is not
 	// kept for another request once the stream ends.
 	Close bool
+	// Forwarded is the client address chain a proxy reported in
+	// X-Forwarded-For, Forwarded or X-Real-IP, the original client first,
+	// at most MaxForwarded (the rightmost); nil without such a header. An
+	// entry that is not an address is the zero Addr. It is only to be read
+	// for a connection from a trusted proxy (access.Proxies.Client): any
+	// client can send these headers.
+	Forwarded []netip.Addr
 }
 
 // Error is a request the server refuses, with the status to answer.
@@ -260,6 +268,9 @@ func trimLeftSP(b []byte) []byte {
 type fields struct {
 	lastEventID, origin, userAgent, authorization, cookie []byte
 	close                                                 bool // "Connection: close"
+
+	xff, fwd forwardLines[[]byte] // X-Forwarded-For, Forwarded: every line counts
+	realIP   []byte
 }
 
 // parse reads the header lines up to the blank line. Names are matched
@@ -301,6 +312,14 @@ func (f *fields) parse(b []byte) error {
 		case equalFold(name, "connection"):
 			f.close = f.close || containsFold(v, "close")
 			continue
+		case equalFold(name, "x-forwarded-for"):
+			f.xff.add(v)
+			continue
+		case equalFold(name, "forwarded"):
+			f.fwd.add(v)
+			continue
+		case equalFold(name, "x-real-ip"):
+			dst = &f.realIP
 		default:
 			continue
 		}
@@ -332,10 +351,13 @@ func (f *fields) fill(req *Request) {
 	req.Authorization = string(f.authorization)
 	req.Cookie = string(f.cookie)
 	req.Close = f.close
+	if f.xff.n > 0 || f.fwd.n > 0 || f.realIP != nil {
+		req.Forwarded = forwardedChain(f.xff.lines(), f.fwd.lines(), f.realIP)
+	}
 }
 
 // trimOWS trims spaces and tabs on both sides (RFC 9110 5.5).
-func trimOWS(b []byte) []byte {
+func trimOWS[T string | []byte](b T) T {
 	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
 		b = b[1:]
 	}
@@ -346,7 +368,7 @@ func trimOWS(b []byte) []byte {
 }
 
 // equalFold compares an ASCII name with a lower-case constant.
-func equalFold(name []byte, lower string) bool {
+func equalFold[T string | []byte](name T, lower string) bool {
 	if len(name) != len(lower) {
 		return false
 	}
@@ -556,6 +578,10 @@ func FromHTTP(method, rawPath, rawQuery string, hasQuery bool, header map[string
 	}
 	req := &Request{Method: method, LastEventID: get("Last-Event-Id"), Origin: get("Origin"),
 		UserAgent: get("User-Agent"), Authorization: get("Authorization"), Cookie: get("Cookie")}
+	xff, fwd := lastLines(header["X-Forwarded-For"]), lastLines(header["Forwarded"])
+	if _, realIP := header["X-Real-Ip"]; len(xff) > 0 || len(fwd) > 0 || realIP {
+		req.Forwarded = forwardedChain(xff, fwd, get("X-Real-Ip"))
+	}
 	if _, _, ok := cfg.AllowOrigin(req.Origin); !ok {
 		return nil, fail(403, "origin not allowed: "+quoteCut(req.Origin, 64))
 	}
@@ -576,3 +602,7 @@ func FromHTTP(method, rawPath, rawQuery string, hasQuery bool, header map[string
 	}
 	return req, nil
 }
+
+// lastLines keeps the last maxForwardLines values of a repeated header, as
+// Parse does.
+func lastLines(v []string) []string { return v[max(0, len(v)-maxForwardLines):] }

@@ -27,6 +27,7 @@ import (
 	"github.com/hasses-go/hasses/internal/httpfront"
 	"github.com/hasses-go/hasses/internal/hub"
 	"github.com/hasses-go/hasses/internal/pubapi"
+	"github.com/hasses-go/hasses/internal/refusal"
 	"github.com/hasses-go/hasses/internal/stream"
 	"github.com/hasses-go/hasses/internal/subauth"
 	"github.com/hasses-go/hasses/publish"
@@ -54,10 +55,11 @@ type Server struct {
 	adminLn net.Listener
 	pubLn   net.Listener
 
-	policy *access.Policy
-	pub    *pubapi.Handler
-	guard  *adminGuard          // with -admin
-	dash   *dashboard.Dashboard // with -admin
+	policy   *access.Policy
+	pub      *pubapi.Handler
+	guard    *adminGuard          // with -admin
+	dash     *dashboard.Dashboard // with -admin
+	refusals *refusal.Log
 }
 
 // New binds the listeners and builds the components. Binding happens here,
@@ -132,6 +134,13 @@ func New(opts *config.Options, log *slog.Logger, level *slog.LevelVar) (*Server,
 			}
 		}
 	}
+	proxies, err := access.ParseProxies(opts.TrustedProxies)
+	if err != nil {
+		s.closeListeners()
+		return nil, fmt.Errorf("option -trusted-proxies: %w", err)
+	}
+	log.Info("trusted proxies: their forwarding headers name the client for -max-conns-per-ip and logs", "trusted_proxies", proxies.String())
+	s.refusals = refusal.New(log, refusal.DefaultInterval)
 	var authorize func(*handshake.Request, time.Time) (time.Time, int, error)
 	if opts.JWTKey != "" || opts.JWTSecretFile != "" {
 		v, err := subauth.New(subauth.Options{KeyFile: opts.JWTKey, SecretFile: opts.JWTSecretFile,
@@ -158,6 +167,8 @@ func New(opts *config.Options, log *slog.Logger, level *slog.LevelVar) (*Server,
 		Drain:            opts.Drain,
 		MaxConns:         maxConns,
 		MaxConnsPerAddr:  opts.MaxConnsPerIP,
+		TrustedProxies:   proxies,
+		Refusals:         s.refusals,
 		Authorize:        authorize,
 		Reinit:           &s.reinit,
 		Logger:           log,
@@ -321,6 +332,7 @@ func (s *Server) Run(ctx context.Context) error {
 		run("fifo", func() error { return s.control.ServeFIFO(ctx, s.opts.FIFO) })
 	}
 	wg.Wait()
+	s.refusals.Close() // the counts of the last second
 	close(errc)
 	var errs []error
 	for err := range errc {

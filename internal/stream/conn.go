@@ -37,20 +37,37 @@ type Conn struct {
 	Stream
 	state     State
 	admitted  bool
+	capped    capped // what counts under the per-address cap
 	keepAlive bool   // the stream's connection may serve another request
 	in        []byte // request head received so far; nil while none is pending
 	Peer      netip.AddrPort
+	// client is, behind a trusted proxy, the client the current request
+	// named (X-Forwarded-For, Forwarded, X-Real-IP); zero otherwise.
+	client    netip.Addr
 	UserAgent string
 	Opened    time.Time
 }
 
+// capped says what a connection counts as under the per-address cap.
+type capped uint8
+
+const (
+	cappedNone   capped = iota // a trusted proxy's connection between requests
+	cappedPeer                 // the peer, from accept to close
+	cappedClient               // the client a trusted proxy named, for one request
+)
+
 // Accept admits a new connection from peer into c, or returns the status
 // to refuse it with (503 or 429; the front end answers it and closes).
 func (core *Core) Accept(c *Conn, peer netip.AddrPort, now time.Time) (status int) {
-	if status := core.Admit(peer.Addr()); status != 0 {
+	capped, status := core.Admit(peer.Addr())
+	if status != 0 {
 		return status
 	}
 	*c = Conn{Peer: peer, Opened: now, admitted: true}
+	if capped {
+		c.capped = cappedPeer
+	}
 	c.Stream = Stream{core: core, deadline: now.Add(core.cfg.HandshakeTimeout)}
 	return 0
 }
@@ -104,7 +121,14 @@ func (c *Conn) request(head []byte, o *hub.Owner, self any, now time.Time) Actio
 	core := c.core
 	cfg := &core.cfg
 	req, err := handshake.Parse(head, cfg.Handshake)
-	expires, status := core.Check(req, err, c.Peer.Addr(), now)
+	var client netip.Addr
+	if err == nil && c.capped != cappedPeer {
+		// A trusted proxy: the request names the client behind it.
+		if a := cfg.TrustedProxies.Client(c.Peer.Addr(), req.Forwarded); a != c.Peer.Addr() {
+			client = a
+		}
+	}
+	expires, status := core.Check(req, err, c.addrOf(client), now)
 	if status != 0 {
 		return c.fail(status, now)
 	}
@@ -122,6 +146,14 @@ func (c *Conn) request(head []byte, o *hub.Owner, self any, now time.Time) Actio
 			req.ID = c.sub.ID
 		}
 		c.Stream.Close()
+	}
+	c.uncapClient()
+	c.client = client
+	if client.IsValid() && cfg.TrustedProxies.Capped(client) {
+		if !core.takeAddr(client, c.addr()) {
+			return c.fail(429, now)
+		}
+		c.capped = cappedClient
 	}
 	replay := core.Open(&c.Stream, o, req, expires, req.HTTP10, self, now)
 	c.state = StateStream
@@ -170,6 +202,7 @@ func (c *Conn) Flush(w Writer, sc *Scratch, now time.Time) Status {
 	}
 	if c.state == StateStream && c.keepAlive && !c.core.draining.Load() {
 		c.Stream.Close()
+		c.uncapClient() // the next request may be another client's
 		c.state = StateHead
 		c.deadline = now.Add(c.core.cfg.HandshakeTimeout)
 		return Waiting
@@ -212,17 +245,39 @@ func (c *Conn) Close() {
 		return
 	}
 	c.Stream.Close()
+	c.uncapClient()
 	c.state = StateClosed
 	c.in = nil
 	if c.admitted {
 		c.admitted = false
-		c.core.Leave(c.Peer.Addr())
+		c.core.Leave(c.Peer.Addr(), c.capped == cappedPeer)
 	}
+}
+
+// uncapClient stops counting the connection against the client its last
+// request named.
+func (c *Conn) uncapClient() {
+	if c.capped == cappedClient {
+		c.core.perAddr.Release(c.client)
+		c.capped = cappedNone
+	}
+	c.client = netip.Addr{}
+}
+
+// addr is the client as clientlist and logs show it: behind a trusted
+// proxy, the client its request named and the proxy.
+func (c *Conn) addr() string { return c.addrOf(c.client) }
+
+func (c *Conn) addrOf(client netip.Addr) string {
+	if client.IsValid() {
+		return client.String() + " via " + c.Peer.String()
+	}
+	return c.Peer.String()
 }
 
 // Info describes the connection for clientlist.
 func (c *Conn) Info(now time.Time) ClientInfo {
-	ci := ClientInfo{Addr: c.Peer.String(), State: c.state.String(), UserAgent: c.UserAgent, Age: now.Sub(c.Opened)}
+	ci := ClientInfo{Addr: c.addr(), State: c.state.String(), UserAgent: c.UserAgent, Age: now.Sub(c.Opened)}
 	if s := c.sub; s != nil {
 		ci.ID, ci.Tokens = s.ID, s.Tokens
 	}

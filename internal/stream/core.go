@@ -28,6 +28,7 @@ import (
 	"github.com/hasses-go/hasses/internal/access"
 	"github.com/hasses-go/hasses/internal/handshake"
 	"github.com/hasses-go/hasses/internal/hub"
+	"github.com/hasses-go/hasses/internal/refusal"
 )
 
 // Defaults for Config's zero fields, and the defaults of the options that
@@ -79,9 +80,17 @@ type Config struct {
 	// MaxConns caps the connections on the SSE port (503); zero means no
 	// cap.
 	MaxConns int
-	// MaxConnsPerAddr caps the connections of one client address (429);
-	// zero means no cap.
+	// MaxConnsPerAddr caps the connections of one client address (429), an
+	// IPv6 /64 counting as one; zero means no cap.
 	MaxConnsPerAddr int
+	// TrustedProxies are the reverse proxies whose connections are not
+	// capped per address when accepted: once a request head names the
+	// client behind the proxy (X-Forwarded-For, Forwarded, X-Real-IP), the
+	// stream counts against that client until it ends. Nil trusts nobody.
+	TrustedProxies *access.Proxies
+	// Refusals logs refused connections and streams, a line per reason
+	// and second; nil logs none.
+	Refusals *refusal.Log
 	// Authorize, if set, checks a stream request (subscriber tokens) and
 	// returns when its grant expires (zero: never) or the status to refuse
 	// it with.
@@ -166,46 +175,71 @@ func (c *Core) NewOwner(wake func()) *hub.Owner {
 }
 
 // Admit counts a new connection from addr, or returns the status to refuse
-// it with: 503 over MaxConns, 429 over the per-address cap. An admitted
+// it with: 503 over MaxConns, 429 over the per-address cap. capped reports
+// whether addr counts under the per-address cap: a trusted proxy's
+// connections are capped per request instead (see Conn). An admitted
 // connection is given back with Leave.
-func (c *Core) Admit(addr netip.Addr) (status int) {
+func (c *Core) Admit(addr netip.Addr) (capped bool, status int) {
 	if max := c.cfg.MaxConns; max > 0 && c.conns.Load() >= int64(max) {
 		c.refused.Add(1) // counted before the answer, which a client may read at once
-		c.refusal(503, "connection cap (-max-conns)", addr)
-		return 503
+		c.cfg.Refusals.Refused(refusal.ConnCap, 503, addr.String(), nil)
+		return false, 503
 	}
-	if !c.perAddr.Take(addr) {
-		c.refusedPerAddr.Add(1)
-		c.refusal(429, "per-address cap (-max-conns-per-ip)", addr)
-		return 429
+	if !c.cfg.TrustedProxies.Trusts(addr) {
+		if !c.takeAddr(addr, addr.String()) {
+			return false, 429
+		}
+		capped = true
 	}
 	n := c.conns.Add(1)
 	for m := c.maxConns.Load(); n > m && !c.maxConns.CompareAndSwap(m, n); m = c.maxConns.Load() {
 	}
-	return 0
+	return capped, 0
 }
 
-// Leave forgets a connection that Admit counted.
-func (c *Core) Leave(addr netip.Addr) {
-	c.perAddr.Release(addr)
+// takeAddr counts a stream or connection of addr under the per-address
+// cap, or counts and logs the refusal.
+func (c *Core) takeAddr(addr netip.Addr, shown string) bool {
+	if c.perAddr.Take(addr) {
+		return true
+	}
+	c.refusedPerAddr.Add(1)
+	c.cfg.Refusals.Refused(refusal.PerAddrCap, 429, shown, nil)
+	return false
+}
+
+// Leave forgets a connection that Admit counted; capped is what Admit
+// returned.
+func (c *Core) Leave(addr netip.Addr, capped bool) {
+	if capped {
+		c.perAddr.Release(addr)
+	}
 	c.conns.Add(-1)
 }
 
-// Refused counts a connection refused for lack of capacity before it could
-// be admitted (the process is out of file descriptors).
-func (c *Core) Refused() { c.refused.Add(1) }
+// Refused counts and logs a connection refused before it could be admitted:
+// the process is out of file descriptors.
+func (c *Core) Refused() {
+	c.refused.Add(1)
+	c.cfg.Refusals.Refused(refusal.OutOfFiles, 503, "", nil)
+}
 
 // Check decides a request: parseErr is what parsing it returned. It
 // returns the status to refuse it with (0 to serve it) and, for a stream,
 // when its grant expires (zero: never).
-func (c *Core) Check(req *handshake.Request, parseErr error, peer netip.Addr, now time.Time) (expires time.Time, status int) {
+// peer is the client as logs show it.
+func (c *Core) Check(req *handshake.Request, parseErr error, peer string, now time.Time) (expires time.Time, status int) {
 	if parseErr != nil {
 		status = 400
 		var he *handshake.Error
 		if errors.As(parseErr, &he) {
 			status = he.Status
 		}
-		c.cfg.Logger.Debug("bad request", "peer", peer, "status", status, "err", parseErr)
+		if status == 403 {
+			c.cfg.Refusals.Refused(refusal.Origin, status, peer, parseErr)
+		} else {
+			c.cfg.Logger.Debug("bad request", "peer", peer, "status", status, "err", parseErr)
+		}
 		return time.Time{}, status
 	}
 	if req.Method != "GET" || c.cfg.Authorize == nil {
@@ -217,15 +251,14 @@ func (c *Core) Check(req *handshake.Request, parseErr error, peer netip.Addr, no
 			status = 401
 		}
 		c.unauthorized.Add(1)
-		c.refusal(status, "subscriber token: "+err.Error(), peer)
+		reason := refusal.Unauthorized
+		if status == 403 {
+			reason = refusal.Forbidden
+		}
+		c.cfg.Refusals.Refused(reason, status, peer, err)
 		return time.Time{}, status
 	}
 	return expires, 0
-}
-
-// refusal logs a refused connection or stream.
-func (c *Core) refusal(status int, reason string, peer netip.Addr) {
-	c.cfg.Logger.Debug("refused", "status", status, "reason", reason, "peer", peer)
 }
 
 // Drain marks the port as shutting down: streams that end now close their

@@ -106,6 +106,13 @@ func (st *Stream) Start(head []byte, replay hub.Replay) {
 		id := st.core.hub.CursorID(st.sub)
 		st.queue(sse.AppendEvent(nil, []byte(id), "hasses-reset", []byte(replay.String())))
 	}
+	if len(st.out) == len(head) {
+		// A body byte at once: a proxy speaking HTTP/2 to the browser
+		// (nginx) holds the response head until the first body bytes, and
+		// the page's EventSource would stay "connecting" until the first
+		// heartbeat.
+		st.queue(heartbeatText)
+	}
 }
 
 // queue appends SSE text to the stream's own bytes, framed for its

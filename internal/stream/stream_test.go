@@ -91,6 +91,9 @@ func events(t *testing.T, raw []byte) []string {
 	}
 	body, _ := io.ReadAll(httputil.NewChunkedReader(br))
 	_ = resp
+	// The comment right after the head (so that proxies pass the head on)
+	// is not a heartbeat.
+	body = bytes.TrimPrefix(body, heartbeatText)
 	var out []string
 	for _, block := range strings.Split(string(body), "\n\n") {
 		for _, line := range strings.Split(block, "\n") {
@@ -286,7 +289,7 @@ func TestKeepAliveAfterCleanEnd(t *testing.T) {
 		t.Fatalf("HTTP/1.0 stream end: %v", s)
 	}
 	raw := w10.buf.String()
-	if strings.Contains(raw, "chunked") || !strings.HasSuffix(raw, "\r\n\r\nid: "+strings.Split(strings.Split(raw, "id: ")[1], "\n")[0]+"\ndata: plain\n\n") {
+	if strings.Contains(raw, "chunked") || !strings.Contains(raw, "\r\n\r\n: \n\nid: ") || !strings.HasSuffix(raw, "\ndata: plain\n\n") {
 		t.Fatalf("HTTP/1.0 stream %q: want a close-delimited body of SSE text", raw)
 	}
 }
