@@ -526,3 +526,43 @@ func FuzzJSONUnit(f *testing.F) {
 		}
 	})
 }
+
+// Each writer's open, write and close ends its unit: with an idle gap far
+// too long to help, two writers give two messages (it was one,
+// "firstx=second").
+func TestFIFOWriterCloseEndsUnit(t *testing.T) {
+	b := &fakeBackend{}
+	h := newHandler(b)
+	h.IdleGap = time.Hour
+	path := filepath.Join(t.TempDir(), "ctl")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- h.ServeFIFO(ctx, path) }()
+	defer func() { cancel(); <-done }()
+	write := func(s string) {
+		for i := 0; ; i++ {
+			f, err := os.OpenFile(path, os.O_WRONLY, 0)
+			if err == nil {
+				io.WriteString(f, s)
+				f.Close()
+				return
+			}
+			if i == 100 {
+				t.Fatal(err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	wait := func(n int) {
+		for end := time.Now().Add(3 * time.Second); time.Now().Before(end) && len(b.data()) < n; {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	write("x=first")
+	wait(1)
+	write("x=second")
+	wait(2)
+	if got := strings.Join(b.data(), ","); got != "x=first,x=second" {
+		t.Fatalf("got %q", got)
+	}
+}

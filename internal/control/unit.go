@@ -36,7 +36,12 @@ func isCommand(s []byte) bool {
 // isFixedCommand reports a command word that cannot grow: a fragment equal
 // to it is complete even without a terminator.
 func isFixedCommand(s []byte) bool {
-	return bytes.IndexByte(s, ':') < 0 && isCommand(s)
+	for _, w := range commandWords {
+		if w[len(w)-1] != ':' && string(s) == w {
+			return true
+		}
+	}
+	return false
 }
 
 // Errors of ParseMessage.
