@@ -330,7 +330,7 @@ func FuzzFramer(f *testing.F) {
 		// Small limits, so that every bound is reached.
 		const tok, body, maxJSON, maxAuth = 4, 16, 64, 24
 		limited := func() *Framer {
-			return &Framer{MaxBody: body, MaxTokenLen: tok, MaxJSON: maxJSON, MaxAuth: maxAuth}
+			return &Framer{MaxBody: body, MaxTokenLen: tok, MaxIDLen: tok, MaxJSON: maxJSON, MaxAuth: maxAuth}
 		}
 		c := int(cut) % (len(in) + 1)
 		var got []Unit
@@ -364,7 +364,7 @@ func FuzzFramer(f *testing.F) {
 		fa := limited()
 		fa.Feed(in, func(u Unit) { u.Data = bytes.Clone(u.Data); all = append(all, u) })
 		fa.Flush(func(u Unit) { u.Data = bytes.Clone(u.Data); all = append(all, u) })
-		ff := &Framer{MaxBody: 1 << 30, MaxTokenLen: tok, MaxJSON: 1 << 30, MaxAuth: 1 << 30}
+		ff := &Framer{MaxBody: 1 << 30, MaxTokenLen: tok, MaxIDLen: tok, MaxJSON: 1 << 30, MaxAuth: 1 << 30}
 		ff.Feed(in, func(u Unit) { u.Data = bytes.Clone(u.Data); free = append(free, u) })
 		ff.Flush(func(u Unit) { u.Data = bytes.Clone(u.Data); free = append(free, u) })
 		if len(all) != len(free) {

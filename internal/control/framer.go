@@ -54,6 +54,7 @@ type Framer struct {
 	Sep         byte
 	MaxBody     int // bytes after the first '=' of a message
 	MaxTokenLen int // bounds the head before '=' and commands
+	MaxIDLen    int // with MaxTokenLen: the head is token-id#event
 	MaxJSON     int // bytes of a JSON unit
 	MaxAuth     int // bytes of an "auth" unit
 	// Restricted bounds every unit by MaxAuth: before authentication only
@@ -87,6 +88,7 @@ const (
 const (
 	defaultMaxBody     = 64 << 10
 	defaultMaxTokenLen = 256
+	defaultMaxIDLen    = 256
 	defaultMaxAuth     = 4 << 10
 )
 
@@ -104,10 +106,16 @@ func (f *Framer) tokenLen() int {
 	return defaultMaxTokenLen
 }
 
-// maxHead bounds what may precede '=': token, "-" client id, "#" event name,
-// each at most the token length. It also bounds a command with its argument
+// maxHead bounds what may precede '=': token, "-" client id, "#" event name
+// (as long as a token at most). It also bounds a command with its argument
 // and a plain unit with no '=' at all.
-func (f *Framer) maxHead() int { return 3*f.tokenLen() + 2 }
+func (f *Framer) maxHead() int {
+	id := f.MaxIDLen
+	if id <= 0 {
+		id = defaultMaxIDLen
+	}
+	return 2*f.tokenLen() + id + 2
+}
 
 // lookMax: a line after a newline is decided within this many bytes.
 func (f *Framer) lookMax() int { return f.maxHead() + 1 }

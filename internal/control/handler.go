@@ -103,7 +103,7 @@ func (h *Handler) maxIDLen() int {
 	if h.MaxIDLen > 0 {
 		return h.MaxIDLen
 	}
-	return 256
+	return defaultMaxIDLen
 }
 
 func (h *Handler) maxBody() int {
@@ -147,7 +147,7 @@ func (h *Handler) newFramer() *Framer {
 	// event name and client id escaped as \uXXXX, plus the keys.
 	fields := max(h.Limits.MaxTargets, 1) + 3
 	maxJSON := 6*body + fields*(6*max(tok, h.maxIDLen())+16) + 1024
-	return &Framer{Sep: h.Sep, MaxBody: body, MaxTokenLen: tok, MaxJSON: maxJSON, MaxAuth: defaultMaxAuth}
+	return &Framer{Sep: h.Sep, MaxBody: body, MaxTokenLen: tok, MaxIDLen: h.maxIDLen(), MaxJSON: maxJSON, MaxAuth: defaultMaxAuth}
 }
 
 // Handle classifies and executes one unit and appends any reply to dst.

@@ -60,7 +60,10 @@ func (h *Handler) ServeTCP(ctx context.Context, ln net.Listener) error {
 		s.closeAll()
 	})
 	defer stop()
-	defer s.wg.Wait()
+	defer func() {
+		s.closeAll() // the listener may have been closed before ctx was done
+		s.wg.Wait()
+	}()
 	var backoff time.Duration
 	for {
 		c, err := ln.Accept()
