@@ -72,6 +72,7 @@ type Framer struct {
 	lookBl  int    // its leading blanks
 	lookEq  int    // offset of its first '=', or -1
 	lookBad bool   // a blank or control byte before that '='
+	spare   []byte // the other line buffer, for restart
 }
 
 type state uint8
@@ -299,8 +300,8 @@ func (f *Framer) unlook() {
 // restart ends the unit before the newline and starts a new one with the
 // line looked at (at most lookMax bytes, so re-reading it is cheap).
 func (f *Framer) restart(emit func(Unit)) {
-	line := append([]byte(nil), f.line...)
-	f.line = f.line[:0]
+	line := f.line
+	f.line, f.spare = f.spare[:0], line // the new unit's line cannot hold a newline
 	f.state = stPlain
 	f.end(emit)
 	f.feed(line, emit)
