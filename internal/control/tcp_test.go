@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -181,5 +182,35 @@ func bytesReadLine(c net.Conn) (string, error) {
 			return string(out), nil
 		}
 		out = append(out, b[0])
+	}
+}
+
+// Units of a connection closed before the next was opened come first,
+// whatever the scheduler does (see ServeTCP).
+func TestOrderAcrossConnections(t *testing.T) {
+	b := &fakeBackend{}
+	h := newHandler(b)
+	h.IdleGap = time.Hour // only the end of file may end the unterminated ones
+	addr := serveTCP(t, h)
+	const n = 300
+	for i := range n {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, "t="+strconv.Itoa(i)+[]string{"", "\n", ";"}[i%3])
+		c.Close()
+	}
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end) && len(b.data()) < n; {
+		time.Sleep(5 * time.Millisecond)
+	}
+	got := b.data()
+	if len(got) != n {
+		t.Fatalf("%d messages of %d", len(got), n)
+	}
+	for i, m := range got {
+		if m != "t="+strconv.Itoa(i) {
+			t.Fatalf("message %d is %q", i, m)
+		}
 	}
 }
