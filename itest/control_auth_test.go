@@ -36,7 +36,7 @@ func TestControlUnauthenticatedCap(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
 		line, _ = bufio.NewReader(c).ReadString('\n')
 		return line != ""
 	})

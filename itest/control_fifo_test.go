@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 func writeFIFO(t *testing.T, path, s string) {
@@ -23,24 +22,26 @@ func writeFIFO(t *testing.T, path, s string) {
 }
 
 // Issue 9: each writer's open, write and close ends its unit. It was
-// "firstroom1=second", one event.
+// "firstroom1=second", one event. The idle gap is an hour, so only the
+// writer's close can end a unit; each writer starts once the previous one's
+// message arrived (back-to-back writers may share a stream: see ServeFIFO).
 func TestControlFIFOWriterCloseEndsUnit(t *testing.T) {
 	fifo := filepath.Join(t.TempDir(), "ctl")
-	d := start(t, "-cp=", "-fifo="+fifo)
+	d := start(t, "-cp=", "-fifo="+fifo, "-ctl-idle-gap=1h")
 	s := d.subscribe("?subscribe=room1")
 	waitFor(t, "the fifo", func() bool { _, err := os.Stat(fifo); return err == nil })
 	// What the issue shows, through a shell.
-	sh := exec.Command("sh", "-c", "printf 'room1=first' > "+fifo+"; sleep 0.05; printf 'room1=second\\n' > "+fifo)
-	if out, err := sh.CombinedOutput(); err != nil {
-		t.Fatalf("%v: %s", err, out)
+	for _, w := range []string{"printf 'room1=first' > ", "printf 'room1=second\\n' > "} {
+		if out, err := exec.Command("sh", "-c", w+fifo).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		s.expect(strings.TrimSuffix(w[strings.Index(w, "=")+1:], "' > "))
 	}
-	s.expect("first", "second")
-	for i := range 20 {
+	for i := range 10 {
 		writeFIFO(t, fifo, fmt.Sprintf("room1=a%d", i))
-		time.Sleep(20 * time.Millisecond)
-		writeFIFO(t, fifo, fmt.Sprintf("room1=b%d", i))
-		time.Sleep(20 * time.Millisecond)
-		s.expect(fmt.Sprintf("a%d", i), fmt.Sprintf("b%d", i))
+		s.expect(fmt.Sprintf("a%d", i))
+		writeFIFO(t, fifo, fmt.Sprintf("room1=b%d;room1=c%d", i, i))
+		s.expect(fmt.Sprintf("b%d", i), fmt.Sprintf("c%d", i))
 	}
 }
 

@@ -259,7 +259,7 @@ func (cc *ctlConn) done() bool { return cc.eof || cc.refused || cc.closed }
 
 // drain is called by a later connection before it handles anything: it
 // handles the bytes that had arrived on cc by then, and its end of file.
-func (cc *ctlConn) drain() {
+func (cc *ctlConn) drain(ctx context.Context) {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
 	if cc.done() {
@@ -273,7 +273,7 @@ func (cc *ctlConn) drain() {
 		}
 		// Read what was there, then once more: that read sees the end of
 		// file if it had arrived with them (it follows the last byte).
-		for got := 0; got <= avail && !cc.done(); {
+		for got := 0; got <= avail && !cc.done() && ctx.Err() == nil; {
 			n, r := cc.read(int(fd))
 			if r != readData {
 				break
@@ -292,7 +292,7 @@ func (cc *ctlConn) drain() {
 // this goroutine only, in order.
 func (cc *ctlConn) serve(ctx context.Context) {
 	for _, p := range cc.prev {
-		p.drain()
+		p.drain(ctx)
 	}
 	cc.prev = nil
 	gap := cc.h.idleGap()
@@ -348,14 +348,17 @@ func (cc *ctlConn) serve(ctx context.Context) {
 	}
 }
 
-// close closes the socket, under mu so that no later connection reads it
-// while it closes.
+// close closes the socket. Not under mu: Close waits for the reads in
+// progress, and the connection's own read may be waiting for mu. (A later
+// connection reads this one through RawConn.Control, which never runs on
+// a closed descriptor.)
 func (cc *ctlConn) close() {
 	cc.mu.Lock()
-	defer cc.mu.Unlock()
-	if !cc.closed {
-		cc.closed = true
+	first := !cc.closed
+	cc.closed = true
+	cc.leaveUnauthed()
+	cc.mu.Unlock()
+	if first {
 		cc.c.Close()
 	}
-	cc.leaveUnauthed()
 }

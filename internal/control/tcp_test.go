@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hasses-go/hasses/internal/access"
+	"github.com/hasses-go/hasses/internal/hub"
 )
 
 type syncBuffer struct {
@@ -214,3 +215,53 @@ func TestOrderAcrossConnections(t *testing.T) {
 		}
 	}
 }
+
+// Shutting down while connections are being read must not hang (closing a
+// connection under its lock deadlocked with its own read).
+func TestShutdownWhileReading(t *testing.T) {
+	for range 2 {
+		h := newHandler(&discardBackend{})
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- h.ServeTCP(ctx, ln) }()
+		var wg sync.WaitGroup
+		stop := make(chan struct{})
+		for range 20 {
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			wg.Go(func() {
+				defer c.Close()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					if _, err := io.WriteString(c, "t=x;"); err != nil {
+						return
+					}
+				}
+			})
+		}
+		time.Sleep(50 * time.Millisecond)
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("ServeTCP did not return after its context ended")
+		}
+		close(stop)
+		wg.Wait()
+	}
+}
+
+// discardBackend publishes nowhere, keeping nothing.
+type discardBackend struct{ fakeBackend }
+
+func (*discardBackend) Publish(hub.Message) (hub.Result, error) { return hub.Result{}, nil }
