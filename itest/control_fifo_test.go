@@ -31,11 +31,14 @@ func TestControlFIFOWriterCloseEndsUnit(t *testing.T) {
 	s := d.subscribe("?subscribe=room1")
 	waitFor(t, "the fifo", func() bool { _, err := os.Stat(fifo); return err == nil })
 	// What the issue shows, through a shell.
-	for _, w := range []string{"printf 'room1=first' > ", "printf 'room1=second\\n' > "} {
-		if out, err := exec.Command("sh", "-c", w+fifo).CombinedOutput(); err != nil {
+	for _, w := range []struct{ cmd, want string }{
+		{`printf 'room1=first' > `, "first"},
+		{`printf 'room1=second\n' > `, "second"},
+	} {
+		if out, err := exec.Command("sh", "-c", w.cmd+fifo).CombinedOutput(); err != nil {
 			t.Fatalf("%v: %s", err, out)
 		}
-		s.expect(strings.TrimSuffix(w[strings.Index(w, "=")+1:], "' > "))
+		s.expect(w.want)
 	}
 	for i := range 10 {
 		writeFIFO(t, fifo, fmt.Sprintf("room1=a%d", i))
