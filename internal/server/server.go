@@ -218,7 +218,6 @@ func (s *Server) newControl() error {
 		Logger:      s.log,
 		Level:       s.level,
 		Sep:         opts.Sep,
-		MaxUnit:     opts.MaxMessage + opts.MaxTokenLen*2 + 2,
 		IdleGap:     opts.IdleGap,
 		MaxTokenLen: opts.MaxTokenLen,
 	}
