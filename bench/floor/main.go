@@ -1,27 +1,23 @@
-// Command floor measures the physical floor of a delivery on this machine:
-// the CPU one process spends on one sendmsg per delivery to N reading
-// loopback sockets, with no server logic at all. bench/core.sh runs it in
-// the same run as hasses and reports hasses' CPU per delivery as a ratio
-// of it.
-//
-// The sender (this process) accepts N connections from a reader child
-// process, then for -duration writes -rate messages per second, each to the
-// -group sockets of one "token" (as hasses writes an event to the streams
-// of its token), one write each. It prints one JSON line: writes, CPU
-// seconds of the sender over the writing window, and CPU seconds per
-// million writes.
+// Command floor is the physical floor of a delivery on this machine: a
+// stand-in for hasses with no server logic at all. It accepts the load
+// tool's subscribers on its SSE port (reads the request head, answers a
+// minimal 200 head, notes the token) and its publisher on its control
+// port; for every "token=data" unit it encodes one event and writes it with
+// one sendto to each socket of the token. No hub, no history, no loops,
+// no wake-ups: hasses' CPU per delivery, measured by the same load tool
+// with the same readers and publisher, is compared with this one's
+// (bench/core.sh).
 package main
 
 import (
-	"encoding/json"
+	"bufio"
+	"bytes"
 	"flag"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"strconv"
-	"strings"
-	"syscall"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -29,138 +25,112 @@ import (
 )
 
 func main() {
-	role := flag.String("role", "send", "send (this process) or read (the child it starts)")
-	n := flag.Int("n", 18000, "sockets")
-	rate := flag.Float64("rate", 2000, "messages per second")
-	group := flag.Int("group", 10, "sockets per message (subscribers per token)")
-	size := flag.Int("size", 100, "bytes per write (an encoded event)")
-	dur := flag.Duration("duration", 10*time.Second, "writing time")
-	addr := flag.String("addr", "127.0.0.1:0", "listen address (send); server address (read)")
-	sndbuf := flag.Int("sndbuf", 64<<10, "send buffer per socket, as hasses' -sndbuf")
+	sse := flag.String("p", "127.0.0.1:18180", "SSE listen address")
+	ctl := flag.String("cp", "127.0.0.1:18185", "control listen address")
+	sndbuf := flag.Int("sndbuf", 64<<10, "send buffer per stream, as hasses' -sndbuf")
 	flag.Parse()
-	var err error
-	if *role == "read" {
-		err = read(*addr, *n)
-	} else {
-		err = send(*addr, *n, *rate, *group, *size, *dur, *sndbuf)
-	}
+	f := &floor{groups: map[string][]int{}, sndbuf: *sndbuf}
+	sl, err := net.Listen("tcp", *sse)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "floor:", err)
-		os.Exit(1)
+		fail(err)
+	}
+	cl, err := net.Listen("tcp", *ctl)
+	if err != nil {
+		fail(err)
+	}
+	go f.acceptStreams(sl)
+	for {
+		c, err := cl.Accept()
+		if err != nil {
+			fail(err)
+		}
+		go f.publish(c)
 	}
 }
 
-func send(addr string, n int, rate float64, group, size int, dur time.Duration, sndbuf int) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	child := exec.Command(os.Args[0], "-role=read", "-n="+strconv.Itoa(n), "-addr="+ln.Addr().String())
-	child.Stderr = os.Stderr
-	if err := child.Start(); err != nil {
-		return err
-	}
-	defer child.Process.Kill()
-	fds := make([]int, 0, n)
-	for len(fds) < n {
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "floor:", err)
+	os.Exit(1)
+}
+
+type floor struct {
+	mu     sync.RWMutex
+	groups map[string][]int // token -> sockets
+	sndbuf int
+	seq    int
+}
+
+var head = []byte("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+
+func (f *floor) acceptStreams(ln net.Listener) {
+	for {
 		c, err := ln.Accept()
 		if err != nil {
-			return err
+			fail(err)
 		}
-		f, err := c.(*net.TCPConn).File()
-		c.Close()
-		if err != nil {
-			return err
-		}
-		fd, err := unix.Dup(int(f.Fd()))
-		f.Close()
-		if err != nil {
-			return err
-		}
-		unix.SetNonblock(fd, true)
-		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, sndbuf)
-		fds = append(fds, fd)
+		go f.stream(c.(*net.TCPConn))
 	}
-	msg := []byte(strings.Repeat("x", size))
-	groups := max(1, n/group)
-	var before, after unix.Rusage
-	unix.Getrusage(unix.RUSAGE_SELF, &before)
-	start := time.Now()
-	writes, short := 0, 0
-	sent := 0
-	for tok := 0; ; {
-		el := time.Since(start)
-		if el >= dur {
-			break
-		}
-		for due := int(el.Seconds() * rate); sent < due; sent++ {
-			g := tok % groups
-			tok++
-			for i := g; i < n; i += groups { // the sockets of this "token"
-				w, _, errno := unix.Syscall6(unix.SYS_SENDTO, uintptr(fds[i]), uintptr(unsafe.Pointer(&msg[0])),
-					uintptr(len(msg)), unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT, 0, 0)
-				writes++
-				if errno != 0 || int(w) < len(msg) {
-					short++
-				}
-			}
-		}
-		time.Sleep(time.Millisecond)
-	}
-	unix.Getrusage(unix.RUSAGE_SELF, &after)
-	cpu := tv(after.Utime) + tv(after.Stime) - tv(before.Utime) - tv(before.Stime)
-	return json.NewEncoder(os.Stdout).Encode(map[string]any{
-		"scenario": "floor", "sockets": n, "writes": writes, "short_writes": short,
-		"writes_per_s": float64(writes) / dur.Seconds(), "cpu_s": cpu, "cpu_s_per_1m": cpu / float64(writes) * 1e6,
-	})
 }
 
-func tv(t unix.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+// stream reads a request head, answers it and files the socket under its
+// token.
+func (f *floor) stream(c *net.TCPConn) {
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	line, err := bufio.NewReader(c).ReadSlice('\n')
+	if err != nil {
+		c.Close()
+		return
+	}
+	_, q, _ := bytes.Cut(line, []byte("subscribe="))
+	tok := q[:bytes.IndexAny(q, "& ")]
+	c.Write(head)
+	c.SetNoDelay(true)
+	c.SetWriteBuffer(f.sndbuf)
+	rc, err := c.SyscallConn()
+	if err != nil {
+		c.Close()
+		return
+	}
+	rc.Control(func(fd uintptr) { // the socket stays non-blocking, c keeps it open
+		f.mu.Lock()
+		f.groups[string(tok)] = append(f.groups[string(tok)], int(fd))
+		f.mu.Unlock()
+	})
+	go func() { // keep both alive, and notice the client going
+		c.SetReadDeadline(time.Time{})
+		var b [512]byte
+		for {
+			if _, err := c.Read(b[:]); err != nil {
+				return
+			}
+		}
+	}()
+}
 
-// read connects n sockets and reads everything they receive until killed.
-func read(addr string, n int) error {
-	ap, err := net.ResolveTCPAddr("tcp", addr)
-	if err != nil {
-		return err
-	}
-	epfd, err := unix.EpollCreate1(0)
-	if err != nil {
-		return err
-	}
-	for i := range n {
-		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK, 0)
-		if err != nil {
-			return err
-		}
-		// Spread the client ports over several source addresses.
-		src := &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, byte(10 + i%8)}}
-		if err := unix.Bind(fd, src); err != nil {
-			return err
-		}
-		dst := &unix.SockaddrInet4{Port: ap.Port}
-		copy(dst.Addr[:], ap.IP.To4())
-		if err := unix.Connect(fd, dst); err != nil && err != unix.EINPROGRESS {
-			return err
-		}
-		unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)})
-	}
-	buf := make([]byte, 64<<10)
-	events := make([]unix.EpollEvent, 256)
+// publish reads "token=data;" units and writes each as one event chunk,
+// one sendto per subscriber of the token.
+func (f *floor) publish(c net.Conn) {
+	r := bufio.NewReaderSize(c, 64<<10)
+	var ev []byte
 	for {
-		k, err := unix.EpollWait(epfd, events, -1)
-		if err == syscall.EINTR {
+		unit, err := r.ReadSlice(';')
+		if err != nil {
+			return
+		}
+		tok, data, ok := bytes.Cut(unit[:len(unit)-1], []byte("="))
+		if !ok {
 			continue
 		}
-		if err != nil {
-			return err
-		}
-		for _, ev := range events[:k] {
-			for {
-				if m, _ := unix.Read(int(ev.Fd), buf); m <= 0 {
-					break
-				}
-			}
+		f.seq++
+		payload := fmt.Appendf(nil, "id: 1-%d\ndata: %s\n\n", f.seq, data)
+		ev = strconv.AppendInt(ev[:0], int64(len(payload)), 16)
+		ev = append(append(append(ev, "\r\n"...), payload...), "\r\n"...)
+		f.mu.RLock()
+		fds := f.groups[string(tok)]
+		f.mu.RUnlock()
+		for _, fd := range fds {
+			unix.Syscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(&ev[0])), uintptr(len(ev)),
+				unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT, 0, 0)
 		}
 	}
 }

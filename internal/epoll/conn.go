@@ -14,7 +14,7 @@ import (
 // small: tens of thousands of them live at once.
 type conn struct {
 	stream.Conn
-	fd   int
+	fd   int32
 	hidx int32 // index in the loop's deadline heap, -1 when not in it
 	hat  int64 // the deadline it is filed under, Unix nanoseconds
 }
@@ -36,7 +36,7 @@ func (w *fdWriter) Write(bufs [][]byte) (int, error) {
 
 func (l *loop) read(c *conn) {
 	for c.State() != stream.StateClosed {
-		n, err := unix.Read(c.fd, l.rbuf)
+		n, err := unix.Read(int(c.fd), l.rbuf)
 		switch {
 		case n > 0:
 			l.act(c, c.Received(l.rbuf[:n], l.owner, c, l.now))
@@ -71,7 +71,7 @@ func (l *loop) flush(c *conn) {
 	if c.State() == stream.StateClosed {
 		return
 	}
-	l.w.fd = c.fd
+	l.w.fd = int(c.fd)
 	switch c.Flush(&l.w, &l.sc, l.now) {
 	case stream.Failed:
 		l.close(c)
@@ -80,7 +80,7 @@ func (l *loop) flush(c *conn) {
 		// Half-close after a complete answer or a close-delimited stream,
 		// and wait for the peer to close, so that the answer is not lost
 		// to a reset caused by unread input.
-		unix.Shutdown(c.fd, unix.SHUT_WR)
+		unix.Shutdown(int(c.fd), unix.SHUT_WR)
 	}
 	l.schedule(c)
 }
@@ -91,7 +91,7 @@ func (l *loop) close(c *conn) {
 	}
 	c.Close()
 	l.unschedule(c)
-	unix.Close(c.fd) // also removes it from the epoll set
+	unix.Close(int(c.fd)) // also removes it from the epoll set
 	l.conns[c.fd] = nil
 	l.nconns--
 }

@@ -179,7 +179,6 @@ func (l *loop) run() error {
 func (l *loop) wakeup() {
 	var buf [8]byte
 	unix.Read(l.evfd, buf[:])
-	l.wakePending.Store(false)
 	l.cmdMu.Lock()
 	cmds := l.cmds
 	l.cmds = nil
@@ -196,6 +195,8 @@ func (l *loop) wakeup() {
 		if l.flushDue.IsZero() {
 			l.flushDue = due // the run loop waits for it
 		}
+		// wakePending stays set until the pass: publishers meanwhile need
+		// not write the eventfd, the pass is due anyway.
 		return
 	}
 	l.pass()
@@ -207,6 +208,9 @@ const maxAdaptiveGap = 100 * time.Millisecond
 // pass flushes every stream that has new events.
 func (l *loop) pass() {
 	start := time.Now()
+	// Cleared before Collect: an event published from now on wakes the
+	// loop again, one published before is collected now.
+	l.wakePending.Store(false)
 	l.ready = l.hub.Collect(l.owner, l.ready[:0])
 	for _, s := range l.ready {
 		l.flush(s.Conn.(*conn))
@@ -239,7 +243,7 @@ func (l *loop) accept() error {
 			}
 			return nil
 		}
-		c := &conn{fd: nfd, hidx: -1}
+		c := &conn{fd: int32(nfd), hidx: -1}
 		if status := l.core.Accept(&c.Conn, sockaddrAddrPort(sa), l.now); status != 0 {
 			l.refuse(nfd, status)
 			continue
@@ -317,7 +321,7 @@ func (l *loop) snapshot() []stream.ClientInfo {
 	for _, c := range l.conns {
 		if c != nil {
 			ci := c.Info(l.now)
-			ci.FD = c.fd
+			ci.FD = int(c.fd)
 			out = append(out, ci)
 		}
 	}

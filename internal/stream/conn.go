@@ -43,9 +43,9 @@ type Conn struct {
 	Peer      netip.AddrPort
 	// client is, behind a trusted proxy, the client the current request
 	// named (X-Forwarded-For, Forwarded, X-Real-IP); zero otherwise.
-	client    netip.Addr
+	client    *netip.Addr
 	UserAgent string
-	Opened    time.Time
+	opened    int64 // Unix nanoseconds
 }
 
 // capped says what a connection counts as under the per-address cap.
@@ -64,11 +64,11 @@ func (core *Core) Accept(c *Conn, peer netip.AddrPort, now time.Time) (status in
 	if status != 0 {
 		return status
 	}
-	*c = Conn{Peer: peer, Opened: now, admitted: true}
+	*c = Conn{Peer: peer, opened: now.UnixNano(), admitted: true}
 	if capped {
 		c.capped = cappedPeer
 	}
-	c.Stream = Stream{core: core, deadline: now.Add(core.cfg.HandshakeTimeout)}
+	c.Stream = Stream{core: core, deadline: now.Add(core.cfg.HandshakeTimeout).UnixNano()}
 	return 0
 }
 
@@ -148,7 +148,9 @@ func (c *Conn) request(head []byte, o *hub.Owner, self any, now time.Time) Actio
 		c.Stream.Close()
 	}
 	c.uncapClient()
-	c.client = client
+	if client.IsValid() {
+		c.client = &client
+	}
 	if client.IsValid() && cfg.TrustedProxies.Capped(client) {
 		if !core.takeAddr(client, c.addr()) {
 			return c.fail(429, now)
@@ -204,7 +206,7 @@ func (c *Conn) Flush(w Writer, sc *Scratch, now time.Time) Status {
 		c.Stream.Close()
 		c.uncapClient() // the next request may be another client's
 		c.state = StateHead
-		c.deadline = now.Add(c.core.cfg.HandshakeTimeout)
+		c.deadline = now.Add(c.core.cfg.HandshakeTimeout).UnixNano()
 		return Waiting
 	}
 	if c.state == StateStream {
@@ -219,7 +221,7 @@ func (c *Conn) Flush(w Writer, sc *Scratch, now time.Time) Status {
 func (c *Conn) Tick(now time.Time) Action {
 	switch c.state {
 	case StateHead:
-		if !now.Before(c.deadline) {
+		if now.UnixNano() >= c.deadline {
 			return Close
 		}
 		return None
@@ -258,15 +260,20 @@ func (c *Conn) Close() {
 // request named.
 func (c *Conn) uncapClient() {
 	if c.capped == cappedClient {
-		c.core.perAddr.Release(c.client)
+		c.core.perAddr.Release(*c.client)
 		c.capped = cappedNone
 	}
-	c.client = netip.Addr{}
+	c.client = nil
 }
 
 // addr is the client as clientlist and logs show it: behind a trusted
 // proxy, the client its request named and the proxy.
-func (c *Conn) addr() string { return c.addrOf(c.client) }
+func (c *Conn) addr() string {
+	if c.client == nil {
+		return c.Peer.String()
+	}
+	return c.addrOf(*c.client)
+}
 
 func (c *Conn) addrOf(client netip.Addr) string {
 	if client.IsValid() {
@@ -277,7 +284,7 @@ func (c *Conn) addrOf(client netip.Addr) string {
 
 // Info describes the connection for clientlist.
 func (c *Conn) Info(now time.Time) ClientInfo {
-	ci := ClientInfo{Addr: c.addr(), State: c.state.String(), UserAgent: c.UserAgent, Age: now.Sub(c.Opened)}
+	ci := ClientInfo{Addr: c.addr(), State: c.state.String(), UserAgent: c.UserAgent, Age: time.Duration(now.UnixNano() - c.opened)}
 	if s := c.sub; s != nil {
 		ci.ID, ci.Tokens = s.ID, s.Tokens
 	}

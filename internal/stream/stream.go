@@ -55,17 +55,19 @@ type Stream struct {
 	core     *Core
 	sub      *hub.Sub
 	out      []byte // the stream's own bytes (head, preamble, heartbeat, end), written before events
-	outOff   int
+	outOff   int32
+	endRetry int32 // milliseconds of the retry hint sent with the end
 	chunked  bool // frame own bytes as HTTP/1.1 chunks and end with the last chunk
 	blocked  bool // the writer would block; wait for Unblock
 	ending   bool // takes no more events: the rest of the current one, then the end
 	ended    bool // the end is queued: Finished once out is written
-	endRetry time.Duration
 	endSeq   uint64 // an ending stream takes the events published up to here
 	// deadline is the end of the stream's lifetime or grant; once ending,
 	// the time by which its last bytes must be written.
-	deadline  time.Time
-	lastWrite time.Time
+	// Times are Unix nanoseconds (zero: none): a time.Time is three
+	// times the size, and tens of thousands of streams live at once.
+	deadline  int64
+	lastWrite int64
 }
 
 var (
@@ -81,7 +83,14 @@ func (st *Stream) Open() bool { return st.sub != nil }
 
 // Deadline returns when Tick must next run for a deadline: the end of the
 // lifetime or grant, or, once ending, the end of the linger time.
-func (st *Stream) Deadline() time.Time { return st.deadline }
+func (st *Stream) Deadline() time.Time { return fromNanos(st.deadline) }
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
 
 // Ending reports whether the stream takes no more events.
 func (st *Stream) Ending() bool { return st.ending || st.ended }
@@ -89,7 +98,7 @@ func (st *Stream) Ending() bool { return st.ending || st.ended }
 // Idle reports whether nothing is queued or half-written, so that a
 // heartbeat or a new head may be written without cutting into an event.
 func (st *Stream) Idle() bool {
-	return !st.blocked && st.outOff == len(st.out) && (st.sub == nil || !st.sub.Pending())
+	return !st.blocked && int(st.outOff) == len(st.out) && (st.sub == nil || !st.sub.Pending())
 }
 
 // Start queues the response head (nil when the front end writes it its own
@@ -127,7 +136,7 @@ func (st *Stream) queue(text []byte) {
 
 // answer queues a complete answer on a connection without a stream.
 func (st *Stream) answer(core *Core, resp []byte, now time.Time) {
-	*st = Stream{core: core, out: resp, ended: true, lastWrite: now, deadline: now.Add(Linger)}
+	*st = Stream{core: core, out: resp, ended: true, lastWrite: now.UnixNano(), deadline: now.Add(Linger).UnixNano()}
 }
 
 // Blocked reports whether the stream waits for its connection to become
@@ -144,18 +153,18 @@ func (st *Stream) Unblock() { st.blocked = false }
 func (st *Stream) Flush(w Writer, sc *Scratch, now time.Time) Status {
 	b := &sc.Batch
 	for !st.blocked {
-		if st.outOff < len(st.out) {
+		if int(st.outOff) < len(st.out) {
 			sc.bufs[0] = st.out[st.outOff:]
 			n, err := w.Write(sc.bufs[:])
 			sc.bufs[0] = nil
 			if n > 0 {
-				st.lastWrite = now
+				st.lastWrite = now.UnixNano()
 			}
-			st.outOff += n
+			st.outOff += int32(n)
 			if err != nil {
 				return Failed
 			}
-			if st.outOff < len(st.out) {
+			if int(st.outOff) < len(st.out) {
 				st.blocked = true
 				return Blocked
 			}
@@ -167,7 +176,7 @@ func (st *Stream) Flush(w Writer, sc *Scratch, now time.Time) Status {
 		if st.sub == nil {
 			return Waiting
 		}
-		if !st.ending && !now.Before(st.deadline) {
+		if !st.ending && now.UnixNano() >= st.deadline {
 			st.End(0, now)
 		}
 		if st.ending {
@@ -177,7 +186,7 @@ func (st *Stream) Flush(w Writer, sc *Scratch, now time.Time) Status {
 			}
 			if len(b.Bufs) == 0 {
 				if st.endRetry > 0 {
-					st.queue(sse.AppendRetry(nil, st.endRetry.Milliseconds()))
+					st.queue(sse.AppendRetry(nil, int64(st.endRetry)))
 				}
 				if st.chunked {
 					st.out = append(st.out, chunked.Last...)
@@ -196,7 +205,7 @@ func (st *Stream) Flush(w Writer, sc *Scratch, now time.Time) Status {
 		sc.Writes++
 		st.sub.Wrote(b, n)
 		if n > 0 {
-			st.lastWrite = now
+			st.lastWrite = now.UnixNano()
 		}
 		if err != nil {
 			return Failed
@@ -220,15 +229,16 @@ func (st *Stream) Tick(now time.Time) Action {
 		return None
 	}
 	cfg := &st.core.cfg
+	idle := time.Duration(now.UnixNano() - st.lastWrite)
 	switch {
-	case !now.Before(st.deadline):
+	case now.UnixNano() >= st.deadline:
 		if st.ending || st.ended {
 			return Close // it never took its last bytes
 		}
 		st.End(0, now)
 		return Flush
 	case st.blocked:
-		if now.Sub(st.lastWrite) >= cfg.WriteTimeout {
+		if idle >= cfg.WriteTimeout {
 			st.core.stalled.Add(1)
 			st.core.cfg.Logger.Debug("closing a stalled stream: no write progress", "after", cfg.WriteTimeout)
 			return Close
@@ -238,7 +248,7 @@ func (st *Stream) Tick(now time.Time) Action {
 			st.core.cfg.Logger.Debug("closing a slow subscriber: over the lag limit", "id", st.sub.ID)
 			return Close
 		}
-	case cfg.Heartbeat > 0 && st.sub != nil && !st.ending && now.Sub(st.lastWrite) >= cfg.Heartbeat && st.Idle():
+	case cfg.Heartbeat > 0 && st.sub != nil && !st.ending && idle >= cfg.Heartbeat && st.Idle():
 		if st.chunked {
 			st.out = append(st.out, heartbeatChunk...)
 		} else {
@@ -253,7 +263,7 @@ func (st *Stream) Tick(now time.Time) Action {
 // front ends that sleep until then; zero without heartbeats.
 func (st *Stream) HeartbeatDue() time.Time {
 	if hb := st.core.cfg.Heartbeat; hb > 0 {
-		return st.lastWrite.Add(hb)
+		return time.Unix(0, st.lastWrite).Add(hb)
 	}
 	return time.Time{}
 }
@@ -266,9 +276,9 @@ func (st *Stream) End(retry time.Duration, now time.Time) {
 		return
 	}
 	st.ending = true
-	st.endRetry = retry
+	st.endRetry = int32(retry.Milliseconds())
 	st.endSeq = st.core.hub.LastSeq()
-	st.deadline = now.Add(Linger)
+	st.deadline = now.Add(Linger).UnixNano()
 }
 
 // Drain ends the stream for a graceful shutdown, with a randomised retry
