@@ -56,11 +56,11 @@ type Stream struct {
 	sub      *hub.Sub
 	out      []byte // the stream's own bytes (head, preamble, heartbeat, end), written before events
 	outOff   int32
-	endRetry int32 // milliseconds of the retry hint sent with the end
-	chunked  bool // frame own bytes as HTTP/1.1 chunks and end with the last chunk
-	blocked  bool // the writer would block; wait for Unblock
-	ending   bool // takes no more events: the rest of the current one, then the end
-	ended    bool // the end is queued: Finished once out is written
+	endRetry int32  // milliseconds of the retry hint sent with the end
+	chunked  bool   // frame own bytes as HTTP/1.1 chunks and end with the last chunk
+	blocked  bool   // the writer would block; wait for Unblock
+	ending   bool   // takes no more events: the rest of the current one, then the end
+	ended    bool   // the end is queued: Finished once out is written
 	endSeq   uint64 // an ending stream takes the events published up to here
 	// deadline is the end of the stream's lifetime or grant; once ending,
 	// the time by which its last bytes must be written.
