@@ -223,7 +223,7 @@ func init() {
 		}},
 		{"max-message", "BYTES", "largest message body; longer ones are rejected whole", num(func(o *Options) *int { return &o.MaxMessage })},
 		{"max-lag", "BYTES", "a stream this far behind is closed as too slow", num64(func(o *Options) *int64 { return &o.MaxLag })},
-		{"loops", "N", "epoll loops (default: one per CPU)", num(func(o *Options) *int { return &o.Loops })},
+		{"loops", "N", "epoll loops (default: one per two CPUs)", num(func(o *Options) *int { return &o.Loops })},
 		{"max-tokens", "N", "tokens one stream may subscribe to", num(func(o *Options) *int { return &o.MaxTokens })},
 		{"max-token-len", "BYTES", "longest token", num(func(o *Options) *int { return &o.MaxTokenLen })},
 		{"max-conns", "N", "connections on the SSE port; more get 503 (default: from the file limit)", num(func(o *Options) *int { return &o.MaxConns })},
