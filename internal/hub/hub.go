@@ -87,6 +87,9 @@ type Hub struct {
 	lostSeq uint64
 
 	published atomic.Int64
+	// remote, when set, sequences publications instead of h.seq (cluster
+	// mode; see cluster.go).
+	remote func(Message) (Result, error)
 }
 
 // New returns a hub with cfg's zero fields set to the defaults.
@@ -148,28 +151,55 @@ func (h *Hub) NewOwner(wake func()) *Owner {
 func (o *Owner) Delivered() int64 { return o.delivered.Load() }
 
 // Publish encodes m once and routes it to every topic it targets. It returns
-// the assigned id and how many subscribers the message was routed to.
+// the assigned id and how many subscribers the message was routed to. In a
+// cluster (SetRemote) it hands the checked message to the cluster engine,
+// which sequences it and brings it back through Apply.
 func (h *Hub) Publish(m Message) (Result, error) {
+	targets, err := check(m)
+	if err != nil {
+		return Result{}, err
+	}
+	if h.remote != nil {
+		return h.remote(m)
+	}
+	now := h.cfg.Now().UnixNano()
+	h.mu.Lock()
+	h.seq++
+	id, receivers := h.publishLocked(h.seq, now, targets, m)
+	wake := h.wakeMask
+	h.wakeMask = 0
+	h.mu.Unlock()
+
+	h.wakeOwners(wake)
+	h.published.Add(1)
+	return Result{ID: id.String(), Receivers: receivers}, nil
+}
+
+// check validates m and returns its targets.
+func check(m Message) ([]string, error) {
 	targets := m.Targets
 	if len(targets) == 0 {
 		targets = []string{m.Target}
 	}
 	for _, t := range targets {
 		if t == "" {
-			return Result{}, ErrEmptyTarget
+			return nil, ErrEmptyTarget
 		}
 	}
 	if strings.ContainsAny(m.Event, "\r\n\x00") {
-		return Result{}, ErrBadEvent
+		return nil, ErrBadEvent
 	}
-	now := h.cfg.Now().UnixNano()
+	return targets, nil
+}
 
-	h.mu.Lock()
-	h.seq++
-	id := sse.ID{Epoch: h.cfg.Epoch, Seq: h.seq}
+// publishLocked encodes m as event seq (above h.seq's previous value,
+// which the caller has set to seq) and appends it to its topics. Called
+// with h.mu held.
+func (h *Hub) publishLocked(seq uint64, now int64, targets []string, m Message) (sse.ID, int) {
+	id := sse.ID{Epoch: h.cfg.Epoch, Seq: seq}
 	h.idbuf = id.AppendTo(h.idbuf[:0])
 	h.enc = sse.AppendEvent(h.enc[:0], h.idbuf, m.Event, m.Data)
-	ev := &Event{Seq: h.seq, Frame: slices.Clone(h.enc), Exclude: m.Exclude, at: now}
+	ev := &Event{Seq: seq, Frame: slices.Clone(h.enc), Exclude: m.Exclude, at: now}
 	if cap(h.enc) > 1<<20 {
 		h.enc = nil // do not pin one huge message's buffer
 	}
@@ -187,7 +217,7 @@ func (h *Hub) Publish(m Message) (Result, error) {
 			everyone = true
 		case strings.Contains(target, "*"):
 			prefix, _, _ := strings.Cut(target, "*")
-			h.lostSeq = h.seq
+			h.lostSeq = seq
 			i, _ := slices.BinarySearch(h.names, prefix)
 			for ; i < len(h.names) && strings.HasPrefix(h.names[i], prefix); i++ {
 				add(h.topics[h.names[i]])
@@ -200,13 +230,7 @@ func (h *Hub) Publish(m Message) (Result, error) {
 	if everyone {
 		receivers = h.nsubs
 	}
-	wake := h.wakeMask
-	h.wakeMask = 0
-	h.mu.Unlock()
-
-	h.wakeOwners(wake)
-	h.published.Add(1)
-	return Result{ID: id.String(), Receivers: receivers}, nil
+	return id, receivers
 }
 
 // wakeOwners calls the wake function of every owner in mask. The owners

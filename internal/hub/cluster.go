@@ -1,0 +1,104 @@
+package hub
+
+import (
+	"errors"
+	"time"
+
+	"github.com/hasses-go/hasses/internal/sse"
+)
+
+// The cluster engine (internal/cluster) sequences publications in Redis and
+// feeds them back, in sequence order, through Apply. The hub then acts as
+// the node's cache of the cluster's event log: live streams and replays are
+// served from it exactly as on a single node.
+
+// ErrOrder is returned by Apply for a sequence number that is not above
+// every event already applied.
+var ErrOrder = errors.New("hub: sequence number not above the last applied one")
+
+// SetRemote makes Publish hand every checked message to fn instead of
+// numbering it locally. Call it once, before serving.
+func (h *Hub) SetRemote(fn func(Message) (Result, error)) { h.remote = fn }
+
+// Check validates m as Publish does.
+func Check(m Message) error {
+	_, err := check(m)
+	return err
+}
+
+// Apply publishes m as event seq of the current epoch, published at time at.
+// seq must be above every event applied so far. It returns how many
+// subscribers the event was routed to.
+func (h *Hub) Apply(seq uint64, at time.Time, m Message) (int, error) {
+	targets, err := check(m)
+	if err != nil {
+		return 0, err
+	}
+	h.mu.Lock()
+	if seq <= h.seq {
+		h.mu.Unlock()
+		return 0, ErrOrder
+	}
+	h.seq = seq
+	_, receivers := h.publishLocked(seq, at.UnixNano(), targets, m)
+	wake := h.wakeMask
+	h.wakeMask = 0
+	h.mu.Unlock()
+
+	h.wakeOwners(wake)
+	h.published.Add(1)
+	return receivers, nil
+}
+
+// Head returns the epoch and the sequence number of the newest event.
+func (h *Hub) Head() (epoch, seq uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.cfg.Epoch, h.seq
+}
+
+// Reset records that this hub may lack events up to seq: the cluster's
+// dataset changed (epoch), its log was trimmed past this node, or the node
+// joined late. The epoch becomes epoch (when not zero); every topic's floor
+// rises to seq, so a replay from an older id answers gap (or unknown, for
+// another epoch), never complete. When seq is above the newest event, the
+// hub moves to seq and, if reason is not empty, every live stream receives
+// an event named hasses-reset with id epoch-seq and data reason, so that a
+// page resynchronises instead of showing a hole. It reports whether the
+// event was sent.
+func (h *Hub) Reset(epoch, seq uint64, reason string) bool {
+	h.mu.Lock()
+	if epoch != 0 {
+		h.cfg.Epoch = epoch
+	}
+	h.lostSeq = max(h.lostSeq, seq)
+	h.all.floor = max(h.all.floor, seq)
+	h.bcast.floor = max(h.bcast.floor, seq)
+	for _, t := range h.topics {
+		t.floor = max(t.floor, seq)
+	}
+	sent := false
+	if seq > h.seq {
+		h.seq = seq
+		if reason != "" && h.nsubs > 0 {
+			id := sse.ID{Epoch: h.cfg.Epoch, Seq: seq}
+			frame := sse.AppendEvent(nil, id.AppendTo(nil), "hasses-reset", []byte(reason))
+			ev := &Event{Seq: seq, Frame: frame, at: h.cfg.Now().UnixNano()}
+			h.append(h.bcast, ev)
+			h.append(h.all, ev)
+			sent = true
+		}
+	}
+	wake := h.wakeMask
+	h.wakeMask = 0
+	h.mu.Unlock()
+	h.wakeOwners(wake)
+	return sent
+}
+
+// Subscribers returns how many streams the hub serves.
+func (h *Hub) Subscribers() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.nsubs
+}
