@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hasses-go/hasses/internal/cluster"
 )
 
 // ErrHelp and ErrVersion are returned for -h and -v: not failures, but
@@ -71,6 +73,11 @@ type Options struct {
 	HistoryCount     int           // -history-count: events kept per token
 	HistoryBytes     int64         // -history-bytes: bytes kept per token
 	HistoryAge       time.Duration // -history-age: how long events are kept
+
+	Cluster       string // -cluster: Redis URL of the cluster to join; empty = single node
+	ClusterPrefix string // -cluster-prefix: namespace of the cluster's Redis keys
+	ClusterLog    int    // -cluster-log: entries the cluster's log stream keeps
+	ClusterQueue  int    // -cluster-queue: control units held while Redis is unreachable
 }
 
 // option describes one command-line option.
@@ -204,6 +211,22 @@ func init() {
 		{"history-count", "N", "events kept per token for Last-Event-ID replay (default 100)", num(func(o *Options) *int { return &o.HistoryCount })},
 		{"history-bytes", "BYTES", "bytes of events kept per token (default 262144)", num64(func(o *Options) *int64 { return &o.HistoryBytes })},
 		{"history-age", "DUR", "how long events are kept for replay (default 1h)", dur(func(o *Options) *time.Duration { return &o.HistoryAge })},
+		{"cluster", "URL", "join a cluster of nodes on Redis: redis://HOST:PORT/DB, rediss://..., redis+sentinel://HOST:PORT/DB?master=NAME (default: single node)", func(o *Options, v string) error {
+			if !strings.HasPrefix(v, "redis://") && !strings.HasPrefix(v, "rediss://") && !strings.HasPrefix(v, "redis+sentinel://") && !strings.HasPrefix(v, "rediss+sentinel://") {
+				return fmt.Errorf("%q is not a redis://, rediss:// or redis+sentinel:// URL", v)
+			}
+			o.Cluster = v
+			return nil
+		}},
+		{"cluster-prefix", "NAME", "namespace of the cluster's Redis keys, so clusters can share a Redis (default hasses)", func(o *Options, v string) error {
+			if v == "" || strings.ContainsAny(v, "{}") {
+				return fmt.Errorf("%q must be non-empty and contain no braces", v)
+			}
+			o.ClusterPrefix = v
+			return nil
+		}},
+		{"cluster-log", "N", "entries the cluster's log stream in Redis keeps; a node stalled longer misses events (default 100000)", num(func(o *Options) *int { return &o.ClusterLog })},
+		{"cluster-queue", "N", "control units held in order while Redis is unreachable; more are dropped (default 1000)", num(func(o *Options) *int { return &o.ClusterQueue })},
 		{"h", "", "print this help and exit", func(*Options, string) error { return ErrHelp }},
 		{"v", "", "print the version and exit", func(*Options, string) error { return ErrVersion }},
 	}
@@ -231,6 +254,9 @@ func Defaults() *Options {
 		MaxConnsPerIP:    1000,
 		HistoryBytes:     256 << 10,
 		HistoryAge:       time.Hour,
+		ClusterPrefix:    cluster.DefaultPrefix,
+		ClusterLog:       cluster.DefaultLogLength,
+		ClusterQueue:     cluster.DefaultQueue,
 	}
 }
 

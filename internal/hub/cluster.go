@@ -16,6 +16,10 @@ import (
 // every event already applied.
 var ErrOrder = errors.New("hub: sequence number not above the last applied one")
 
+// ErrUnavailable is returned by Publish in a cluster whose engine cannot
+// reach its sequencer (Redis): the publisher should retry later.
+var ErrUnavailable = errors.New("cluster unavailable (Redis unreachable), retry later")
+
 // SetRemote makes Publish hand every checked message to fn instead of
 // numbering it locally. Call it once, before serving.
 func (h *Hub) SetRemote(fn func(Message) (Result, error)) { h.remote = fn }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hasses-go/hasses/internal/access"
+	"github.com/hasses-go/hasses/internal/cluster"
 	"github.com/hasses-go/hasses/internal/config"
 	"github.com/hasses-go/hasses/internal/control"
 	"github.com/hasses-go/hasses/internal/epoll"
@@ -51,6 +52,8 @@ type Server struct {
 
 	policy *access.Policy
 	pub    *pubapi.Handler
+
+	cluster *cluster.Engine // nil on a single node
 }
 
 // New binds the listeners and builds the components. Binding happens here,
@@ -107,6 +110,15 @@ func New(opts *config.Options, log *slog.Logger, level *slog.LevelVar) (*Server,
 		HistoryBytes: opts.HistoryBytes,
 		HistoryAge:   opts.HistoryAge,
 	})
+	if opts.Cluster != "" {
+		s.cluster, err = cluster.New(cluster.Config{URL: opts.Cluster, Prefix: opts.ClusterPrefix,
+			LogLength: opts.ClusterLog, Queue: opts.ClusterQueue, HistoryAge: opts.HistoryAge,
+			Addr: s.sseLn.Addr().String(), Logger: log}, s.hub)
+		if err != nil {
+			s.closeListeners()
+			return nil, err
+		}
+	}
 	hcfg := &handshake.Config{
 		Path:        opts.MURL,
 		CORSBase:    opts.CORSBase,
@@ -255,6 +267,10 @@ func (s *Server) Run(ctx context.Context) error {
 		})
 	}
 	wg.Go(func() { s.hub.Run(ctx) })
+	if s.cluster != nil {
+		run("cluster", func() error { return s.cluster.Run(ctx) })
+		s.awaitCluster(ctx)
+	}
 	run("SSE port", func() error { return s.front.Serve(ctx, s.sseLn) })
 	if s.ctlLn != nil {
 		run("control port", func() error { return s.control.ServeTCP(ctx, s.ctlLn) })
@@ -284,6 +300,24 @@ func (s *Server) Run(ctx context.Context) error {
 	s.log.Info("hasses stopped")
 	return errors.Join(errs...)
 }
+
+// awaitCluster holds the SSE port (connections wait in its backlog) until
+// the node has joined the cluster and loaded its history, so that its first
+// replays are exact; if Redis stays unreachable, streams are served anyway,
+// live only.
+func (s *Server) awaitCluster(ctx context.Context) {
+	t := time.NewTimer(clusterJoinWait)
+	defer t.Stop()
+	select {
+	case <-s.cluster.Joined():
+	case <-t.C:
+		s.log.Warn("cluster: not joined yet; serving streams, replays answer unknown until Redis is back", "waited", clusterJoinWait)
+	case <-ctx.Done():
+	}
+}
+
+// clusterJoinWait bounds how long the SSE port waits for the cluster.
+const clusterJoinWait = 5 * time.Second
 
 func addrString(ln net.Listener) string {
 	if ln == nil {
