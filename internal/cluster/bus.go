@@ -49,12 +49,13 @@ func (e *Engine) join(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("cluster join: %w", err)
 	}
-	if len(v) != 2 {
+	if len(v) != 3 {
 		return errors.New("cluster join: unexpected reply")
 	}
 	epoch, err1 := strconv.ParseUint(v[0], 10, 64)
 	head, err2 := strconv.ParseUint(v[1], 10, 64)
-	if err1 != nil || err2 != nil || epoch == 0 {
+	since, err3 := strconv.ParseUint(v[2], 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil || epoch == 0 {
 		return fmt.Errorf("cluster join: bad meta %q", v)
 	}
 	e.rtt(start)
@@ -82,8 +83,9 @@ func (e *Engine) join(ctx context.Context) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if epoch != e.epoch {
-		e.newEpoch(epoch, head)
-		e.pos = head
+		// Read the new dataset from its start: publications queued during
+		// the outage may already be in it.
+		e.pos = e.newEpoch(epoch, since)
 	} else if head < e.pos {
 		// Redis went back in time (restored from disk, or a failover to a
 		// replica that lagged): entries this node applied are gone from it.
@@ -94,10 +96,12 @@ func (e *Engine) join(ctx context.Context) error {
 	return nil
 }
 
-// newEpoch moves the hub to a new dataset: what was not read before Redis
-// lost its data is gone, so live streams get hasses-reset. Called with e.mu
-// held.
-func (e *Engine) newEpoch(epoch, before uint64) {
+// newEpoch moves the hub to a new dataset whose entries follow before:
+// what was not read before Redis lost its data is gone, so live streams get
+// hasses-reset. It returns the position to read the new log from. Called
+// with e.mu held.
+func (e *Engine) newEpoch(epoch, before uint64) uint64 {
+	pos := before
 	e.epochs.Add(1)
 	_, applied := e.hub.Head()
 	if before <= applied {
@@ -110,6 +114,7 @@ func (e *Engine) newEpoch(epoch, before uint64) {
 	e.log.Warn("cluster: Redis lost its data; new epoch, live streams reset",
 		"epoch", strconv.FormatUint(epoch, 36), "old_epoch", strconv.FormatUint(e.epoch, 36))
 	e.epoch = epoch
+	return pos
 }
 
 // warm loads the log's entries younger than the history age into the hub,
@@ -193,7 +198,7 @@ func (e *Engine) read(ctx context.Context) (int, error) {
 			continue
 		}
 		if en.epoch != e.epoch {
-			e.newEpoch(en.epoch, en.seq-1)
+			e.newEpoch(en.epoch, en.prev)
 		} else if en.prev != e.pos {
 			// The log was trimmed past this node (it stalled longer than
 			// the log is long): the entries in between are lost to it.

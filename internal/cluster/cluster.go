@@ -117,6 +117,9 @@ func New(cfg Config, h *hub.Hub) (*Engine, error) {
 	if cfg.LogLength <= 0 {
 		cfg.LogLength = DefaultLogLength
 	}
+	// One pipelined batch of a node lands in the log at once: a log
+	// shorter than two would be trimmed past nodes that keep up.
+	cfg.LogLength = max(cfg.LogLength, 2*maxBatch)
 	if cfg.Queue <= 0 {
 		cfg.Queue = DefaultQueue
 	}

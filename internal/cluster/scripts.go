@@ -41,7 +41,7 @@ local minseq = tonumber(ARGV[4])
 if not epoch then
   epoch = ARGV[1]
   last = math.max(now, minseq)
-  redis.call('HSET', KEYS[1], 'e', epoch, 'since', string.format('%.0f', last))
+  redis.call('HSET', KEYS[1], 'e', epoch, 'since', string.format('%.0f', last), 's', string.format('%.0f', last))
 end
 local seq = math.max(last + 1, now, minseq + 1)
 local id = string.format('%.0f', seq)
@@ -55,18 +55,19 @@ redis.call('PEXPIRE', KEYS[3], 86400000)
 return {epoch, id}
 `
 
-// joinScript returns the dataset's epoch and last sequence number,
-// creating them when the meta hash is missing (first start, or Redis
-// restarted without persistence).
+// joinScript returns the dataset's epoch, last sequence number and first
+// predecessor (since: the p of its first entry), creating them when the
+// meta hash is missing (first start, or Redis restarted without
+// persistence).
 //
 //	KEYS: meta
 //	ARGV: new epoch, min seq
 const joinScript = `
-local m = redis.call('HMGET', KEYS[1], 'e', 's')
-if m[1] then return {m[1], m[2] or '0'} end
+local m = redis.call('HMGET', KEYS[1], 'e', 's', 'since')
+if m[1] then return {m[1], m[2] or m[3], m[3]} end
 local t = redis.call('TIME')
 local now = (tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) * 1000
 local s = string.format('%.0f', math.max(now, tonumber(ARGV[2])))
 redis.call('HSET', KEYS[1], 'e', ARGV[1], 's', s, 'since', s)
-return {ARGV[1], s}
+return {ARGV[1], s, s}
 `
