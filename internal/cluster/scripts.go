@@ -16,12 +16,13 @@ package cluster
 //
 //	KEYS: meta, log, this node's publish record
 //	ARGV: new epoch, log length, unit number, min seq, targets, exclude,
-//	      event, data, node id
+//	      event, data, node id, "1" to only look the unit up
 //
 // It returns {epoch, seq}. The publish record makes a retried unit (its
 // first attempt's reply was lost with the connection) a no-op that returns
 // the first attempt's id: a node numbers its units 1, 2, 3, ... and sends
-// them in order on one connection.
+// them in order on one connection. A unit whose publisher was told it
+// failed is only looked up: {0, 0} if it never ran, and then it never will.
 const publishScript = `
 local n = tonumber(ARGV[3])
 local done = tonumber(redis.call('HGET', KEYS[3], 'n') or '0')
@@ -33,6 +34,7 @@ if n <= done then
   end
   return {'0', '0'}
 end
+if ARGV[10] == '1' then return {'0', '0'} end
 local t = redis.call('TIME')
 local now = (tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) * 1000
 local m = redis.call('HMGET', KEYS[1], 'e', 's')
