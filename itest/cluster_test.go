@@ -1,6 +1,7 @@
 package itest
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -207,6 +208,28 @@ func TestClusterRoutingAcrossNodes(t *testing.T) {
 	check("room8-room7 id=y", y, "prefix", "not-x", "all", "prefix-but-s", "multi")
 	check("* id=s", star, "prefix", "not-x", "all", "all-but-y", "o", "multi")
 	check("other", other, "all", "all-but-y", "o")
+
+	// The cluster view: both nodes, and the streams of each.
+	var view struct {
+		Cluster struct {
+			Ready   bool
+			Streams int
+			Nodes   []struct {
+				Addr    string
+				Streams int
+			}
+		}
+	}
+	waitFor(t, "the cluster view", func() bool {
+		json.Unmarshal([]byte(a.command("tcpcluster")), &view)
+		return view.Cluster.Streams == 4 && len(view.Cluster.Nodes) == 2
+	})
+	if !view.Cluster.Ready || view.Cluster.Nodes[1].Addr != b.sse || view.Cluster.Nodes[1].Streams != 4 {
+		t.Errorf("tcpcluster on a: %+v", view)
+	}
+	if got := a.metric(`hasses_cluster_nodes`); got != 2 {
+		t.Errorf("hasses_cluster_nodes = %v", got)
+	}
 }
 
 func TestClusterReplayOnAnotherNodeAndALaterOne(t *testing.T) {

@@ -73,7 +73,9 @@ func (e *Engine) publish(m hub.Message) (hub.Result, error) {
 				e.log.Warn("cluster: publish queue full while Redis is unreachable: dropping control units",
 					"queue", e.cfg.Queue, "dropped_total", e.dropped.Load())
 			}
-			return hub.Result{}, hub.ErrUnavailable
+			// Counted and logged here, at most every 10 s: no error for the
+			// control handler to log once per unit.
+			return hub.Result{}, nil
 		}
 		q.async++
 	}
