@@ -228,9 +228,12 @@ func (e *Engine) applyLocked(en entry) {
 	e.pos = en.seq
 	if en.origin == e.node {
 		e.own[en.seq] = n
-		if len(e.own) > 4096 { // answers nobody waited for
+		// Drop answers whose publisher stopped waiting, at most once a
+		// second of sequence time.
+		if len(e.own) > 1024 && e.pos > e.pruned+uint64(time.Second/time.Microsecond) {
+			e.pruned = e.pos
 			for s := range e.own {
-				if s+uint64(time.Minute/time.Microsecond) < e.pos {
+				if s+uint64(10*time.Second/time.Microsecond) < e.pos {
 					delete(e.own, s)
 				}
 			}

@@ -88,6 +88,7 @@ type Engine struct {
 	epoch     uint64     // epoch of the dataset being read
 	appliedCh chan struct{}
 	own       map[uint64]int // receivers of this node's publications, by seq
+	pruned    uint64         // e.pos when own was last pruned
 
 	q queue
 

@@ -19,7 +19,8 @@ import (
 //	x  excluded client id
 //	n  event name
 //	d  data
-//	o  id of the node that published it
+//	o  id of the node that published it and waits for its answer (empty
+//	   for fire-and-forget units)
 type entry struct {
 	seq, prev, epoch uint64
 	origin           string

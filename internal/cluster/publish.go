@@ -204,9 +204,13 @@ func (e *Engine) sendLoop(ctx context.Context) {
 			if u.gone.Load() {
 				lookup = "1" // its publisher was answered 503: publish it only if it already was
 			}
+			origin := ""
+			if !u.async {
+				origin = e.node // the bus records its receivers for the waiting publisher
+			}
 			cmds[i] = e.client.B().Eval().Script(publishScript).Numkeys(3).Key(e.kMeta, e.kLog, e.kPub).
 				Arg(newEpoch, strconv.Itoa(e.cfg.LogLength), strconv.FormatUint(u.n, 10), minSeq,
-					encodeTargets(targets), u.m.Exclude, u.m.Event, string(u.m.Data), e.node, lookup).Build()
+					encodeTargets(targets), u.m.Exclude, u.m.Event, string(u.m.Data), origin, lookup).Build()
 		}
 		cctx, cancel := context.WithTimeout(ctx, publishTimeout)
 		start := time.Now()
