@@ -22,6 +22,7 @@ import (
 type redisServer struct {
 	t      *testing.T
 	path   string
+	dir    string // working directory: an RDB written by SAVE goes here
 	port   int
 	cmd    *exec.Cmd
 	done   chan struct{}
@@ -35,7 +36,7 @@ func startRedis(t *testing.T) *redisServer {
 	if err != nil {
 		t.Skip("redis-server is not installed (apt-get install redis-server; .ci/run does)")
 	}
-	r := &redisServer{t: t, path: path}
+	r := &redisServer{t: t, path: path, dir: t.TempDir()}
 	for range 20 {
 		// Below the ephemeral range, so that no client socket takes it
 		// between the check and redis-server's bind.
@@ -58,7 +59,7 @@ func startRedis(t *testing.T) *redisServer {
 func (r *redisServer) launch() bool {
 	r.log = &logBuffer{}
 	r.cmd = exec.Command(r.path, "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--protected-mode", "no")
+		"--save", "", "--appendonly", "no", "--protected-mode", "no", "--dir", r.dir)
 	r.cmd.Stdout, r.cmd.Stderr = r.log, r.log
 	if err := r.cmd.Start(); err != nil {
 		r.t.Fatal(err)
@@ -95,7 +96,8 @@ func (r *redisServer) kill() {
 	<-r.done
 }
 
-// restart kills redis-server and starts an empty one on the same port.
+// restart kills redis-server and starts it again on the same port: empty,
+// or from the RDB of the last SAVE.
 func (r *redisServer) restart() {
 	r.t.Helper()
 	r.kill()

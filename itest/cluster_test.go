@@ -347,8 +347,9 @@ func TestClusterKill9UnderLoad(t *testing.T) {
 
 func TestClusterRedisRestart(t *testing.T) {
 	r := startRedis(t)
-	a, b := startNode(t, r, "-heartbeat=200ms"), startNode(t, r, "-heartbeat=200ms")
+	a, b := startNode(t, r, "-heartbeat=200ms"), startNode(t, r, "-heartbeat=200ms", "-cluster-queue=2")
 	sa, sb := newSub(t, a, "?subscribe=room1"), newSub(t, b, "?subscribe=room1")
+	s2 := newSub(t, a, "?subscribe=room2")
 	a.send("room1=one;")
 	sa.waitCount(1, 5*time.Second)
 	sb.waitCount(1, 5*time.Second)
@@ -361,6 +362,7 @@ func TestClusterRedisRestart(t *testing.T) {
 		t.Fatalf("HTTP publish while Redis is down: %d Retry-After %q, want 503 with Retry-After", status, h.Get("Retry-After"))
 	}
 	a.send("room1=q-1;room1=q-2;room1=q-3;") // queued in order
+	b.send("room2=d-1;room2=d-2;room2=d-3;room2=d-4;") // beyond b's queue of 2: dropped
 	comments := sa.heartbeats()
 	// A browser reconnecting now still gets its stream (200).
 	late := newSub(t, b, "?subscribe=room1")
@@ -389,6 +391,14 @@ func TestClusterRedisRestart(t *testing.T) {
 				t.Errorf("%s: the reset must come before the queued units, with the new epoch: %+v", name, evs)
 			}
 		}
+	}
+	s2.waitCount(2, 5*time.Second)
+	time.Sleep(100 * time.Millisecond)
+	if got := s2.data(); !slices.Equal(got, []string{"d-1", "d-2"}) {
+		t.Errorf("units queued on b: %q, want d-1 d-2 (its queue holds 2)", got)
+	}
+	if n := b.metric(`hasses_cluster_publish_errors_total{reason="queue_full"}`); n != 2 || !strings.Contains(b.log.String(), "publish queue full") {
+		t.Errorf("dropped units: counted %v, want 2, and logged", n)
 	}
 	if a.metric("hasses_cluster_epoch_changes_total") != 1 {
 		t.Errorf("epoch changes on a: %v, want 1", a.metric("hasses_cluster_epoch_changes_total"))
@@ -540,4 +550,45 @@ func TestClusterLogTrimmedPastStalledNode(t *testing.T) {
 		t.Errorf("replay from the reset's id: %q, want complete", fromReset.replays[0])
 	}
 	t.Logf("b missed %d events while stopped; it said so with one hasses-reset", first)
+}
+
+func TestClusterRedisRollback(t *testing.T) {
+	r := startRedis(t)
+	a, b := startNode(t, r), startNode(t, r)
+	sa := newSub(t, a, "?subscribe=room1")
+	a.send("room1=one;room1=two;")
+	sa.waitCount(2, 5*time.Second)
+	if got := r.do("SAVE"); got != "+OK" {
+		t.Fatalf("SAVE: %q", got)
+	}
+	b.send("room1=three;room1=four;")
+	sa.waitCount(4, 5*time.Second)
+	evs := sa.got()
+	r.restart() // from the RDB: three and four are gone from Redis
+	waitFor(t, "the nodes to be ready again", func() bool { return a.ready() && b.ready() })
+	a.send("room1=five;")
+	sa.waitCount(5, 5*time.Second)
+	time.Sleep(100 * time.Millisecond)
+	// A node that never saw three and four must not claim a complete
+	// replay from before them.
+	c := startNode(t, r)
+	for _, ev := range evs[1:3] { // the ids of two and three
+		s := &sub{t: t, query: "?subscribe=room1", lastID: ev.ID}
+		s.connect(c)
+		if s.replays[0] != "gap" {
+			t.Errorf("replay from %s (%s) on a node that joined after the rollback: %q, want gap", ev.Data, ev.ID, s.replays[0])
+		}
+	}
+	last := sa.got()[len(sa.got())-1]
+	fresh := &sub{t: t, query: "?subscribe=room1", lastID: last.ID}
+	fresh.connect(c)
+	if fresh.replays[0] != "complete" {
+		t.Errorf("replay from after the rollback: %q, want complete", fresh.replays[0])
+	}
+	if got := sa.data(); !slices.Equal(got, []string{"one", "two", "three", "four", "five"}) || seqOf(t, last.ID) <= seqOf(t, evs[3].ID) {
+		t.Errorf("live stream across the rollback: %q; new ids must stay above the lost ones", got)
+	}
+	if a.metric("hasses_cluster_rollbacks_total")+b.metric("hasses_cluster_rollbacks_total") < 1 {
+		t.Errorf("the rollback was not noticed")
+	}
 }

@@ -49,13 +49,14 @@ func (e *Engine) join(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("cluster join: %w", err)
 	}
-	if len(v) != 3 {
+	if len(v) != 4 {
 		return errors.New("cluster join: unexpected reply")
 	}
 	epoch, err1 := strconv.ParseUint(v[0], 10, 64)
 	head, err2 := strconv.ParseUint(v[1], 10, 64)
 	since, err3 := strconv.ParseUint(v[2], 10, 64)
-	if err1 != nil || err2 != nil || err3 != nil || epoch == 0 {
+	lost, err4 := strconv.ParseUint(v[3], 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil || err4 != nil || epoch == 0 {
 		return fmt.Errorf("cluster join: bad meta %q", v)
 	}
 	e.rtt(start)
@@ -63,13 +64,15 @@ func (e *Engine) join(ctx context.Context) error {
 	e.setUp(true, nil)
 	if !e.joined.Load() {
 		if e.hub.Subscribers() == 0 {
-			err = e.warm(ctx, epoch, head)
+			err = e.warm(ctx, epoch, head, lost)
+			e.lost = lost
 		} else {
 			// Streams are open already (Redis was down at start): they are
 			// live from here, and nothing older can be replayed.
 			e.hub.Reset(epoch, head, "")
+			e.hub.RaiseFloor(lost)
 			e.mu.Lock()
-			e.epoch, e.pos = epoch, head
+			e.epoch, e.pos, e.lost = epoch, head, lost
 			e.mu.Unlock()
 		}
 		if err != nil {
@@ -86,12 +89,26 @@ func (e *Engine) join(ctx context.Context) error {
 		// Read the new dataset from its start: publications queued during
 		// the outage may already be in it.
 		e.pos = e.newEpoch(epoch, since)
-	} else if head < e.pos {
+		e.lost = lost
+		return nil
+	}
+	if head < e.pos {
 		// Redis went back in time (restored from disk, or a failover to a
-		// replica that lagged): entries this node applied are gone from it.
-		// The hybrid clock keeps new numbers above them; the log's links
-		// will show the break.
-		e.log.Warn("cluster: Redis rolled back", "redis_seq", head, "applied", e.pos)
+		// replica that lagged): entries this node applied are gone from it,
+		// and nodes that did not read them cannot replay them. Mark them
+		// lost for everyone. The hybrid clock keeps new numbers above
+		// them; the log's broken link resets this node's live streams.
+		e.rollbacks.Add(1)
+		e.log.Warn("cluster: Redis rolled back; replays from before the lost events answer gap", "redis_seq", head, "applied", e.pos)
+		if err := e.client.Do(cctx, e.client.B().Eval().Script(lostScript).Numkeys(1).Key(e.kMeta).
+			Arg(strconv.FormatUint(e.pos, 10)).Build()).Error(); err != nil {
+			return fmt.Errorf("cluster: marking lost events: %w", err)
+		}
+		lost = max(lost, e.pos)
+	}
+	if lost > e.lost {
+		e.lost = lost
+		e.hub.RaiseFloor(lost)
 	}
 	return nil
 }
@@ -119,7 +136,7 @@ func (e *Engine) newEpoch(epoch, before uint64) uint64 {
 
 // warm loads the log's entries younger than the history age into the hub,
 // so that this node can replay what was published before it started.
-func (e *Engine) warm(ctx context.Context, epoch, head uint64) error {
+func (e *Engine) warm(ctx context.Context, epoch, head, lost uint64) error {
 	from := "(" + strconv.FormatInt(time.Now().Add(-e.cfg.HistoryAge).UnixMilli()*1000, 10)
 	first := true
 	total := 0
@@ -158,6 +175,9 @@ func (e *Engine) warm(ctx context.Context, epoch, head uint64) error {
 		e.epoch, e.pos = epoch, head
 	}
 	e.mu.Unlock()
+	if lost > 0 {
+		e.hub.RaiseFloor(lost)
+	}
 	e.log.Info("cluster: history loaded from the log", "events", total)
 	return nil
 }

@@ -89,14 +89,15 @@ type Engine struct {
 	appliedCh chan struct{}
 	own       map[uint64]int // receivers of this node's publications, by seq
 	pruned    uint64         // e.pos when own was last pruned
+	lost      uint64         // the dataset's lost mark, as last read
 
 	q queue
 
 	view atomic.Pointer[[]Node]
 
 	// Counters for /metrics.
-	gaps, epochs, dropped, unavailable, badEntries, orderErrors atomic.Int64
-	lagNs, rttNs                                                atomic.Int64
+	gaps, epochs, rollbacks, dropped, unavailable, badEntries, orderErrors atomic.Int64
+	lagNs, rttNs                                                           atomic.Int64
 }
 
 // Node is one member in the cluster view.
@@ -259,12 +260,13 @@ func (e *Engine) NodeID() string { return e.node }
 
 // Stats are the engine's counters.
 type Stats struct {
-	Ready                                bool
-	Epoch, Seq                           uint64
-	Lag, RTT                             time.Duration
-	Queued                               int
-	Gaps, EpochChanges, Dropped, Refused int64
-	BadEntries, OrderErrors              int64
+	Ready                         bool
+	Epoch, Seq                    uint64
+	Lag, RTT                      time.Duration
+	Queued                        int
+	Gaps, EpochChanges, Rollbacks int64
+	Dropped, Refused              int64
+	BadEntries, OrderErrors       int64
 }
 
 // Stats returns a snapshot of the engine's state.
@@ -273,6 +275,6 @@ func (e *Engine) Stats() Stats {
 	epoch, seq := e.epoch, e.pos
 	e.mu.Unlock()
 	return Stats{Ready: e.Ready(), Epoch: epoch, Seq: seq, Lag: time.Duration(e.lagNs.Load()), RTT: time.Duration(e.rttNs.Load()),
-		Queued: e.q.len(), Gaps: e.gaps.Load(), EpochChanges: e.epochs.Load(), Dropped: e.dropped.Load(),
+		Queued: e.q.len(), Gaps: e.gaps.Load(), EpochChanges: e.epochs.Load(), Rollbacks: e.rollbacks.Load(), Dropped: e.dropped.Load(),
 		Refused: e.unavailable.Load(), BadEntries: e.badEntries.Load(), OrderErrors: e.orderErrors.Load()}
 }

@@ -12,6 +12,7 @@ var (
 	mRTT       = desc("redis_rtt_seconds", "Duration of the last Redis round trip (join, read or publish batch).")
 	mGaps      = desc("bus_gaps_total", "Times the log was trimmed past this node (live streams reset).")
 	mEpochs    = desc("epoch_changes_total", "Times Redis came back without its data (new epoch, live streams reset).")
+	mRollbacks = desc("rollbacks_total", "Times Redis came back older than this node had read (restored from disk, failover to a lagging replica).")
 	mPubErrors = desc("publish_errors_total", "Publications not sequenced, by reason.", "reason")
 	mQueued    = desc("publish_queued", "Publications waiting to be sent to Redis.")
 	mBad       = desc("bus_errors_total", "Log entries that could not be applied, by reason.", "reason")
@@ -22,7 +23,7 @@ var (
 
 // Describe implements prometheus.Collector.
 func (e *Engine) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{mUp, mLag, mRTT, mGaps, mEpochs, mPubErrors, mQueued, mBad, mNodes, mNodeStr, mSeq} {
+	for _, d := range []*prometheus.Desc{mUp, mLag, mRTT, mGaps, mEpochs, mRollbacks, mPubErrors, mQueued, mBad, mNodes, mNodeStr, mSeq} {
 		ch <- d
 	}
 }
@@ -46,6 +47,7 @@ func (e *Engine) Collect(ch chan<- prometheus.Metric) {
 	gauge(mSeq, float64(st.Seq))
 	counter(mGaps, st.Gaps)
 	counter(mEpochs, st.EpochChanges)
+	counter(mRollbacks, st.Rollbacks)
 	counter(mPubErrors, st.Refused, "unavailable")
 	counter(mPubErrors, st.Dropped, "queue_full")
 	gauge(mQueued, float64(st.Queued))

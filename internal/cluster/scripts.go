@@ -57,19 +57,31 @@ redis.call('PEXPIRE', KEYS[3], 86400000)
 return {epoch, id}
 `
 
-// joinScript returns the dataset's epoch, last sequence number and first
-// predecessor (since: the p of its first entry), creating them when the
-// meta hash is missing (first start, or Redis restarted without
-// persistence).
+// joinScript returns the dataset's epoch, last sequence number, first
+// predecessor (since: the p of its first entry) and lost mark, creating
+// them when the meta hash is missing (first start, or Redis restarted
+// without persistence).
 //
 //	KEYS: meta
 //	ARGV: new epoch, min seq
 const joinScript = `
-local m = redis.call('HMGET', KEYS[1], 'e', 's', 'since')
-if m[1] then return {m[1], m[2] or m[3], m[3]} end
+local m = redis.call('HMGET', KEYS[1], 'e', 's', 'since', 'lost')
+if m[1] then return {m[1], m[2] or m[3], m[3], m[4] or '0'} end
 local t = redis.call('TIME')
 local now = (tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) * 1000
 local s = string.format('%.0f', math.max(now, tonumber(ARGV[2])))
 redis.call('HSET', KEYS[1], 'e', ARGV[1], 's', s, 'since', s)
-return {ARGV[1], s, s}
+return {ARGV[1], s, s, '0'}
+`
+
+// lostScript raises the dataset's lost mark: events up to ARGV[1] may be
+// missing from it (Redis went back to an older state). Every node raises its
+// floors to the mark, so that no replay from an older id claims complete.
+//
+//	KEYS: meta
+//	ARGV: seq
+const lostScript = `
+local l = tonumber(redis.call('HGET', KEYS[1], 'lost') or '0')
+if tonumber(ARGV[1]) > l then redis.call('HSET', KEYS[1], 'lost', ARGV[1]) end
+return 1
 `

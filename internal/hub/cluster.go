@@ -75,12 +75,7 @@ func (h *Hub) Reset(epoch, seq uint64, reason string) bool {
 	if epoch != 0 {
 		h.cfg.Epoch = epoch
 	}
-	h.lostSeq = max(h.lostSeq, seq)
-	h.all.floor = max(h.all.floor, seq)
-	h.bcast.floor = max(h.bcast.floor, seq)
-	for _, t := range h.topics {
-		t.floor = max(t.floor, seq)
-	}
+	h.raiseFloor(seq)
 	sent := false
 	if seq > h.seq {
 		h.seq = seq
@@ -98,6 +93,23 @@ func (h *Hub) Reset(epoch, seq uint64, reason string) bool {
 	h.mu.Unlock()
 	h.wakeOwners(wake)
 	return sent
+}
+
+// RaiseFloor records that events up to seq may be missing from this hub,
+// without moving its head: a replay from an older id answers gap.
+func (h *Hub) RaiseFloor(seq uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.raiseFloor(seq)
+}
+
+func (h *Hub) raiseFloor(seq uint64) {
+	h.lostSeq = max(h.lostSeq, seq)
+	h.all.floor = max(h.all.floor, seq)
+	h.bcast.floor = max(h.bcast.floor, seq)
+	for _, t := range h.topics {
+		t.floor = max(t.floor, seq)
+	}
 }
 
 // Subscribers returns how many streams the hub serves.
