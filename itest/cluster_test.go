@@ -361,7 +361,7 @@ func TestClusterRedisRestart(t *testing.T) {
 	if status != http.StatusServiceUnavailable || h.Get("Retry-After") == "" {
 		t.Fatalf("HTTP publish while Redis is down: %d Retry-After %q, want 503 with Retry-After", status, h.Get("Retry-After"))
 	}
-	a.send("room1=q-1;room1=q-2;room1=q-3;") // queued in order
+	a.send("room1=q-1;room1=q-2;room1=q-3;")           // queued in order
 	b.send("room2=d-1;room2=d-2;room2=d-3;room2=d-4;") // beyond b's queue of 2: dropped
 	comments := sa.heartbeats()
 	// A browser reconnecting now still gets its stream (200).
