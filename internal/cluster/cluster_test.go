@@ -2,17 +2,20 @@ package cluster
 
 import (
 	"context"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"os/exec"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/rueidis"
 
 	"github.com/hasses-go/hasses/internal/hub"
+	"github.com/hasses-go/hasses/internal/sse"
 )
 
 func TestTargetsRoundTrip(t *testing.T) {
@@ -194,5 +197,60 @@ func TestPublishScript(t *testing.T) {
 	c.Do(ctx, c.B().Flushall().Build())
 	if v := join(); v[0] != "99" || v[1] != v[2] {
 		t.Fatalf("join after a flush = %q, want a new epoch 99", v)
+	}
+}
+
+func TestEngineThroughTheHub(t *testing.T) {
+	c := redisForTest(t)
+	addr := c.Nodes()
+	var url string
+	for a := range addr {
+		url = "redis://" + a + "/0"
+	}
+	h := hub.New(hub.Config{})
+	o := h.NewOwner(func() {})
+	e, err := New(Config{URL: url, Prefix: "engine", Logger: slog.New(slog.DiscardHandler)}, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { e.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	select {
+	case <-e.Joined():
+	case <-time.After(5 * time.Second):
+		t.Fatal("not joined")
+	}
+	s, _ := h.Subscribe(o, []string{"room1"}, "", "", nil)
+
+	// An answered publication: the id Redis gave, and this node's receivers
+	// once it applied the event from the log.
+	r, err := h.Publish(hub.Message{Targets: []string{"room1"}, Data: []byte("x")})
+	if err != nil || r.ID == "" || r.Receivers != 1 {
+		t.Fatalf("publish: %+v %v; want an id and 1 receiver", r, err)
+	}
+	epoch, seq := h.Head()
+	if want := (sse.ID{Epoch: epoch, Seq: seq}).String(); r.ID != want {
+		t.Fatalf("id %s, but the hub's head is %s", r.ID, want)
+	}
+	// A line-protocol unit is fire and forget, delivered in order after it.
+	if r, err := h.Publish(hub.Message{Target: "room1", Data: []byte("y")}); err != nil || r.ID != "" {
+		t.Fatalf("line unit: %+v %v", r, err)
+	}
+	var b hub.Batch
+	var got []string
+	for end := time.Now().Add(5 * time.Second); len(got) < 2 && time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		h.Fill(s, &b, 16, 1<<20)
+		for _, buf := range b.Bufs {
+			got = append(got, string(buf))
+		}
+		s.Wrote(&b, b.Bytes)
+	}
+	if len(got) != 2 || !strings.Contains(got[0], "id: "+r.ID+"\n") || !strings.Contains(got[1], "data: y\n") {
+		t.Fatalf("frames %q", got)
+	}
+	if st := e.Stats(); !st.Ready || st.Queued != 0 || st.Seq <= seq {
+		t.Fatalf("stats %+v", st)
 	}
 }
