@@ -591,4 +591,8 @@ func TestClusterRedisRollback(t *testing.T) {
 	if a.metric("hasses_cluster_rollbacks_total")+b.metric("hasses_cluster_rollbacks_total") < 1 {
 		t.Errorf("the rollback was not noticed")
 	}
+	// a had read everything: its live stream goes on without a reset.
+	if sa.resets() != 0 {
+		t.Errorf("live stream on a node that missed nothing: %d resets", sa.resets())
+	}
 }

@@ -37,7 +37,17 @@ func (e *Engine) busLoop(ctx context.Context) {
 // join reads (or creates) the dataset's epoch and head. The first time, it
 // loads the recent log into the hub; later, a different epoch means Redis
 // lost its data: the hub moves to the new epoch and tells live streams.
+// The node is ready once it has done so.
 func (e *Engine) join(ctx context.Context) error {
+	if err := e.joinOnce(ctx); err != nil {
+		return err
+	}
+	e.lastRead.Store(time.Now().UnixNano())
+	e.setUp(true, nil)
+	return nil
+}
+
+func (e *Engine) joinOnce(ctx context.Context) error {
 	e.mu.Lock()
 	pos := e.pos
 	e.mu.Unlock()
@@ -60,8 +70,6 @@ func (e *Engine) join(ctx context.Context) error {
 		return fmt.Errorf("cluster join: bad meta %q", v)
 	}
 	e.rtt(start)
-	e.lastRead.Store(time.Now().UnixNano())
-	e.setUp(true, nil)
 	if !e.joined.Load() {
 		if e.hub.Subscribers() == 0 {
 			err = e.warm(ctx, epoch, head, lost)
@@ -96,8 +104,7 @@ func (e *Engine) join(ctx context.Context) error {
 		// Redis went back in time (restored from disk, or a failover to a
 		// replica that lagged): entries this node applied are gone from it,
 		// and nodes that did not read them cannot replay them. Mark them
-		// lost for everyone. The hybrid clock keeps new numbers above
-		// them; the log's broken link resets this node's live streams.
+		// lost for everyone, and move the head past them (lostScript).
 		e.rollbacks.Add(1)
 		e.log.Warn("cluster: Redis rolled back; replays from before the lost events answer gap", "redis_seq", head, "applied", e.pos)
 		if err := e.client.Do(cctx, e.client.B().Eval().Script(lostScript).Numkeys(1).Key(e.kMeta).

@@ -77,11 +77,16 @@ return {ARGV[1], s, s, '0'}
 // lostScript raises the dataset's lost mark: events up to ARGV[1] may be
 // missing from it (Redis went back to an older state). Every node raises its
 // floors to the mark, so that no replay from an older id claims complete.
+// The head moves up to the mark too: the next entry then links to it, so a
+// node that had read that far goes on seamlessly and one that had not sees
+// a broken link (and resets its live streams).
 //
 //	KEYS: meta
 //	ARGV: seq
 const lostScript = `
-local l = tonumber(redis.call('HGET', KEYS[1], 'lost') or '0')
-if tonumber(ARGV[1]) > l then redis.call('HSET', KEYS[1], 'lost', ARGV[1]) end
+local m = redis.call('HMGET', KEYS[1], 'lost', 's')
+local seq = tonumber(ARGV[1])
+if seq > tonumber(m[1] or '0') then redis.call('HSET', KEYS[1], 'lost', ARGV[1]) end
+if seq > tonumber(m[2] or '0') then redis.call('HSET', KEYS[1], 's', ARGV[1]) end
 return 1
 `
