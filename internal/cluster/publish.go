@@ -95,6 +95,11 @@ func (e *Engine) publish(m hub.Message) (hub.Result, error) {
 		return e.result(r), nil
 	case <-t.C:
 		u.gone.Store(true)
+		select {
+		case r := <-u.done: // answered as the timer fired
+			return e.result(r), nil
+		default:
+		}
 		e.unavailable.Add(1)
 		return hub.Result{}, hub.ErrUnavailable
 	}
