@@ -25,18 +25,18 @@ var ErrUnavailable = errors.New("cluster unavailable (Redis unreachable), retry 
 func (h *Hub) SetRemote(fn func(Message) (Result, error)) { h.remote = fn }
 
 // Check validates m as Publish does.
-func Check(m Message) error {
-	_, err := check(m)
-	return err
-}
+func Check(m Message) error { return check(m) }
 
 // Apply publishes m as event seq of the current epoch, published at time at.
 // seq must be above every event applied so far. It returns how many
 // subscribers the event was routed to.
 func (h *Hub) Apply(seq uint64, at time.Time, m Message) (int, error) {
-	targets, err := check(m)
-	if err != nil {
+	if err := check(m); err != nil {
 		return 0, err
+	}
+	targets := m.Targets
+	if len(targets) == 0 {
+		targets = []string{m.Target}
 	}
 	h.mu.Lock()
 	if seq <= h.seq {

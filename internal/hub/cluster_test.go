@@ -85,3 +85,24 @@ func TestResetRaisesFloorsAndTellsLiveStreams(t *testing.T) {
 		t.Fatalf("new topic below the floor: %v, want gap", replay)
 	}
 }
+
+func TestRaiseFloorKeepsTheHead(t *testing.T) {
+	h, o, _ := newHub(t, Config{Epoch: 36})
+	live := sub(h, o, "", "", "room1")
+	apply(t, h, 10, "room1", "a")
+	h.RaiseFloor(50) // events up to 50 may be missing elsewhere; the head stays
+	if _, s := h.Head(); s != 10 {
+		t.Fatalf("head moved to %d", s)
+	}
+	apply(t, h, 20, "room1", "b") // still accepted: below the floor, above the head
+	apply(t, h, 60, "room1", "c")
+	live.drain(t, -1)
+	if got := strings.Join(live.got, ","); got != "a,b,c" {
+		t.Fatalf("live stream got %q", got)
+	}
+	for lastID, want := range map[string]Replay{"10-10": ReplayGap, "10-20": ReplayGap, "10-50": ReplayComplete} {
+		if _, replay := h.Subscribe(o, []string{"room1"}, "", lastID, nil); replay != want {
+			t.Errorf("replay from %s = %v, want %v", lastID, replay, want)
+		}
+	}
+}

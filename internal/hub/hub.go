@@ -155,12 +155,15 @@ func (o *Owner) Delivered() int64 { return o.delivered.Load() }
 // cluster (SetRemote) it hands the checked message to the cluster engine,
 // which sequences it and brings it back through Apply.
 func (h *Hub) Publish(m Message) (Result, error) {
-	targets, err := check(m)
-	if err != nil {
+	if err := check(m); err != nil {
 		return Result{}, err
 	}
 	if h.remote != nil {
 		return h.remote(m)
+	}
+	targets := m.Targets
+	if len(targets) == 0 {
+		targets = []string{m.Target}
 	}
 	now := h.cfg.Now().UnixNano()
 	h.mu.Lock()
@@ -175,21 +178,20 @@ func (h *Hub) Publish(m Message) (Result, error) {
 	return Result{ID: id.String(), Receivers: receivers}, nil
 }
 
-// check validates m and returns its targets.
-func check(m Message) ([]string, error) {
-	targets := m.Targets
-	if len(targets) == 0 {
-		targets = []string{m.Target}
+// check validates m.
+func check(m Message) error {
+	if len(m.Targets) == 0 && m.Target == "" {
+		return ErrEmptyTarget
 	}
-	for _, t := range targets {
+	for _, t := range m.Targets {
 		if t == "" {
-			return nil, ErrEmptyTarget
+			return ErrEmptyTarget
 		}
 	}
 	if strings.ContainsAny(m.Event, "\r\n\x00") {
-		return nil, ErrBadEvent
+		return ErrBadEvent
 	}
-	return targets, nil
+	return nil
 }
 
 // publishLocked encodes m as event seq (above h.seq's previous value,
