@@ -269,9 +269,7 @@ func (s *Server) Run(ctx context.Context) error {
 	wg.Go(func() { s.hub.Run(ctx) })
 	if s.cluster != nil {
 		run("cluster", func() error { return s.cluster.Run(ctx) })
-		s.awaitCluster(ctx)
 	}
-	run("SSE port", func() error { return s.front.Serve(ctx, s.sseLn) })
 	if s.ctlLn != nil {
 		run("control port", func() error { return s.control.ServeTCP(ctx, s.ctlLn) })
 	}
@@ -291,6 +289,10 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.opts.FIFO != "" {
 		run("fifo", func() error { return s.control.ServeFIFO(ctx, s.opts.FIFO) })
 	}
+	if s.cluster != nil {
+		s.awaitCluster(ctx)
+	}
+	run("SSE port", func() error { return s.front.Serve(ctx, s.sseLn) })
 	wg.Wait()
 	close(errc)
 	var errs []error
