@@ -489,8 +489,10 @@ func TestClusterRedisPaused(t *testing.T) {
 func TestClusterLogTrimmedPastStalledNode(t *testing.T) {
 	r := startRedis(t)
 	const logLen = 600
-	a := startNode(t, r, fmt.Sprintf("-cluster-log=%d", logLen))
-	b := startNode(t, r, fmt.Sprintf("-cluster-log=%d", logLen))
+	// A history long enough for the replays below (the default keeps 100
+	// events per token).
+	a := startNode(t, r, fmt.Sprintf("-cluster-log=%d", logLen), "-history-count=5000")
+	b := startNode(t, r, fmt.Sprintf("-cluster-log=%d", logLen), "-history-count=5000")
 	s := newSub(t, b, "?subscribe=room1")
 	probe := newSub(t, a, "?subscribe=room1")
 	a.send("room1=before;")

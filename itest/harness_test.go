@@ -3,6 +3,8 @@ package itest
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -72,7 +74,85 @@ type daemon struct {
 	pub  string // host:port of the publish API, if any
 	adm  string // host:port of the admin listener, if any
 	done chan struct{}
-	err  error // the exit status, once done is closed
+	err  error       // the exit status, once done is closed
+	tls  *tls.Config // set when the SSE port speaks TLS: dial returns HTTP/1.1 over TLS
+}
+
+// wrappers holds, per test, a command that start runs hasses under (for
+// example prlimit); see startWrapped.
+var wrappers sync.Map
+
+func wrapper(t *testing.T) []string {
+	if w, ok := wrappers.Load(t); ok {
+		return w.([]string)
+	}
+	return nil
+}
+
+// startWrapped starts hasses under the command w (with its arguments).
+func startWrapped(t *testing.T, w []string, start startFunc, args ...string) *daemon {
+	t.Helper()
+	wrappers.Store(t, w)
+	defer wrappers.Delete(t)
+	return start(t, args...)
+}
+
+// startFunc starts a daemon; see start.
+type startFunc func(t *testing.T, args ...string) *daemon
+
+// eachFrontEnd runs fn once against the plain port (epoll) and once
+// against the TLS port, where HTTP/1.1 runs the same state machine: every
+// answer and stream must be byte for byte alike.
+func eachFrontEnd(t *testing.T, fn func(t *testing.T, start startFunc)) {
+	t.Run("plain", func(t *testing.T) { fn(t, start) })
+	t.Run("tls", func(t *testing.T) { fn(t, startTLS) })
+}
+
+var testCert struct {
+	once          sync.Once
+	dir           string
+	certFile, key string
+	pool          *x509.CertPool
+}
+
+// startTLS starts a daemon with -ssl and a test certificate.
+func startTLS(t *testing.T, args ...string) *daemon {
+	t.Helper()
+	testCert.once.Do(func() {
+		testCert.dir, _ = os.MkdirTemp("", "hasses-cert")
+		testCert.certFile, testCert.key, testCert.pool = writeCert(t, testCert.dir)
+	})
+	d := start(t, append([]string{"-ssl", "-cert-file=" + testCert.certFile, "-privatekey-file=" + testCert.key}, args...)...)
+	d.tls = &tls.Config{RootCAs: testCert.pool, ServerName: "127.0.0.1", NextProtos: []string{"http/1.1"}}
+	return d
+}
+
+// dial opens a connection to the SSE port, through TLS on a TLS port.
+func (d *daemon) dial() net.Conn {
+	d.t.Helper()
+	c, err := net.Dial("tcp", d.sse)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	if d.tls == nil {
+		return c
+	}
+	tc := tls.Client(c, d.tls)
+	tc.SetDeadline(time.Now().Add(5 * time.Second))
+	if err := tc.Handshake(); err != nil {
+		c.Close()
+		d.t.Fatal(err)
+	}
+	tc.SetDeadline(time.Time{})
+	return tc
+}
+
+// tcp returns the TCP connection under c.
+func tcpOf(c net.Conn) *net.TCPConn {
+	if tc, ok := c.(*tls.Conn); ok {
+		return tc.NetConn().(*net.TCPConn)
+	}
+	return c.(*net.TCPConn)
 }
 
 var addrRE = regexp.MustCompile(`msg="hasses started".* sse=(\S+) .*control=(\S*) .*admin=(\S*) publish=(\S*)`)
@@ -94,7 +174,11 @@ func start(t *testing.T, args ...string) *daemon {
 	}
 	full = append(full, args...)
 	d := &daemon{t: t, log: &logBuffer{}, done: make(chan struct{})}
-	d.cmd = exec.Command(binPath, full...)
+	if w := wrapper(t); len(w) > 0 {
+		d.cmd = exec.Command(w[0], append(append(w[1:], binPath), full...)...)
+	} else {
+		d.cmd = exec.Command(binPath, full...)
+	}
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -241,10 +325,7 @@ func (d *daemon) subscribe(query string, headers ...string) *stream {
 // raw sends a request verbatim and reads the response head.
 func (d *daemon) raw(req string) *stream {
 	d.t.Helper()
-	c, err := net.Dial("tcp", d.sse)
-	if err != nil {
-		d.t.Fatal(err)
-	}
+	c := d.dial()
 	d.t.Cleanup(func() { c.Close() })
 	if _, err := io.WriteString(c, req); err != nil {
 		d.t.Fatal(err)

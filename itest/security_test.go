@@ -12,7 +12,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-const jwtSecret = "itest-secret-0123456789"
+const jwtSecret = "itest-secret-0123456789abcdef0123456789"
 
 func token(t *testing.T, method jwt.SigningMethod, key any, claims jwt.MapClaims) string {
 	s, err := jwt.NewWithClaims(method, claims).SignedString(key)
@@ -25,7 +25,7 @@ func token(t *testing.T, method jwt.SigningMethod, key any, claims jwt.MapClaims
 func TestSubscriberJWT(t *testing.T) {
 	keyFile := filepath.Join(t.TempDir(), "jwt.key")
 	os.WriteFile(keyFile, []byte(jwtSecret), 0o600)
-	d := start(t, "-jwt-key="+keyFile)
+	d := start(t, "-jwt-secret-file="+keyFile)
 	good := token(t, jwt.SigningMethodHS256, []byte(jwtSecret), jwt.MapClaims{
 		"subscribe": []string{"room1", "user42*"}, "client_id": "c42", "exp": time.Now().Add(time.Hour).Unix()})
 
@@ -94,7 +94,7 @@ func TestCORSOriginList(t *testing.T) {
 }
 
 func TestPerIPLimitAndRecovery(t *testing.T) {
-	d := start(t, "-max-conns-per-ip=3")
+	d := start(t, "-max-conns-per-ip=3", "-trusted-proxies=none") // loopback is a trusted proxy by default
 	var streams []*stream
 	for range 3 {
 		streams = append(streams, d.subscribe("?subscribe=t"))

@@ -170,26 +170,36 @@ func TestTLSCertificateReloadOnSIGHUP(t *testing.T) {
 	}
 }
 
-func TestTLSStreamCaps(t *testing.T) {
-	certFile, keyFile, pool := writeCert(t, t.TempDir())
-	d := start(t, "-ssl", "-cert-file="+certFile, "-privatekey-file="+keyFile, "-max-conns-per-ip=2")
-	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}
+// The caps count TCP connections under TLS too: an HTTP/2 connection's
+// streams count once, and a connection over the per-address cap is closed
+// before its handshake (no answer is possible before TLS).
+func TestTLSConnectionCaps(t *testing.T) {
+	d := startTLS(t, "-max-conns-per-ip=2", "-trusted-proxies=none")
+	d.subscribe("?subscribe=t")
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: testCert.pool}, ForceAttemptHTTP2: true}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr}
-	var statuses []int
-	for range 3 {
-		resp, err := client.Get("https://" + d.sse + "/sse?subscribe=t")
+	for i := range 3 {
+		resp, err := client.Get("https://" + d.sse + "/sse?subscribe=h2")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if resp.StatusCode != 200 {
-			resp.Body.Close()
-		} else {
-			t.Cleanup(func() { resp.Body.Close() })
+		t.Cleanup(func() { resp.Body.Close() })
+		if resp.StatusCode != 200 || resp.ProtoMajor != 2 {
+			t.Fatalf("HTTP/2 stream %d on the second connection: %d %s", i, resp.StatusCode, resp.Proto)
 		}
-		statuses = append(statuses, resp.StatusCode)
 	}
-	if statuses[0] != 200 || statuses[1] != 200 || statuses[2] != 429 {
-		t.Errorf("three streams from one address with -max-conns-per-ip=2: %v", statuses)
+	c, err := net.Dial("tcp", d.sse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	tc := tls.Client(c, d.tls)
+	tc.SetDeadline(time.Now().Add(5 * time.Second))
+	if err := tc.Handshake(); err == nil {
+		t.Fatal("a third connection from the address completed its handshake")
+	}
+	if st := d.command("tcpstatus"); !strings.Contains(st, `"allconncli": 2,`) || !strings.Contains(st, `"sseconncli": 4,`) {
+		t.Errorf("tcpstatus %s", st)
 	}
 }

@@ -26,8 +26,13 @@ type Message struct {
 
 // Result is the answer to a publication.
 type Result struct {
-	IDs       []string `json:"ids"`       // one event id per target
-	Receivers int      `json:"receivers"` // streams reached on this node
+	// IDs holds the event id the message got (one, whatever the number
+	// of targets): the SSE id every receiver sees.
+	IDs []string `json:"ids"`
+	// Receivers counts the distinct streams on this server the message
+	// was written to: a stream subscribed to several targets counts once,
+	// the excluded stream not at all.
+	Receivers int `json:"receivers"`
 }
 
 // Limits bound what Validate accepts.

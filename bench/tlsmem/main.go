@@ -101,8 +101,10 @@ func main() {
 	if *h2 {
 		mode = "HTTP/2 (100 streams per connection)"
 	}
+	perStream := float64(after-before) / float64(max(ok, 1))
 	fmt.Printf("TLS %s: %d streams (%d failed), server RSS %d -> %d KiB: %.1f KiB per stream\n",
-		mode, ok, failed, before, after, float64(after-before)/float64(max(ok, 1)))
+		mode, ok, failed, before, after, perStream)
+	fmt.Printf("{\"scenario\": %q, \"streams\": %d, \"kib_per_stream\": %.1f}\n", "tls/"+mode, ok, perStream)
 }
 
 func rss(pid int) int64 {

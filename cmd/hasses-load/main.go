@@ -38,7 +38,7 @@ func main() {
 	flag.IntVar(&cfg.Burst, "burst", 0, "publish this many messages as fast as possible instead of -rate")
 	flag.IntVar(&cfg.Size, "size", 64, "payload bytes")
 	flag.BoolVar(&cfg.Idle, "idle", false, "only connect and measure the server's memory")
-	flag.Float64Var(&cfg.NonReaders, "nonreaders", 0, "fraction of subscribers that never read")
+	flag.Float64Var(&cfg.NonReaders, "nonreaders", 0, "fraction of subscribers that never read past the response head")
 	flag.Float64Var(&cfg.Reconnect, "reconnect", 0, "fraction of subscribers reconnecting per minute (with Last-Event-ID)")
 	var pids string
 	flag.StringVar(&pids, "server-pid", "", "pid(s) of the server, comma-separated, for RSS and CPU")
@@ -60,6 +60,9 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Print(res.Table())
+	for _, w := range res.Warnings() {
+		fmt.Fprintln(os.Stderr, "hasses-load: warning:", w)
+	}
 	js, err := json.Marshal(res)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "hasses-load:", err)

@@ -35,7 +35,9 @@ func run(args []string) int {
 		fmt.Printf("hasses %s\n", server.Version)
 		return 0
 	case err != nil:
-		fmt.Fprintf(os.Stderr, "hasses: %v\n\n%s", err, config.Usage())
+		// The error and where to look, not the whole help: it would push
+		// the error off the screen.
+		fmt.Fprintf(os.Stderr, "hasses: %v\nrun 'hasses -h' for the options\n", err)
 		return 2
 	}
 
@@ -60,7 +62,7 @@ func run(args []string) int {
 	var out io.Writer = os.Stderr
 	var logFile *daemon.LogWriter
 	if daemon.IsChild() {
-		if logFile, err = daemon.OpenLog(opts.LogFile); err != nil {
+		if logFile, err = daemon.OpenDaemonLog(opts.LogFile); err != nil {
 			daemon.Failed(err)
 			return 1
 		}
@@ -91,6 +93,11 @@ func run(args []string) int {
 		if err := daemon.DropPrivileges(opts.User); err != nil {
 			return fail(err)
 		}
+	}
+	// After the drop (the FIFO is created as -user), before Ready: a bad
+	// path must reach the person who started the daemon.
+	if err := srv.CheckFIFO(); err != nil {
+		return fail(err)
 	}
 	daemon.Ready()
 

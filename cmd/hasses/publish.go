@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -17,21 +18,33 @@ import (
 func runPublish(args []string) int {
 	fs := flag.NewFlagSet("hasses publish", flag.ContinueOnError)
 	to := fs.String("to", "http://127.0.0.1:8086/publish", "publish API URL, or tcp://HOST:PORT for the control port")
-	secret := fs.String("secret", os.Getenv("HASSES_CTL_SECRET"), "publisher secret (default $HASSES_CTL_SECRET)")
+	// The default is read after parsing, so that -h never prints the secret.
+	secret := fs.String("secret", "", "publisher secret (default $HASSES_CTL_SECRET)")
 	event := fs.String("event", "", "SSE event name")
 	exclude := fs.String("exclude", "", "client id that must not receive it")
 	timeout := fs.Duration("timeout", 10*time.Second, "give up after this")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: hasses publish [-to URL] [-secret S] [-event NAME] [-exclude ID] TOKEN[,TOKEN...] [MESSAGE]\n"+
+	// Errors get one line and a pointer to -h, as for the server.
+	fs.SetOutput(io.Discard)
+	usageError := func(err error) int {
+		fmt.Fprintf(os.Stderr, "hasses publish: %v\nrun 'hasses publish -h' for the options\n", err)
+		return 2
+	}
+	switch err := fs.Parse(args); {
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Print("Usage: hasses publish [-to URL] [-secret S] [-event NAME] [-exclude ID] TOKEN[,TOKEN...] [MESSAGE]\n" +
 			"Without MESSAGE, the message is read from standard input.\n\n")
+		fs.SetOutput(os.Stdout)
 		fs.PrintDefaults()
+		return 0
+	case err != nil:
+		return usageError(err)
+	case fs.NArg() < 1:
+		return usageError(errors.New("missing the token(s)"))
+	case fs.NArg() > 2:
+		return usageError(fmt.Errorf("unexpected argument %q (quote the message)", fs.Arg(2)))
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if fs.NArg() < 1 || fs.NArg() > 2 {
-		fs.Usage()
-		return 2
+	if *secret == "" {
+		*secret = os.Getenv("HASSES_CTL_SECRET")
 	}
 	m := publish.Message{Tokens: strings.Split(fs.Arg(0), ","), Event: *event, Exclude: *exclude}
 	if fs.NArg() == 2 {

@@ -159,12 +159,25 @@ func (r *RateLimiter) Allow(key netip.Addr, now time.Time) bool {
 	return true
 }
 
-// PerAddr counts the connections of each client address under a cap. The
-// zero value with Limit 0 admits everyone.
+// PerAddr counts the connections of each client address under a cap. An
+// IPv6 /64 counts as one address: it is what one subscriber line or host
+// is given, so its 2^64 addresses must not multiply the cap. The zero value
+// with Limit 0 admits everyone.
 type PerAddr struct {
 	Limit int
 	mu    sync.Mutex
 	n     map[netip.Addr]int
+}
+
+// Key is the address a connection from addr is counted under: addr itself
+// for IPv4 (also IPv4-mapped IPv6), its /64 network for IPv6.
+func Key(addr netip.Addr) netip.Addr {
+	addr = addr.Unmap().WithZone("")
+	if addr.Is6() {
+		p, _ := addr.Prefix(64)
+		return p.Addr()
+	}
+	return addr
 }
 
 // Take counts one more connection of addr; false if addr is at the cap.
@@ -172,15 +185,16 @@ func (p *PerAddr) Take(addr netip.Addr) bool {
 	if p.Limit <= 0 {
 		return true
 	}
+	k := Key(addr)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.n == nil {
 		p.n = map[netip.Addr]int{}
 	}
-	if p.n[addr] >= p.Limit {
+	if p.n[k] >= p.Limit {
 		return false
 	}
-	p.n[addr]++
+	p.n[k]++
 	return true
 }
 
@@ -189,11 +203,12 @@ func (p *PerAddr) Release(addr netip.Addr) {
 	if p.Limit <= 0 {
 		return
 	}
+	k := Key(addr)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.n[addr] <= 1 {
-		delete(p.n, addr)
+	if p.n[k] <= 1 {
+		delete(p.n, k)
 	} else {
-		p.n[addr]--
+		p.n[k]--
 	}
 }

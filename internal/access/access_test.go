@@ -72,3 +72,78 @@ func TestPerAddr(t *testing.T) {
 		}
 	}
 }
+
+func TestPerAddrIPv6Slash64(t *testing.T) {
+	p := &PerAddr{Limit: 2}
+	a, b, c := netip.MustParseAddr("2001:db8:1:2::1"), netip.MustParseAddr("2001:db8:1:2:ffff::9"), netip.MustParseAddr("2001:db8:1:3::1")
+	if !p.Take(a) || !p.Take(b) {
+		t.Fatal("under the cap")
+	}
+	if p.Take(netip.MustParseAddr("2001:db8:1:2:dead:beef:0:1")) {
+		t.Error("a third address of the same /64 was admitted: a /64 is one address")
+	}
+	if !p.Take(c) {
+		t.Error("the next /64 is another address")
+	}
+	p.Release(b)
+	if !p.Take(netip.MustParseAddr("2001:db8:1:2::77")) {
+		t.Error("a released place of the /64 was not reusable")
+	}
+	// IPv4, also written as IPv4-mapped IPv6, is counted per address.
+	v4 := &PerAddr{Limit: 1}
+	if !v4.Take(netip.MustParseAddr("192.0.2.1")) || v4.Take(netip.MustParseAddr("::ffff:192.0.2.1")) || !v4.Take(netip.MustParseAddr("192.0.2.2")) {
+		t.Error("IPv4 counting")
+	}
+	if Key(netip.MustParseAddr("fe80::1:2:3:4%eth0")) != netip.MustParseAddr("fe80::") {
+		t.Errorf("key of a zoned address: %v", Key(netip.MustParseAddr("fe80::1:2:3:4%eth0")))
+	}
+}
+
+func TestProxies(t *testing.T) {
+	a := netip.MustParseAddr
+	p, err := ParseProxies("127.0.0.0/8, ::1, 10.1.2.3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.String() != "127.0.0.0/8,::1/128,10.1.2.3/32" {
+		t.Errorf("String() = %q", p.String())
+	}
+	for _, c := range []struct {
+		peer  string
+		chain []netip.Addr
+		want  string
+	}{
+		{"203.0.113.1", []netip.Addr{a("198.51.100.1")}, "203.0.113.1"},                    // not a proxy: headers ignored
+		{"127.0.0.1", nil, "127.0.0.1"},                                                    // a proxy that names no client
+		{"127.0.0.1", []netip.Addr{a("198.51.100.1")}, "198.51.100.1"},                     // the usual case
+		{"::ffff:127.0.0.1", []netip.Addr{a("198.51.100.1")}, "198.51.100.1"},              // mapped peer
+		{"127.0.0.1", []netip.Addr{a("6.6.6.6"), a("198.51.100.1")}, "198.51.100.1"},       // forged left part ignored
+		{"127.0.0.1", []netip.Addr{a("198.51.100.1"), a("10.1.2.3")}, "198.51.100.1"},      // two proxies
+		{"127.0.0.1", []netip.Addr{a("6.6.6.6"), {}, a("10.1.2.3")}, "127.0.0.1"},          // "unknown": stop, client unknown
+		{"127.0.0.1", []netip.Addr{a("127.0.0.5"), a("10.1.2.3")}, "127.0.0.5"},            // all trusted: the leftmost
+		{"::1", []netip.Addr{a("2001:db8::1")}, "2001:db8::1"},                             // IPv6
+		{"10.1.2.4", []netip.Addr{a("198.51.100.1")}, "10.1.2.4"},                          // next to a proxy is not one
+		{"127.0.0.1", []netip.Addr{a("::ffff:198.51.100.1")}, "198.51.100.1"},              // normalised
+		{"127.0.0.1", []netip.Addr{a("2001:db8::1"), a("::ffff:10.1.2.3")}, "2001:db8::1"}, // mapped proxy entry
+	} {
+		if got := p.Client(a(c.peer), c.chain); got.String() != c.want {
+			t.Errorf("Client(%s, %v) = %v, want %s", c.peer, c.chain, got, c.want)
+		}
+	}
+	if p.Capped(a("127.0.0.1")) || !p.Capped(a("198.51.100.1")) || !p.Capped(netip.Addr{}) {
+		t.Error("Capped: trusted proxies are not capped, others are")
+	}
+
+	for _, s := range []string{"none", " none ", ""} {
+		none, err := ParseProxies(s)
+		if err != nil || none != nil {
+			t.Fatalf("ParseProxies(%q) = %v, %v", s, none, err)
+		}
+		if none.Trusts(a("127.0.0.1")) || none.Client(a("127.0.0.1"), []netip.Addr{a("198.51.100.1")}) != a("127.0.0.1") || !none.Capped(a("127.0.0.1")) || none.String() != "none" {
+			t.Error("none must trust nobody")
+		}
+	}
+	if _, err := ParseProxies("127.0.0.1/40"); err == nil {
+		t.Error("bad prefix accepted")
+	}
+}

@@ -10,12 +10,17 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/hasses-go/hasses/internal/access"
 	"github.com/hasses-go/hasses/internal/cluster"
+	"github.com/hasses-go/hasses/internal/epoll"
+	"github.com/hasses-go/hasses/internal/handshake"
+	"github.com/hasses-go/hasses/internal/hub"
+	"github.com/hasses-go/hasses/internal/stream"
 )
 
 // ErrHelp and ErrVersion are returned for -h and -v: not failures, but
@@ -27,57 +32,66 @@ var (
 
 // Options are the daemon's settings.
 type Options struct {
-	Port       string // -p: SSE listen address; a bare port means all interfaces
-	CtlPort    string // -cp: control listen address
-	MURL       string // -murl: SSE path
-	FIFO       string // -fifo: control FIFO path
-	Sep        byte   // -sep: message separator on the control channel
-	Quiet      bool   // -q
-	Debug      bool   // -debug
-	LogFile    string // -l: log file when detached
-	PidFile    string // -pidfile
-	SSL        bool   // -ssl
-	CertFile   string // -cert-file
-	KeyFile    string // -privatekey-file
-	CORSBase   string // -cors-base
-	Reinit     bool   // -ra
-	User       string // -user
-	NoDaemon   bool   // -nodaemon
-	ConfigFile string // -config
-	Admin      string // -admin: address of the admin listener (/healthz, /debug/pprof)
-	Pub        string // -pub: address of the HTTP publish API
+	Port       string `opt:"p"`               // -p: SSE listen address; a bare port means all interfaces
+	CtlPort    string `opt:"cp"`              // -cp: control listen address
+	MURL       string `opt:"murl"`            // -murl: SSE path
+	FIFO       string `opt:"fifo"`            // -fifo: control FIFO path
+	Sep        byte   `opt:"sep"`             // -sep: message separator on the control channel
+	Quiet      bool   `opt:"q"`               // -q
+	Debug      bool   `opt:"debug"`           // -debug
+	LogFile    string `opt:"l"`               // -l: log file when detached
+	PidFile    string `opt:"pidfile"`         // -pidfile
+	SSL        bool   `opt:"ssl"`             // -ssl
+	CertFile   string `opt:"cert-file"`       // -cert-file
+	KeyFile    string `opt:"privatekey-file"` // -privatekey-file
+	CORSBase   string `opt:"cors-base"`       // -cors-base
+	Reinit     bool   `opt:"ra"`              // -ra
+	User       string `opt:"user"`            // -user
+	NoDaemon   bool   `opt:"nodaemon"`        // -nodaemon
+	ConfigFile string `opt:"config"`          // -config
+	Admin      string `opt:"admin"`           // -admin: address of the admin listener (dashboard, /metrics, /healthz); a bare port means loopback
+	Pprof      bool   `opt:"pprof"`           // -pprof: serve /debug/pprof on the admin listener
+	Pub        string `opt:"pub"`             // -pub: address of the HTTP publish API
 
-	CtlSecret     string  // -ctl-secret (or -ctl-secret-file, or $HASSES_CTL_SECRET)
-	CtlSecretFile string  // -ctl-secret-file
-	CtlAllow      string  // -ctl-allow: networks publishers may connect from
-	PubRate       float64 // -pub-rate: publications per second per publisher address
-	FIFOMode      uint32  // -fifo-mode: mode of a FIFO hasses creates
-	CORSOrigins   string  // -cors-origins: allowed origins, comma-separated
-	JWTKey        string  // -jwt-key: key file for subscriber tokens
-	MaxConnsPerIP int     // -max-conns-per-ip
+	CtlSecret     string  `opt:"ctl-secret"`       // -ctl-secret (or -ctl-secret-file, or $HASSES_CTL_SECRET)
+	CtlSecretFile string  `opt:"ctl-secret-file"`  // -ctl-secret-file
+	CtlAllow      string  `opt:"ctl-allow"`        // -ctl-allow: networks publishers may connect from
+	PubRate       float64 `opt:"pub-rate"`         // -pub-rate: publications per second per publisher address
+	FIFOMode      uint32  `opt:"fifo-mode"`        // -fifo-mode: mode of a FIFO hasses creates
+	CORSOrigins   string  `opt:"cors-origins"`     // -cors-origins: allowed origins, comma-separated
+	JWTKey        string  `opt:"jwt-key"`          // -jwt-key: PEM public key for subscriber tokens
+	JWTSecretFile string  `opt:"jwt-secret-file"`  // -jwt-secret-file: HMAC secret for subscriber tokens
+	JWTRequireExp bool    `opt:"jwt-require-exp"`  // -jwt-require-exp: tokens must expire
+	JWTAudience   string  `opt:"jwt-audience"`     // -jwt-audience: required "aud"
+	JWTIssuer     string  `opt:"jwt-issuer"`       // -jwt-issuer: required "iss"
+	MaxConnsPerIP int     `opt:"max-conns-per-ip"` // -max-conns-per-ip
+	// TrustedProxies lists the reverse proxies whose forwarding headers
+	// name the client (-trusted-proxies), or "none".
+	TrustedProxies string `opt:"trusted-proxies"`
 
-	MaxMessage       int           // -max-message: bytes of a message body
-	MaxLag           int64         // -max-lag: bytes a stream may fall behind
-	Loops            int           // -loops: epoll loops
-	MaxTokens        int           // -max-tokens: tokens per subscriber
-	MaxTokenLen      int           // -max-token-len: bytes per token
-	MaxConns         int           // -max-conns: connections on the SSE port
-	SendBuffer       int           // -sndbuf: kernel send buffer per stream
-	HandshakeTimeout time.Duration // -handshake-timeout
-	Lifetime         time.Duration // -lifetime: maximum stream age
-	Heartbeat        time.Duration // -heartbeat: comment interval on idle streams
-	Retry            time.Duration // -retry: reconnection hint sent on connect
-	Drain            time.Duration // -drain: graceful shutdown bound
-	Coalesce         time.Duration // -coalesce: least time between flush passes
-	IdleGap          time.Duration // -ctl-idle-gap: control framing idle gap
-	HistoryCount     int           // -history-count: events kept per token
-	HistoryBytes     int64         // -history-bytes: bytes kept per token
-	HistoryAge       time.Duration // -history-age: how long events are kept
+	MaxMessage       int           `opt:"max-message"`         // -max-message: bytes of a message body
+	MaxLag           int64         `opt:"max-lag"`             // -max-lag: bytes a stream may fall behind
+	Loops            int           `opt:"loops"`               // -loops: epoll loops
+	MaxTokens        int           `opt:"max-tokens"`          // -max-tokens: tokens per subscriber
+	MaxTokenLen      int           `opt:"max-token-len"`       // -max-token-len: bytes per token
+	MaxConns         int           `opt:"max-conns"`           // -max-conns: connections on the SSE port
+	SendBuffer       int           `opt:"sndbuf"`              // -sndbuf: kernel send buffer per stream
+	HandshakeTimeout time.Duration `opt:"handshake-timeout"`   // -handshake-timeout
+	Lifetime         time.Duration `opt:"lifetime"`            // -lifetime: maximum stream age
+	Heartbeat        time.Duration `opt:"heartbeat"`           // -heartbeat: comment interval on idle streams
+	Retry            time.Duration `opt:"retry"`               // -retry: reconnection hint sent on connect
+	Drain            time.Duration `opt:"drain"`               // -drain: graceful shutdown bound
+	Coalesce         time.Duration `opt:"coalesce"`            // -coalesce: least time between flush passes
+	IdleGap          time.Duration `opt:"ctl-idle-gap"`        // -ctl-idle-gap: control framing idle gap
+	HistoryCount     int           `opt:"history-count"`       // -history-count: events kept per token
+	HistoryBytes     int64         `opt:"history-bytes"`       // -history-bytes: bytes kept per token
+	HistoryAge       time.Duration `opt:"history-age"`         // -history-age: how long events are kept
+	HistoryTotal     int64         `opt:"history-total-bytes"` // -history-total-bytes: bytes of events kept over all tokens
 
-	Cluster       string // -cluster: Redis URL of the cluster to join; empty = single node
-	ClusterPrefix string // -cluster-prefix: namespace of the cluster's Redis keys
-	ClusterLog    int    // -cluster-log: entries the cluster's log stream keeps
-	ClusterQueue  int    // -cluster-queue: control units held while Redis is unreachable
+	Cluster       string `opt:"cluster"`        // -cluster: Redis URL of the cluster to join; empty = single node
+	ClusterPrefix string `opt:"cluster-prefix"` // -cluster-prefix: namespace of the cluster's Redis keys
+	ClusterLog    int    `opt:"cluster-log"`    // -cluster-log: entries the cluster's log stream keeps
+	ClusterQueue  int    `opt:"cluster-queue"`  // -cluster-queue: control units held while Redis is unreachable
 }
 
 // option describes one command-line option.
@@ -151,7 +165,7 @@ func init() {
 			return nil
 		}},
 		{"fifo", "FILE", "control FIFO, created if missing (absolute path)", path(func(o *Options) *string { return &o.FIFO })},
-		{"sep", "C", "message separator on the control channel (default ;)", func(o *Options, v string) error {
+		{"sep", "C", "message separator on the control channel", func(o *Options, v string) error {
 			if len(v) != 1 || v == "=" || v == "\n" {
 				return fmt.Errorf("%q must be a single character other than = and newline", v)
 			}
@@ -160,22 +174,30 @@ func init() {
 		}},
 		{"q", "", "quiet: log warnings and errors only", flag(func(o *Options) *bool { return &o.Quiet })},
 		{"debug", "", "debug logging", flag(func(o *Options) *bool { return &o.Debug })},
-		{"l", "FILE", "log file when running as a daemon (default /var/log/hasses.log)", path(func(o *Options) *string { return &o.LogFile })},
+		{"l", "FILE", "log file when running as a daemon", path(func(o *Options) *string { return &o.LogFile })},
 		{"pidfile", "FILE", "write the process id to FILE", path(func(o *Options) *string { return &o.PidFile })},
 		{"ssl", "", "serve the SSE port over TLS (needs -cert-file and -privatekey-file)", flag(func(o *Options) *bool { return &o.SSL })},
 		{"cert-file", "FILE", "TLS certificate chain (PEM)", str(func(o *Options) *string { return &o.CertFile })},
 		{"privatekey-file", "FILE", "TLS private key (PEM)", str(func(o *Options) *string { return &o.KeyFile })},
-		{"cors-base", "ORIGIN", "Access-Control-Allow-Origin value (default *)", str(func(o *Options) *string { return &o.CORSBase })},
+		{"cors-base", "ORIGIN", "Access-Control-Allow-Origin value", str(func(o *Options) *string { return &o.CORSBase })},
 		{"ra", "", "allow reinit: a streaming client may send a new GET request", flag(func(o *Options) *bool { return &o.Reinit })},
 		{"user", "NAME", "drop root privileges to this user after binding", str(func(o *Options) *string { return &o.User })},
 		{"nodaemon", "", "stay in the foreground and log to standard error", flag(func(o *Options) *bool { return &o.NoDaemon })},
 		{"config", "FILE", "read options from FILE (the /etc/hasses.conf format); the command line wins", str(func(o *Options) *string { return &o.ConfigFile })},
-		{"admin", "ADDR", "admin listener for /healthz and /debug/pprof, e.g. 127.0.0.1:8087 (default: none)", addr(func(o *Options) *string { return &o.Admin })},
+		{"admin", "ADDR", "admin listener: dashboard at /, /metrics, /healthz; guarded like the publish API; a bare PORT binds 127.0.0.1, :PORT all interfaces (default: none)", func(o *Options, v string) error {
+			if _, err := strconv.Atoi(v); err == nil {
+				v = "127.0.0.1:" + v
+			}
+			a, err := listenAddr(v)
+			o.Admin = a
+			return err
+		}},
+		{"pprof", "", "serve the Go profiler at /debug/pprof on the admin listener", flag(func(o *Options) *bool { return &o.Pprof })},
 		{"pub", "ADDR", "HTTP publish API (POST /publish), e.g. 127.0.0.1:8086 (default: none)", addr(func(o *Options) *string { return &o.Pub })},
 		{"ctl-secret", "SECRET", "secret publishers must present (control port: first line \"auth SECRET\"; HTTP: Bearer); also $HASSES_CTL_SECRET", str(func(o *Options) *string { return &o.CtlSecret })},
 		{"ctl-secret-file", "FILE", "read the publisher secret from FILE", str(func(o *Options) *string { return &o.CtlSecretFile })},
 		{"ctl-allow", "CIDRS", "networks publishers may connect from, comma-separated (default: private networks without a secret, any with one)", str(func(o *Options) *string { return &o.CtlAllow })},
-		{"pub-rate", "N", "publications per second per publisher address on the HTTP API; 0 = unlimited (default 0)", func(o *Options, v string) error {
+		{"pub-rate", "N", "publications per second per publisher address on the HTTP API; 0 = unlimited", func(o *Options, v string) error {
 			f, err := strconv.ParseFloat(v, 64)
 			if err != nil || f < 0 {
 				return fmt.Errorf("%q is not a non-negative number", v)
@@ -183,7 +205,7 @@ func init() {
 			o.PubRate = f
 			return nil
 		}},
-		{"fifo-mode", "MODE", "permissions of a FIFO hasses creates, octal (default 0660; hasses used 0666)", func(o *Options, v string) error {
+		{"fifo-mode", "MODE", "permissions of a FIFO hasses creates, octal (hasses used 0666)", func(o *Options, v string) error {
 			m, err := strconv.ParseUint(v, 8, 32)
 			if err != nil || m > 0o777 {
 				return fmt.Errorf("%q is not an octal mode", v)
@@ -192,25 +214,37 @@ func init() {
 			return nil
 		}},
 		{"cors-origins", "LIST", "allowed origins, comma-separated; the matching Origin is echoed with credentials allowed, others get 403 (default: -cors-base)", str(func(o *Options) *string { return &o.CORSOrigins })},
-		{"jwt-key", "FILE", "require subscribers to present a JWT signed with this key: an HMAC secret (HS256) or a PEM public key (RS256/ES256)", str(func(o *Options) *string { return &o.JWTKey })},
-		{"max-conns-per-ip", "N", "streams one client address may hold; more get 429; 0 = unlimited (default 1000)", num(func(o *Options) *int { return &o.MaxConnsPerIP })},
-		{"max-message", "BYTES", "largest message body; longer ones are rejected whole (default 65536)", num(func(o *Options) *int { return &o.MaxMessage })},
-		{"max-lag", "BYTES", "a stream this far behind is closed as too slow (default 4194304)", num64(func(o *Options) *int64 { return &o.MaxLag })},
+		{"jwt-key", "FILE", "require subscribers to present a JWT verified with this PEM public key or certificate (RSA: RS256/PS256..., ECDSA: ES256/384/512, Ed25519: EdDSA)", str(func(o *Options) *string { return &o.JWTKey })},
+		{"jwt-secret-file", "FILE", "require subscribers to present a JWT signed with the HMAC secret in FILE (HS256/384/512, at least 32 bytes)", str(func(o *Options) *string { return &o.JWTSecretFile })},
+		{"jwt-require-exp", "", "refuse subscriber tokens without an exp claim", flag(func(o *Options) *bool { return &o.JWTRequireExp })},
+		{"jwt-audience", "AUD", "refuse subscriber tokens whose aud claim does not contain AUD", str(func(o *Options) *string { return &o.JWTAudience })},
+		{"jwt-issuer", "ISS", "refuse subscriber tokens whose iss claim is not ISS", str(func(o *Options) *string { return &o.JWTIssuer })},
+		{"max-conns-per-ip", "N", "streams one client address may hold; more get 429; 0 = unlimited", num(func(o *Options) *int { return &o.MaxConnsPerIP })},
+		{"trusted-proxies", "CIDRS", "reverse proxies whose X-Forwarded-For, Forwarded or X-Real-IP names the client (per-address cap, clientlist, logs; never publishing); their own streams are not capped per address; none = trust nobody", func(o *Options, v string) error {
+			if _, err := access.ParseProxies(v); err != nil {
+				return err
+			}
+			o.TrustedProxies = strings.TrimSpace(v)
+			return nil
+		}},
+		{"max-message", "BYTES", "largest message body; longer ones are rejected whole", num(func(o *Options) *int { return &o.MaxMessage })},
+		{"max-lag", "BYTES", "a stream this far behind is closed as too slow", num64(func(o *Options) *int64 { return &o.MaxLag })},
 		{"loops", "N", "epoll loops (default: one per CPU)", num(func(o *Options) *int { return &o.Loops })},
-		{"max-tokens", "N", "tokens one stream may subscribe to (default 64)", num(func(o *Options) *int { return &o.MaxTokens })},
-		{"max-token-len", "BYTES", "longest token (default 256)", num(func(o *Options) *int { return &o.MaxTokenLen })},
+		{"max-tokens", "N", "tokens one stream may subscribe to", num(func(o *Options) *int { return &o.MaxTokens })},
+		{"max-token-len", "BYTES", "longest token", num(func(o *Options) *int { return &o.MaxTokenLen })},
 		{"max-conns", "N", "connections on the SSE port; more get 503 (default: from the file limit)", num(func(o *Options) *int { return &o.MaxConns })},
-		{"sndbuf", "BYTES", "kernel send buffer of each stream; bounds kernel memory per slow client, 0 = kernel default (default 65536)", num(func(o *Options) *int { return &o.SendBuffer })},
-		{"handshake-timeout", "DUR", "close connections without a complete request after this (default 20s)", dur(func(o *Options) *time.Duration { return &o.HandshakeTimeout })},
-		{"lifetime", "DUR", "maximum stream age; each stream gets 80-100% of it (default 3600s)", dur(func(o *Options) *time.Duration { return &o.Lifetime })},
-		{"heartbeat", "DUR", "comment sent on idle streams so proxies keep them; 0 disables (default 20s)", dur(func(o *Options) *time.Duration { return &o.Heartbeat })},
-		{"retry", "DUR", "reconnection delay hinted to clients on connect; 0 sends none (default 0)", dur(func(o *Options) *time.Duration { return &o.Retry })},
-		{"coalesce", "DUR", "least time between two flush passes: more events per write, less CPU, more latency (default 0)", dur(func(o *Options) *time.Duration { return &o.Coalesce })},
-		{"drain", "DUR", "on SIGTERM, how long streams get to end cleanly (default 5s)", dur(func(o *Options) *time.Duration { return &o.Drain })},
-		{"ctl-idle-gap", "DUR", "a control message without terminator ends after this silence (default 200ms)", dur(func(o *Options) *time.Duration { return &o.IdleGap })},
-		{"history-count", "N", "events kept per token for Last-Event-ID replay (default 100)", num(func(o *Options) *int { return &o.HistoryCount })},
-		{"history-bytes", "BYTES", "bytes of events kept per token (default 262144)", num64(func(o *Options) *int64 { return &o.HistoryBytes })},
-		{"history-age", "DUR", "how long events are kept for replay (default 1h)", dur(func(o *Options) *time.Duration { return &o.HistoryAge })},
+		{"sndbuf", "BYTES", "kernel send buffer of each stream; bounds kernel memory per slow client, 0 = kernel default", num(func(o *Options) *int { return &o.SendBuffer })},
+		{"handshake-timeout", "DUR", "close connections without a complete request after this", dur(func(o *Options) *time.Duration { return &o.HandshakeTimeout })},
+		{"lifetime", "DUR", "maximum stream age; each stream gets 80-100% of it", dur(func(o *Options) *time.Duration { return &o.Lifetime })},
+		{"heartbeat", "DUR", "comment sent on idle streams so proxies keep them; 0 disables", dur(func(o *Options) *time.Duration { return &o.Heartbeat })},
+		{"retry", "DUR", "reconnection delay hinted to clients on connect; 0 sends none", dur(func(o *Options) *time.Duration { return &o.Retry })},
+		{"coalesce", "DUR", "least time between two flush passes: more events per write, less CPU, more latency", dur(func(o *Options) *time.Duration { return &o.Coalesce })},
+		{"drain", "DUR", "on SIGTERM, how long streams get to end cleanly", dur(func(o *Options) *time.Duration { return &o.Drain })},
+		{"ctl-idle-gap", "DUR", "a control message without terminator ends after this silence", dur(func(o *Options) *time.Duration { return &o.IdleGap })},
+		{"history-count", "N", "events kept per token for Last-Event-ID replay; 0 keeps no history", num(func(o *Options) *int { return &o.HistoryCount })},
+		{"history-bytes", "BYTES", "bytes of events kept per token", num64(func(o *Options) *int64 { return &o.HistoryBytes })},
+		{"history-total-bytes", "BYTES", "bytes of events kept over all tokens, history and what slow streams have yet to receive; the oldest go first", num64(func(o *Options) *int64 { return &o.HistoryTotal })},
+		{"history-age", "DUR", "how long events are kept for replay", dur(func(o *Options) *time.Duration { return &o.HistoryAge })},
 		{"cluster", "URL", "join a cluster of nodes on Redis: redis://HOST:PORT/DB, rediss://..., redis+sentinel://HOST:PORT/DB?master=NAME (default: single node)", func(o *Options, v string) error {
 			if !strings.HasPrefix(v, "redis://") && !strings.HasPrefix(v, "rediss://") && !strings.HasPrefix(v, "redis+sentinel://") && !strings.HasPrefix(v, "rediss+sentinel://") {
 				return fmt.Errorf("%q is not a redis://, rediss:// or redis+sentinel:// URL", v)
@@ -218,17 +252,17 @@ func init() {
 			o.Cluster = v
 			return nil
 		}},
-		{"cluster-prefix", "NAME", "namespace of the cluster's Redis keys, so clusters can share a Redis (default hasses)", func(o *Options, v string) error {
+		{"cluster-prefix", "NAME", "namespace of the cluster's Redis keys, so clusters can share a Redis", func(o *Options, v string) error {
 			if v == "" || strings.ContainsAny(v, "{}") {
 				return fmt.Errorf("%q must be non-empty and contain no braces", v)
 			}
 			o.ClusterPrefix = v
 			return nil
 		}},
-		{"cluster-log", "N", "entries the cluster's log stream in Redis keeps; a node stalled longer misses events (default 100000)", num(func(o *Options) *int { return &o.ClusterLog })},
-		{"cluster-queue", "N", "control units held in order while Redis is unreachable; more are dropped (default 1000)", num(func(o *Options) *int { return &o.ClusterQueue })},
-		{"h", "", "print this help and exit", func(*Options, string) error { return ErrHelp }},
-		{"v", "", "print the version and exit", func(*Options, string) error { return ErrVersion }},
+		{"cluster-log", "N", "entries the cluster's log stream in Redis keeps; a node stalled longer misses events", num(func(o *Options) *int { return &o.ClusterLog })},
+		{"cluster-queue", "N", "control units held in order while Redis is unreachable; more are dropped", num(func(o *Options) *int { return &o.ClusterQueue })},
+		{"h", "", "print this help and exit (also -help, --help)", func(*Options, string) error { return ErrHelp }},
+		{"v", "", "print the version and exit (also -version)", func(*Options, string) error { return ErrVersion }},
 	}
 }
 
@@ -239,21 +273,22 @@ func Defaults() *Options {
 		LogFile:          "/var/log/hasses.log",
 		CORSBase:         "*",
 		MaxMessage:       64 << 10,
-		MaxLag:           4 << 20,
-		Loops:            runtime.NumCPU(),
-		MaxTokens:        64,
-		MaxTokenLen:      256,
-		SendBuffer:       64 << 10,
-		HandshakeTimeout: 20 * time.Second,
-		Lifetime:         3600 * time.Second,
-		Heartbeat:        20 * time.Second,
-		Drain:            5 * time.Second,
+		MaxLag:           hub.DefaultMaxLag,
+		MaxTokens:        handshake.DefaultMaxTokens,
+		MaxTokenLen:      handshake.DefaultMaxTokenLen,
+		SendBuffer:       epoll.DefaultSendBuffer,
+		HandshakeTimeout: stream.DefaultHandshakeTimeout,
+		Lifetime:         stream.DefaultLifetime,
+		Heartbeat:        stream.DefaultHeartbeat,
+		Drain:            stream.DefaultDrain,
 		IdleGap:          200 * time.Millisecond,
-		HistoryCount:     100,
+		HistoryCount:     hub.DefaultHistoryCount,
 		FIFOMode:         0o660,
-		MaxConnsPerIP:    1000,
-		HistoryBytes:     256 << 10,
-		HistoryAge:       time.Hour,
+		MaxConnsPerIP:    stream.DefaultMaxConnsPerAddr,
+		HistoryBytes:     hub.DefaultHistoryBytes,
+		HistoryAge:       hub.DefaultHistoryAge,
+		HistoryTotal:     hub.DefaultHistoryTotalBytes,
+		TrustedProxies:   access.DefaultTrustedProxies,
 		ClusterPrefix:    cluster.DefaultPrefix,
 		ClusterLog:       cluster.DefaultLogLength,
 		ClusterQueue:     cluster.DefaultQueue,
@@ -281,6 +316,12 @@ func Parse(args []string) (*Options, error) {
 			return nil, fmt.Errorf("unexpected argument %q", a)
 		}
 		name, value, hasValue := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-"), "=")
+		switch name { // the spellings users try first
+		case "help":
+			name = "h"
+		case "version":
+			name = "v"
+		}
 		opt := lookup(name)
 		if opt == nil {
 			return nil, fmt.Errorf("unknown option -%s", name)
@@ -387,6 +428,10 @@ func (o *Options) validate() error {
 		return errors.New("-max-message must be positive")
 	case strings.ContainsAny(o.CtlSecret, ";\r\n") || strings.IndexByte(o.CtlSecret, o.Sep) >= 0:
 		return errors.New("the publisher secret must not contain the separator or line breaks")
+	case o.JWTKey != "" && o.JWTSecretFile != "":
+		return errors.New("-jwt-key and -jwt-secret-file exclude each other: give one")
+	case (o.JWTRequireExp || o.JWTAudience != "" || o.JWTIssuer != "") && o.JWTKey == "" && o.JWTSecretFile == "":
+		return errors.New("-jwt-require-exp, -jwt-audience and -jwt-issuer need -jwt-key or -jwt-secret-file")
 	}
 	return nil
 }
@@ -432,18 +477,81 @@ func LogLevel(o *Options) int {
 	return 1
 }
 
+// DefaultText returns each option's default as it is spelled on the
+// command line, for the options whose default is a value (not a switch,
+// not "none"). The help text and the documentation tests derive from it, so
+// each default is written once, in Defaults (which takes the components'
+// own constants).
+func DefaultText() map[string]string {
+	out := map[string]string{}
+	v := reflect.ValueOf(Defaults()).Elem()
+	for i := range v.NumField() {
+		name := v.Type().Field(i).Tag.Get("opt")
+		if name == "" {
+			continue
+		}
+		switch f := v.Field(i).Interface().(type) {
+		case time.Duration:
+			if f != 0 {
+				out[name] = formatDuration(f)
+			}
+		case int, int64:
+			if s := fmt.Sprint(f); s != "0" {
+				out[name] = s
+			}
+		case byte:
+			out[name] = string(rune(f))
+		case uint32:
+			if f != 0 {
+				out[name] = fmt.Sprintf("%04o", f)
+			}
+		case string:
+			if f != "" {
+				out[name] = f
+			}
+		}
+	}
+	return out
+}
+
+// formatDuration spells d as a person would: 1h, 20s, 200ms.
+func formatDuration(d time.Duration) string {
+	switch {
+	case d%time.Hour == 0:
+		return fmt.Sprintf("%dh", d/time.Hour)
+	case d%time.Minute == 0:
+		return fmt.Sprintf("%dm", d/time.Minute)
+	case d%time.Second == 0:
+		return fmt.Sprintf("%ds", d/time.Second)
+	}
+	return fmt.Sprintf("%dms", d/time.Millisecond)
+}
+
 // Usage returns the help text.
 func Usage() string {
 	var b strings.Builder
-	b.WriteString("Usage: hasses -p=PORT -murl=PATH (-cp=PORT | -fifo=FILE) [options]\n\n")
-	b.WriteString("A Server-Sent Events notification server, compatible with hasses 1.30.\n\nOptions:\n")
+	b.WriteString("Usage: hasses -p=PORT -murl=PATH (-cp=PORT | -fifo=FILE) [options]\n")
+	b.WriteString("       hasses publish [-to URL] [-secret S] TOKEN[,TOKEN...] [MESSAGE]\n\n")
+	b.WriteString("A Server-Sent Events notification server, compatible with hasses 1.30.\n")
+	b.WriteString("Example: hasses -nodaemon -p=8080 -cp=127.0.0.1:8085 -murl=/sse\n\n")
+	b.WriteString("'hasses publish' sends one message to a running server, through the HTTP API\n")
+	b.WriteString("(-to http://HOST:PORT/publish) or the control port (-to tcp://HOST:PORT);\n")
+	b.WriteString("'hasses publish -h' lists its options.\n\nOptions:\n")
+	defaults := DefaultText()
 	for _, opt := range options {
 		left := "-" + opt.name
 		if opt.arg != "" {
 			left += "=" + opt.arg
 		}
-		fmt.Fprintf(&b, "  %-26s %s\n", left, opt.usage)
+		usage := opt.usage
+		if d := defaults[opt.name]; d != "" {
+			usage += " (default " + d + ")"
+		}
+		fmt.Fprintf(&b, "  %-26s %s\n", left, usage)
 	}
 	b.WriteString("\nA config file (-config=FILE) holds one option per line, spelled as on the\ncommand line (-p=8080, -ra); '#' starts a comment.\n")
+	b.WriteString("\nEnvironment:\n")
+	b.WriteString("  HASSES_CTL_SECRET          the publisher secret, when -ctl-secret and -ctl-secret-file are not given\n")
+	b.WriteString("  GOGC, GOMAXPROCS, GOMEMLIMIT  Go runtime settings (hasses sets GOGC=50 unless GOGC is set)\n")
 	return b.String()
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -61,16 +62,29 @@ func TestUsageErrors(t *testing.T) {
 		"-p=8080 -cp=8085 -murl=/sse -cluster=http://redis:6379",
 		"-p=8080 -cp=8085 -murl=/sse -cluster-prefix={x}",
 		"-p",
+		"-p=8080 -cp=8085 -murl=/sse -jwt-key=/k.pem -jwt-secret-file=/k.secret",
+		"-p=8080 -cp=8085 -murl=/sse -jwt-audience=hasses",
+		"-p=8080 -cp=8085 -murl=/sse -jwt-require-exp",
+		"-p=8080 -cp=8085 -murl=/sse -trusted-proxies=10.0.0.0/33",
+		"-p=8080 -cp=8085 -murl=/sse -trusted-proxies=proxy.example",
 	} {
 		if _, err := Parse(strings.Fields(args)); err == nil || errors.Is(err, ErrHelp) {
 			t.Errorf("%q: no usage error", args)
 		}
 	}
-	if _, err := Parse([]string{"-h"}); !errors.Is(err, ErrHelp) {
-		t.Errorf("-h: %v", err)
+	o, err := Parse(strings.Fields("-p=8080 -cp=8085 -murl=/sse -jwt-secret-file=/k -jwt-require-exp -jwt-audience=a -jwt-issuer=i"))
+	if err != nil || o.JWTSecretFile != "/k" || !o.JWTRequireExp || o.JWTAudience != "a" || o.JWTIssuer != "i" {
+		t.Errorf("jwt options: %+v %v", o, err)
 	}
-	if _, err := Parse([]string{"-v"}); !errors.Is(err, ErrVersion) {
-		t.Errorf("-v: %v", err)
+	for _, h := range []string{"-h", "--h", "-help", "--help"} {
+		if _, err := Parse([]string{"-p=8080", h}); !errors.Is(err, ErrHelp) {
+			t.Errorf("%s: %v", h, err)
+		}
+	}
+	for _, v := range []string{"-v", "-version", "--version"} {
+		if _, err := Parse([]string{v}); !errors.Is(err, ErrVersion) {
+			t.Errorf("%s: %v", v, err)
+		}
 	}
 }
 
@@ -104,11 +118,153 @@ func TestExampleConfig(t *testing.T) {
 	}
 }
 
+// TestExampleConfigComplete keeps examples/hasses.conf in step with the
+// options table: every option that a config file may hold appears in it,
+// set or as a commented line ("#-name" or "#-name=...").
+func TestExampleConfigComplete(t *testing.T) {
+	b, err := os.ReadFile("../../examples/hasses.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	present := map[string]bool{}
+	for n, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimPrefix(strings.TrimSpace(line), "#")
+		if rest, ok := strings.CutPrefix(line, "-"); ok {
+			name, value, _ := strings.Cut(rest, "=")
+			present[name] = true
+			// The commented values must be valid too: uncommenting one works.
+			if opt := lookup(name); opt == nil {
+				t.Errorf("hasses.conf:%d: unknown option %q", n+1, line)
+			} else if err := opt.set(Defaults(), value); err != nil {
+				t.Errorf("hasses.conf:%d: %q: %v", n+1, line, err)
+			}
+		}
+	}
+	for _, o := range options {
+		if o.name == "h" || o.name == "v" || o.name == "config" { // not allowed in a file
+			continue
+		}
+		if !present[o.name] {
+			t.Errorf("examples/hasses.conf lacks -%s (add it, commented out, with its default)", o.name)
+		}
+	}
+}
+
 func TestUsageMentionsEveryOption(t *testing.T) {
 	u := Usage()
 	for _, o := range options {
 		if !strings.Contains(u, "-"+o.name) {
 			t.Errorf("usage lacks -%s", o.name)
+		}
+	}
+}
+
+// FuzzParse feeds arbitrary command lines (arguments separated by NUL) to
+// Parse: it never panics, and what it accepts is valid and, turned back
+// into options, parses again to the same essentials.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{
+		"-p=8080\x00-cp=8085\x00-murl=/sse",
+		"--help",
+		"-p\x00127.0.0.1:0\x00--cp=[::1]:9\x00-murl=/e\x00-heartbeat=5\x00-sep=|",
+		"-p=1\x00-fifo=/run/x\x00-murl=/a\x00-version",
+		"-p=1\x00-cp=2\x00-murl=/s\x00-max-lag=0\x00-fifo-mode=777\x00-pub-rate=1.5",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		args := strings.Split(line, "\x00")
+		for _, a := range args {
+			if strings.Contains(a, "config") || strings.Contains(a, "secret-file") {
+				return // reads files: not this fuzzer's business
+			}
+		}
+		o, err := Parse(args)
+		if err != nil {
+			return
+		}
+		if o.Port == "" || o.MURL == "" || (o.CtlPort == "" && o.FIFO == "") || o.MaxMessage <= 0 {
+			t.Fatalf("accepted invalid options %+v from %q", o, args)
+		}
+		again, err := Parse([]string{"-p=" + o.Port, "-murl=" + o.MURL, "-cp=" + o.CtlPort, "-fifo=" + o.FIFO, "-sep=" + string(o.Sep)})
+		if err != nil {
+			t.Fatalf("re-parsing %+v: %v", o, err)
+		}
+		if again.Port != o.Port || again.MURL != o.MURL || again.CtlPort != o.CtlPort || again.FIFO != o.FIFO || again.Sep != o.Sep {
+			t.Fatalf("round trip %+v -> %+v", o, again)
+		}
+	})
+}
+
+// The README and the example config spell every default as Defaults has
+// it: the defaults are written once, and the docs are checked against them.
+func TestDocumentedDefaults(t *testing.T) {
+	defaults := DefaultText()
+	optRE := regexp.MustCompile("(?m)(?:`|^#)-([a-z0-9-]+)=([^`\\s,]+)")
+	for _, file := range []string{"../../README.md", "../../examples/hasses.conf"} {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range optRE.FindAllStringSubmatch(string(b), -1) {
+			name, value := m[1], m[2]
+			d, ok := defaults[name]
+			if !ok || strings.ToUpper(value) == value && strings.Trim(value, "0123456789") != "" {
+				continue // no default value, or a placeholder such as PORT
+			}
+			if value != d {
+				t.Errorf("%s shows -%s=%s, but its default is %s", file, name, value, d)
+			}
+		}
+	}
+}
+
+// The admin listener reveals the server's state, so a bare port binds
+// loopback; all interfaces must be asked for. The profiler is opt-in.
+func TestAdminAddress(t *testing.T) {
+	for in, want := range map[string]string{
+		"8087":          "127.0.0.1:8087",
+		":8087":         ":8087",
+		"0.0.0.0:8087":  "0.0.0.0:8087",
+		"[::1]:8087":    "[::1]:8087",
+		"10.0.0.5:8087": "10.0.0.5:8087",
+	} {
+		o, err := Parse([]string{"-p=8080", "-cp=8085", "-murl=/sse", "-admin=" + in})
+		if err != nil {
+			t.Fatalf("-admin=%s: %v", in, err)
+		}
+		if o.Admin != want {
+			t.Errorf("-admin=%s: address %q, want %q", in, o.Admin, want)
+		}
+		if o.Pprof {
+			t.Errorf("-admin=%s: pprof on by default", in)
+		}
+	}
+	o, err := Parse([]string{"-p=8080", "-cp=8085", "-murl=/sse", "-admin=8087", "-pprof"})
+	if err != nil || !o.Pprof {
+		t.Errorf("-pprof: %v, %+v", err, o)
+	}
+	if _, err := Parse([]string{"-p=8080", "-cp=8085", "-murl=/sse", "-admin=99999"}); err == nil {
+		t.Error("-admin=99999 accepted")
+	}
+}
+func TestTrustedProxies(t *testing.T) {
+	for _, c := range []struct{ arg, want string }{
+		{"", "127.0.0.0/8,::1"}, // loopback by default
+		{"-trusted-proxies=none", "none"},
+		{"-trusted-proxies=10.0.3.0/24,127.0.0.1", "10.0.3.0/24,127.0.0.1"},
+		{"-trusted-proxies= 192.0.2.1 , fd00::/8 ", "192.0.2.1 , fd00::/8"},
+	} {
+		args := []string{"-p=8080", "-cp=8085", "-murl=/sse"}
+		if c.arg != "" {
+			args = append(args, c.arg)
+		}
+		o, err := Parse(args)
+		if err != nil {
+			t.Fatalf("%q: %v", c.arg, err)
+		}
+		if o.TrustedProxies != c.want {
+			t.Errorf("%q: %q, want %q", c.arg, o.TrustedProxies, c.want)
 		}
 	}
 }

@@ -1,8 +1,10 @@
 package control
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -19,7 +21,11 @@ import (
 
 func units(f *Framer, parts ...string) []string {
 	var out []string
-	emit := func(u []byte) { out = append(out, string(u)) }
+	emit := func(u Unit) {
+		if !u.Oversized {
+			out = append(out, string(u.Data))
+		}
+	}
 	for _, p := range parts {
 		f.Feed([]byte(p), emit)
 	}
@@ -86,14 +92,21 @@ func TestFramerSplitsAnywhere(t *testing.T) {
 
 func TestFramerRejectsOversizedWhole(t *testing.T) {
 	rejected := 0
-	f := &Framer{MaxUnit: 100, Oversized: func(int) { rejected++ }}
+	count := func(u Unit) {
+		if u.Oversized {
+			rejected++
+		}
+	}
+	f := &Framer{MaxBody: 100}
 	big := "t=" + strings.Repeat("x", 300)
 	got := units(f, big[:150], big[150:]+"\nline2 of big\nok=after;", "next=1")
+	rejected = len(oversized(&Framer{MaxBody: 100}, big[:150], big[150:]+"\nline2 of big\nok=after;", "next=1"))
 	if strings.Join(got, "|") != "ok=after|next=1" || rejected != 1 {
 		t.Fatalf("got %q, %d rejected; want the two small units and 1 rejection", got, rejected)
 	}
 	rejected = 0
-	got = units(&Framer{MaxUnit: 100, Oversized: func(int) { rejected++ }}, big+";small=1")
+	got = units(&Framer{MaxBody: 100}, big+";small=1")
+	(&Framer{MaxBody: 100}).Feed([]byte(big+";small=1"), count)
 	if strings.Join(got, "|") != "small=1" || rejected != 1 {
 		t.Fatalf("in one piece: got %q, %d rejected", got, rejected)
 	}
@@ -311,35 +324,93 @@ func FuzzFramer(f *testing.F) {
 	f.Add([]byte("t="+strings.Repeat("x", 200)+";u=1"), uint8(50))
 	f.Add([]byte(`{"token":"a","data":"x;y"}`+"\nb=1;"+`{"tokens":["c"],"data":"q"}`), uint8(9))
 	f.Add([]byte("auth s3cret\n{\"token\":\"a\",\"data\":\"x\"}\n"), uint8(12))
+	f.Add([]byte(`{"token":"a","data":"`+strings.Repeat("x;y=1;", 20)+`"}`+"\nb=2"), uint8(40))
+	f.Add([]byte("a=x\n  {\"j\":1;x}\nsubscribedclients:a b=c\ntcpstatus\r\nq=1"), uint8(7))
 	f.Fuzz(func(t *testing.T, in []byte, cut uint8) {
-		const max = 128
-		check := func(u []byte) {
-			if len(u) == 0 || len(u) > max {
-				t.Fatalf("unit of %d bytes", len(u))
+		// Small limits, so that every bound is reached.
+		const tok, body, maxJSON, maxAuth = 4, 16, 64, 24
+		limited := func() *Framer {
+			return &Framer{MaxBody: body, MaxTokenLen: tok, MaxIDLen: tok, MaxJSON: maxJSON, MaxAuth: maxAuth}
+		}
+		c := int(cut) % (len(in) + 1)
+		var got []Unit
+		fr := limited()
+		collect := func(u Unit) {
+			u.Data = bytes.Clone(u.Data)
+			got = append(got, u)
+		}
+		fr.Feed(in[:c], collect)
+		fr.Feed(in[c:], collect)
+		fr.Flush(collect)
+		for _, u := range got {
+			if u.Oversized {
+				continue
+			}
+			d := u.Data
+			if len(bytes.TrimLeft(d, " \t\r")) == 0 || bytes.HasSuffix(d, []byte("\n")) || bytes.HasSuffix(d, []byte("\r")) {
+				t.Fatalf("unit %q: blank, or not trimmed", d)
+			}
+			if u.Kind == KindJSON && bytes.IndexByte(d, '\n') >= 0 || u.Kind != KindJSON && bytes.IndexByte(d, ';') >= 0 {
+				t.Fatalf("%v unit %q holds its terminator", u.Kind, d)
+			}
+			if over(u, tok, body, maxJSON, maxAuth) {
+				t.Fatalf("%v unit of %d bytes passed: %q", u.Kind, len(d), d)
 			}
 		}
-		fr := &Framer{MaxUnit: max}
-		c := int(cut) % (len(in) + 1)
-		fr.Feed(in[:c], check)
-		fr.Feed(in[c:], check)
-		fr.Flush(check)
-		// With a final separator, how the input was cut must not matter
-		// (unless the cut follows a newline, which ends a unit: spec 9.1).
+		// Rejected whole: with the limits lifted, the same units come out,
+		// and exactly the ones over a limit were rejected. Nothing inside
+		// a rejected unit ever comes out as a unit of its own.
+		var all, free []Unit
+		fa := limited()
+		fa.Feed(in, func(u Unit) { u.Data = bytes.Clone(u.Data); all = append(all, u) })
+		fa.Flush(func(u Unit) { u.Data = bytes.Clone(u.Data); all = append(all, u) })
+		ff := &Framer{MaxBody: 1 << 30, MaxTokenLen: tok, MaxIDLen: tok, MaxJSON: 1 << 30, MaxAuth: 1 << 30}
+		ff.Feed(in, func(u Unit) { u.Data = bytes.Clone(u.Data); free = append(free, u) })
+		ff.Flush(func(u Unit) { u.Data = bytes.Clone(u.Data); free = append(free, u) })
+		if len(all) != len(free) {
+			t.Fatalf("limits change the framing: %d units, %d without limits\n%+v\n%+v", len(all), len(free), all, free)
+		}
+		for i, u := range all {
+			ref := free[i]
+			if (u.Kind == KindJSON) != (ref.Kind == KindJSON) {
+				t.Fatalf("unit %d: %v, %v without limits", i, u.Kind, ref.Kind)
+			}
+			if ref.Oversized { // the head limit is the same
+				if !u.Oversized || u.Size != ref.Size {
+					t.Fatalf("unit %d: %+v, without limits %+v", i, u, ref)
+				}
+				continue
+			}
+			if u.Oversized != over(ref, tok, body, maxJSON, maxAuth) || u.Oversized && u.Size != len(ref.Data) ||
+				!u.Oversized && !bytes.Equal(u.Data, ref.Data) {
+				t.Fatalf("unit %d: %+v, without limits %q", i, u, ref.Data)
+			}
+		}
+		// How the input was cut must not matter, unless the cut follows a
+		// newline, which ends a unit (spec 9.1).
 		if c > 0 && in[c-1] == '\n' {
 			return
 		}
-		in = append(in, ';')
-		var a, b []string
-		fa, fb := &Framer{MaxUnit: max}, &Framer{MaxUnit: max}
-		fa.Feed(in, func(u []byte) { a = append(a, string(u)) })
-		fa.Flush(func(u []byte) { a = append(a, string(u)) })
-		fb.Feed(in[:c], func(u []byte) { b = append(b, string(u)) })
-		fb.Feed(in[c:], func(u []byte) { b = append(b, string(u)) })
-		fb.Flush(func(u []byte) { b = append(b, string(u)) })
-		if strings.Join(a, "\x00") != strings.Join(b, "\x00") {
-			t.Fatalf("cut at %d: %q vs %q", c, b, a)
+		if fmt.Sprint(got) != fmt.Sprint(all) {
+			t.Fatalf("cut at %d: %+v, whole: %+v", c, got, all)
 		}
 	})
+}
+
+// over says whether an unlimited framer's unit breaks the limits.
+func over(u Unit, tok, body, maxJSON, maxAuth int) bool {
+	d := u.Data
+	switch {
+	case u.Kind == KindJSON:
+		return len(d) > maxJSON
+	case bytes.HasPrefix(d, []byte("auth ")):
+		return len(d) > maxAuth
+	}
+	i := bytes.IndexByte(d, '=')
+	if i < 0 {
+		return len(d) > 3*tok+2
+	}
+	return i > 3*tok+2 || len(d)-i-1 > body
 }
 
 func FuzzParseMessage(f *testing.F) {
@@ -454,4 +525,44 @@ func FuzzJSONUnit(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Each writer's open, write and close ends its unit: with an idle gap far
+// too long to help, two writers give two messages (it was one,
+// "firstx=second").
+func TestFIFOWriterCloseEndsUnit(t *testing.T) {
+	b := &fakeBackend{}
+	h := newHandler(b)
+	h.IdleGap = time.Hour
+	path := filepath.Join(t.TempDir(), "ctl")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- h.ServeFIFO(ctx, path) }()
+	defer func() { cancel(); <-done }()
+	write := func(s string) {
+		for i := 0; ; i++ {
+			f, err := os.OpenFile(path, os.O_WRONLY, 0)
+			if err == nil {
+				io.WriteString(f, s)
+				f.Close()
+				return
+			}
+			if i == 100 {
+				t.Fatal(err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	wait := func(n int) {
+		for end := time.Now().Add(3 * time.Second); time.Now().Before(end) && len(b.data()) < n; {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	write("x=first")
+	wait(1)
+	write("x=second")
+	wait(2)
+	if got := strings.Join(b.data(), ","); got != "x=first,x=second" {
+		t.Fatalf("got %q", got)
+	}
 }

@@ -4,62 +4,175 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"syscall"
 	"time"
 )
 
+// fifoCheck is how often the FIFO's path is checked: removed, replaced by
+// another FIFO, or by something else.
+const fifoCheck = time.Second
+
 // ServeFIFO reads units from the FIFO at path until ctx is done. The FIFO is
-// created with Handler.FIFOMode if missing, and opened read-write so that
-// it never reports end of file when a writer closes, and writers never
-// block in open.
+// created with Handler.FIFOMode if missing.
+//
+// Each writer's open, write and close ends its unit, as end of file ends
+// one on the TCP port. So the FIFO is opened read-only, with no spare
+// writer of ours: a read returns end of file when the last writer closes,
+// and the framer flushes then. That end of file repeats on every read until
+// a writer opens, so after one the goroutine does not read again: it sleeps
+// in the runtime poller until the FIFO reports readable (a writer wrote,
+// or closed), which costs nothing while no one writes. Writers never block
+// in open, since this reader is always there.
+//
+// A FIFO keeps no boundary between writers: two writers whose
+// open-write-close overlap, or follow each other before hasses has read
+// the first one's end, share one stream; end each message with a newline
+// or the separator to be safe.
+//
+// The path is checked every second: a removed FIFO is recreated (and
+// logged); if something else, such as a regular file, took its place, an
+// error is logged, since writers then fill that file and nothing reads it.
 func (h *Handler) ServeFIFO(ctx context.Context, path string) error {
 	if fi, err := os.Stat(path); err == nil {
 		if fi.Mode()&os.ModeNamedPipe == 0 {
 			return fmt.Errorf("control: %s exists and is not a FIFO", path)
 		}
-	} else {
-		old := syscall.Umask(0)
-		err := syscall.Mkfifo(path, uint32(h.fifoMode()))
-		syscall.Umask(old)
-		if err != nil && !errors.Is(err, os.ErrExist) {
-			return fmt.Errorf("control: creating FIFO %s: %w", path, err)
-		}
+	} else if err := h.makeFIFO(path); err != nil {
+		return err
 	}
-	// Non-blocking, so the runtime poller serves it and read deadlines work.
-	f, err := os.OpenFile(path, os.O_RDWR|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return fmt.Errorf("control: opening FIFO %s: %w", path, err)
-	}
-	stop := context.AfterFunc(ctx, func() { f.Close() })
-	defer stop()
-	defer f.Close()
-
-	fr := h.newFramer("fifo")
-	handle := func(unit []byte) { h.Handle(nil, unit, false, "fifo") }
-	buf := make([]byte, 16<<10)
+	fr := h.newFramer()
+	handle := func(u Unit) { h.handleUnit(nil, u, false, "fifo") }
+	var problem string // what is wrong with the path, logged once
 	for ctx.Err() == nil {
-		if fr.Pending() {
-			f.SetReadDeadline(time.Now().Add(h.idleGap()))
-		} else {
-			f.SetReadDeadline(time.Time{})
+		f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+		if err != nil {
+			return fmt.Errorf("control: opening FIFO %s: %w", path, err)
 		}
-		n, err := f.Read(buf)
-		if n > 0 {
-			fr.Feed(buf[:n], handle)
-			if fr.PendingCommand() {
-				fr.Flush(handle)
-			}
-		}
-		switch {
-		case err == nil:
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			fr.Flush(handle)
-		case ctx.Err() != nil:
-			return nil
-		default:
-			return fmt.Errorf("control: reading FIFO %s: %w", path, err)
+		reopen, err := h.readFIFO(ctx, f, path, fr, handle, &problem)
+		f.Close()
+		if err != nil || !reopen {
+			return err
 		}
 	}
 	return nil
+}
+
+func (h *Handler) makeFIFO(path string) error {
+	old := syscall.Umask(0)
+	err := syscall.Mkfifo(path, uint32(h.fifoMode()))
+	syscall.Umask(old)
+	if err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("control: creating FIFO %s: %w", path, err)
+	}
+	return nil
+}
+
+// readFIFO serves one open FIFO. It returns reopen when the path now names
+// another FIFO (a new one, or one recreated here).
+func (h *Handler) readFIFO(ctx context.Context, f *os.File, path string, fr *Framer, handle func(Unit), problem *string) (bool, error) {
+	stop := context.AfterFunc(ctx, func() { f.Close() })
+	defer stop()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return false, fmt.Errorf("control: FIFO %s: %w", path, err)
+	}
+	gap := h.idleGap()
+	var lastRead time.Time
+	nextCheck := time.Now().Add(fifoCheck)
+	// readOnce reads without blocking; it reports whether to wait for the
+	// poller (nothing to read, or end of file).
+	readOnce := func(fd int) (wait bool) {
+		bp := readBufs.Get().(*[]byte)
+		defer readBufs.Put(bp)
+		n, err := syscall.Read(fd, *bp)
+		for err == syscall.EINTR {
+			n, err = syscall.Read(fd, *bp)
+		}
+		switch {
+		case err == syscall.EAGAIN:
+			return true
+		case err != nil || n == 0:
+			fr.Flush(handle) // the last writer closed: its unit ends
+			return true
+		}
+		lastRead = time.Now()
+		fr.Feed((*bp)[:n], handle)
+		if fr.PendingCommand() {
+			fr.Flush(handle)
+		}
+		return false
+	}
+	for ctx.Err() == nil {
+		deadline := nextCheck
+		if fr.Pending() && lastRead.Add(gap).Before(deadline) {
+			deadline = lastRead.Add(gap)
+		}
+		f.SetReadDeadline(deadline)
+		err := rc.Read(func(fd uintptr) bool { return !readOnce(int(fd)) })
+		if err == nil {
+			continue
+		}
+		if ctx.Err() != nil {
+			return false, nil
+		}
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			return false, fmt.Errorf("control: reading FIFO %s: %w", path, err)
+		}
+		now := time.Now()
+		if fr.Pending() && !now.Before(lastRead.Add(gap)) {
+			fr.Flush(handle) // the idle gap ended a fragment
+		}
+		if now.Before(nextCheck) {
+			continue
+		}
+		nextCheck = now.Add(fifoCheck)
+		if h.checkFIFO(f, path, problem) {
+			// Take what is still in the old one, then switch.
+			rc.Control(func(fd uintptr) {
+				for !readOnce(int(fd)) {
+				}
+			})
+			fr.Flush(handle)
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// checkFIFO looks at path: it recreates a removed FIFO, and reports whether
+// path now names another FIFO than f.
+func (h *Handler) checkFIFO(f *os.File, path string, problem *string) bool {
+	report := func(p string, args ...any) {
+		if p != *problem {
+			*problem = p
+			h.Logger.Error("control: "+p, append([]any{"path", path}, args...)...)
+		}
+	}
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := h.makeFIFO(path); err != nil {
+			report("FIFO removed, and recreating it failed", "err", err)
+			return false
+		}
+		*problem = ""
+		h.Logger.Warn("control: FIFO was removed: recreated", "path", path)
+		return true
+	}
+	if err != nil {
+		report("FIFO path unreadable", "err", err)
+		return false
+	}
+	if fi.Mode()&os.ModeNamedPipe == 0 {
+		report("FIFO path is no longer a FIFO: writers fill it and nothing reads it", "mode", fi.Mode().String())
+		return false
+	}
+	*problem = ""
+	cur, err := f.Stat()
+	if err != nil || !os.SameFile(fi, cur) {
+		h.Logger.Info("control: FIFO replaced by another FIFO: reading the new one", "path", path)
+		return true
+	}
+	return false
 }

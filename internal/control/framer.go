@@ -5,41 +5,93 @@ package control
 
 import (
 	"bytes"
-	"strings"
 )
+
+// Kind is what a unit is, decided once by the framer.
+type Kind uint8
+
+const (
+	KindMessage Kind = iota // "token=body", or anything else not recognised
+	KindCommand             // an exact command word (spec 4.4)
+	KindAuth                // "auth <secret>"
+	KindJSON                // one JSON object, ended by its line
+)
+
+func (k Kind) String() string {
+	return [...]string{"message", "command", "auth", "JSON"}[k]
+}
+
+// Unit is one framed control unit. Data is only valid during the emit call.
+// An oversized unit has no Data: Size says how long it was.
+type Unit struct {
+	Kind      Kind
+	Data      []byte
+	Oversized bool
+	Size      int
+}
 
 // Framer splits a control byte stream into units, keeping every framing
 // existing hasses senders rely on (spec 9.1): a unit ends
-//   - at the separator (";" by default);
+//   - at the separator (";" by default), except inside a JSON unit;
 //   - at a newline that ends the bytes received so far, or that is followed
-//     by a line that looks like a new message ("token=") or a command;
-//     any other newline belongs to the body, so multi-line bodies work;
+//     by a line that looks like a new unit ("token=", a command, "auth ",
+//     a JSON object); any other newline belongs to the body, so multi-line
+//     bodies work; a JSON unit always ends at its newline;
 //   - at end of file, or after an idle gap (the caller calls Flush), for a
 //     trailing fragment with no terminator.
 //
-// A unit longer than MaxUnit is rejected whole, never cut: its bytes are
-// skipped up to the next terminator and Oversized is called.
+// A unit longer than its limit is rejected whole, never cut: its end is
+// found by exactly the same rules as for any other unit (so nothing inside
+// it can ever run as a unit of its own), its bytes are dropped as they
+// arrive, and it is emitted with Oversized set. The limits are exact:
+// MaxBody bounds the bytes after the first '=' of a message, the other
+// limits the whole unit; trailing CR/LF are not counted.
+//
+// Every byte is looked at a bounded number of times (a line after a
+// newline is buffered at most up to the token length, then decided), so
+// feeding n bytes costs O(n) however they are cut.
 type Framer struct {
 	Sep         byte
-	MaxUnit     int
-	MaxTokenLen int
-	// Oversized is called once for every unit rejected for its size.
-	Oversized func(n int)
+	MaxBody     int // bytes after the first '=' of a message
+	MaxTokenLen int // bounds the head before '=' and commands
+	MaxIDLen    int // with MaxTokenLen: the head is token-id#event
+	MaxJSON     int // bytes of a JSON unit
+	MaxAuth     int // bytes of an "auth" unit
+	// Restricted bounds every unit by MaxAuth: before authentication only
+	// "auth <secret>" is any use. It may be cleared from the emit callback.
+	Restricted bool
 
-	buf       []byte
-	scan      int  // bytes of buf already known to hold no terminator
-	skipping  bool // inside an oversized unit, dropping bytes
-	skipped   int
-	lineStart bool   // while skipping: at the start of a line
-	line      []byte // while skipping: the line so far, maybe "token="
+	state   state
+	buf     []byte // the current unit, unless it is being dropped
+	size    int    // bytes of the current unit so far, dropped or not
+	trail   int    // trailing CR/LF bytes among them
+	eq      int    // offset of the first '=' in a plain unit, or -1
+	auth    bool   // the plain unit starts with "auth "
+	discard bool   // the unit is over its limit: its bytes are dropped
+	line    []byte // after a newline in a plain unit: the next line so far
+	lookBl  int    // its leading blanks
+	lookEq  int    // offset of its first '=', or -1
+	lookBad bool   // a blank or control byte before that '='
+	spare   []byte // the other line buffer, for restart
 }
 
-func (f *Framer) maxUnit() int {
-	if f.MaxUnit > 0 {
-		return f.MaxUnit
-	}
-	return 64<<10 + 1024
-}
+type state uint8
+
+const (
+	stBlank state = iota // only blanks so far (or nothing)
+	stPlain              // a message, command or auth unit
+	stJSON               // a JSON unit: ends at its newline only
+	stLook               // plain unit, after a newline: line decides
+)
+
+// Defaults for a Framer built without limits (tests). The server always
+// sets them from its options.
+const (
+	defaultMaxBody     = 64 << 10
+	defaultMaxTokenLen = 256
+	defaultMaxIDLen    = 256
+	defaultMaxAuth     = 4 << 10
+)
 
 func (f *Framer) sep() byte {
 	if f.Sep != 0 {
@@ -48,217 +100,326 @@ func (f *Framer) sep() byte {
 	return ';'
 }
 
+func (f *Framer) tokenLen() int {
+	if f.MaxTokenLen > 0 {
+		return f.MaxTokenLen
+	}
+	return defaultMaxTokenLen
+}
+
+// maxHead bounds what may precede '=': token, "-" client id, "#" event name
+// (as long as a token at most). It also bounds a command with its argument
+// and a plain unit with no '=' at all.
+func (f *Framer) maxHead() int {
+	id := f.MaxIDLen
+	if id <= 0 {
+		id = defaultMaxIDLen
+	}
+	return 2*f.tokenLen() + id + 2
+}
+
+// lookMax: a line after a newline is decided within this many bytes.
+func (f *Framer) lookMax() int { return f.maxHead() + 1 }
+
+func (f *Framer) limit() int {
+	maxAuth := f.MaxAuth
+	if maxAuth <= 0 {
+		maxAuth = defaultMaxAuth
+	}
+	switch {
+	case f.Restricted || f.auth:
+		return maxAuth
+	case f.state == stBlank:
+		return f.maxHead()
+	case f.state == stJSON:
+		if f.MaxJSON > 0 {
+			return f.MaxJSON
+		}
+		return 6*defaultMaxBody + 4096
+	case f.eq < 0:
+		return f.maxHead()
+	case f.eq > f.maxHead():
+		return 0 // the head before '=' is too long
+	}
+	body := f.MaxBody
+	if body <= 0 {
+		body = defaultMaxBody
+	}
+	return f.eq + 1 + body
+}
+
 // Pending reports whether a fragment without terminator is buffered; the
 // caller then flushes it after the idle gap.
-func (f *Framer) Pending() bool { return len(f.buf) > 0 }
+func (f *Framer) Pending() bool { return f.size > 0 || f.state != stBlank }
 
-// PendingCommand reports whether the buffered fragment is a complete fixed
-// command word, such as "tcpstatus" sent without a newline on a connection
-// held open: it can be answered at once instead of after the idle gap.
+// PendingCommand reports whether the buffered fragment ends in a complete
+// fixed command word, such as "tcpstatus" sent without a newline on a
+// connection held open: it can be answered at once instead of after the
+// idle gap.
 func (f *Framer) PendingCommand() bool {
-	return !f.skipping && isFixedCommand(string(bytes.TrimRight(f.buf, "\r\n")))
+	switch f.state {
+	case stPlain:
+		return !f.discard && isFixedCommand(bytes.TrimRight(f.buf, "\r\n"))
+	case stLook:
+		return isFixedCommand(bytes.TrimSuffix(f.line, []byte("\r")))
+	}
+	return false
 }
 
-// Feed adds received bytes and emits the units they complete. emit must not
-// keep the slice it gets.
-func (f *Framer) Feed(p []byte, emit func(unit []byte)) {
+// Feed adds received bytes and emits the units they complete.
+func (f *Framer) Feed(p []byte, emit func(Unit)) {
+	f.feed(p, emit)
+	// A newline that ends the bytes received so far ends the unit.
+	if f.state == stLook && len(f.line) == 0 {
+		f.end(emit)
+	}
+}
+
+func (f *Framer) feed(p []byte, emit func(Unit)) {
+	sep := f.sep()
 	for len(p) > 0 {
-		if f.skipping {
-			p = f.skip(p)
-			continue
-		}
-		// p is one read (a few KiB), so buf stays within MaxUnit plus one
-		// read, and a newline at the end of p really ends what was received.
-		f.buf = append(f.buf, p...)
-		p = nil
-		f.split(emit, false)
-		if len(f.buf) > f.maxUnit() {
-			rest := bytes.Clone(f.buf)
-			f.buf, f.scan = f.buf[:0], 0
-			f.skipping, f.skipped, f.lineStart = true, 0, false
-			p = f.skip(rest)
-		}
-	}
-}
-
-func (f *Framer) skip(p []byte) []byte {
-	for i, c := range p {
-		switch {
-		case c == f.sep():
-			f.skipped += i
-			f.endSkip()
-			return p[i+1:]
-		case c == '\n':
-			f.lineStart = true
-			f.line = f.line[:0]
-		case f.lineStart:
-			f.line = append(f.line, c)
-			if c == '=' && f.plausibleToken(f.line[:len(f.line)-1]) {
-				f.skipped += i + 1 - len(f.line)
-				f.endSkip()
-				f.buf = append(f.buf[:0], f.line...)
-				f.scan = len(f.buf)
-				return p[i+1:]
+		switch f.state {
+		case stBlank:
+			switch c := p[0]; c {
+			case '\n', sep:
+				f.end(emit) // an all-blank unit: dropped
+			case ' ', '\t', '\r':
+				f.add(p[:1])
+			case '{':
+				f.state = stJSON
+				f.add(p[:1])
+			default:
+				f.state, f.eq = stPlain, -1
+				continue // the byte starts the body
 			}
-			if c <= ' ' || len(f.line) > 2*f.tokenLimit()+2 {
-				f.lineStart = false
+			p = p[1:]
+		case stJSON:
+			i := bytes.IndexByte(p, '\n')
+			if i < 0 {
+				f.add(p)
+				return
+			}
+			f.add(p[:i])
+			f.end(emit)
+			p = p[i+1:]
+		case stPlain:
+			i := 0
+			for i < len(p) && p[i] != sep && p[i] != '\n' {
+				i++
+			}
+			f.add(p[:i])
+			if i == len(p) {
+				return
+			}
+			if p[i] == sep {
+				f.end(emit)
+			} else {
+				f.state = stLook
+				f.line, f.lookBl, f.lookEq, f.lookBad = f.line[:0], 0, -1, false
+			}
+			p = p[i+1:]
+		case stLook:
+			i, d := 0, wait
+			for ; i < len(p) && d == wait; i++ {
+				if p[i] == sep || p[i] == '\n' {
+					break
+				}
+				f.lookAdd(p[i])
+				d = f.decide(false)
+			}
+			p = p[i:]
+			if d == wait && len(p) > 0 {
+				d = f.decide(true) // p[0] completes the line
+			}
+			switch d {
+			case yes:
+				f.restart(emit)
+			case no:
+				f.unlook()
 			}
 		}
 	}
-	f.skipped += len(p)
-	return nil
-}
-
-func (f *Framer) endSkip() {
-	f.skipping, f.lineStart = false, false
-	if f.Oversized != nil {
-		f.Oversized(f.skipped)
-	}
-	f.skipped = 0
 }
 
 // Flush ends the buffered fragment: end of file, or the idle gap passed.
-func (f *Framer) Flush(emit func(unit []byte)) {
-	if f.skipping {
-		f.endSkip()
-	}
-	f.split(emit, true)
-	if len(f.buf) > 0 {
-		f.emit(f.buf, emit)
-	}
-	f.buf, f.scan = f.buf[:0], 0
-}
-
-// split emits every complete unit at the front of buf. At a newline whose
-// next line is still incomplete it waits for more bytes, unless final.
-func (f *Framer) split(emit func([]byte), final bool) {
-	sep := f.sep()
-	start := 0
-	i := f.scan
-	for i < len(f.buf) {
-		c := f.buf[i]
-		switch {
-		case c == sep && !isJSON(f.buf[start:i]):
-			f.emit(f.buf[start:i], emit)
-			start = i + 1
-		case c == '\n' && isJSON(f.buf[start:i]):
-			f.emit(f.buf[start:i], emit) // a JSON unit is one line
-			start = i + 1
-		case c == '\n':
-			next := f.buf[i+1:]
-			switch f.newlineEnds(next, final) {
-			case yes:
-				f.emit(f.buf[start:i], emit)
-				start = i + 1
-			case undecided:
-				f.keep(start, i)
-				return
-			}
+func (f *Framer) Flush(emit func(Unit)) {
+	if f.state == stLook {
+		if f.decide(true) == yes {
+			f.restart(emit)
+		} else {
+			f.unlook()
 		}
-		i++
 	}
-	f.keep(start, len(f.buf))
+	f.end(emit)
 }
 
-// isJSON reports a unit in the JSON framing: it starts with '{' (after
-// blanks) and ends at the end of its line, whatever separators it contains.
-// No hasses message starts with '{': a token cannot be empty.
-func isJSON(unit []byte) bool {
-	u := bytes.TrimLeft(unit, " \t\r\n")
-	return len(u) > 0 && u[0] == '{'
-}
-
-// keep drops the emitted units from buf; scanning resumes at scanFrom.
-func (f *Framer) keep(start, scanFrom int) {
-	n := copy(f.buf, f.buf[start:])
-	f.buf = f.buf[:n]
-	f.scan = scanFrom - start
-	if n == 0 && cap(f.buf) > 64<<10 {
-		f.buf = nil // do not pin one big message's buffer
+// add appends body bytes to the current unit, checking its limit.
+func (f *Framer) add(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	if f.state == stPlain && f.eq < 0 {
+		if i := bytes.IndexByte(b, '='); i >= 0 {
+			f.eq = f.size + i
+		}
+	}
+	f.size += len(b)
+	j := len(b) - 1
+	for j >= 0 && (b[j] == '\r' || b[j] == '\n') {
+		j--
+	}
+	if j < 0 {
+		f.trail += len(b)
+	} else {
+		f.trail = len(b) - 1 - j
+	}
+	if f.discard {
+		return
+	}
+	f.buf = append(f.buf, b...)
+	if !f.auth && f.state == stPlain && len(f.buf) >= 5 && len(f.buf)-len(b) < 5 {
+		f.auth = hasPrefix(f.buf, "auth ")
+	}
+	if f.size-f.trail > f.limit() {
+		f.discard = true
+		f.buf = f.buf[:0]
+		if cap(f.buf) > 64<<10 {
+			f.buf = nil // do not pin one big unit's buffer
+		}
 	}
 }
 
-type decision int
+// unlook puts the newline and the looked-at line back into the body.
+func (f *Framer) unlook() {
+	f.state = stPlain
+	f.add([]byte{'\n'})
+	f.add(f.line)
+	f.line = f.line[:0]
+}
+
+// restart ends the unit before the newline and starts a new one with the
+// line looked at (at most lookMax bytes, so re-reading it is cheap).
+func (f *Framer) restart(emit func(Unit)) {
+	line := f.line
+	f.line, f.spare = f.spare[:0], line // the new unit's line cannot hold a newline
+	f.state = stPlain
+	f.end(emit)
+	f.feed(line, emit)
+}
+
+// end emits the current unit and starts the next one.
+func (f *Framer) end(emit func(Unit)) {
+	st, size := f.state, f.size
+	data := bytes.TrimRight(f.buf, "\r\n")
+	switch {
+	case st == stBlank:
+	case f.discard:
+		k := KindMessage
+		if st == stJSON {
+			k = KindJSON
+		} else if f.auth {
+			k = KindAuth
+		}
+		emit(Unit{Kind: k, Oversized: true, Size: size - f.trail})
+	case len(bytes.TrimLeft(data, " \t\r")) > 0:
+		emit(Unit{Kind: classify(st, data), Data: data})
+	}
+	f.state, f.size, f.trail, f.eq, f.auth, f.discard = stBlank, 0, 0, -1, false, false
+	f.buf = f.buf[:0]
+	if cap(f.buf) > 64<<10 {
+		f.buf = nil
+	}
+}
+
+func classify(st state, data []byte) Kind {
+	switch {
+	case st == stJSON:
+		return KindJSON
+	case hasPrefix(data, "auth "):
+		return KindAuth
+	case isCommand(data):
+		return KindCommand
+	}
+	return KindMessage
+}
+
+type decision uint8
 
 const (
-	no decision = iota
+	wait decision = iota
 	yes
-	undecided
+	no
 )
 
-// newlineEnds decides whether a newline followed by next ends the unit.
-func (f *Framer) newlineEnds(next []byte, final bool) decision {
-	if len(next) == 0 {
-		return yes // the newline ends the bytes received so far
+// lookAdd appends a byte to the line after a newline, keeping what decide
+// needs up to date, so that deciding costs O(1) per byte.
+func (f *Framer) lookAdd(c byte) {
+	if len(f.line) == f.lookBl && (c == ' ' || c == '\t' || c == '\r') {
+		f.lookBl++
 	}
-	end := bytes.IndexAny(next, string([]byte{f.sep(), '\n'}))
-	line := next
-	if end >= 0 {
-		line = next[:end]
+	if f.lookEq < 0 {
+		if c == '=' {
+			f.lookEq = len(f.line)
+		} else if c <= ' ' || c == 0x7f {
+			f.lookBad = true
+		}
 	}
-	line = bytes.TrimSuffix(line, []byte("\r"))
-	if f.looksLikeUnit(line) {
+	f.line = append(f.line, c)
+}
+
+// decide says whether the line after a newline starts a new unit, so that
+// the newline ends the one before. A partial line is decided as soon as
+// no more bytes can change the answer (complete=false); the answer is then
+// the same as for the complete line, however the input was cut.
+func (f *Framer) decide(complete bool) decision {
+	line, look := f.line, f.lookMax()
+	if f.lookBl < len(line) && line[f.lookBl] == '{' && f.lookBl < look {
+		return yes // a JSON unit
+	}
+	if hasPrefix(line, "auth ") {
 		return yes
 	}
-	if end < 0 && !final && f.couldBecomeUnit(line) {
-		return undecided
+	if f.lookEq >= 0 {
+		if f.lookEq > 0 && f.lookEq <= f.maxHead() && !f.lookBad {
+			return yes // "token="
+		}
+		if !commandPrefix(line) {
+			return no
+		}
+	}
+	if complete {
+		l := bytes.TrimSuffix(line, []byte("\r"))
+		if len(l) <= look && isCommand(l) {
+			return yes
+		}
+		return no
+	}
+	n := len(line)
+	switch {
+	case line[n-1] == '\r' && n-1 <= look && isCommand(line[:n-1]):
+		return wait // "tcpstatus\r" before its "\n"
+	case n > look:
+		return no
+	case f.lookBl == n, commandPrefix(line), isPrefix(line, "auth "):
+		return wait
+	case f.lookEq < 0 && !f.lookBad && n <= f.maxHead():
+		return wait // may become "token="
 	}
 	return no
 }
 
-// looksLikeUnit: a command word, "auth ...", a JSON object, or "token="
-// with a plausible token.
-func (f *Framer) looksLikeUnit(line []byte) bool {
-	if isCommand(string(line)) || bytes.HasPrefix(line, []byte("auth ")) || isJSON(line) {
-		return true
-	}
-	i := bytes.IndexByte(line, '=')
-	return i > 0 && f.plausibleToken(line[:i])
-}
-
-// couldBecomeUnit: an incomplete line that more bytes may turn into a
-// message or a command.
-func (f *Framer) couldBecomeUnit(line []byte) bool {
-	if bytes.IndexByte(line, '=') >= 0 {
-		return false // looksLikeUnit already said no
-	}
+// commandPrefix: a line that is, or may still become, a command.
+func commandPrefix(line []byte) bool {
 	for _, w := range commandWords {
-		if strings.HasPrefix(w, string(line)) || strings.HasPrefix(string(line), w) {
+		if isPrefix(line, w) || (w[len(w)-1] == ':' && hasPrefix(line, w)) {
 			return true
 		}
 	}
-	return f.plausibleToken(line) || len(line) == 0
+	return false
 }
 
-func (f *Framer) tokenLimit() int {
-	if f.MaxTokenLen > 0 {
-		return f.MaxTokenLen
-	}
-	return 256
-}
+// hasPrefix is bytes.HasPrefix for a string prefix, without allocating.
+func hasPrefix(b []byte, s string) bool { return len(b) >= len(s) && string(b[:len(s)]) == s }
 
-func (f *Framer) plausibleToken(tok []byte) bool {
-	if len(tok) == 0 || len(tok) > 2*f.tokenLimit()+1 { // token, "-", client id
-		return false
-	}
-	for _, c := range tok {
-		if c <= ' ' || c == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-func (f *Framer) emit(unit []byte, emit func([]byte)) {
-	unit = bytes.TrimRight(unit, "\r\n")
-	if len(unit) == 0 {
-		return
-	}
-	if len(unit) > f.maxUnit() {
-		if f.Oversized != nil {
-			f.Oversized(len(unit))
-		}
-		return
-	}
-	emit(unit)
-}
+// isPrefix reports whether b is a prefix of s.
+func isPrefix(b []byte, s string) bool { return len(b) <= len(s) && string(b) == s[:len(b)] }

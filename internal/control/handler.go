@@ -3,6 +3,7 @@ package control
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -61,8 +62,7 @@ type Handler struct {
 	// Level is the logger's level; loglevel_* commands change it.
 	Level       *slog.LevelVar
 	Sep         byte          // message separator; 0 means ';'
-	MaxUnit     int           // longest unit; 0 means 64 KiB + 1 KiB
-	MaxTokenLen int           // longest token; 0 means 256
+	MaxTokenLen int           // longest token (and event name); 0 means 256
 	MaxIDLen    int           // longest excluded client id; 0 means 256
 	IdleGap     time.Duration // a fragment without terminator ends after this; 0 means 200 ms
 	// Policy says who may use the TCP port; nil admits everyone (hasses).
@@ -70,17 +70,61 @@ type Handler struct {
 	// FIFOMode is the mode of a FIFO the handler creates; 0 means 0660.
 	// (hasses made it 0666: any local user could publish.)
 	FIFOMode os.FileMode
-	// Limits bound JSON publications.
+	// Limits bound publications: MaxData (-max-message) is the exact
+	// limit of a message body, plain or JSON; 0 means 64 KiB.
 	Limits publish.Limits
+	// With a secret, a connection must authenticate within AuthTimeout
+	// (0 means 10 s), and at most MaxUnauthed connections (0 means 64) may
+	// wait to do so; more are turned away with an error line.
+	AuthTimeout time.Duration
+	MaxUnauthed int
 
 	processed atomic.Int64 // msgproccnt
+	logs      logLimiter
 }
+
+// Bounds of a connection before it has authenticated.
+const (
+	defaultAuthTimeout = 10 * time.Second
+	defaultMaxUnauthed = 64
+)
 
 func (h *Handler) maxTokenLen() int {
 	if h.MaxTokenLen > 0 {
 		return h.MaxTokenLen
 	}
-	return 256
+	if h.Limits.MaxTokenLen > 0 {
+		return h.Limits.MaxTokenLen
+	}
+	return defaultMaxTokenLen
+}
+
+func (h *Handler) maxIDLen() int {
+	if h.MaxIDLen > 0 {
+		return h.MaxIDLen
+	}
+	return defaultMaxIDLen
+}
+
+func (h *Handler) maxBody() int {
+	if h.Limits.MaxData > 0 {
+		return h.Limits.MaxData
+	}
+	return defaultMaxBody
+}
+
+func (h *Handler) authTimeout() time.Duration {
+	if h.AuthTimeout > 0 {
+		return h.AuthTimeout
+	}
+	return defaultAuthTimeout
+}
+
+func (h *Handler) maxUnauthed() int {
+	if h.MaxUnauthed > 0 {
+		return h.MaxUnauthed
+	}
+	return defaultMaxUnauthed
 }
 
 func (h *Handler) fifoMode() os.FileMode {
@@ -97,39 +141,65 @@ func (h *Handler) idleGap() time.Duration {
 	return 200 * time.Millisecond
 }
 
-func (h *Handler) newFramer(source string) *Framer {
-	return &Framer{Sep: h.Sep, MaxUnit: h.MaxUnit, MaxTokenLen: h.maxTokenLen(),
-		Oversized: func(n int) {
-			h.Logger.Warn("control: message rejected: longer than the limit", "source", source, "bytes", n, "limit", h.MaxUnit)
-		}}
+func (h *Handler) newFramer() *Framer {
+	tok, body := h.maxTokenLen(), h.maxBody()
+	// The largest valid JSON unit: every byte of data and of each token,
+	// event name and client id escaped as \uXXXX, plus the keys.
+	fields := max(h.Limits.MaxTargets, 1) + 3
+	maxJSON := 6*body + fields*(6*max(tok, h.maxIDLen())+16) + 1024
+	return &Framer{Sep: h.Sep, MaxBody: body, MaxTokenLen: tok, MaxIDLen: h.maxIDLen(), MaxJSON: maxJSON, MaxAuth: defaultMaxAuth}
 }
 
-// Handle executes one unit and appends any reply to dst. tcp is false for
-// the FIFO, where tcp* commands have no one to answer.
+// Handle classifies and executes one unit and appends any reply to dst.
+// tcp is false for the FIFO, where tcp* commands have no one to answer.
 func (h *Handler) Handle(dst []byte, unit []byte, tcp bool, source string) []byte {
-	if isJSON(unit) {
-		return h.handleJSON(dst, unit, tcp, source)
+	st := stPlain
+	if u := bytes.TrimLeft(unit, " \t\r\n"); len(u) > 0 && u[0] == '{' {
+		st = stJSON
 	}
-	s := string(unit)
-	if !isCommand(s) {
-		idLen := h.MaxIDLen
-		if idLen <= 0 {
-			idLen = 256
+	return h.handleUnit(dst, Unit{Kind: classify(st, unit), Data: unit}, tcp, source)
+}
+
+// handleUnit executes one framed unit and appends any reply to dst.
+func (h *Handler) handleUnit(dst []byte, u Unit, tcp bool, source string) []byte {
+	switch {
+	case u.Oversized && u.Kind == KindJSON:
+		msg := fmt.Sprintf("JSON unit too large: %d bytes (data limit %d bytes)", u.Size, h.maxBody())
+		h.warn("oversized", "control: unit rejected: "+msg, "source", source)
+		return h.jsonReply(dst, tcp, map[string]string{"error": msg})
+	case u.Oversized:
+		h.warn("oversized", "control: unit rejected whole: longer than the limit", "source", source,
+			"kind", u.Kind.String(), "bytes", u.Size, "body_limit", h.maxBody())
+		return dst
+	case u.Kind == KindJSON:
+		return h.handleJSON(dst, u.Data, tcp, source)
+	case u.Kind == KindAuth:
+		// Reached only without a secret (the connection checks it first):
+		// there is nothing to check.
+		if tcp {
+			dst = append(dst, authOK...)
 		}
-		m, err := ParseMessage(unit, h.maxTokenLen(), idLen)
+		return dst
+	case u.Kind == KindMessage:
+		m, err := ParseMessage(u.Data, h.maxTokenLen(), h.maxIDLen())
 		if err != nil {
-			h.Logger.Debug("control: unit ignored", "source", source, "err", err, "unit", preview(unit))
+			reason := err
+			if e := errors.Unwrap(err); e != nil {
+				reason = e
+			}
+			h.warn(reason.Error(), "control: unit ignored: "+reason.Error(), "source", source, "unit", preview(u.Data))
 			return dst
 		}
 		h.processed.Add(1)
 		r, err := h.Backend.Publish(m)
 		if err != nil {
-			h.Logger.Warn("control: publish failed", "source", source, "err", err)
+			h.warn("publish", "control: publish failed", "source", source, "err", err)
 			return dst
 		}
 		h.Logger.Debug("control: published", "source", source, "target", m.Target, "id", r.ID, "receivers", r.Receivers)
 		return dst
 	}
+	s := string(u.Data)
 	if strings.HasPrefix(s, "tcp") && !tcp {
 		h.Logger.Debug("control: tcp command ignored on the fifo", "command", s)
 		return dst
@@ -178,34 +248,40 @@ func (h *Handler) Handle(dst []byte, unit []byte, tcp bool, source string) []byt
 	return dst
 }
 
+// Replies on the TCP port about authentication.
+const (
+	authOK = `{"auth": "ok"}` + "\n"
+)
+
+func (h *Handler) jsonReply(dst []byte, tcp bool, v any) []byte {
+	if !tcp {
+		return dst
+	}
+	b, _ := json.Marshal(v)
+	return append(append(dst, b...), '\n')
+}
+
 // handleJSON publishes a unit of the JSON framing, the same object as the
 // HTTP API takes, and answers on TCP with the result or the error, one
 // object per line.
 func (h *Handler) handleJSON(dst []byte, unit []byte, tcp bool, source string) []byte {
-	reply := func(v any) []byte {
-		if !tcp {
-			return dst
-		}
-		b, _ := json.Marshal(v)
-		return append(append(dst, b...), '\n')
-	}
 	var m publish.Message
 	dec := json.NewDecoder(bytes.NewReader(unit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&m); err != nil {
-		h.Logger.Debug("control: bad JSON unit", "source", source, "err", err)
-		return reply(map[string]string{"error": "bad JSON: " + err.Error()})
+		h.warn("bad JSON", "control: bad JSON unit", "source", source, "err", err)
+		return h.jsonReply(dst, tcp, map[string]string{"error": "bad JSON: " + err.Error()})
 	}
 	if err := m.Validate(h.Limits); err != nil {
-		h.Logger.Debug("control: JSON publication refused", "source", source, "err", err)
-		return reply(map[string]string{"error": err.Error()})
+		h.warn("JSON refused", "control: JSON publication refused", "source", source, "err", err)
+		return h.jsonReply(dst, tcp, map[string]string{"error": err.Error()})
 	}
 	h.processed.Add(1)
 	r, err := h.Backend.Publish(hub.Message{Targets: m.Targets(), Exclude: m.Exclude, Event: m.Event, Data: []byte(m.Data)})
 	if err != nil {
-		return reply(map[string]string{"error": err.Error()})
+		return h.jsonReply(dst, tcp, map[string]string{"error": err.Error()})
 	}
-	return reply(publish.Result{IDs: []string{r.ID}, Receivers: r.Receivers})
+	return h.jsonReply(dst, tcp, publish.Result{IDs: []string{r.ID}, Receivers: r.Receivers})
 }
 
 func (h *Handler) setLevel(l slog.Level, name string) {

@@ -1,128 +1,364 @@
 package control
 
 import (
-	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
-// ServeTCP serves the control port until ctx is done: a goroutine per
+// Replies that end a connection before it has authenticated.
+const (
+	authRequired = `{"error": "authentication required: send auth <secret> first"}` + "\n"
+	authTimedOut = `{"error": "authentication timeout"}` + "\n"
+	authBusy     = `{"error": "too many connections waiting to authenticate"}` + "\n"
+	notReading   = `{"error": "replies not read"}` + "\n"
+)
+
+const (
+	writeTimeout = 10 * time.Second
+	// maxReplyBacklog bounds the replies waiting for a client that sends
+	// commands faster than it reads the answers.
+	maxReplyBacklog = 1 << 20
+)
+
+// readBufs are the read buffers, shared: an idle connection holds none.
+var readBufs = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
+
+// ServeTCP serves the control port until ctx is done, with a goroutine per
 // control connection (there are few), each held open until the client
 // closes it or half-closes after its last message.
+//
+// Order across connections. A backend that publishes with one short
+// connection per message (open, write, close: PHP's way) must see its
+// messages delivered in order, as hasses, with one thread, always did. So:
+// a connection accepted later does not handle any byte of its own before
+// it has drained, in accept order, every earlier-accepted connection still
+// open: under that connection's lock, it reads (without blocking) the
+// bytes already in its socket when the later one was accepted, and hands
+// them to that connection's framer, including the end of file and the
+// flush of an unterminated fragment it ends. Every read of a connection,
+// by its own goroutine or by a later one draining it, happens under its
+// lock, together with the handling of what was read, so nothing read can
+// be handled late. A connection closed before the next was opened has its
+// bytes and its end of file in its socket by the time the next is
+// accepted (the accept queue is in order), so they are handled first, by
+// construction, whatever the scheduler does. Only a fragment still waiting
+// for its idle gap on a connection held open can come after.
 func (h *Handler) ServeTCP(ctx context.Context, ln net.Listener) error {
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	conns := map[net.Conn]struct{}{}
+	s := &tcpServer{h: h}
 	stop := context.AfterFunc(ctx, func() {
 		ln.Close()
-		mu.Lock()
-		for c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
+		s.closeAll()
 	})
 	defer stop()
-	defer wg.Wait()
+	defer func() {
+		s.closeAll() // the listener may have been closed before ctx was done
+		s.wg.Wait()
+	}()
+	var backoff time.Duration
 	for {
 		c, err := ln.Accept()
 		if err != nil {
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
+			// Out of file descriptors (EMFILE) and the like: the error
+			// repeats at once, so wait and log at most once a second.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			h.log(slog.LevelError, "accept", "control: accept failed", "err", err)
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return nil
 			}
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				continue
-			}
-			h.Logger.Error("control: accept failed", "err", err)
-			time.Sleep(100 * time.Millisecond) // out of fds: do not spin
 			continue
 		}
-		if h.Policy != nil && !h.Policy.PermitsConn(c.RemoteAddr()) {
-			h.Logger.Warn("control: connection refused: address not allowed", "remote", c.RemoteAddr().String())
-			c.Close()
-			continue
-		}
-		mu.Lock()
-		conns[c] = struct{}{}
-		mu.Unlock()
-		wg.Go(func() {
-			h.serveConn(ctx, c)
-			mu.Lock()
-			delete(conns, c)
-			mu.Unlock()
-			c.Close()
-		})
+		backoff = 0
+		s.start(ctx, c)
 	}
 }
 
-// serveConn reads units from one control connection. The replies to one
-// read are written back with one write, as hasses did.
-func (h *Handler) serveConn(ctx context.Context, c net.Conn) {
+type tcpServer struct {
+	h        *Handler
+	wg       sync.WaitGroup
+	unauthed atomic.Int64 // connections still to authenticate
+
+	mu   sync.Mutex
+	live []*ctlConn // open connections, in accept order
+}
+
+func (s *tcpServer) start(ctx context.Context, c net.Conn) {
+	h := s.h
 	source := c.RemoteAddr().String()
-	f := h.newFramer(source)
-	buf := make([]byte, 16<<10)
-	var reply []byte
-	authed := h.Policy == nil || h.Policy.Secret == ""
-	refused := false
-	handle := func(unit []byte) {
-		if refused {
-			return
-		}
-		if !authed {
-			// The first unit must be "auth <secret>"; nothing else is read
-			// before it.
-			secret, ok := bytes.CutPrefix(unit, []byte("auth "))
-			if ok && h.Policy.CheckSecret(string(secret)) {
-				authed = true
-				reply = append(reply, `{"auth": "ok"}`+"\n"...)
-				return
-			}
-			h.Logger.Warn("control: authentication failed", "remote", source)
-			reply = append(reply, `{"error": "authentication required: send auth <secret> first"}`+"\n"...)
-			refused = true
-			return
-		}
-		reply = h.Handle(reply, unit, true, source)
+	if h.Policy != nil && !h.Policy.PermitsConn(c.RemoteAddr()) {
+		h.warn("not allowed", "control: connection refused: address not allowed", "remote", source)
+		c.Close()
+		return
 	}
-	for ctx.Err() == nil {
-		if f.Pending() {
-			c.SetReadDeadline(time.Now().Add(h.idleGap()))
-		} else {
-			c.SetReadDeadline(time.Time{})
-		}
-		n, err := c.Read(buf)
-		reply = reply[:0]
-		if n > 0 {
-			f.Feed(buf[:n], handle)
-			if f.PendingCommand() {
-				f.Flush(handle)
-			}
-		}
-		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				f.Flush(handle) // the idle gap ended a fragment
-			} else {
-				f.Flush(handle) // end of file ends the last unit
-				if len(reply) > 0 {
-					c.Write(reply)
-				}
-				return
-			}
-		}
-		if len(reply) > 0 {
-			if _, err := c.Write(reply); err != nil {
-				return
-			}
-		}
-		if refused {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		h.Logger.Error("control: connection without a file descriptor", "remote", source)
+		c.Close()
+		return
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		c.Close()
+		return
+	}
+	cc := &ctlConn{h: h, c: c, rc: rc, source: source, fr: h.newFramer(), authed: true}
+	if h.Policy != nil && h.Policy.Secret != "" {
+		if s.unauthed.Add(1) > int64(h.maxUnauthed()) {
+			s.unauthed.Add(-1)
+			h.warn("unauthed cap", "control: connection refused: too many waiting to authenticate",
+				"remote", source, "limit", h.maxUnauthed())
+			c.SetWriteDeadline(time.Now().Add(time.Second))
+			c.Write([]byte(authBusy))
+			c.Close()
 			return
 		}
+		cc.unauthed = &s.unauthed
+		cc.authed, cc.fr.Restricted = false, true
+		cc.authBy = time.Now().Add(h.authTimeout())
+	}
+	s.mu.Lock()
+	cc.prev = slices.Clone(s.live)
+	s.live = append(s.live, cc)
+	s.mu.Unlock()
+	s.wg.Go(func() {
+		cc.serve(ctx)
+		cc.close()
+		s.mu.Lock()
+		if i := slices.Index(s.live, cc); i >= 0 {
+			s.live = slices.Delete(s.live, i, i+1)
+		}
+		s.mu.Unlock()
+	})
+}
+
+func (s *tcpServer) closeAll() {
+	s.mu.Lock()
+	live := slices.Clone(s.live)
+	s.mu.Unlock()
+	for _, cc := range live {
+		cc.close()
+	}
+}
+
+// ctlConn is one control connection.
+type ctlConn struct {
+	h      *Handler
+	c      net.Conn
+	rc     syscall.RawConn
+	source string
+	prev   []*ctlConn // earlier connections to drain before reading this one
+
+	// mu is held while reading the socket and handling what was read, by
+	// the connection's goroutine or by a later connection draining it.
+	mu       sync.Mutex
+	fr       *Framer
+	reply    []byte // replies not yet written
+	gen      int    // counts reads, to notice one done by another goroutine
+	lastRead time.Time
+	eof      bool // end of file (or a read error) handled
+	refused  bool // authentication failed: nothing more is handled
+	closed   bool
+	authed   bool
+	authBy   time.Time     // authentication deadline
+	unauthed *atomic.Int64 // the server's count, while this one is in it
+}
+
+type readResult uint8
+
+const (
+	readData readResult = iota
+	readAgain
+	readEnd
+)
+
+// read reads once from fd without blocking and handles what it got.
+// mu is held.
+func (cc *ctlConn) read(fd int) (int, readResult) {
+	bp := readBufs.Get().(*[]byte)
+	defer readBufs.Put(bp)
+	n, err := syscall.Read(fd, *bp)
+	for err == syscall.EINTR {
+		n, err = syscall.Read(fd, *bp)
+	}
+	if err == syscall.EAGAIN {
+		return 0, readAgain
+	}
+	cc.gen++
+	if err != nil || n <= 0 {
+		cc.fr.Flush(cc.handle) // end of file ends the last unit
+		cc.eof = true
+		return 0, readEnd
+	}
+	cc.lastRead = time.Now()
+	cc.fr.Feed((*bp)[:n], cc.handle)
+	if cc.fr.PendingCommand() {
+		cc.fr.Flush(cc.handle)
+	}
+	return n, readData
+}
+
+// handle executes one unit; mu is held.
+func (cc *ctlConn) handle(u Unit) {
+	if cc.refused {
+		return
+	}
+	h := cc.h
+	if u.Kind == KindAuth && h.Policy != nil && h.Policy.Secret != "" {
+		if !u.Oversized && h.Policy.CheckSecret(string(u.Data[len("auth "):])) {
+			cc.authed, cc.fr.Restricted = true, false
+			cc.leaveUnauthed()
+			cc.reply = append(cc.reply, authOK...)
+			return
+		}
+		h.warn("auth failed", "control: authentication failed", "remote", cc.source)
+		cc.refuse(authRequired)
+		return
+	}
+	if !cc.authed {
+		h.warn("auth failed", "control: authentication failed: first unit is not auth", "remote", cc.source)
+		cc.refuse(authRequired)
+		return
+	}
+	cc.reply = h.handleUnit(cc.reply, u, true, cc.source)
+	if len(cc.reply) > maxReplyBacklog {
+		h.warn("not reading", "control: connection closed: it does not read its replies", "remote", cc.source)
+		cc.reply = cc.reply[:0]
+		cc.refuse(notReading)
+	}
+}
+
+func (cc *ctlConn) refuse(msg string) {
+	cc.reply = append(cc.reply, msg...)
+	cc.refused = true
+}
+
+func (cc *ctlConn) leaveUnauthed() {
+	if cc.unauthed != nil {
+		cc.unauthed.Add(-1)
+		cc.unauthed = nil
+	}
+}
+
+func (cc *ctlConn) done() bool { return cc.eof || cc.refused || cc.closed }
+
+// drain is called by a later connection before it handles anything: it
+// handles the bytes that had arrived on cc by then, and its end of file.
+func (cc *ctlConn) drain(ctx context.Context) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if cc.done() {
+		return
+	}
+	gen := cc.gen
+	cc.rc.Control(func(fd uintptr) {
+		avail, err := unix.IoctlGetInt(int(fd), unix.SIOCINQ)
+		if err != nil {
+			avail = 0
+		}
+		// Read what was there, then once more: that read sees the end of
+		// file if it had arrived with them (it follows the last byte).
+		for got := 0; got <= avail && !cc.done() && ctx.Err() == nil; {
+			n, r := cc.read(int(fd))
+			if r != readData {
+				break
+			}
+			got += n
+		}
+	})
+	if cc.gen != gen {
+		// Wake the connection's goroutine: replies to write, a fragment
+		// whose idle gap starts now, or the end.
+		cc.c.SetReadDeadline(time.Now())
+	}
+}
+
+// serve runs the connection until it ends; the replies are written by
+// this goroutine only, in order.
+func (cc *ctlConn) serve(ctx context.Context) {
+	for _, p := range cc.prev {
+		p.drain(ctx)
+	}
+	cc.prev = nil
+	gap := cc.h.idleGap()
+	for ctx.Err() == nil {
+		cc.mu.Lock()
+		out := cc.reply
+		cc.reply = nil
+		done, gen := cc.done(), cc.gen
+		var deadline time.Time
+		if cc.fr.Pending() {
+			deadline = cc.lastRead.Add(gap)
+		}
+		if !cc.authed && (deadline.IsZero() || cc.authBy.Before(deadline)) {
+			deadline = cc.authBy
+		}
+		cc.mu.Unlock()
+		if len(out) > 0 {
+			cc.c.SetWriteDeadline(time.Now().Add(writeTimeout))
+			if _, err := cc.c.Write(out); err != nil {
+				return
+			}
+		}
+		if done {
+			return
+		}
+		cc.c.SetReadDeadline(deadline)
+		err := cc.rc.Read(func(fd uintptr) bool {
+			cc.mu.Lock()
+			defer cc.mu.Unlock()
+			if cc.gen != gen || cc.done() {
+				return true // another goroutine read: look again
+			}
+			_, r := cc.read(int(fd))
+			return r != readAgain
+		})
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			return
+		}
+		cc.mu.Lock()
+		now := time.Now()
+		switch {
+		case cc.done() || cc.gen != gen:
+		case !cc.authed && !now.Before(cc.authBy):
+			cc.h.warn("auth timeout", "control: connection closed: no authentication in time", "remote", cc.source)
+			cc.refuse(authTimedOut)
+		case cc.fr.Pending() && !now.Before(cc.lastRead.Add(gap)):
+			cc.fr.Flush(cc.handle) // the idle gap ended a fragment
+		}
+		cc.mu.Unlock()
+	}
+}
+
+// close closes the socket. Not under mu: Close waits for the reads in
+// progress, and the connection's own read may be waiting for mu. (A later
+// connection reads this one through RawConn.Control, which never runs on
+// a closed descriptor.)
+func (cc *ctlConn) close() {
+	cc.mu.Lock()
+	first := !cc.closed
+	cc.closed = true
+	cc.leaveUnauthed()
+	cc.mu.Unlock()
+	if first {
+		cc.c.Close()
 	}
 }

@@ -20,13 +20,13 @@ var commandWords = []string{
 }
 
 // isCommand reports an exact, case-sensitive command match (spec 4.4).
-func isCommand(s string) bool {
+func isCommand(s []byte) bool {
 	for _, w := range commandWords {
-		if strings.HasSuffix(w, ":") {
-			if strings.HasPrefix(s, w) && len(s) > len(w) {
+		if w[len(w)-1] == ':' {
+			if hasPrefix(s, w) && len(s) > len(w) {
 				return true
 			}
-		} else if s == w {
+		} else if string(s) == w {
 			return true
 		}
 	}
@@ -35,8 +35,13 @@ func isCommand(s string) bool {
 
 // isFixedCommand reports a command word that cannot grow: a fragment equal
 // to it is complete even without a terminator.
-func isFixedCommand(s string) bool {
-	return !strings.Contains(s, ":") && isCommand(s)
+func isFixedCommand(s []byte) bool {
+	for _, w := range commandWords {
+		if w[len(w)-1] != ':' && string(s) == w {
+			return true
+		}
+	}
+	return false
 }
 
 // Errors of ParseMessage.
@@ -46,6 +51,9 @@ var (
 	ErrTokenLength = errors.New("token too long")
 	ErrBadExclude  = errors.New("'*' after the excluded client id")
 	ErrBadEvent    = errors.New("line break in the event name")
+	ErrEventLength = errors.New("event name too long")
+	ErrTokenSpace  = errors.New("blank or control character in the token (a subscriber's token never has one)")
+	ErrNotCommand  = errors.New("not a command and no '='")
 )
 
 // ParseMessage parses "token=body" (spec 4.8-4.9, with bodies that may
@@ -59,7 +67,7 @@ var (
 func ParseMessage(unit []byte, maxTokenLen, maxIDLen int) (hub.Message, error) {
 	i := bytes.IndexByte(unit, '=')
 	if i < 0 {
-		return hub.Message{}, errors.New("not a command and no '='")
+		return hub.Message{}, ErrNotCommand
 	}
 	if i == 0 {
 		return hub.Message{}, ErrNoToken
@@ -72,8 +80,16 @@ func ParseMessage(unit []byte, maxTokenLen, maxIDLen int) (hub.Message, error) {
 		return hub.Message{}, ErrEmptyBody
 	}
 	token, event, _ := strings.Cut(token, "#")
-	if strings.ContainsAny(event, "\r\n") {
+	for _, c := range []byte(token) {
+		if c <= ' ' || c == 0x7f {
+			return hub.Message{}, ErrTokenSpace
+		}
+	}
+	if strings.ContainsAny(event, "\r\n\x00") {
 		return hub.Message{}, ErrBadEvent
+	}
+	if len(event) > maxTokenLen {
+		return hub.Message{}, fmt.Errorf("%w (limit %d)", ErrEventLength, maxTokenLen)
 	}
 	target, exclude, _ := strings.Cut(token, "-")
 	if target == "" {

@@ -12,6 +12,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -47,6 +48,10 @@ func Detach(logFile string) (isParent bool, err error) {
 		return false, fmt.Errorf("daemon: %w", err)
 	}
 	defer null.Close()
+	var logStart int64 // where this start's lines begin, to quote them
+	if fi, err := logf.Stat(); err == nil {
+		logStart = fi.Size()
+	}
 	r, w, err := os.Pipe()
 	if err != nil {
 		return false, fmt.Errorf("daemon: pipe: %w", err)
@@ -76,13 +81,32 @@ func Detach(logFile string) (isParent bool, err error) {
 		case m == "ok":
 			return true, nil
 		case m == "":
-			return true, fmt.Errorf("daemon: the background process exited during startup; see %s", logFile)
+			return true, fmt.Errorf("daemon: the background process exited during startup; see %s%s", logFile, logTail(logFile, logStart))
 		default:
 			return true, errors.New(m)
 		}
 	case <-time.After(10 * time.Second):
-		return true, fmt.Errorf("daemon: no word from the background process after 10 s; see %s", logFile)
+		return true, fmt.Errorf("daemon: no word from the background process after 10 s; see %s%s", logFile, logTail(logFile, logStart))
 	}
+}
+
+// logTail returns the end of what the log got from offset on, as a quote
+// to add to an error, or "".
+func logTail(path string, offset int64) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	const most = 2048
+	if fi, err := f.Stat(); err == nil && fi.Size()-offset > most {
+		offset = fi.Size() - most
+	}
+	b, _ := io.ReadAll(io.NewSectionReader(f, offset, most))
+	if t := strings.TrimSpace(string(b)); t != "" {
+		return ":\n" + t
+	}
+	return ""
 }
 
 var report sync.Once
@@ -172,9 +196,10 @@ func DropPrivileges(name string) error {
 
 // LogWriter appends to a log file and can reopen it after rotation.
 type LogWriter struct {
-	mu   sync.Mutex
-	path string
-	f    *os.File
+	mu    sync.Mutex
+	path  string
+	f     *os.File
+	stdio bool // the file is also standard output and standard error
 }
 
 // OpenLog opens path for appending.
@@ -183,11 +208,39 @@ func OpenLog(path string) (*LogWriter, error) {
 	return w, w.Reopen()
 }
 
+// OpenDaemonLog opens path for appending and makes it standard output and
+// standard error too (fds 1 and 2), again at every Reopen: what the runtime
+// or a library writes there (a panic, a race report) lands in the current
+// log, and no descriptor keeps a rotated file, and its disk space, alive.
+func OpenDaemonLog(path string) (*LogWriter, error) {
+	w := &LogWriter{path: path, stdio: true}
+	return w, w.Reopen()
+}
+
 // Reopen closes the file and opens path again (SIGHUP after logrotate).
 func (w *LogWriter) Reopen() error {
 	f, err := os.OpenFile(w.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
 	if err != nil {
 		return fmt.Errorf("log file: %w", err)
+	}
+	if w.stdio {
+		sc, err := f.SyscallConn()
+		if err == nil {
+			cerr := sc.Control(func(fd uintptr) {
+				for _, std := range []int{1, 2} {
+					if err == nil {
+						err = syscall.Dup3(int(fd), std, 0)
+					}
+				}
+			})
+			if err == nil {
+				err = cerr
+			}
+		}
+		if err != nil {
+			f.Close()
+			return fmt.Errorf("log file: redirecting standard output and error: %w", err)
+		}
 	}
 	w.mu.Lock()
 	old := w.f

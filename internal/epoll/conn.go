@@ -1,64 +1,45 @@
 package epoll
 
 import (
-	"bytes"
-	"errors"
-	"math/rand/v2"
 	"net/netip"
-	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/hasses-go/hasses/internal/handshake"
-	"github.com/hasses-go/hasses/internal/hub"
-	"github.com/hasses-go/hasses/internal/sse"
+	"github.com/hasses-go/hasses/internal/stream"
 )
 
-type connState uint8
-
-const (
-	stateHead   connState = iota // waiting for a complete request head
-	stateStream                  // streaming events
-	stateLinger                  // answered and half-closed; waiting for the peer to close
-	stateClosed
-)
-
-func (s connState) String() string {
-	return [...]string{"handshake", "streaming", "closing", "closed"}[s]
-}
-
-// conn is one connection of the SSE port. It is kept small: tens of
-// thousands of them live at once.
+// conn is one connection of the SSE port: the shared HTTP/1.x state
+// machine, its socket, and its place in the loop's deadline heap. It is kept
+// small: tens of thousands of them live at once.
 type conn struct {
-	fd        int
-	state     connState
-	blocked   bool // the socket is full; wait for EPOLLOUT
-	ending    bool // the stream's last chunk is queued
-	endReq    bool // end the stream once the current event is complete
-	sub       *hub.Sub
-	in        []byte // request head received so far; nil while streaming
-	out       []byte // connection-specific bytes, written before any event
-	outOff    int
-	endRetry  time.Duration // retry hint with the last chunk
-	peer      unix.Sockaddr
-	userAgent string
-	opened    time.Time
-	deadline  time.Time // handshake, stream lifetime, or linger end
-	lastWrite time.Time
+	stream.Conn
+	fd   int32
+	hidx int32 // index in the loop's deadline heap, -1 when not in it
+	hat  int64 // the deadline it is filed under, Unix nanoseconds
 }
 
-// idle reports whether nothing is queued, so a heartbeat or a new head may
-// be written without cutting into an event.
-func (c *conn) idle() bool {
-	return !c.blocked && c.outOff == len(c.out) && (c.sub == nil || !c.sub.Pending())
+// fdWriter writes to one socket without blocking: a short count means the
+// socket is full.
+type fdWriter struct {
+	fd  int
+	iov []unix.Iovec
+}
+
+func (w *fdWriter) Write(bufs [][]byte) (int, error) {
+	n, err := sendv(w.fd, bufs, w.iov)
+	if err == unix.EAGAIN || err == unix.EINTR {
+		return n, nil
+	}
+	return n, err
 }
 
 func (l *loop) read(c *conn) {
-	for c.state != stateClosed {
-		n, err := unix.Read(c.fd, l.rbuf)
+	for c.State() != stream.StateClosed {
+		n, err := unix.Read(int(c.fd), l.rbuf)
 		switch {
 		case n > 0:
-			l.received(c, l.rbuf[:n])
+			l.act(c, c.Received(l.rbuf[:n], l.owner, c, l.now))
 		case err == nil: // end of file
 			l.close(c)
 			return
@@ -72,270 +53,61 @@ func (l *loop) read(c *conn) {
 	}
 }
 
-// received handles bytes from the client.
-func (l *loop) received(c *conn, p []byte) {
-	switch c.state {
-	case stateHead:
-	case stateStream:
-		// hasses' reinit: a streaming client may send a new GET request.
-		if len(c.in) == 0 && !(l.srv.cfg.Reinit.Load() && bytes.HasPrefix(p, []byte("GET "))) {
-			return // anything else sent after the handshake is ignored
-		}
+// act carries out what the connection asked for.
+func (l *loop) act(c *conn, a stream.Action) {
+	switch a {
+	case stream.Flush:
+		l.flush(c)
+	case stream.Close:
+		l.close(c)
 	default:
-		return
-	}
-	if len(c.in) == 0 {
-		// The usual case: the whole head in one read. It is parsed from the
-		// loop's read buffer, so the connection allocates no buffer for it.
-		if end := handshake.HeadEnd(p); end >= 0 {
-			l.request(c, p[:end])
-			return
-		}
-	}
-	max := l.hcfg.HeadLimit()
-	room := max + 1 - len(c.in)
-	c.in = append(c.in, p[:min(len(p), room)]...)
-	end := handshake.HeadEnd(c.in)
-	if end < 0 {
-		if len(c.in) > max {
-			l.fail(c, 431)
-		}
-		return
-	}
-	head := c.in[:end]
-	c.in = nil
-	l.request(c, head)
-}
-
-// request acts on a complete request head.
-func (l *loop) request(c *conn, head []byte) {
-	req, err := handshake.Parse(head, l.hcfg)
-	if err != nil {
-		status := 400
-		var he *handshake.Error
-		if errors.As(err, &he) {
-			status = he.Status
-		}
-		l.srv.cfg.Logger.Debug("bad request", "peer", sockaddrString(c.peer), "status", status, "err", err)
-		l.fail(c, status)
-		return
-	}
-	switch req.Method {
-	case "HEAD":
-		l.answer(c, handshake.AppendHeadResponse(nil, l.hcfg, l.now, req.Origin))
-		return
-	case "OPTIONS":
-		l.answer(c, handshake.AppendOptionsResponse(nil, l.hcfg, l.now, req.Origin))
-		return
-	}
-	var expires time.Time
-	if auth := l.srv.cfg.Authorize; auth != nil {
-		var status int
-		if expires, status, err = auth(req, l.now); err != nil {
-			l.srv.unauthorized.Add(1)
-			l.srv.cfg.Logger.Debug("stream refused", "peer", sockaddrString(c.peer), "status", status, "err", err)
-			l.fail(c, status)
-			return
-		}
-	}
-	if c.state == stateStream { // reinit
-		if !c.idle() {
-			return // mid-event: a head now would corrupt the stream
-		}
-		if req.ID == "" {
-			req.ID = c.sub.ID
-		}
-		l.hub.Unsubscribe(c.sub)
-		c.sub = nil
-		l.srv.sseConn.Add(-1)
-	}
-	sub, replay := l.hub.Subscribe(l.owner, req.Tokens, req.ID, req.LastEventID, c)
-	c.sub = sub
-	c.state = stateStream
-	c.userAgent = req.UserAgent
-	l.srv.sseConn.Add(1)
-	life := l.srv.cfg.Lifetime
-	c.deadline = l.now.Add(life - time.Duration(rand.Int64N(int64(life)/5+1)))
-	if !expires.IsZero() && expires.Before(c.deadline) {
-		c.deadline = expires // the grant ends, so does the stream
-	}
-	var extra []string
-	if replay != hub.ReplayNone {
-		extra = append(extra, "X-Hasses-Replay: "+replay.String())
-	}
-	// The head is built in the loop's scratch buffer and usually written at
-	// once; only an unwritten rest is copied to the connection.
-	out := handshake.AppendStreamHead(l.scratch[:0], l.hcfg, l.now, req.Origin, extra...)
-	if r := l.srv.cfg.Retry; r > 0 {
-		out = sse.AppendRetry(out, r.Milliseconds())
-	}
-	if replay == hub.ReplayGap || replay == hub.ReplayUnknown {
-		// Tell the page it missed events it cannot get back, so it can
-		// resynchronise from its backend instead of showing a hole.
-		// Its id is where this stream resumes, so that a reconnect does not
-		// send the unusable id again.
-		out = sse.AppendEvent(out, []byte(l.hub.CursorID(sub)), "hasses-reset", []byte(replay.String()))
-	}
-	l.scratch = out[:0]
-	c.out, c.outOff = out, 0
-	l.flush(c)
-	if c.outOff < len(c.out) { // the socket took only part of it
-		c.out, c.outOff = bytes.Clone(c.out[c.outOff:]), 0
+		l.schedule(c)
 	}
 }
 
-// fail answers with an error status and closes.
-func (l *loop) fail(c *conn, status int) {
-	if c.state == stateStream {
-		l.close(c) // never write an error head into a chunked body
-		return
-	}
-	l.answer(c, handshake.AppendError(nil, l.hcfg, status, l.now))
-}
-
-// answer writes a complete response and closes the connection after it.
-func (l *loop) answer(c *conn, resp []byte) {
-	if c.sub != nil {
-		l.hub.Unsubscribe(c.sub)
-		c.sub = nil
-		l.srv.sseConn.Add(-1)
-	}
-	c.state = stateLinger
-	c.in = nil
-	c.out = append(c.out[:0], resp...)
-	c.outOff = 0
-	c.deadline = l.now.Add(lingerTime)
-	l.flush(c)
-}
-
-// end finishes a stream cleanly: after the current event, an optional retry
-// hint and the last chunk, then close.
-func (l *loop) end(c *conn, retry time.Duration) {
-	if c.state != stateStream || c.endReq {
-		return
-	}
-	c.endReq = true
-	c.endRetry = retry
-	c.deadline = l.now.Add(lingerTime + l.srv.cfg.Drain)
-	l.flush(c)
-}
-
-// lag closes a stream that fell further behind than the lag limit. Its
-// client reconnects with Last-Event-ID and replays what history still has.
-func (l *loop) lag(c *conn) {
-	l.srv.lagged.Add(1)
-	l.srv.cfg.Logger.Debug("closing slow subscriber", "peer", sockaddrString(c.peer))
-	l.close(c)
-}
-
-// flush writes what is queued for c: its own bytes first, then events from
-// the hub, until the socket is full or nothing is left.
+// flush writes what is queued for c until the socket is full or nothing is
+// left.
 func (l *loop) flush(c *conn) {
-	for !c.blocked && c.state != stateClosed {
-		if c.outOff < len(c.out) {
-			n, err := send(c.fd, c.out[c.outOff:])
-			if err != nil && err != unix.EAGAIN {
-				l.close(c)
-				return
-			}
-			c.outOff += n
-			c.lastWrite = l.now
-			if c.outOff < len(c.out) {
-				c.blocked = true
-				return
-			}
-			c.out, c.outOff = nil, 0
-			if c.state == stateLinger || c.ending {
-				l.linger(c)
-				return
-			}
-		}
-		if c.state != stateStream {
-			return
-		}
-		if l.hub.Fill(c.sub, &l.batch, maxIov, maxBatchBytes) {
-			l.lag(c)
-			return
-		}
-		b := &l.batch
-		if len(b.Bufs) == 0 {
-			if c.endReq && !c.sub.Pending() {
-				if c.endRetry > 0 {
-					c.out = sse.AppendRetry(c.out, c.endRetry.Milliseconds())
-				}
-				c.out = append(c.out, sse.LastChunk...)
-				c.ending = true
-				continue
-			}
-			return
-		}
-		n, err := sendv(c.fd, b.Bufs, l.iov)
-		l.writes++
-		if err != nil && err != unix.EAGAIN {
-			l.close(c)
-			return
-		}
-		c.sub.Wrote(b, n)
-		c.lastWrite = l.now
-		if n < b.Bytes {
-			c.blocked = true
-			return
-		}
-		if len(b.Bufs) < maxIov && b.Bytes < maxBatchBytes && !c.endReq {
-			return // everything pending was written
-		}
+	if c.State() == stream.StateClosed {
+		return
 	}
-}
-
-// linger half-closes after a complete answer and waits for the peer to
-// close, so the answer is not lost to a reset caused by unread input.
-func (l *loop) linger(c *conn) {
-	if c.sub != nil {
-		l.hub.Unsubscribe(c.sub)
-		c.sub = nil
-		l.srv.sseConn.Add(-1)
+	l.w.fd = int(c.fd)
+	switch c.Flush(&l.w, &l.sc, l.now) {
+	case stream.Failed:
+		l.close(c)
+		return
+	case stream.Finished:
+		// Half-close after a complete answer or a close-delimited stream,
+		// and wait for the peer to close, so that the answer is not lost
+		// to a reset caused by unread input.
+		unix.Shutdown(int(c.fd), unix.SHUT_WR)
 	}
-	c.state = stateLinger
-	c.deadline = l.now.Add(lingerTime)
-	unix.Shutdown(c.fd, unix.SHUT_WR)
+	l.schedule(c)
 }
 
 func (l *loop) close(c *conn) {
-	if c.state == stateClosed {
+	if c.State() == stream.StateClosed {
 		return
 	}
-	if c.sub != nil {
-		l.hub.Unsubscribe(c.sub)
-		c.sub = nil
-		l.srv.sseConn.Add(-1)
-	}
-	c.state = stateClosed
-	l.srv.perIP.Release(sockaddrIP(c.peer))
-	unix.Close(c.fd) // also removes it from the epoll set
+	c.Close()
+	l.unschedule(c)
+	unix.Close(int(c.fd)) // also removes it from the epoll set
 	l.conns[c.fd] = nil
 	l.nconns--
-	l.srv.noteConn(-1)
-	c.in, c.out = nil, nil
 }
 
-func sockaddrIP(sa unix.Sockaddr) netip.Addr {
-	switch a := sa.(type) {
-	case *unix.SockaddrInet4:
-		return netip.AddrFrom4(a.Addr)
-	case *unix.SockaddrInet6:
-		return netip.AddrFrom16(a.Addr).Unmap()
-	}
-	return netip.Addr{}
+// refuse answers a connection that was not admitted and closes it.
+func (l *loop) refuse(fd, status int) {
+	send(fd, handshake.AppendError(nil, l.hcfg, status, l.now))
+	unix.Close(fd)
 }
 
-func sockaddrString(sa unix.Sockaddr) string {
+func sockaddrAddrPort(sa unix.Sockaddr) netip.AddrPort {
 	switch a := sa.(type) {
 	case *unix.SockaddrInet4:
-		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port)).String()
+		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port))
 	case *unix.SockaddrInet6:
-		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr), uint16(a.Port)).String()
-	case *unix.SockaddrUnix:
-		return a.Name
+		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr).Unmap(), uint16(a.Port))
 	}
-	return "?"
+	return netip.AddrPort{}
 }

@@ -16,24 +16,27 @@ import (
 
 	"github.com/hasses-go/hasses/internal/handshake"
 	"github.com/hasses-go/hasses/internal/hub"
+	"github.com/hasses-go/hasses/internal/stream"
 )
 
 type testServer struct {
 	hub  *hub.Hub
+	core *stream.Core
 	srv  *Server
 	addr string
 	stop func()
 }
 
-func newTestServer(t *testing.T, hcfg hub.Config, cfg Config) *testServer {
+func newTestServer(t *testing.T, hcfg hub.Config, scfg stream.Config, cfg Config) *testServer {
 	t.Helper()
 	h := hub.New(hcfg)
-	cfg.Handshake = &handshake.Config{Path: "/sse"}
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	scfg.Handshake = &handshake.Config{Path: "/sse"}
+	scfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	core := stream.New(h, scfg)
 	if cfg.Loops == 0 {
 		cfg.Loops = 2
 	}
-	srv, err := New(h, cfg)
+	srv, err := New(core, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +51,7 @@ func newTestServer(t *testing.T, hcfg hub.Config, cfg Config) *testServer {
 			t.Error(err)
 		}
 	})
-	ts := &testServer{hub: h, srv: srv, addr: ln.Addr().String(), stop: func() { cancel(); wg.Wait() }}
+	ts := &testServer{hub: h, core: core, srv: srv, addr: ln.Addr().String(), stop: func() { cancel(); wg.Wait() }}
 	var once sync.Once
 	stop := ts.stop
 	ts.stop = func() { once.Do(stop) }
@@ -107,14 +110,17 @@ func waitSubscribed(t *testing.T, h *hub.Hub, token string, n int) {
 	t.Fatalf("%d subscribers on %s, want %d", h.SubscribedClients(token), token, n)
 }
 
-// A slow reader with a tiny receive buffer forces partial writes: every
-// event must still arrive whole, in order.
+// A reader slower than the publisher, behind a small send buffer, forces
+// partial writes: every event must still arrive whole, in order. (The
+// client keeps its default receive buffer: a tiny one makes the kernel's
+// silly-window avoidance wait for its timers, which takes seconds. The
+// stream core's tests cover short writes byte by byte.)
 func TestPartialWritesAreResumed(t *testing.T) {
-	ts := newTestServer(t, hub.Config{MaxLag: 64 << 20}, Config{SendBuffer: 4096})
-	c, r := ts.open(t, "?subscribe=t", 4096)
-	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	ts := newTestServer(t, hub.Config{MaxLag: 64 << 20}, stream.Config{}, Config{SendBuffer: 4096})
+	c, r := ts.open(t, "?subscribe=t", 0)
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
 	body := strings.Repeat("p", 3000)
-	const n = 300
+	const n = 600
 	go func() {
 		for i := range n {
 			ts.hub.Publish(hub.Message{Target: "t", Data: fmt.Appendf(nil, "%d %s", i, body)})
@@ -135,7 +141,7 @@ func TestPartialWritesAreResumed(t *testing.T) {
 func TestLaggingStreamIsClosedOthersServed(t *testing.T) {
 	// The reader must never fall 1 MiB behind, even on a busy machine; the
 	// stalled client holds about 20 KB in the kernel, then falls behind.
-	ts := newTestServer(t, hub.Config{MaxLag: 1 << 20}, Config{SendBuffer: 8192})
+	ts := newTestServer(t, hub.Config{MaxLag: 1 << 20}, stream.Config{}, Config{SendBuffer: 8192})
 	stalled, _ := ts.open(t, "?subscribe=t", 4096)
 	_, reader := ts.open(t, "?subscribe=t", 0)
 	waitSubscribed(t, ts.hub, "t", 2)
@@ -160,11 +166,11 @@ func TestLaggingStreamIsClosedOthersServed(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	for end := time.Now().Add(5 * time.Second); time.Now().Before(end) && ts.srv.Lagged() == 0; {
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end) && ts.core.Stats().Lagged == 0; {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if ts.srv.Lagged() != 1 {
-		t.Fatalf("lagged = %d, want 1", ts.srv.Lagged())
+	if n := ts.core.Stats().Lagged; n != 1 {
+		t.Fatalf("lagged = %d, want 1", n)
 	}
 	// The stalled client sees its stream closed once it reads.
 	stalled.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -174,7 +180,7 @@ func TestLaggingStreamIsClosedOthersServed(t *testing.T) {
 }
 
 func TestMaxConnsAnswers503(t *testing.T) {
-	ts := newTestServer(t, hub.Config{}, Config{MaxConns: 1})
+	ts := newTestServer(t, hub.Config{}, stream.Config{MaxConns: 1}, Config{})
 	ts.open(t, "?subscribe=a", 0)
 	c, err := net.Dial("tcp", ts.addr)
 	if err != nil {
@@ -186,13 +192,13 @@ func TestMaxConnsAnswers503(t *testing.T) {
 	if err != nil || resp.StatusCode != 503 {
 		t.Fatalf("over the limit: %v %v", resp, err)
 	}
-	if ts.srv.Refused() != 1 {
-		t.Errorf("refused = %d", ts.srv.Refused())
+	if n := ts.core.Stats().Refused; n != 1 {
+		t.Errorf("refused = %d", n)
 	}
 }
 
 func TestDrainEndsStreamsWithLastChunk(t *testing.T) {
-	ts := newTestServer(t, hub.Config{}, Config{Drain: 3 * time.Second})
+	ts := newTestServer(t, hub.Config{}, stream.Config{Drain: 3 * time.Second}, Config{})
 	var readers []*bufio.Reader
 	var conns []net.Conn
 	for range 5 {
@@ -218,8 +224,29 @@ func TestDrainEndsStreamsWithLastChunk(t *testing.T) {
 		c.Close()
 	}
 	<-stopped
-	all, streaming, _, delivered := ts.srv.Counters()
-	if all != 0 || streaming != 0 || delivered != 5 {
-		t.Errorf("after drain: all %d streaming %d delivered %d", all, streaming, delivered)
+	st := ts.core.Stats()
+	if st.Conns != 0 || st.Streams != 0 || st.Delivered != 5 {
+		t.Errorf("after drain: %+v", st)
+	}
+}
+
+// More loops than the 64 the hub once allowed (the default on a host with
+// 65+ CPUs) start and serve.
+func TestMoreThan64Loops(t *testing.T) {
+	ts := newTestServer(t, hub.Config{}, stream.Config{}, Config{Loops: 70})
+	var readers []*bufio.Reader
+	for range 10 {
+		_, r := ts.open(t, "?subscribe=t", 0)
+		readers = append(readers, r)
+	}
+	waitSubscribed(t, ts.hub, "t", 10)
+	ts.hub.Publish(hub.Message{Target: "t", Data: []byte("hello")})
+	for i, r := range readers {
+		if got, err := readEvent(r); err != nil || got != "hello" {
+			t.Fatalf("stream %d: %q %v", i, got, err)
+		}
+	}
+	if n := len(ts.srv.Clients()); n != 10 {
+		t.Errorf("Clients over 70 loops: %d, want 10", n)
 	}
 }

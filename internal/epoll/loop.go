@@ -3,7 +3,6 @@ package epoll
 import (
 	"encoding/binary"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,20 +11,21 @@ import (
 
 	"github.com/hasses-go/hasses/internal/handshake"
 	"github.com/hasses-go/hasses/internal/hub"
-	"github.com/hasses-go/hasses/internal/sse"
+	"github.com/hasses-go/hasses/internal/stream"
 )
 
 const (
-	readBufSize   = 16 << 10
-	maxBatchBytes = 256 << 10 // per write, so one stream cannot hog a loop
-	lingerTime    = 2 * time.Second
-	sweepEvery    = time.Second
+	readBufSize = 16 << 10
+	// sweepEvery is how often heartbeats are sent and blocked streams
+	// checked; deadlines have their own heap.
+	sweepEvery = time.Second
 )
 
 // loop is one epoll instance and the connections it owns. Everything but
 // the command queue and the wake flag is touched only by its goroutine.
 type loop struct {
 	srv   *Server
+	core  *stream.Core
 	hub   *hub.Hub
 	hcfg  *handshake.Config
 	owner *hub.Owner
@@ -48,13 +48,12 @@ type loop struct {
 	flushDue time.Time
 	lastPass time.Time     // when the last flush pass ended
 	passCost time.Duration // how long it took
-	writes   int64         // flushed to srv.writes after each pass
 
-	rbuf    []byte
-	scratch []byte // response heads are built here
-	batch   hub.Batch
-	iov     []unix.Iovec
-	ready   []*hub.Sub
+	rbuf  []byte
+	w     fdWriter
+	sc    stream.Scratch
+	ready []*hub.Sub
+	heap  []*conn // deadlines; see deadline.go
 }
 
 func newLoop(s *Server, idx int) (*loop, error) {
@@ -67,13 +66,13 @@ func newLoop(s *Server, idx int) (*loop, error) {
 		unix.Close(epfd)
 		return nil, fmt.Errorf("epoll: eventfd: %w", err)
 	}
-	l := &loop{srv: s, hub: s.hub, hcfg: s.cfg.Handshake, epfd: epfd, evfd: evfd, lfd: -1,
-		rbuf: make([]byte, readBufSize), iov: make([]unix.Iovec, 0, maxIov)}
+	l := &loop{srv: s, core: s.core, hub: s.core.Hub(), hcfg: s.core.Config().Handshake, epfd: epfd, evfd: evfd, lfd: -1,
+		rbuf: make([]byte, readBufSize), w: fdWriter{fd: -1, iov: make([]unix.Iovec, 0, maxIov)}}
 	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, evfd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(evfd)}); err != nil {
 		l.closeFds()
 		return nil, fmt.Errorf("epoll: add eventfd: %w", err)
 	}
-	l.owner = s.hub.NewOwner(l.wake)
+	l.owner = s.core.NewOwner(l.wake)
 	return l, nil
 }
 
@@ -120,19 +119,25 @@ func (l *loop) post(fn func()) {
 	unix.Write(l.evfd, one[:])
 }
 
-func (l *loop) run() {
+// run serves until the loop is stopped; an error means the loop cannot go
+// on, and the server stops.
+func (l *loop) run() error {
 	events := make([]unix.EpollEvent, 256)
 	l.now = time.Now()
 	lastSweep := l.now
 	for !l.stopped {
-		timeout := int(sweepEvery / time.Millisecond)
+		wait := sweepEvery - l.now.Sub(lastSweep)
 		if !l.flushDue.IsZero() {
-			timeout = max(0, min(timeout, int(time.Until(l.flushDue)/time.Millisecond)+1))
+			wait = min(wait, l.flushDue.Sub(l.now))
 		}
+		if c := l.due(); c != nil {
+			wait = min(wait, c.Deadline().Sub(l.now))
+		}
+		// Round up, so that the loop never wakes a little early and spins.
+		timeout := max(0, int((wait+time.Millisecond-1)/time.Millisecond))
 		n, err := unix.EpollWait(l.epfd, events, timeout)
 		if err != nil && err != unix.EINTR {
-			l.srv.cfg.Logger.Error("epoll wait failed", "err", err)
-			return
+			return fmt.Errorf("epoll wait: %w", err)
 		}
 		l.now = time.Now()
 		for i := 0; i < n; i++ {
@@ -142,7 +147,9 @@ func (l *loop) run() {
 			case fd == l.evfd:
 				l.wakeup()
 			case fd == l.lfd:
-				l.accept()
+				if err := l.accept(); err != nil {
+					return err
+				}
 			default:
 				if fd < len(l.conns) && l.conns[fd] != nil {
 					l.handle(l.conns[fd], ev.Events)
@@ -153,6 +160,10 @@ func (l *loop) run() {
 			l.flushDue = time.Time{}
 			l.pass()
 		}
+		for c := l.due(); c != nil && !l.now.Before(c.Deadline()); c = l.due() {
+			l.unschedule(c)
+			l.act(c, c.Tick(l.now))
+		}
 		if l.now.Sub(lastSweep) >= sweepEvery {
 			lastSweep = l.now
 			l.sweep()
@@ -161,13 +172,13 @@ func (l *loop) run() {
 			l.stopped = true
 		}
 	}
+	return nil
 }
 
 // wakeup runs posted commands and flushes the streams with new events.
 func (l *loop) wakeup() {
 	var buf [8]byte
 	unix.Read(l.evfd, buf[:])
-	l.wakePending.Store(false)
 	l.cmdMu.Lock()
 	cmds := l.cmds
 	l.cmds = nil
@@ -184,6 +195,8 @@ func (l *loop) wakeup() {
 		if l.flushDue.IsZero() {
 			l.flushDue = due // the run loop waits for it
 		}
+		// wakePending stays set until the pass: publishers meanwhile need
+		// not write the eventfd, the pass is due anyway.
 		return
 	}
 	l.pass()
@@ -195,20 +208,25 @@ const maxAdaptiveGap = 100 * time.Millisecond
 // pass flushes every stream that has new events.
 func (l *loop) pass() {
 	start := time.Now()
+	// Cleared before Collect: an event published from now on wakes the
+	// loop again, one published before is collected now.
+	l.wakePending.Store(false)
 	l.ready = l.hub.Collect(l.owner, l.ready[:0])
 	for _, s := range l.ready {
 		l.flush(s.Conn.(*conn))
 	}
 	clear(l.ready)
-	l.srv.writes.Add(l.writes)
-	l.writes = 0
+	l.core.AddWrites(l.sc.Writes)
+	l.sc.Writes = 0
 	l.lastPass = time.Now()
 	l.passCost = l.lastPass.Sub(start)
 }
 
-func (l *loop) accept() {
+// accept takes new connections; an error is one the loop cannot go on
+// after.
+func (l *loop) accept() error {
 	if l.draining {
-		return
+		return nil
 	}
 	for range 128 { // then give the streams a turn; the listener is level-triggered
 		nfd, sa, err := unix.Accept4(l.lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
@@ -218,33 +236,25 @@ func (l *loop) accept() {
 			case unix.ECONNABORTED:
 				continue
 			case unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM:
-				l.srv.cfg.Logger.Warn("out of file descriptors: refusing a connection", "err", err)
+				l.srv.acceptErr.Log(l.core.Logger(), "out of file descriptors: refusing connections", err)
 				l.srv.shed(l.lfd, handshake.AppendError(nil, l.hcfg, 503, l.now))
 			default:
-				l.srv.cfg.Logger.Error("accept failed", "err", err)
+				l.srv.acceptErr.Log(l.core.Logger(), "accept failed", err)
 			}
-			return
+			return nil
 		}
-		if max := l.srv.cfg.MaxConns; max > 0 && l.srv.allConn.Load() >= int64(max) {
-			l.srv.refused.Add(1) // before the answer, which a client may read at once
-			send(nfd, handshake.AppendError(nil, l.hcfg, 503, l.now))
-			unix.Close(nfd)
-			continue
-		}
-		ip := sockaddrIP(sa)
-		if !l.srv.perIP.Take(ip) {
-			l.srv.refusedPerIP.Add(1)
-			send(nfd, handshake.AppendError(nil, l.hcfg, 429, l.now))
-			unix.Close(nfd)
+		c := &conn{fd: int32(nfd), hidx: -1}
+		if status := l.core.Accept(&c.Conn, sockaddrAddrPort(sa), l.now); status != 0 {
+			l.refuse(nfd, status)
 			continue
 		}
 		unix.SetsockoptInt(nfd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 		if sb := l.srv.cfg.SendBuffer; sb > 0 {
 			unix.SetsockoptInt(nfd, unix.SOL_SOCKET, unix.SO_SNDBUF, sb)
 		}
-		c := &conn{fd: nfd, peer: sa, opened: l.now, deadline: l.now.Add(l.srv.cfg.HandshakeTimeout)}
 		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(nfd)}
 		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, nfd, &ev); err != nil {
+			c.Close()
 			unix.Close(nfd)
 			continue
 		}
@@ -253,54 +263,33 @@ func (l *loop) accept() {
 		}
 		l.conns[nfd] = c
 		l.nconns++
-		l.srv.noteConn(1)
+		l.schedule(c)
 	}
+	return nil
 }
 
 func (l *loop) handle(c *conn, events uint32) {
 	if events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 		l.read(c)
 	}
-	if c.state != stateClosed && events&unix.EPOLLOUT != 0 && c.blocked {
-		c.blocked = false
+	if c.State() != stream.StateClosed && events&unix.EPOLLOUT != 0 && c.Blocked() {
+		c.Unblock()
 		l.flush(c)
 	}
 }
 
-// sweep enforces deadlines and sends heartbeats; it runs once a second and
-// does not depend on traffic (hasses only swept when some event arrived).
+// sweep sends heartbeats and applies the slow-consumer policy to blocked
+// streams; it runs once a second, whatever the traffic (hasses only swept
+// when some event arrived).
 func (l *loop) sweep() {
-	hb := l.srv.cfg.Heartbeat
 	for _, c := range l.conns {
-		if c == nil {
-			continue
-		}
-		switch c.state {
-		case stateHead, stateLinger:
-			if l.now.After(c.deadline) {
-				l.close(c)
-			}
-		case stateStream:
-			switch {
-			case c.ending:
-				if l.now.After(c.deadline) { // never drained its last bytes
-					l.close(c)
-				}
-			case l.now.After(c.deadline):
-				l.end(c, 0)
-			case c.blocked:
-				if l.hub.Lagging(c.sub) {
-					l.lag(c)
-				}
-			case hb > 0 && l.now.Sub(c.lastWrite) >= hb && c.idle():
-				c.out = append(c.out, heartbeat...)
-				l.flush(c)
-			}
+		if c != nil {
+			l.act(c, c.Tick(l.now))
 		}
 	}
+	l.core.AddWrites(l.sc.Writes)
+	l.sc.Writes = 0
 }
-
-var heartbeat = sse.AppendComment(nil, "")
 
 // startDrain stops accepting and ends every stream with a short randomised
 // retry hint, so that clients reconnect spread over a few seconds.
@@ -311,13 +300,8 @@ func (l *loop) startDrain() {
 		l.lfd = -1
 	}
 	for _, c := range l.conns {
-		if c == nil {
-			continue
-		}
-		if c.state == stateStream {
-			l.end(c, time.Duration(500+rand.IntN(4500))*time.Millisecond)
-		} else {
-			l.close(c)
+		if c != nil {
+			l.act(c, c.Drain(l.now))
 		}
 	}
 }
@@ -332,19 +316,14 @@ func (l *loop) closeAll() {
 	l.stopped = true
 }
 
-func (l *loop) snapshot() []ClientInfo {
-	out := make([]ClientInfo, 0, l.nconns)
+func (l *loop) snapshot() []stream.ClientInfo {
+	out := make([]stream.ClientInfo, 0, l.nconns)
 	for _, c := range l.conns {
-		if c == nil {
-			continue
+		if c != nil {
+			ci := c.Info(l.now)
+			ci.FD = int(c.fd)
+			out = append(out, ci)
 		}
-		ci := ClientInfo{FD: c.fd, Addr: sockaddrString(c.peer), State: c.state.String(),
-			UserAgent: c.userAgent, Age: l.now.Sub(c.opened)}
-		if c.sub != nil {
-			ci.ID = c.sub.ID
-			ci.Tokens = c.sub.Tokens
-		}
-		out = append(out, ci)
 	}
 	return out
 }

@@ -15,111 +15,74 @@ import (
 	"net"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/hasses-go/hasses/internal/access"
-	"github.com/hasses-go/hasses/internal/handshake"
-	"github.com/hasses-go/hasses/internal/hub"
+	"github.com/hasses-go/hasses/internal/stream"
 )
 
-// Config configures a Server.
+// throttle logs an error at most once a second, with the count of those
+// it held back.
+type throttle struct {
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+// Log logs msg and err unless it did less than a second ago.
+func (t *throttle) Log(log *slog.Logger, msg string, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := time.Now()
+	if now.Sub(t.last) < time.Second {
+		t.suppressed++
+		return
+	}
+	log.Warn(msg, "err", err, "suppressed", t.suppressed)
+	t.last, t.suppressed = now, 0
+}
+
+// DefaultSendBuffer is the -sndbuf default: small enough that the lag
+// limit, not the kernel, decides when a stalled client is dropped.
+const DefaultSendBuffer = 64 << 10
+
+// Config configures the loops; what a stream is, and its limits, is the
+// stream.Core's configuration.
 type Config struct {
-	Handshake *handshake.Config
 	// Loops is the number of epoll loops; zero means one per CPU.
 	Loops int
-	// HandshakeTimeout closes connections that have not sent a complete
-	// request by then (hasses: 20 s).
-	HandshakeTimeout time.Duration
-	// Lifetime is the maximum age of a stream (hasses: 3600 s). Each stream
-	// gets a random 80-100 % of it, so clients that connected together do
-	// not all reconnect together.
-	Lifetime time.Duration
-	// Heartbeat is the interval of the comment written to idle streams so
-	// that proxies do not cut them; zero disables it.
-	Heartbeat time.Duration
-	// Retry, if non-zero, is sent as the "retry:" hint when a stream opens.
-	Retry time.Duration
 	// Coalesce, if non-zero, is the least time between two flush passes of a
 	// loop: events published meanwhile go out together, in one write per
 	// stream. It trades latency for CPU: on loopback the cost of a delivery
 	// is mostly the cost of its write.
 	Coalesce time.Duration
-	// Drain bounds a graceful shutdown: streams still open then are closed.
-	Drain time.Duration
-	// MaxConns caps the connections on the SSE port; zero means no cap
-	// beyond the file limit. Connections over it get 503.
-	MaxConns int
 	// SendBuffer, if non-zero, fixes each stream's kernel send buffer. The
 	// kernel's autotuning grows it to megabytes for a client that does not
 	// read; a fixed size bounds kernel memory and makes the lag limit, not
 	// the kernel, decide when a stalled client is dropped.
 	SendBuffer int
-	// MaxConnsPerIP caps the connections of one client address; more get
-	// 429. Zero means no cap.
-	MaxConnsPerIP int
-	// Authorize, if set, checks a stream request (subscriber tokens) and
-	// returns when its grant expires (zero: never) or the status to refuse
-	// it with.
-	Authorize func(req *handshake.Request, now time.Time) (expires time.Time, status int, err error)
-	// Reinit is hasses' reinit switch (-ra): a streaming client may send a
-	// new GET request on the same connection.
-	Reinit *atomic.Bool
-	Logger *slog.Logger
-}
-
-func (c *Config) setDefaults() {
-	if c.Loops <= 0 {
-		c.Loops = runtime.NumCPU()
-	}
-	if c.HandshakeTimeout <= 0 {
-		c.HandshakeTimeout = 20 * time.Second
-	}
-	if c.Lifetime <= 0 {
-		c.Lifetime = time.Hour
-	}
-	if c.Drain <= 0 {
-		c.Drain = 5 * time.Second
-	}
-	if c.Reinit == nil {
-		c.Reinit = new(atomic.Bool)
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	if c.Handshake == nil {
-		c.Handshake = &handshake.Config{Path: "/sse"}
-	}
 }
 
 // Server is the epoll front end of the SSE port.
 type Server struct {
 	cfg   Config
-	hub   *hub.Hub
+	core  *stream.Core
 	loops []*loop
-
-	allConn atomic.Int64 // every open connection on the SSE port
-	sseConn atomic.Int64 // connections in streaming state
-	maxConn atomic.Int64 // highest allConn seen
-	lagged  atomic.Int64 // streams closed because they fell too far behind
-	refused atomic.Int64 // connections refused for lack of capacity
-	writes  atomic.Int64 // write system calls carrying events
 
 	spareMu sync.Mutex
 	spare   int // a reserved fd, given up to answer when out of fds
 
-	perIP        access.PerAddr
-	refusedPerIP atomic.Int64 // connections refused by MaxConnsPerIP
-	unauthorized atomic.Int64 // stream requests refused by Authorize
+	acceptErr throttle // accept errors, logged at most once a second
 }
 
-// New creates the loops and registers them as owners in h. It must be
-// called before any stream subscribes.
-func New(h *hub.Hub, cfg Config) (*Server, error) {
-	cfg.setDefaults()
-	s := &Server{cfg: cfg, hub: h, spare: -1, perIP: access.PerAddr{Limit: cfg.MaxConnsPerIP}}
+// New creates the loops and registers them as owners in the core's hub. It
+// must be called before any stream subscribes.
+func New(core *stream.Core, cfg Config) (*Server, error) {
+	if cfg.Loops <= 0 {
+		cfg.Loops = runtime.NumCPU()
+	}
+	s := &Server{cfg: cfg, core: core, spare: -1}
 	for i := range cfg.Loops {
 		l, err := newLoop(s, i)
 		if err != nil {
@@ -169,11 +132,23 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			return err
 		}
 	}
+	// A loop that fails stops the server: its connections would be
+	// orphaned otherwise. The others drain as at a shutdown.
+	failed := make(chan error, len(s.loops))
 	var wg sync.WaitGroup
 	for _, l := range s.loops {
-		wg.Go(l.run)
+		wg.Go(func() {
+			if err := l.run(); err != nil {
+				failed <- err
+				l.closeAll()
+			}
+		})
 	}
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case err = <-failed:
+	}
+	s.core.Drain()
 	for _, l := range s.loops {
 		l.post(func() { l.startDrain() })
 	}
@@ -181,7 +156,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go func() { wg.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(s.cfg.Drain):
+	case <-time.After(s.core.Config().Drain):
 		for _, l := range s.loops {
 			l.post(func() { l.closeAll() })
 		}
@@ -191,81 +166,32 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.spare >= 0 {
 		unix.Close(s.spare)
 	}
-	return nil
+	return err
 }
 
-// Counters returns the hasses counters: all connections, streaming ones,
-// the highest number of connections seen, and deliveries.
-func (s *Server) Counters() (all, streaming, maxSeen, delivered int64) {
-	for _, l := range s.loops {
-		delivered += l.owner.Delivered()
-	}
-	return s.allConn.Load(), s.sseConn.Load(), s.maxConn.Load(), delivered
-}
-
-// Lagged returns how many streams were closed for being too slow.
-func (s *Server) Lagged() int64 { return s.lagged.Load() }
-
-// Writes returns how many writes carried events: deliveries divided by
-// writes is the coalescing factor.
-func (s *Server) Writes() int64 { return s.writes.Load() }
-
-// RefusedPerIP returns how many connections the per-address cap refused.
-func (s *Server) RefusedPerIP() int64 { return s.refusedPerIP.Load() }
-
-// Unauthorized returns how many stream requests Authorize refused.
-func (s *Server) Unauthorized() int64 { return s.unauthorized.Load() }
-
-// Refused returns how many connections were refused for lack of capacity.
-func (s *Server) Refused() int64 { return s.refused.Load() }
-
-// ClientInfo describes one connection, for the clientlist command.
-type ClientInfo struct {
-	FD        int
-	Addr      string
-	State     string
-	ID        string
-	UserAgent string
-	Tokens    []string
-	Age       time.Duration
-}
+// Stats returns the port's counters.
+func (s *Server) Stats() stream.Stats { return s.core.Stats() }
 
 // Clients returns a snapshot of every connection. It asks each loop, so it
-// is for administration, not the hot path.
-func (s *Server) Clients() []ClientInfo {
-	var mu sync.Mutex
-	var out []ClientInfo
-	var wg sync.WaitGroup
+// is for administration, not the hot path. A loop that does not answer
+// within a second is left out; the others' answers are kept.
+func (s *Server) Clients() []stream.ClientInfo {
+	answers := make(chan []stream.ClientInfo, len(s.loops)) // never blocks a loop
 	for _, l := range s.loops {
-		wg.Add(1)
-		l.post(func() {
-			defer wg.Done()
-			infos := l.snapshot()
-			mu.Lock()
+		l.post(func() { answers <- l.snapshot() })
+	}
+	var out []stream.ClientInfo
+	timeout := time.NewTimer(time.Second)
+	defer timeout.Stop()
+	for range s.loops {
+		select {
+		case infos := <-answers:
 			out = append(out, infos...)
-			mu.Unlock()
-		})
-	}
-	wait := make(chan struct{})
-	go func() { wg.Wait(); close(wait) }()
-	select {
-	case <-wait:
-	case <-time.After(2 * time.Second): // a loop that has stopped answers nothing
-		return nil
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	return out
-}
-
-func (s *Server) noteConn(delta int64) {
-	n := s.allConn.Add(delta)
-	for {
-		m := s.maxConn.Load()
-		if n <= m || s.maxConn.CompareAndSwap(m, n) {
-			return
+		case <-timeout.C:
+			return out
 		}
 	}
+	return out
 }
 
 // shed answers a pending connection with 503 when the process is out of
@@ -280,7 +206,7 @@ func (s *Server) shed(lfd int, resp []byte) {
 	unix.Close(s.spare)
 	s.spare = -1
 	if nfd, _, err := unix.Accept4(lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC); err == nil {
-		s.refused.Add(1)
+		s.core.Refused()
 		send(nfd, resp)
 		unix.Close(nfd)
 	}

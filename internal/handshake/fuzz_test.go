@@ -44,6 +44,8 @@ func FuzzParse(f *testing.F) {
 		"",
 		"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
 		"GET /sse?subscribe=a\x00 HTTP/1.1\r\n\r\n",
+		"GET /sse?subscribe=a HTTP/1.1\r\nX-Forwarded-For: 198.51.100.1, unknown\r\nx-forwarded-for: [2001:db8::1]:80\r\n\r\n",
+		"GET /sse?subscribe=a HTTP/1.1\r\nForwarded: for=\"[2001:db8:cafe::17]:4711\";proto=https, for=192.0.2.1\r\nX-Real-IP: 192.0.2.9\r\n\r\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -111,6 +113,9 @@ func checkParse(t *testing.T, head []byte, c *Config) {
 			t.Fatalf("bad token %q in %q", tok, req.Tokens)
 		}
 		seen[tok] = true
+	}
+	if len(req.Forwarded) > MaxForwarded {
+		t.Fatalf("%d forwarded addresses kept", len(req.Forwarded))
 	}
 	for _, v := range []string{req.ID, req.LastEventID, req.Origin, req.UserAgent, req.Authorization, req.Cookie} {
 		if hasCtl(v) {

@@ -11,6 +11,7 @@ package handshake
 import (
 	"bytes"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -79,6 +80,19 @@ type Request struct {
 	Authorization string
 	Cookie        string
 	AccessToken   string // access_token= (a JWT for clients that cannot set headers), percent-decoded
+	// HTTP10 marks an HTTP/1.0 request (nginx's default towards upstreams):
+	// its stream is close-delimited, without chunks or keep-alive.
+	HTTP10 bool
+	// Close: the client sent "Connection: close", so the connection is not
+	// kept for another request once the stream ends.
+	Close bool
+	// Forwarded is the client address chain a proxy reported in
+	// X-Forwarded-For, Forwarded or X-Real-IP, the original client first,
+	// at most MaxForwarded (the rightmost); nil without such a header. An
+	// entry that is not an address is the zero Addr. It is only to be read
+	// for a connection from a trusted proxy (access.Proxies.Client): any
+	// client can send these headers.
+	Forwarded []netip.Addr
 }
 
 // Error is a request the server refuses, with the status to answer.
@@ -139,7 +153,7 @@ func Parse(head []byte, cfg *Config) (*Request, error) {
 	if err := h.parse(rest); err != nil {
 		return nil, err
 	}
-	req := &Request{Method: method}
+	req := &Request{Method: method, HTTP10: string(version) == "HTTP/1.0"}
 	h.fill(req)
 	if _, _, ok := cfg.AllowOrigin(req.Origin); !ok {
 		return nil, fail(403, "origin not allowed: "+quoteCut(req.Origin, 64))
@@ -171,11 +185,12 @@ func Parse(head []byte, cfg *Config) (*Request, error) {
 	return req, nil
 }
 
-// checkVersion keeps hasses' 501 for anything but HTTP/1.1: the epoll
-// front end speaks only that (HTTP/2 is served by the TLS front end).
+// checkVersion keeps hasses' 501 for anything but HTTP/1.1 and HTTP/1.0
+// (hasses refused 1.0 too, but nginx speaks it to upstreams unless told
+// otherwise; HTTP/2 is served by the TLS front end).
 func checkVersion(version []byte) error {
-	if string(version) != "HTTP/1.1" {
-		return fail(501, "only HTTP/1.1 is served, not "+string(version))
+	if string(version) != "HTTP/1.1" && string(version) != "HTTP/1.0" {
+		return fail(501, "only HTTP/1.1 and HTTP/1.0 are served, not "+string(version))
 	}
 	return nil
 }
@@ -252,6 +267,10 @@ func trimLeftSP(b []byte) []byte {
 // fill copies them into strings.
 type fields struct {
 	lastEventID, origin, userAgent, authorization, cookie []byte
+	close                                                 bool // "Connection: close"
+
+	xff, fwd forwardLines[[]byte] // X-Forwarded-For, Forwarded: every line counts
+	realIP   []byte
 }
 
 // parse reads the header lines up to the blank line. Names are matched
@@ -290,6 +309,17 @@ func (f *fields) parse(b []byte) error {
 			dst = &f.authorization
 		case equalFold(name, "cookie"):
 			dst = &f.cookie
+		case equalFold(name, "connection"):
+			f.close = f.close || containsFold(v, "close")
+			continue
+		case equalFold(name, "x-forwarded-for"):
+			f.xff.add(v)
+			continue
+		case equalFold(name, "forwarded"):
+			f.fwd.add(v)
+			continue
+		case equalFold(name, "x-real-ip"):
+			dst = &f.realIP
 		default:
 			continue
 		}
@@ -298,6 +328,17 @@ func (f *fields) parse(b []byte) error {
 		}
 	}
 	return nil
+}
+
+// containsFold reports whether lower (lower-case) occurs in b, ignoring
+// ASCII case.
+func containsFold(b []byte, lower string) bool {
+	for i := 0; i+len(lower) <= len(b); i++ {
+		if equalFold(b[i:i+len(lower)], lower) {
+			return true
+		}
+	}
+	return false
 }
 
 // fill copies the kept values; each string is allocated on its own so that
@@ -309,10 +350,14 @@ func (f *fields) fill(req *Request) {
 	req.UserAgent = string(f.userAgent)
 	req.Authorization = string(f.authorization)
 	req.Cookie = string(f.cookie)
+	req.Close = f.close
+	if f.xff.n > 0 || f.fwd.n > 0 || f.realIP != nil {
+		req.Forwarded = forwardedChain(f.xff.lines(), f.fwd.lines(), f.realIP)
+	}
 }
 
 // trimOWS trims spaces and tabs on both sides (RFC 9110 5.5).
-func trimOWS(b []byte) []byte {
+func trimOWS[T string | []byte](b T) T {
 	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
 		b = b[1:]
 	}
@@ -323,7 +368,7 @@ func trimOWS(b []byte) []byte {
 }
 
 // equalFold compares an ASCII name with a lower-case constant.
-func equalFold(name []byte, lower string) bool {
+func equalFold[T string | []byte](name T, lower string) bool {
 	if len(name) != len(lower) {
 		return false
 	}
@@ -533,6 +578,10 @@ func FromHTTP(method, rawPath, rawQuery string, hasQuery bool, header map[string
 	}
 	req := &Request{Method: method, LastEventID: get("Last-Event-Id"), Origin: get("Origin"),
 		UserAgent: get("User-Agent"), Authorization: get("Authorization"), Cookie: get("Cookie")}
+	xff, fwd := lastLines(header["X-Forwarded-For"]), lastLines(header["Forwarded"])
+	if _, realIP := header["X-Real-Ip"]; len(xff) > 0 || len(fwd) > 0 || realIP {
+		req.Forwarded = forwardedChain(xff, fwd, get("X-Real-Ip"))
+	}
 	if _, _, ok := cfg.AllowOrigin(req.Origin); !ok {
 		return nil, fail(403, "origin not allowed: "+quoteCut(req.Origin, 64))
 	}
@@ -553,3 +602,7 @@ func FromHTTP(method, rawPath, rawQuery string, hasQuery bool, header map[string
 	}
 	return req, nil
 }
+
+// lastLines keeps the last maxForwardLines values of a repeated header, as
+// Parse does.
+func lastLines(v []string) []string { return v[max(0, len(v)-maxForwardLines):] }

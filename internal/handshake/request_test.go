@@ -134,16 +134,18 @@ func TestParseStatus(t *testing.T) {
 		{"asterisk GET", "GET * HTTP/1.1\r\n\r\n", 404},
 
 		// Spec 2.4: version, after the path.
-		{"HTTP/1.0", "GET /sse?subscribe=a HTTP/1.0\r\n\r\n", 501},
+		{"HTTP/1.0 is served (close-delimited)", "GET /sse?subscribe=a HTTP/1.0\r\n\r\n", 200},
+		{"HTTP/2.0 in a head", "GET /sse?subscribe=a HTTP/2.0\r\n\r\n", 501},
 		{"HTTP/2.0", "GET /sse?subscribe=a HTTP/2.0\r\n\r\n", 501},
 		{"HTTP/0.9", "GET /sse?subscribe=a HTTP/0.9\r\n\r\n", 501},
 		{"wrong path and HTTP/1.0: 404 first", "GET /nope?subscribe=a HTTP/1.0\r\n\r\n", 404},
-		{"HEAD HTTP/1.0", "HEAD /sse HTTP/1.0\r\n\r\n", 501},
+		{"HEAD HTTP/1.0", "HEAD /sse HTTP/1.0\r\n\r\n", 200},
 		{"HEAD wrong path", "HEAD /nope HTTP/1.1\r\n\r\n", 404},
-		{"OPTIONS HTTP/1.0", "OPTIONS /sse HTTP/1.0\r\n\r\n", 501},
+		{"OPTIONS HTTP/1.0", "OPTIONS /sse HTTP/1.0\r\n\r\n", 200},
 
 		// Spec 2.5: order path, version, parameters.
-		{"HTTP/1.0 without subscribe: version first", "GET /sse?id=x HTTP/1.0\r\n\r\n", 501},
+		{"HTTP/1.0 without subscribe", "GET /sse?id=x HTTP/1.0\r\n\r\n", 400},
+		{"HTTP/0.9 without subscribe: version first", "GET /sse?id=x HTTP/0.9\r\n\r\n", 501},
 		{"wrong path without subscribe: path first", "GET /nope HTTP/1.1\r\n\r\n", 404},
 
 		// Spec 2.6: keep-alive is not required any more (9.5).
@@ -174,7 +176,8 @@ func TestParseStatus(t *testing.T) {
 		{"OPTIONS with query", "OPTIONS /sse?subscribe=a HTTP/1.1\r\n\r\n", 200},
 		{"OPTIONS *", "OPTIONS * HTTP/1.1\r\n\r\n", 200},
 		{"OPTIONS * two spaces", "OPTIONS *  HTTP/1.1\r\n\r\n", 200},
-		{"OPTIONS * HTTP/1.0", "OPTIONS * HTTP/1.0\r\n\r\n", 501},
+		{"OPTIONS * HTTP/1.0", "OPTIONS * HTTP/1.0\r\n\r\n", 200},
+		{"OPTIONS * HTTP/3.0", "OPTIONS * HTTP/3.0\r\n\r\n", 501},
 		{"HEAD *", "HEAD * HTTP/1.1\r\n\r\n", 404},
 
 		// Headers.
@@ -381,8 +384,8 @@ func TestErrorString(t *testing.T) {
 	if got := err.Error(); got != "400 Bad Request: malformed request line" {
 		t.Errorf("Error() = %q", got)
 	}
-	_, err = Parse([]byte("GET /sse?subscribe=a HTTP/1.0\r\n\r\n"), cfg)
-	if got := err.Error(); got != "501 Not Implemented: only HTTP/1.1 is served, not HTTP/1.0" {
+	_, err = Parse([]byte("GET /sse?subscribe=a HTTP/2.0\r\n\r\n"), cfg)
+	if got := err.Error(); got != "501 Not Implemented: only HTTP/1.1 and HTTP/1.0 are served, not HTTP/2.0" {
 		t.Errorf("Error() = %q", got)
 	}
 	// Client bytes are quoted: no control characters reach a log line.

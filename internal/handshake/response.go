@@ -95,21 +95,37 @@ func appendCORS(dst []byte, cfg *Config, origin string) []byte {
 // holds a CR or LF is skipped, so that no caller can split the head.
 // X-Accel-Buffering stops nginx from holding events back.
 func AppendStreamHead(dst []byte, cfg *Config, now time.Time, origin string, extra ...string) []byte {
+	return appendStreamHead(dst, cfg, now, origin, false, extra)
+}
+
+// AppendStreamHeadClose is AppendStreamHead for an HTTP/1.0 client: the
+// body is close-delimited, with neither chunks nor keep-alive.
+func AppendStreamHeadClose(dst []byte, cfg *Config, now time.Time, origin string, extra ...string) []byte {
+	return appendStreamHead(dst, cfg, now, origin, true, extra)
+}
+
+func appendStreamHead(dst []byte, cfg *Config, now time.Time, origin string, close bool, extra []string) []byte {
 	cfg = orZero(cfg)
 	dst = appendStatus(dst, 200)
 	dst = appendDate(dst, now)
 	dst = appendServer(dst)
 	dst = appendCORS(dst, cfg, origin)
 	dst = appendLine(dst, "Cache-Control: no-cache")
-	dst = appendLine(dst, "Keep-Alive: timeout=300, max=100")
-	dst = appendLine(dst, "Connection: Keep-Alive")
+	if close {
+		dst = appendLine(dst, "Connection: close")
+	} else {
+		dst = appendLine(dst, "Keep-Alive: timeout=300, max=100")
+		dst = appendLine(dst, "Connection: Keep-Alive")
+	}
 	dst = appendLine(dst, "X-Accel-Buffering: no")
 	for _, h := range extra {
 		if h != "" && !strings.ContainsAny(h, "\r\n") {
 			dst = appendLine(dst, h)
 		}
 	}
-	dst = appendLine(dst, "Transfer-Encoding: chunked")
+	if !close {
+		dst = appendLine(dst, "Transfer-Encoding: chunked")
+	}
 	dst = appendLine(dst, "Content-Type: text/event-stream")
 	return append(dst, '\r', '\n')
 }
@@ -185,11 +201,31 @@ func AppendError(dst []byte, cfg *Config, status int, now time.Time) []byte {
 	dst = appendLine(dst, "Connection: close")
 	dst = appendLine(dst, "Content-Type: text/html; charset=utf-8")
 	dst = append(dst, '\r', '\n')
+	return AppendErrorBody(dst, status)
+}
+
+// AppendErrorBody appends the body of an error answer: one line of HTML
+// naming the status, never the reason (that goes to the debug log).
+func AppendErrorBody(dst []byte, status int) []byte {
+	if status < 100 || status > 999 {
+		status = 500
+	}
+	text := statusText(status)
 	dst = append(dst, bodyOpen...)
 	dst = appendStatusText(dst, status, text)
 	dst = append(dst, bodyMid...)
 	dst = appendStatusText(dst, status, text)
 	return append(dst, bodyClose...)
+}
+
+// SetErrorHeaders sets the end-to-end headers of an error answer on a
+// net/http header map, as AppendError writes them.
+func SetErrorHeaders(h map[string][]string, cfg *Config, status int) {
+	setCORS(h, orZero(cfg), "")
+	if status == 501 || status == 405 {
+		h["Allow"] = []string{"GET, HEAD, OPTIONS"}
+	}
+	h["Content-Type"] = []string{"text/html; charset=utf-8"}
 }
 
 func appendStatusText(dst []byte, status int, text string) []byte {

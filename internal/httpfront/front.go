@@ -1,149 +1,211 @@
-// Package httpfront serves SSE streams through the standard library's
-// net/http: one goroutine per stream, but TLS (crypto/tls) and HTTP/2, which
-// the epoll loops cannot offer. It feeds from the same hub: a stream's
-// goroutine fills and writes from the shared event log exactly as an epoll
-// loop does.
+// Package httpfront serves the SSE port over TLS: HTTP/1.1 connections run
+// the same connection state machine as the plain port's epoll loops
+// (stream.Conn), byte for byte, reinit and keep-alive included; HTTP/2
+// connections, negotiated by ALPN, are served by net/http. Either way a
+// stream is a stream.Stream fed from the shared hub, and this package only
+// moves bytes: a goroutine per stream writes with a deadline.
+//
+// Every TCP connection is admitted by the stream core when it is accepted,
+// before the TLS handshake, so the connection caps count HTTP/1.1 and
+// HTTP/2 connections alike, and a connection over a cap is closed at once.
 package httpfront
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/hasses-go/hasses/internal/access"
-	"github.com/hasses-go/hasses/internal/handshake"
 	"github.com/hasses-go/hasses/internal/hub"
-	"github.com/hasses-go/hasses/internal/sse"
+	"github.com/hasses-go/hasses/internal/stream"
 )
 
-// Config configures the front end; the fields mean what they mean for the
-// epoll front end.
+// Config configures the TLS front end.
 type Config struct {
-	Handshake        *handshake.Config
-	HandshakeTimeout time.Duration
-	Lifetime         time.Duration
-	Heartbeat        time.Duration
-	Retry            time.Duration
-	Drain            time.Duration
-	WriteTimeout     time.Duration // a stream whose write blocks this long is closed
-	TLS              *tls.Config   // nil: plain HTTP (h2c is not offered)
-	// MaxStreams and MaxStreamsPerIP cap the streams in all and per client
-	// address (503 and 429); zero means no cap.
-	MaxStreams, MaxStreamsPerIP int
-	// Authorize checks stream requests; see the epoll front end.
-	Authorize func(req *handshake.Request, now time.Time) (expires time.Time, status int, err error)
-	Logger    *slog.Logger
+	// TLS is the server's TLS configuration (certificates); required. Its
+	// NextProtos are set here: h2, then http/1.1.
+	TLS *tls.Config
+	// MaxStreamsPerConn caps the concurrent streams of one HTTP/2
+	// connection; zero means DefaultMaxStreamsPerConn.
+	MaxStreamsPerConn int
+	// SendBuffer, if non-zero, fixes each connection's kernel send buffer,
+	// as on the plain port (epoll.Config.SendBuffer).
+	SendBuffer int
 }
 
-// Server is the net/http front end.
+// DefaultMaxStreamsPerConn is the HTTP/2 concurrent stream cap: enough for
+// every tab of a browser, and a bound on what one connection can hold.
+const DefaultMaxStreamsPerConn = 100
+
+// Server is the TLS front end of the SSE port.
 type Server struct {
+	core  *stream.Core
 	cfg   Config
-	hub   *hub.Hub
+	tls   *tls.Config
 	owner *hub.Owner
 	wake  chan struct{}
-	http  *http.Server
+	h2    *http.Server
+	h2ln  *chanListener
+	stop  chan struct{} // closed at shutdown: streams end
 
-	allConn, sseConn, maxConn atomic.Int64
-	lagged                    atomic.Int64
-	refused, refusedPerIP     atomic.Int64
-	stopping                  chan struct{} // closed at shutdown: streams end
+	mu    sync.Mutex
+	conns map[*conn]struct{} // every admitted connection
+	byNet map[net.Conn]*conn // HTTP/2 connections, to account for them when net/http closes them
+	h2s   map[*h2stream]struct{}
+	// writers are the streams' writers, for the watchdog.
+	writers map[*blockingWriter]struct{}
+	wg      sync.WaitGroup // connection goroutines
 
-	perIP access.PerAddr
+	acceptErr throttle
 }
 
-// stream is one open SSE response.
-type stream struct {
-	wake chan struct{}
-}
-
-// New registers the front end as an owner in h; call it before any stream
-// subscribes.
-func New(h *hub.Hub, cfg Config) *Server {
-	if cfg.Lifetime <= 0 {
-		cfg.Lifetime = time.Hour
+// New registers the front end as an owner in the core's hub; call it before
+// any stream subscribes.
+func New(core *stream.Core, cfg Config) *Server {
+	if cfg.MaxStreamsPerConn <= 0 {
+		cfg.MaxStreamsPerConn = DefaultMaxStreamsPerConn
 	}
-	if cfg.Drain <= 0 {
-		cfg.Drain = 5 * time.Second
-	}
-	if cfg.WriteTimeout <= 0 {
-		cfg.WriteTimeout = 30 * time.Second
-	}
-	if cfg.HandshakeTimeout <= 0 {
-		cfg.HandshakeTimeout = 20 * time.Second
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	s := &Server{cfg: cfg, hub: h, wake: make(chan struct{}, 1), stopping: make(chan struct{}),
-		perIP: access.PerAddr{Limit: cfg.MaxStreamsPerIP}}
-	s.owner = h.NewOwner(func() {
+	tc := cfg.TLS.Clone()
+	tc.NextProtos = []string{"h2", "http/1.1"}
+	s := &Server{core: core, cfg: cfg, tls: tc, wake: make(chan struct{}, 1), stop: make(chan struct{}),
+		conns: map[*conn]struct{}{}, byNet: map[net.Conn]*conn{}, h2s: map[*h2stream]struct{}{},
+		writers: map[*blockingWriter]struct{}{}}
+	s.owner = core.NewOwner(func() {
 		select {
 		case s.wake <- struct{}{}:
 		default:
 		}
 	})
-	s.http = &http.Server{
-		Handler:           s,
-		TLSConfig:         cfg.TLS,
-		ReadHeaderTimeout: cfg.HandshakeTimeout,
-		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
-		ConnState:         s.connState,
+	ccfg := core.Config()
+	s.h2 = &http.Server{
+		Handler:           http.HandlerFunc(s.serveH2),
+		ReadHeaderTimeout: ccfg.HandshakeTimeout,
+		IdleTimeout:       ccfg.HandshakeTimeout,
+		MaxHeaderBytes:    ccfg.Handshake.HeadLimit(),
+		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: cfg.MaxStreamsPerConn},
+		ErrorLog:          slog.NewLogLogger(core.Logger().Handler(), slog.LevelDebug),
+		ConnState:         s.h2ConnState,
 	}
 	return s
-}
-
-func (s *Server) connState(_ net.Conn, st http.ConnState) {
-	switch st {
-	case http.StateNew:
-		n := s.allConn.Add(1)
-		for m := s.maxConn.Load(); n > m && !s.maxConn.CompareAndSwap(m, n); m = s.maxConn.Load() {
-		}
-	case http.StateClosed, http.StateHijacked:
-		s.allConn.Add(-1)
-	}
 }
 
 // Serve serves ln until ctx is done, then ends every stream cleanly and
 // shuts down within the drain time.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	var wg sync.WaitGroup
 	dctx, stopDispatch := context.WithCancel(context.Background())
-	wg.Go(func() { s.dispatch(dctx) })
-	defer func() { stopDispatch(); wg.Wait() }()
+	var dwg sync.WaitGroup
+	dwg.Go(func() { s.dispatch(dctx) })
+	dwg.Go(func() { s.watch(dctx) })
+	defer func() { stopDispatch(); dwg.Wait() }()
 
-	errc := make(chan error, 1)
-	go func() {
-		var err error
-		if s.cfg.TLS != nil {
-			err = s.http.ServeTLS(ln, "", "")
-		} else {
-			err = s.http.Serve(ln)
+	s.h2ln = &chanListener{ch: make(chan net.Conn), done: make(chan struct{}), addr: ln.Addr()}
+	h2done := make(chan error, 1)
+	go func() { h2done <- s.h2.Serve(s.h2ln) }()
+
+	stopAccept := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stopAccept()
+	var err error
+	for {
+		nc, aerr := ln.Accept()
+		if aerr != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			var ne net.Error
+			if errors.As(aerr, &ne) && ne.Timeout() {
+				continue
+			}
+			if errors.Is(aerr, net.ErrClosed) {
+				err = fmt.Errorf("httpfront: %w", aerr)
+				break
+			}
+			s.acceptErr.Log(s.core.Logger(), "accept failed", aerr)
+			time.Sleep(50 * time.Millisecond) // out of fds: do not spin
+			continue
 		}
-		errc <- err
-	}()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("httpfront: %w", err)
-	case <-ctx.Done():
+		s.accept(nc)
 	}
-	close(s.stopping)
-	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.Drain)
+	ln.Close()
+
+	// Shut down: end every stream with a retry hint, then close what is
+	// left when the drain time is over.
+	s.core.Drain()
+	close(s.stop)
+	s.mu.Lock()
+	for c := range s.conns {
+		if !c.served.Load() {
+			c.nc.Close() // its handshake fails at once
+		}
+	}
+	s.mu.Unlock()
+	sctx, cancel := context.WithTimeout(context.Background(), s.core.Config().Drain)
 	defer cancel()
-	if err := s.http.Shutdown(sctx); err != nil {
-		s.http.Close()
+	if s.h2.Shutdown(sctx) != nil {
+		s.h2.Close()
 	}
-	<-errc
-	return nil
+	<-h2done
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-sctx.Done():
+		s.mu.Lock()
+		for c := range s.conns {
+			c.nc.Close()
+		}
+		s.mu.Unlock()
+		<-done
+	}
+	return err
+}
+
+// accept admits a TCP connection and starts its goroutine.
+func (s *Server) accept(nc net.Conn) {
+	peer := addrPort(nc.RemoteAddr())
+	c := &conn{srv: s, nc: nc, wake: make(chan struct{}, 1), gone: make(chan struct{})}
+	if status := s.core.Accept(&c.Conn, peer, time.Now()); status != 0 {
+		nc.Close() // no answer is possible before the TLS handshake
+		return
+	}
+	if tcp, ok := nc.(*net.TCPConn); ok && s.cfg.SendBuffer > 0 {
+		tcp.SetWriteBuffer(s.cfg.SendBuffer)
+	}
+	s.mu.Lock()
+	s.conns[c] = struct{}{}
+	s.mu.Unlock()
+	s.wg.Go(c.serve)
+}
+
+// forget drops an admitted connection.
+func (s *Server) forget(c *conn) {
+	c.mu.Lock()
+	c.Close()
+	c.mu.Unlock()
+	s.mu.Lock()
+	delete(s.conns, c)
+	delete(s.byNet, c.nc)
+	s.mu.Unlock()
+}
+
+// h2ConnState accounts for the HTTP/2 connections net/http serves.
+func (s *Server) h2ConnState(nc net.Conn, st http.ConnState) {
+	if st != http.StateClosed && st != http.StateHijacked {
+		return
+	}
+	s.mu.Lock()
+	c := s.byNet[nc]
+	s.mu.Unlock()
+	if c != nil {
+		s.forget(c)
+	}
 }
 
 // dispatch turns the hub's wake-ups into wake-ups of the affected streams.
@@ -155,191 +217,234 @@ func (s *Server) dispatch(ctx context.Context) {
 			return
 		case <-s.wake:
 		}
-		ready = s.hub.Collect(s.owner, ready[:0])
+		ready = s.core.Hub().Collect(s.owner, ready[:0])
 		for _, sub := range ready {
-			select {
-			case sub.Conn.(*stream).wake <- struct{}{}:
-			default:
-			}
+			sub.Conn.(waker).wakeup()
 		}
 		clear(ready)
 	}
 }
 
-// ServeHTTP answers one request on the SSE port.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	hcfg := s.cfg.Handshake
-	path := r.URL.EscapedPath()
-	if r.RequestURI == "*" {
-		path = "*"
+// waker is a stream's handle in the hub.
+type waker interface{ wakeup() }
+
+// Stats returns the port's counters.
+func (s *Server) Stats() stream.Stats { return s.core.Stats() }
+
+// Clients lists the connections (HTTP/1.1) and streams (HTTP/2).
+func (s *Server) Clients() []stream.ClientInfo {
+	now := time.Now()
+	s.mu.Lock()
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
 	}
-	req, err := handshake.FromHTTP(r.Method, path, r.URL.RawQuery, r.URL.RawQuery != "" || r.URL.ForceQuery,
-		r.Header, hcfg)
-	if err != nil {
-		status := http.StatusBadRequest
-		if he := (*handshake.Error)(nil); errors.As(err, &he) {
-			status = he.Status
+	var out []stream.ClientInfo
+	for st := range s.h2s {
+		out = append(out, st.info(now))
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.mu.Lock()
+		if !c.h2 {
+			out = append(out, c.Info(now))
 		}
-		if status == http.StatusNotImplemented {
-			w.Header().Set("Allow", "GET, HEAD, OPTIONS")
-		}
-		w.Header().Set("Access-Control-Allow-Origin", originOf(hcfg))
-		http.Error(w, err.Error(), status)
-		return
+		c.mu.Unlock()
 	}
-	var expires time.Time
-	if req.Method == "GET" && s.cfg.Authorize != nil {
-		var status int
-		if expires, status, err = s.cfg.Authorize(req, time.Now()); err != nil {
-			w.Header().Set("Access-Control-Allow-Origin", originOf(hcfg))
-			http.Error(w, err.Error(), status)
-			return
-		}
-	}
-	if req.Method != "GET" {
-		handshake.SetPreflightHeaders(w.Header(), hcfg, req.Method, req.Origin)
-		w.WriteHeader(http.StatusOK)
-		return
-	}
-	s.stream(w, r, req, expires)
+	return out
 }
 
-func originOf(c *handshake.Config) string {
-	if c.CORSBase == "" {
-		return "*"
-	}
-	return c.CORSBase
+// pumped is what a stream goroutine drives: a stream.Conn (HTTP/1.1) or a
+// stream.Stream (HTTP/2).
+type pumped interface {
+	Flush(w stream.Writer, sc *stream.Scratch, now time.Time) stream.Status
+	Tick(now time.Time) stream.Action
+	Drain(now time.Time) stream.Action
+	Deadline() time.Time
+	HeartbeatDue() time.Time
 }
 
-// admit applies the stream caps; it returns a release function, or the
-// status to refuse with.
-func (s *Server) admit(r *http.Request) (release func(), status int) {
-	if max := s.cfg.MaxStreams; max > 0 && s.sseConn.Load() >= int64(max) {
-		s.refused.Add(1)
-		return nil, http.StatusServiceUnavailable
-	}
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		return func() {}, 0
-	}
-	addr := ap.Addr().Unmap()
-	if !s.perIP.Take(addr) {
-		s.refusedPerIP.Add(1)
-		return nil, http.StatusTooManyRequests
-	}
-	return func() { s.perIP.Release(addr) }, 0
-}
-
-func (s *Server) stream(w http.ResponseWriter, r *http.Request, req *handshake.Request, expires time.Time) {
-	release, status := s.admit(r)
-	if release == nil {
-		http.Error(w, http.StatusText(status), status)
-		return
-	}
-	defer release()
-	st := &stream{wake: make(chan struct{}, 1)}
-	sub, replay := s.hub.Subscribe(s.owner, req.Tokens, req.ID, req.LastEventID, st)
-	defer s.hub.Unsubscribe(sub)
-	s.sseConn.Add(1)
-	defer s.sseConn.Add(-1)
-
-	rc := http.NewResponseController(w)
-	handshake.SetStreamHeaders(w.Header(), s.cfg.Handshake, req.Origin)
-	if replay != hub.ReplayNone {
-		w.Header().Set("X-Hasses-Replay", replay.String())
-	}
-	w.WriteHeader(http.StatusOK)
-	var own []byte
-	if s.cfg.Retry > 0 {
-		own = fmt.Appendf(own, "retry: %d\n\n", s.cfg.Retry.Milliseconds())
-	}
-	if replay == hub.ReplayGap || replay == hub.ReplayUnknown {
-		frame := sse.AppendEvent(nil, []byte(s.hub.CursorID(sub)), "hasses-reset", []byte(replay.String()))
-		own = append(own, payload(frame)...)
-	}
-	write := func(p []byte) bool {
-		rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
-		_, err := w.Write(p)
-		return err == nil
-	}
-	if len(own) > 0 && !write(own) {
-		return
-	}
-	if rc.Flush() != nil {
-		return
-	}
-
-	life := s.cfg.Lifetime - time.Duration(rand.Int64N(int64(s.cfg.Lifetime)/5+1))
-	if !expires.IsZero() {
-		life = min(life, time.Until(expires))
-	}
-	end := time.NewTimer(life)
-	defer end.Stop()
-	var hb <-chan time.Time
-	if s.cfg.Heartbeat > 0 {
-		t := time.NewTicker(s.cfg.Heartbeat)
-		defer t.Stop()
-		hb = t.C
-	}
-	var b hub.Batch
-	st.wake <- struct{}{} // replay, if any
+// pump writes p until it is done: a write fails, the client goes (gone),
+// a deadline closes it, or finished says so. Every call on p holds mu.
+func (s *Server) pump(p pumped, mu sync.Locker, w stream.Writer, wake, gone <-chan struct{}, finished func() bool) {
+	var sc stream.Scratch
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	stop := s.stop
 	for {
-		select {
-		case <-r.Context().Done():
+		mu.Lock()
+		status := p.Flush(w, &sc, time.Now())
+		next := p.Deadline()
+		if hb := p.HeartbeatDue(); !hb.IsZero() && (next.IsZero() || hb.Before(next)) {
+			next = hb
+		}
+		mu.Unlock()
+		s.core.AddWrites(sc.Writes)
+		sc.Writes = 0
+		switch status {
+		case stream.Failed:
 			return
-		case <-end.C:
-			return // net/http ends the body cleanly
-		case <-s.stopping:
-			write(fmt.Appendf(nil, "retry: %d\n\n", 500+rand.IntN(4500)))
-			rc.Flush()
-			return
-		case <-hb:
-			if !write([]byte(": \n\n")) || rc.Flush() != nil {
+		case stream.Finished:
+			if finished() {
 				return
 			}
-		case <-st.wake:
-			for {
-				if s.hub.Fill(sub, &b, 1024, 256<<10) {
-					s.lagged.Add(1)
-					return
-				}
-				if len(b.Bufs) == 0 {
-					break
-				}
-				for _, f := range b.Bufs {
-					if !write(payload(f)) {
-						return
-					}
-				}
-				sub.Wrote(&b, b.Bytes)
-				if rc.Flush() != nil {
-					return
-				}
-			}
+		}
+		if !next.IsZero() {
+			timer.Reset(max(time.Until(next), 0))
+		}
+		var a stream.Action
+		select {
+		case <-wake:
+			continue
+		case <-gone:
+			return
+		case <-timer.C:
+			mu.Lock()
+			a = p.Tick(time.Now())
+			mu.Unlock()
+		case <-stop:
+			stop = nil
+			mu.Lock()
+			a = p.Drain(time.Now())
+			mu.Unlock()
+		}
+		if a == stream.Close {
+			return
 		}
 	}
 }
 
-// payload strips the HTTP/1.1 chunk framing from an encoded event: net/http
-// frames the body itself (chunks in HTTP/1.1, DATA frames in HTTP/2).
-func payload(frame []byte) []byte {
-	i := bytes.IndexByte(frame, '\n')
-	if i < 0 || len(frame) < i+3 {
-		return frame
+// blockingWriter writes with a deadline: the stream's deadline (its
+// lifetime, grant or linger), and at most WriteTimeout from now, so that
+// a client that stops reading holds nothing past either. While a write
+// blocks, the watchdog checks the stream against the lag limit.
+type blockingWriter struct {
+	core  *stream.Core
+	st    *stream.Stream
+	set   func(time.Time) error
+	write func(bufs [][]byte) (int, error)
+
+	since  atomic.Int64 // start of the write in progress, Unix nanoseconds; 0 when none
+	sub    atomic.Pointer[hub.Sub]
+	cursor atomic.Uint64 // the events the stream had been given before it
+	killed atomic.Bool   // the watchdog cut the write: the stream lagged
+}
+
+func (w *blockingWriter) Write(bufs [][]byte) (int, error) {
+	now := time.Now()
+	dl := now.Add(w.core.Config().WriteTimeout)
+	if d := w.st.Deadline(); !d.IsZero() && d.Before(dl) {
+		dl = d
+		if floor := now.Add(10 * time.Millisecond); dl.Before(floor) {
+			dl = floor // a write at the deadline still gets its chance
+		}
 	}
-	return frame[i+1 : len(frame)-2]
+	w.set(dl)
+	if sub := w.st.Sub(); sub != nil {
+		w.cursor.Store(sub.Cursor())
+		w.sub.Store(sub)
+	}
+	w.since.Store(now.UnixNano())
+	n, err := w.write(bufs)
+	w.since.Store(0)
+	if errors.Is(err, os.ErrDeadlineExceeded) && !w.killed.Load() {
+		w.core.CountStalled()
+	}
+	return n, err
 }
 
-// Counters returns the hasses counters of this front end.
-func (s *Server) Counters() (all, streaming, maxSeen, delivered int64) {
-	return s.allConn.Load(), s.sseConn.Load(), s.maxConn.Load(), s.owner.Delivered()
+// watch cuts the writes of streams that fell past the lag limit while
+// blocked, once a second, until ctx is done.
+func (s *Server) watch(ctx context.Context) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var ws []*blockingWriter
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			s.mu.Lock()
+			ws = ws[:0]
+			for w := range s.writers {
+				if since := w.since.Load(); since != 0 && now.UnixNano()-since > int64(time.Second) {
+					ws = append(ws, w)
+				}
+			}
+			s.mu.Unlock()
+			for _, w := range ws {
+				if sub := w.sub.Load(); sub != nil && s.core.Hub().Behind(sub, w.cursor.Load()) && w.killed.CompareAndSwap(false, true) {
+					s.core.CountLagged()
+					w.set(time.Now())
+				}
+			}
+			clear(ws)
+		}
+	}
 }
 
-// Lagged returns how many streams were closed for being too slow.
-func (s *Server) Lagged() int64 { return s.lagged.Load() }
+// track registers a writer with the watchdog until the returned function
+// is called.
+func (s *Server) track(w *blockingWriter) (untrack func()) {
+	s.mu.Lock()
+	s.writers[w] = struct{}{}
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		delete(s.writers, w)
+		s.mu.Unlock()
+	}
+}
 
-// Refused returns how many streams the total cap refused.
-func (s *Server) Refused() int64 { return s.refused.Load() }
+// chanListener hands HTTP/2 connections, already through their TLS
+// handshake, to net/http.
+type chanListener struct {
+	ch   chan net.Conn
+	done chan struct{}
+	once sync.Once
+	addr net.Addr
+}
 
-// RefusedPerIP returns how many streams the per-address cap refused.
-func (s *Server) RefusedPerIP() int64 { return s.refusedPerIP.Load() }
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *chanListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *chanListener) Addr() net.Addr { return l.addr }
+
+func addrPort(a net.Addr) netip.AddrPort {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		ap := ta.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	return netip.AddrPort{}
+}
+
+// throttle logs an error at most once a second, with the count of those
+// it held back.
+type throttle struct {
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+func (t *throttle) Log(log *slog.Logger, msg string, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := time.Now()
+	if now.Sub(t.last) < time.Second {
+		t.suppressed++
+		return
+	}
+	log.Warn(msg, "err", err, "suppressed", t.suppressed)
+	t.last, t.suppressed = now, 0
+}

@@ -89,3 +89,20 @@ func BenchmarkDeliver(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSubscribeManyTopics subscribes streams to 64 new tokens each:
+// its cost per subscription must not grow with the number of topics.
+func BenchmarkSubscribeManyTopics(b *testing.B) {
+	h := New(Config{})
+	o := h.NewOwner(func() {})
+	tokens := make([]string, 64)
+	i := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		for k := range tokens {
+			tokens[k] = fmt.Sprintf("u%d-%d", i, k)
+		}
+		h.Subscribe(o, tokens, "", "", nil)
+		i++
+	}
+}

@@ -45,11 +45,9 @@ func (h *Hub) Apply(seq uint64, at time.Time, m Message) (int, error) {
 	}
 	h.seq = seq
 	_, receivers := h.publishLocked(seq, at.UnixNano(), targets, m)
-	wake := h.wakeMask
-	h.wakeMask = 0
 	h.mu.Unlock()
 
-	h.wakeOwners(wake)
+	h.wakeOwners()
 	h.published.Add(1)
 	return receivers, nil
 }
@@ -81,17 +79,15 @@ func (h *Hub) Reset(epoch, seq uint64, reason string) bool {
 		h.seq = seq
 		if reason != "" && h.nsubs > 0 {
 			id := sse.ID{Epoch: h.cfg.Epoch, Seq: seq}
-			frame := sse.AppendEvent(nil, id.AppendTo(nil), "hasses-reset", []byte(reason))
-			ev := &Event{Seq: seq, Frame: frame, at: h.cfg.Now().UnixNano()}
+			ev := h.encode(id, Message{Event: "hasses-reset", Data: []byte(reason)}, h.cfg.Now().UnixNano())
 			h.append(h.bcast, ev)
 			h.append(h.all, ev)
+			h.retain(ev)
 			sent = true
 		}
 	}
-	wake := h.wakeMask
-	h.wakeMask = 0
 	h.mu.Unlock()
-	h.wakeOwners(wake)
+	h.wakeOwners()
 	return sent
 }
 

@@ -14,13 +14,13 @@ package hub
 
 import (
 	"errors"
-	"math/bits"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/hasses-go/hasses/internal/chunked"
 	"github.com/hasses-go/hasses/internal/sse"
 )
 
@@ -30,10 +30,15 @@ type Config struct {
 	// earlier run; zero means the start time in milliseconds.
 	Epoch uint64
 	// HistoryCount, HistoryBytes and HistoryAge bound the events each topic
-	// keeps for replay once every live subscriber has received them.
+	// keeps for replay once every live subscriber has received them. Zero
+	// means the default; a negative HistoryCount means no history.
 	HistoryCount int
 	HistoryBytes int64
 	HistoryAge   time.Duration
+	// HistoryTotalBytes bounds the memory of every retained event, history
+	// and what live subscribers have yet to receive, over all topics; the
+	// oldest events go first. Zero means DefaultHistoryTotalBytes.
+	HistoryTotalBytes int64
 	// MaxLag is how many bytes of events a subscriber may have pending before
 	// it is disconnected as too slow.
 	MaxLag int64
@@ -47,6 +52,9 @@ const (
 	DefaultHistoryBytes = 256 << 10
 	DefaultHistoryAge   = time.Hour
 	DefaultMaxLag       = 4 << 20
+	// DefaultHistoryTotalBytes holds the full per-token history of 1,000
+	// busy tokens; a few thousand idle ones cost little.
+	DefaultHistoryTotalBytes = 256 << 20
 )
 
 // Errors returned by Publish.
@@ -56,11 +64,50 @@ var (
 )
 
 // Event is one encoded publication. It is immutable once published.
+//
+// It is encoded once, in the form the epoll writer sends (an HTTP/1.1
+// chunk), and the SSE text inside is a sub-slice of it, so that every front
+// end writes the same bytes without copying or re-parsing them.
 type Event struct {
 	Seq     uint64
-	Frame   []byte // the complete chunk, as written to every receiver
 	Exclude string // client id that must not receive it
+	frame   []byte // chunk header, SSE text, chunk trailer
+	hdr     uint8  // length of the chunk header
 	at      int64  // publication time, Unix nanoseconds
+	// topics are the logs that hold the event (h.mu): it is retained
+	// until the last drops it.
+	topics []*topic
+}
+
+// Chunk returns the event framed as one HTTP/1.1 chunk.
+func (e *Event) Chunk() []byte { return e.frame }
+
+// Text returns the event's SSE text, without transport framing.
+func (e *Event) Text() []byte { return e.frame[e.hdr : len(e.frame)-len(chunked.Trailer)] }
+
+// size is the number of bytes the event adds to a stream.
+func (e *Event) size() int64 { return int64(len(e.frame)) }
+
+// eventOverhead approximates the memory of an Event beyond its bytes.
+const eventOverhead = 128
+
+// cost is the memory the event holds while retained.
+func (e *Event) cost() int64 { return int64(cap(e.frame)+len(e.Exclude)) + eventOverhead }
+
+// retention counts the events retained by any topic; every retained event
+// is also in order in log, so the oldest can be found for the global
+// bound.
+type retention struct {
+	bytes  int64
+	events int
+	log    []*Event // oldest first; events no topic holds are skipped lazily
+}
+
+// released records that no topic holds ev any more.
+func (r *retention) released(ev *Event) {
+	r.bytes -= ev.cost()
+	r.events--
+	ev.topics = nil
 }
 
 // Hub holds the topics and routes events to them. It is safe for concurrent
@@ -71,16 +118,16 @@ type Hub struct {
 	mu     sync.Mutex
 	seq    uint64
 	topics map[string]*topic
-	names  []string // sorted keys of topics, for prefix routing
-	all    *topic   // every event: read by "*" subscribers
-	bcast  *topic   // events published to "*": read by every subscriber
+	names  names          // the topics in order of name, for prefix routing
+	ids    map[string]int // streams per client id, for exclusion counts
+	hit    []*topic       // the topics one publication was appended to
+	ret    retention
+	all    *topic // every event: read by "*" subscribers
+	bcast  *topic // events published to "*": read by every subscriber
 	owners []*Owner
 	nsubs  int
 	idbuf  []byte
 	enc    []byte
-	// wakeMask has a bit for every owner that must be woken once h.mu is
-	// released; owners are few (one per epoll loop and front end).
-	wakeMask uint64
 	// lostSeq is the newest event a topic created now may have missed: a
 	// prefix publication that found no topic of that name, or the history of
 	// a topic that was dropped. A new topic's floor starts there.
@@ -100,7 +147,7 @@ func New(cfg Config) *Hub {
 	if cfg.Epoch == 0 {
 		cfg.Epoch = uint64(cfg.Now().UnixMilli())
 	}
-	if cfg.HistoryCount <= 0 {
+	if cfg.HistoryCount == 0 {
 		cfg.HistoryCount = DefaultHistoryCount
 	}
 	if cfg.HistoryBytes <= 0 {
@@ -112,9 +159,12 @@ func New(cfg Config) *Hub {
 	if cfg.MaxLag <= 0 {
 		cfg.MaxLag = DefaultMaxLag
 	}
-	h := &Hub{cfg: cfg, topics: make(map[string]*topic)}
-	h.all = &topic{name: "*all", special: true}
-	h.bcast = &topic{name: "*", special: true}
+	if cfg.HistoryTotalBytes <= 0 {
+		cfg.HistoryTotalBytes = DefaultHistoryTotalBytes
+	}
+	h := &Hub{cfg: cfg, topics: make(map[string]*topic), ids: make(map[string]int)}
+	h.all = &topic{name: "*all", special: true, ret: &h.ret}
+	h.bcast = &topic{name: "*", special: true, ret: &h.ret}
 	return h
 }
 
@@ -122,10 +172,13 @@ func New(cfg Config) *Hub {
 // hub lock held, when topics its subscribers read have new events; the owner
 // then calls Collect from its own goroutine.
 type Owner struct {
-	hub       *Hub
-	idx       int
-	wakeFn    func()
-	dirty     []*topic
+	hub    *Hub
+	idx    int
+	wakeFn func()
+	dirty  []*topic
+	// wakeReq is set under h.mu when the owner's dirty list becomes
+	// non-empty; the publisher wakes the owner after releasing the lock.
+	wakeReq   atomic.Bool
 	delivered atomic.Int64
 }
 
@@ -136,9 +189,6 @@ func (h *Hub) NewOwner(wake func()) *Owner {
 	defer h.mu.Unlock()
 	if h.nsubs > 0 || len(h.topics) > 0 {
 		panic("hub: NewOwner after the first subscription")
-	}
-	if len(h.owners) == 64 {
-		panic("hub: more than 64 owners")
 	}
 	o := &Owner{hub: h, idx: len(h.owners), wakeFn: wake}
 	h.owners = append(h.owners, o)
@@ -166,14 +216,13 @@ func (h *Hub) Publish(m Message) (Result, error) {
 		targets = []string{m.Target}
 	}
 	now := h.cfg.Now().UnixNano()
+
 	h.mu.Lock()
 	h.seq++
 	id, receivers := h.publishLocked(h.seq, now, targets, m)
-	wake := h.wakeMask
-	h.wakeMask = 0
 	h.mu.Unlock()
 
-	h.wakeOwners(wake)
+	h.wakeOwners()
 	h.published.Add(1)
 	return Result{ID: id.String(), Receivers: receivers}, nil
 }
@@ -194,22 +243,17 @@ func check(m Message) error {
 	return nil
 }
 
-// publishLocked encodes m as event seq (above h.seq's previous value,
-// which the caller has set to seq) and appends it to its topics. Called
-// with h.mu held.
+// publishLocked encodes m as event seq (the caller has set h.seq to seq)
+// and appends it to its topics. Called with h.mu held.
 func (h *Hub) publishLocked(seq uint64, now int64, targets []string, m Message) (sse.ID, int) {
 	id := sse.ID{Epoch: h.cfg.Epoch, Seq: seq}
-	h.idbuf = id.AppendTo(h.idbuf[:0])
-	h.enc = sse.AppendEvent(h.enc[:0], h.idbuf, m.Event, m.Data)
-	ev := &Event{Seq: seq, Frame: slices.Clone(h.enc), Exclude: m.Exclude, at: now}
-	if cap(h.enc) > 1<<20 {
-		h.enc = nil // do not pin one huge message's buffer
-	}
-	receivers, everyone := 0, false
+	ev := h.encode(id, m, now)
+	everyone := false
+	hit := h.hit[:0]
 	add := func(t *topic) {
 		if t.lastSeq != ev.Seq { // a topic selected twice gets the event once
 			h.append(t, ev)
-			receivers += t.nsubs
+			hit = append(hit, t)
 		}
 	}
 	for _, target := range targets {
@@ -220,34 +264,115 @@ func (h *Hub) publishLocked(seq uint64, now int64, targets []string, m Message) 
 		case strings.Contains(target, "*"):
 			prefix, _, _ := strings.Cut(target, "*")
 			h.lostSeq = seq
-			i, _ := slices.BinarySearch(h.names, prefix)
-			for ; i < len(h.names) && strings.HasPrefix(h.names[i], prefix); i++ {
-				add(h.topics[h.names[i]])
-			}
+			h.names.withPrefix(prefix, add)
 		default:
 			add(h.topic(target))
 		}
 	}
 	add(h.all)
-	if everyone {
-		receivers = h.nsubs
-	}
+	receivers := h.receivers(hit, everyone, m.Exclude, ev.Seq)
+	clear(hit)
+	h.hit = hit[:0]
+	h.retain(ev)
 	return id, receivers
 }
 
-// wakeOwners calls the wake function of every owner in mask. The owners
-// slice is fixed before the first subscription, so it is read without h.mu.
-func (h *Hub) wakeOwners(mask uint64) {
-	for mask != 0 {
-		h.owners[bits.TrailingZeros64(mask)].wakeFn()
-		mask &= mask - 1
+// retain accounts for a new event and applies the global bound: the
+// oldest events leave every topic until the retained events fit. A live
+// subscriber that had yet to receive one is then too far behind (it lags,
+// reconnects and gets a gap). Called with h.mu held.
+func (h *Hub) retain(ev *Event) {
+	r := &h.ret
+	r.bytes += ev.cost()
+	r.events++
+	r.log = append(r.log, ev)
+	for r.bytes > h.cfg.HistoryTotalBytes && r.log[0] != ev {
+		old := r.log[0]
+		for n := len(old.topics); n > 0; n-- { // each drop takes its topic out of old.topics
+			old.topics[n-1].dropThrough(old.Seq)
+		}
+		h.popReleased()
+	}
+	h.popReleased()
+}
+
+// popReleased forgets the oldest events of the log that no topic holds.
+func (h *Hub) popReleased() {
+	r := &h.ret
+	n := 0
+	for n < len(r.log) && r.log[n].topics == nil {
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	clear(r.log[:n])
+	r.log = r.log[n:]
+	if cap(r.log) > 64 && len(r.log) < cap(r.log)/4 {
+		r.log = append([]*Event(nil), r.log...)
+	}
+}
+
+// receivers counts the distinct streams an event routed to topics will be
+// written to: a stream reading several of them counts once, an excluded
+// one not at all. Called with h.mu held.
+func (h *Hub) receivers(topics []*topic, everyone bool, exclude string, mark uint64) int {
+	if everyone {
+		return h.nsubs - h.ids[exclude]
+	}
+	if exclude == "" && len(topics) == 2 { // one token and the "*" subscribers: disjoint
+		return topics[0].nsubs + topics[1].nsubs
+	}
+	n := 0
+	for _, t := range topics {
+		for _, subs := range t.subs {
+			for _, r := range subs {
+				if s := r.s; s.mark != mark {
+					s.mark = mark
+					if exclude == "" || s.ID != exclude {
+						n++
+					}
+				}
+			}
+		}
+	}
+	return n
+}
+
+// encode builds the immutable event: the SSE text is written after room
+// for the largest chunk header, which is then filled in front of it, so the
+// frame is one contiguous buffer. Called with h.mu held (h.enc is shared).
+func (h *Hub) encode(id sse.ID, m Message, now int64) *Event {
+	h.idbuf = id.AppendTo(h.idbuf[:0])
+	buf := append(h.enc[:0], make([]byte, chunked.MaxHeader)...)
+	buf = sse.AppendEvent(buf, h.idbuf, m.Event, m.Data)
+	n := len(buf) - chunked.MaxHeader
+	hdr := chunked.HeaderLen(n)
+	chunked.PutHeader(buf[chunked.MaxHeader-hdr:chunked.MaxHeader], n)
+	buf = append(buf, chunked.Trailer...)
+	ev := &Event{Seq: id.Seq, Exclude: m.Exclude, frame: slices.Clone(buf[chunked.MaxHeader-hdr:]), hdr: uint8(hdr), at: now}
+	h.enc = buf
+	if cap(h.enc) > 1<<20 {
+		h.enc = nil // do not pin one huge message's buffer
+	}
+	return ev
+}
+
+// wakeOwners calls the wake function of every owner that has new work. The
+// owners slice is fixed before the first subscription, so it is read
+// without h.mu; owners are few (one per epoll loop and front end).
+func (h *Hub) wakeOwners() {
+	for _, o := range h.owners {
+		if o.wakeReq.Load() && o.wakeReq.Swap(false) {
+			o.wakeFn()
+		}
 	}
 }
 
 // append adds ev to t and marks t dirty for every owner with subscribers on
 // it. It is called with h.mu held.
 func (h *Hub) append(t *topic, ev *Event) {
-	t.push(ev, h.cfg.HistoryBytes+h.cfg.MaxLag)
+	t.push(ev, &h.cfg, h.cfg.HistoryBytes+h.cfg.MaxLag)
 	for oi, subs := range t.subs {
 		if len(subs) == 0 || t.dirty[oi] {
 			continue
@@ -255,7 +380,7 @@ func (h *Hub) append(t *topic, ev *Event) {
 		t.dirty[oi] = true
 		o := h.owners[oi]
 		if len(o.dirty) == 0 {
-			h.wakeMask |= 1 << oi
+			o.wakeReq.Store(true)
 		}
 		o.dirty = append(o.dirty, t)
 	}
@@ -267,11 +392,10 @@ func (h *Hub) topic(name string) *topic {
 	if t := h.topics[name]; t != nil {
 		return t
 	}
-	t := &topic{name: name, floor: h.lostSeq}
+	t := &topic{name: name, floor: h.lostSeq, ret: &h.ret}
 	t.grow(len(h.owners))
 	h.topics[name] = t
-	i, _ := slices.BinarySearch(h.names, name)
-	h.names = slices.Insert(h.names, i, name)
+	h.names.insert(t)
 	return t
 }
 
@@ -282,9 +406,7 @@ func (h *Hub) dropTopic(t *topic) {
 	}
 	h.lostSeq = max(h.lostSeq, t.floor)
 	delete(h.topics, t.name)
-	if i, ok := slices.BinarySearch(h.names, t.name); ok {
-		h.names = slices.Delete(h.names, i, i+1)
-	}
+	h.names.remove(t.name)
 }
 
 // Stats is a snapshot of the hub's size.
@@ -303,8 +425,9 @@ func (h *Hub) Stats() Stats {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	s := Stats{Subscribers: h.nsubs, Topics: len(h.topics), Published: h.published.Load(), LastSeq: h.seq}
-	s.HistoryEvents = len(h.all.entries)
-	s.HistoryBytes = h.all.retained()
+	h.popReleased()
+	s.HistoryEvents = h.ret.events
+	s.HistoryBytes = h.ret.bytes
 	return s
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -140,6 +141,24 @@ func TestReceiversAndCounts(t *testing.T) {
 	}
 	if got := h.SubscribedClients("x"); got != 2 {
 		t.Errorf("SubscribedClients(x) = %d, want 2", got)
+	}
+	// Distinct streams: the x-y stream counts once for both; an excluded
+	// stream not at all.
+	sub(h, o, "ex", "", "y")
+	res, err := h.Publish(Message{Targets: []string{"x", "y"}, Data: []byte("m")})
+	if err != nil || res.Receivers != 4 {
+		t.Errorf("receivers of [x y] = %d (%v), want 4", res.Receivers, err)
+	}
+	res, _ = h.Publish(Message{Targets: []string{"x", "y"}, Exclude: "ex", Data: []byte("m")})
+	if res.Receivers != 3 {
+		t.Errorf("receivers of [x y] excluding ex = %d, want 3", res.Receivers)
+	}
+	res, _ = h.Publish(Message{Target: "*", Exclude: "ex", Data: []byte("m")})
+	if res.Receivers != 3 {
+		t.Errorf("receivers of * excluding ex = %d, want 3", res.Receivers)
+	}
+	if got := pub(t, h, "y*", "m").Receivers; got != 3 {
+		t.Errorf("receivers of y* = %d, want 3", got)
 	}
 	if got := h.SubscribedClients("*"); got != 0 {
 		t.Errorf("SubscribedClients(*) = %d, want 0", got)
@@ -497,5 +516,73 @@ func TestMultiTargetEventReceivedOnce(t *testing.T) {
 	}
 	if r.Receivers < 2 {
 		t.Errorf("receivers %d", r.Receivers)
+	}
+}
+
+// The ordered topic names agree with a sorted reference through inserts,
+// removals and prefix walks.
+func TestNamesSkipList(t *testing.T) {
+	var s names
+	ref := map[string]bool{}
+	for i := range 3000 {
+		name := fmt.Sprintf("t%d", (i*7919)%1000)
+		if ref[name] {
+			s.remove(name)
+			delete(ref, name)
+		} else {
+			s.insert(&topic{name: name})
+			ref[name] = true
+		}
+	}
+	for _, prefix := range []string{"", "t", "t1", "t99", "t5", "x"} {
+		var got, want []string
+		s.withPrefix(prefix, func(tp *topic) { got = append(got, tp.name) })
+		for name := range ref {
+			if strings.HasPrefix(name, prefix) {
+				want = append(want, name)
+			}
+		}
+		slices.Sort(want)
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Fatalf("prefix %q: got %d names, want %d", prefix, len(got), len(want))
+		}
+	}
+}
+
+// The global bound holds over every topic, and the counts are the bytes
+// really retained (they once showed one special topic's share).
+func TestHistoryTotalBound(t *testing.T) {
+	h, o, _ := newHub(t, Config{HistoryTotalBytes: 1 << 20})
+	body := strings.Repeat("x", 60<<10)
+	first := pub(t, h, "token0", "first")
+	for i := range 100 {
+		pub(t, h, fmt.Sprintf("token%d", i), body)
+		if st := h.Stats(); st.HistoryBytes > 1<<20 || st.HistoryBytes < int64(len(body)) {
+			t.Fatalf("after %d messages: %d bytes retained, bound 1 MiB", i+1, st.HistoryBytes)
+		}
+	}
+	st := h.Stats()
+	if st.HistoryEvents < 10 || st.HistoryEvents > 17 {
+		t.Errorf("%d events retained, want those that fit in 1 MiB", st.HistoryEvents)
+	}
+	_, replay := h.Subscribe(o, []string{"token0"}, "", first.ID, nil)
+	if replay != ReplayGap {
+		t.Errorf("replay of an event dropped by the global bound: %v, want gap", replay)
+	}
+	last := sub(h, o, "", "", "token99")
+	pub(t, h, "token99", "live")
+	last.drain(t, -1)
+	if strings.Join(last.got, ",") != "live" {
+		t.Errorf("live delivery after the bound: %q", last.got)
+	}
+}
+
+// A negative HistoryCount keeps no history: any older id is a gap.
+func TestNoHistory(t *testing.T) {
+	h, o, _ := newHub(t, Config{HistoryCount: -1})
+	a := pub(t, h, "t", "1")
+	pub(t, h, "t", "2")
+	if _, replay := h.Subscribe(o, []string{"t"}, "", a.ID, nil); replay != ReplayGap {
+		t.Errorf("replay without history: %v, want gap", replay)
 	}
 }

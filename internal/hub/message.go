@@ -20,8 +20,8 @@ type Message struct {
 type Result struct {
 	// ID is the event id assigned to the message.
 	ID string
-	// Receivers is how many streams on this node the message was routed to.
-	// When several tokens match, a stream subscribed to more than one of
-	// them is counted for each: it is an upper bound.
+	// Receivers is how many distinct streams on this node the message will
+	// be written to: a stream that several targets select counts once, a
+	// stream excluded by client id not at all.
 	Receivers int
 }

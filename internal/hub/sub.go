@@ -13,12 +13,16 @@ type Sub struct {
 	ID     string   // client id from the subscribe URL, for exclusion
 	Tokens []string // as requested; "*" means every token
 	Conn   any      // the owner's per-connection state
+	// Text, set by the owner before the first Fill, makes Fill hand out the
+	// events' SSE text; by default it hands out HTTP/1.1 chunks.
+	Text bool
 
 	owner  *Owner
 	topics []*topic
 	next   []uint64 // per topic: absolute index of the first entry after cursor
 	slot   []int    // per topic: index in topic.subs[owner]
 	queued bool     // in the owner's current Collect result
+	mark   uint64   // the last publication that counted s as a receiver (h.mu)
 
 	cursor  uint64 // sequence number of the last event taken
 	partial []byte // unwritten tail of the event with sequence cursor
@@ -78,12 +82,18 @@ func (h *Hub) Subscribe(o *Owner, tokens []string, id, lastID string, conn any) 
 	if lastID != "" {
 		replay = ReplayUnknown
 		if lid, ok := sse.ParseID(lastID); ok && lid.Epoch == h.cfg.Epoch && lid.Seq <= h.seq {
-			s.cursor = lid.Seq
 			replay = ReplayComplete
+			var lost uint64
 			for _, t := range s.topics {
-				if t.floor > s.cursor {
-					replay = ReplayGap
-				}
+				lost = max(lost, t.replayFloor())
+			}
+			s.cursor = lid.Seq
+			if lost > lid.Seq {
+				// The stream resumes after the newest event it may have
+				// lost: CursorID, sent with the reset, is then an id that
+				// replays completely if the client reconnects at once.
+				replay = ReplayGap
+				s.cursor = lost
 			}
 		}
 	}
@@ -92,6 +102,9 @@ func (h *Hub) Subscribe(o *Owner, tokens []string, id, lastID string, conn any) 
 		t.addSub(o.idx, s, i)
 	}
 	h.nsubs++
+	if id != "" {
+		h.ids[id]++
+	}
 	return s, replay
 }
 
@@ -118,6 +131,11 @@ func (h *Hub) Unsubscribe(s *Sub) {
 	}
 	s.topics = nil
 	h.nsubs--
+	if s.ID != "" {
+		if h.ids[s.ID]--; h.ids[s.ID] == 0 {
+			delete(h.ids, s.ID)
+		}
+	}
 }
 
 // Collect appends to dst the subscribers of o that may have new events, and
@@ -177,6 +195,19 @@ func (b *Batch) add(seq uint64, buf []byte, cont bool) {
 // limit, or events it had not received were dropped): the owner must then
 // close the stream.
 func (h *Hub) Fill(s *Sub, b *Batch, maxBufs, maxBytes int) (lagged bool) {
+	return h.FillUntil(s, b, maxBufs, maxBytes, ^uint64(0))
+}
+
+// LastSeq returns the sequence number of the newest event: an ending
+// stream takes the events up to it (FillUntil), and no later ones.
+func (h *Hub) LastSeq() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.seq
+}
+
+// FillUntil is Fill for events up to sequence number last.
+func (h *Hub) FillUntil(s *Sub, b *Batch, maxBufs, maxBytes int, last uint64) (lagged bool) {
 	b.reset()
 	if len(s.partial) > 0 {
 		b.add(s.cursor, s.partial, true)
@@ -206,7 +237,7 @@ func (h *Hub) Fill(s *Sub, b *Batch, maxBufs, maxBytes int) (lagged bool) {
 				}
 			}
 		}
-		if ev == nil {
+		if ev == nil || ev.Seq > last {
 			break
 		}
 		for i, t := range s.topics {
@@ -218,7 +249,11 @@ func (h *Hub) Fill(s *Sub, b *Batch, maxBufs, maxBytes int) (lagged bool) {
 			b.add(ev.Seq, nil, false)
 			continue
 		}
-		b.add(ev.Seq, ev.Frame, false)
+		if s.Text {
+			b.add(ev.Seq, ev.Text(), false)
+		} else {
+			b.add(ev.Seq, ev.Chunk(), false)
+		}
 	}
 	return false
 }
@@ -230,6 +265,29 @@ func (h *Hub) Lagging(s *Sub) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return s.topics != nil && h.lagging(s)
+}
+
+// Cursor returns the sequence number of the last event s was given. Only
+// the owner's goroutine may call it.
+func (s *Sub) Cursor() uint64 { return s.cursor }
+
+// Behind reports whether s, having been given the events up to cursor, is
+// past the lag limit or has lost events. Unlike Lagging it changes nothing
+// in s, so a watchdog may call it while the owner is blocked in a write
+// (with a cursor the owner published before the write).
+func (h *Hub) Behind(s *Sub, cursor uint64) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var pending int64
+	for _, t := range s.topics { // nil once unsubscribed
+		if t.floor > cursor { // dropped after the stream subscribed
+			return true
+		}
+		if n := t.after(cursor); n < t.head() {
+			pending += t.total - t.entries[n-t.base].off
+		}
+	}
+	return pending > h.cfg.MaxLag
 }
 
 // lagging moves s's per-topic positions past its cursor and sums what is

@@ -1,6 +1,9 @@
 package hub
 
-import "sort"
+import (
+	"slices"
+	"sort"
+)
 
 // topic is the log of events routed to one token (or one of the two special
 // topics). Its entries are the history; live subscribers read them too.
@@ -18,10 +21,19 @@ type topic struct {
 	// lastSeq is the newest event appended, so that a publication selecting
 	// the topic through several targets appends it once.
 	lastSeq uint64
+	// hist is the absolute index of the oldest entry that is history: the
+	// count and size bounds hold from the moment an event is published,
+	// while older entries may stay until live subscribers have them.
+	hist uint64
+
+	// counted is head() at the last TopTokens walk, so the walk can rank
+	// topics by the events they received since.
+	counted uint64
 
 	nsubs int
 	subs  [][]subRef // per owner: its subscribers reading this topic
 	dirty []bool     // per owner: already queued in the owner's dirty list
+	ret   *retention // the hub's count of retained events
 }
 
 type entry struct {
@@ -54,15 +66,31 @@ func (t *topic) retained() int64 {
 	return t.total - t.entries[0].off
 }
 
-// push appends ev. hardCap bounds the retained bytes whatever the live
-// subscribers still need: anyone that far behind is past the lag limit.
-func (t *topic) push(ev *Event, hardCap int64) {
+// push appends ev and applies the history's count and size bounds. hardCap
+// bounds the retained bytes whatever the live subscribers still need:
+// anyone that far behind is past the lag limit.
+func (t *topic) push(ev *Event, cfg *Config, hardCap int64) {
 	t.lastSeq = ev.Seq
 	t.entries = append(t.entries, entry{ev: ev, off: t.total})
-	t.total += int64(len(ev.Frame))
+	t.total += ev.size()
+	ev.topics = append(ev.topics, t)
 	for len(t.entries) > 1 && t.retained() > hardCap {
 		t.dropFront(1)
 	}
+	for t.hist < t.head() && (t.head()-t.hist > uint64(max(cfg.HistoryCount, 0)) ||
+		t.total-t.entries[t.hist-t.base].off > cfg.HistoryBytes) {
+		t.hist++
+	}
+}
+
+// replayFloor is the newest sequence number a replay from this topic
+// cannot offer: trimmed, published before the topic existed, or out of the
+// history bounds.
+func (t *topic) replayFloor() uint64 {
+	if t.hist > t.base {
+		return max(t.floor, t.entries[t.hist-1-t.base].ev.Seq)
+	}
+	return t.floor
 }
 
 // dropFront forgets the n oldest entries.
@@ -71,13 +99,29 @@ func (t *topic) dropFront(n int) {
 		return
 	}
 	t.floor = max(t.floor, t.entries[n-1].ev.Seq)
+	for _, e := range t.entries[:n] {
+		e.ev.topics = slices.DeleteFunc(e.ev.topics, func(x *topic) bool { return x == t })
+		if len(e.ev.topics) == 0 {
+			t.ret.released(e.ev)
+		}
+	}
 	clear(t.entries[:n])
 	t.entries = t.entries[n:]
 	t.base += uint64(n)
+	t.hist = max(t.hist, t.base)
 	// Give the backing array back once most of it is dead.
 	if cap(t.entries) > 64 && len(t.entries) < cap(t.entries)/4 {
 		t.entries = append([]entry(nil), t.entries...)
 	}
+}
+
+// dropThrough forgets the entries up to sequence number seq.
+func (t *topic) dropThrough(seq uint64) {
+	n := 0
+	for n < len(t.entries) && t.entries[n].ev.Seq <= seq {
+		n++
+	}
+	t.dropFront(n)
 }
 
 // after returns the absolute index of the first entry with a sequence number
@@ -98,11 +142,7 @@ func (t *topic) trim(cfg *Config, now int64) {
 	}
 	n := 0
 	for n < len(t.entries) && t.base+uint64(n) < keep {
-		e := t.entries[n]
-		over := len(t.entries)-n > cfg.HistoryCount ||
-			t.total-e.off > cfg.HistoryBytes ||
-			now-e.ev.at > int64(cfg.HistoryAge)
-		if !over {
+		if t.base+uint64(n) >= t.hist && now-t.entries[n].ev.at <= int64(cfg.HistoryAge) {
 			break
 		}
 		n++

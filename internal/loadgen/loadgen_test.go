@@ -1,8 +1,13 @@
 package loadgen
 
 import (
+	"bufio"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -64,10 +69,133 @@ func TestAccounting(t *testing.T) {
 	if w.rep.Received != 6 || w.rep.Duplicated != 1 || w.rep.Reordered != 1 || s.got != 5 {
 		t.Errorf("report %+v got %d", w.rep, s.got)
 	}
-	w.subs = []*subscriber{s}
-	s.state = 1
+	refused := &subscriber{state: closed}
+	w.subs = []*subscriber{s, refused}
+	s.state, s.accepted = streaming, true
 	w.finish([]uint64{6}, time.Now())
 	if w.rep.Lost != 1 || w.rep.Expected != 6 {
-		t.Errorf("lost %d expected %d, want 1 and 6", w.rep.Lost, w.rep.Expected)
+		t.Errorf("lost %d expected %d, want 1 and 6 (the refused subscriber expects nothing)", w.rep.Lost, w.rep.Expected)
+	}
+}
+
+// fakeServer answers SSE requests in turn from answers: "200" keeps the
+// stream (returned on streams), another status refuses it with a body,
+// "close" hangs up without answering.
+func fakeServer(t *testing.T, answers []string) (addr string, streams chan net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	streams = make(chan net.Conn, len(answers))
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		conns []net.Conn
+	)
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for _, a := range answers {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			br := bufio.NewReader(c)
+			for {
+				line, err := br.ReadString('\n')
+				if err != nil || line == "\r\n" {
+					break
+				}
+			}
+			switch a {
+			case "200":
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+				streams <- c
+			case "close":
+				c.Close()
+			default:
+				fmt.Fprintf(c, "HTTP/1.1 %s Refused\r\nContent-Length: 8\r\nConnection: close\r\n\r\nrefused\n", a)
+				c.Close()
+			}
+		}
+	}()
+	return ln.Addr().String(), streams
+}
+
+// TestWorkerCountsRefusals runs a worker against a server that accepts
+// three streams, refuses two with 429 and one with 503, and hangs up on
+// one: the refusals are reported by status, the hang-up as failed, and
+// only the accepted streams' messages are expected (none lost).
+func TestWorkerCountsRefusals(t *testing.T) {
+	answers := []string{"200", "429", "200", "503", "close", "429", "200"}
+	addr, streams := fakeServer(t, answers)
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		// Which subscriber gets which answer depends on the accept order;
+		// the counts do not.
+		done <- runWorker(WorkerConfig{Addr: addr, Path: "/sse", Count: len(answers), Tokens: 1, Timeout: 60}, inR, outW)
+		outW.Close()
+	}()
+	dec := json.NewDecoder(outR)
+	var ready workerMsg
+	if err := dec.Decode(&ready); err != nil || !ready.Ready {
+		t.Fatalf("ready message %+v: %v", ready, err)
+	}
+	if ready.Connected != 3 || ready.Failed != 1 || ready.Refused[429] != 2 || ready.Refused[503] != 1 {
+		t.Fatalf("connected %d, failed %d, refused %v; want 3, 1, map[429:2 503:1]", ready.Connected, ready.Failed, ready.Refused)
+	}
+	now := time.Now().UnixNano()
+	for range 3 {
+		c := <-streams
+		for seq := 1; seq <= 2; seq++ {
+			ev := fmt.Sprintf("id: x-%d\ndata: %d %d\n\n", seq, seq, now)
+			fmt.Fprintf(c, "%x\r\n%s\r\n", len(ev), ev)
+		}
+	}
+	fmt.Fprintf(inW, "{\"published\":[2]}\n")
+	var rep workerMsg
+	if err := dec.Decode(&rep); err != nil || rep.Report == nil {
+		t.Fatalf("report %+v: %v", rep, err)
+	}
+	r := rep.Report
+	if r.Expected != 6 || r.Received != 6 || r.Lost != 0 || r.Connected != 3 || r.Failed != 1 {
+		t.Errorf("report %+v: want 6 expected and received, none lost, 3 connected, 1 failed", r)
+	}
+	inW.Close()
+	if err := <-done; err != nil {
+		t.Error(err)
+	}
+}
+
+func TestWarnings(t *testing.T) {
+	r := &Result{Subs: 100, Connected: 100}
+	if w := r.Warnings(); len(w) != 0 {
+		t.Errorf("all connected: %q", w)
+	}
+	r = &Result{Subs: 100, Connected: 90, Refused: map[int]int{503: 3, 429: 5}, Failed: 2, RefusedReconn: 4}
+	w := r.Warnings()
+	if len(w) != 2 || !strings.Contains(w[0], "only 90 of 100 streams connected") ||
+		!strings.Contains(w[0], "5 answered 429 Too Many Requests") || !strings.Contains(w[0], "-max-conns-per-ip") ||
+		!strings.Contains(w[0], "3 answered 503 Service Unavailable") || !strings.Contains(w[0], "2 got no answer") ||
+		strings.Index(w[0], "429") > strings.Index(w[0], "503") || !strings.Contains(w[1], "4 reconnections were refused") {
+		t.Errorf("warnings %q", w)
+	}
+	if tab := r.Table(); !strings.Contains(tab, "5 × 429, 3 × 503, 2 × no answer") {
+		t.Errorf("table lacks the refusals:\n%s", tab)
 	}
 }

@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -44,32 +46,35 @@ type Config struct {
 
 // Result is the outcome of a run, printed as a table and as one JSON line.
 type Result struct {
-	Scenario       string  `json:"scenario"`
-	Subs           int     `json:"subs"`
-	Tokens         int     `json:"tokens"`
-	Connected      int     `json:"connected"`
-	ConnectSecs    float64 `json:"connect_s"`
-	Published      uint64  `json:"published"`
-	PublishSecs    float64 `json:"publish_s"`
-	Expected       uint64  `json:"expected"`
-	Received       uint64  `json:"received"`
-	DeliveredPct   float64 `json:"delivered_pct"`
-	Lost           uint64  `json:"lost"`
-	Duplicated     uint64  `json:"duplicated"`
-	Reordered      uint64  `json:"reordered"`
-	Reconnects     uint64  `json:"reconnects"`
-	Drops          uint64  `json:"server_closed"`
-	DeliveriesPerS float64 `json:"deliveries_per_s"`
-	PubP50ms       float64 `json:"publish_answer_p50_ms,omitempty"`
-	PubP99ms       float64 `json:"publish_answer_p99_ms,omitempty"`
-	P50ms          float64 `json:"p50_ms"`
-	P99ms          float64 `json:"p99_ms"`
-	MaxMs          float64 `json:"max_ms"`
-	RSSBeforeKiB   int64   `json:"server_rss_before_kib"`
-	RSSAfterKiB    int64   `json:"server_rss_kib"`
-	RSSPerSubKiB   float64 `json:"server_rss_per_sub_kib"`
-	CPUSecs        float64 `json:"server_cpu_s"`
-	CPUPerMillion  float64 `json:"server_cpu_s_per_1m"`
+	Scenario       string      `json:"scenario"`
+	Subs           int         `json:"subs"`
+	Tokens         int         `json:"tokens"`
+	Connected      int         `json:"connected"`
+	Failed         int         `json:"failed"`            // no answer at all
+	Refused        map[int]int `json:"refused,omitempty"` // answered with another status than 200, by status
+	RefusedReconn  int         `json:"refused_reconnects,omitempty"`
+	ConnectSecs    float64     `json:"connect_s"`
+	Published      uint64      `json:"published"`
+	PublishSecs    float64     `json:"publish_s"`
+	Expected       uint64      `json:"expected"`
+	Received       uint64      `json:"received"`
+	DeliveredPct   float64     `json:"delivered_pct"`
+	Lost           uint64      `json:"lost"`
+	Duplicated     uint64      `json:"duplicated"`
+	Reordered      uint64      `json:"reordered"`
+	Reconnects     uint64      `json:"reconnects"`
+	Drops          uint64      `json:"server_closed"`
+	DeliveriesPerS float64     `json:"deliveries_per_s"`
+	PubP50ms       float64     `json:"publish_answer_p50_ms,omitempty"`
+	PubP99ms       float64     `json:"publish_answer_p99_ms,omitempty"`
+	P50ms          float64     `json:"p50_ms"`
+	P99ms          float64     `json:"p99_ms"`
+	MaxMs          float64     `json:"max_ms"`
+	RSSBeforeKiB   int64       `json:"server_rss_before_kib"`
+	RSSAfterKiB    int64       `json:"server_rss_kib"`
+	RSSPerSubKiB   float64     `json:"server_rss_per_sub_kib"`
+	CPUSecs        float64     `json:"server_cpu_s"`
+	CPUPerMillion  float64     `json:"server_cpu_s_per_1m"`
 }
 
 type workerProc struct {
@@ -135,6 +140,13 @@ func Run(cfg Config) (*Result, error) {
 			return nil, fmt.Errorf("worker did not get ready: %v", err)
 		}
 		res.Connected += m.Connected
+		res.Failed += m.Failed
+		for code, n := range m.Refused {
+			if res.Refused == nil {
+				res.Refused = map[int]int{}
+			}
+			res.Refused[code] += n
+		}
 	}
 	res.ConnectSecs = time.Since(connectStart).Seconds()
 	time.Sleep(500 * time.Millisecond) // let the server settle before measuring
@@ -177,6 +189,7 @@ func Run(cfg Config) (*Result, error) {
 		res.Reordered += r.Reordered
 		res.Reconnects += r.Reconnects
 		res.Drops += r.Drops
+		res.RefusedReconn += r.RefusedReconnects
 		hist.Merge(&r.Latency)
 		lastRecv = max(lastRecv, r.LastRecvNs)
 	}
@@ -352,17 +365,57 @@ func cpuOne(pid int) float64 {
 	return (ut + st) / 100 // USER_HZ is 100 on Linux
 }
 
+// Warnings says what makes the figures weaker than they look: streams that
+// did not connect (by status, with the option that governs it) and refused
+// reconnections.
+func (r *Result) Warnings() []string {
+	var w []string
+	if r.Connected < r.Subs {
+		var why []string
+		for _, code := range slices.Sorted(maps.Keys(r.Refused)) {
+			why = append(why, fmt.Sprintf("%d answered %d %s%s", r.Refused[code], code, http.StatusText(code), refusalHint(code)))
+		}
+		if r.Failed > 0 {
+			why = append(why, fmt.Sprintf("%d got no answer (connection refused, reset or closed)", r.Failed))
+		}
+		w = append(w, fmt.Sprintf("only %d of %d streams connected: %s; the figures are for %d streams",
+			r.Connected, r.Subs, strings.Join(why, ", "), r.Connected))
+	}
+	if r.RefusedReconn > 0 {
+		w = append(w, fmt.Sprintf("%d reconnections were refused", r.RefusedReconn))
+	}
+	return w
+}
+
+func refusalHint(code int) string {
+	switch code {
+	case 429:
+		return " (hasses' -max-conns-per-ip: raise it, or spread over more -sources)"
+	case 503:
+		return " (the server is full: hasses' -max-conns or its open-file limit)"
+	}
+	return ""
+}
+
 // Table renders r for people.
 func (r *Result) Table() string {
 	var b strings.Builder
-	row := func(k string, v any) { fmt.Fprintf(&b, "  %-28s %v\n", k, v) }
+	row := func(k string, v any) { fmt.Fprintf(&b, "  %-36s %v\n", k, v) }
 	fmt.Fprintf(&b, "scenario %s\n", r.Scenario)
 	row("subscribers (connected)", fmt.Sprintf("%d (%d) on %d tokens", r.Subs, r.Connected, r.Tokens))
+	if r.Connected < r.Subs {
+		var parts []string
+		for _, code := range slices.Sorted(maps.Keys(r.Refused)) {
+			parts = append(parts, fmt.Sprintf("%d × %d", r.Refused[code], code))
+		}
+		parts = append(parts, fmt.Sprintf("%d × no answer", r.Failed))
+		row("not connected", strings.Join(parts, ", "))
+	}
 	row("connect time", fmt.Sprintf("%.2f s", r.ConnectSecs))
 	row("server RSS before / after", fmt.Sprintf("%d / %d KiB (%.2f KiB per subscriber)", r.RSSBeforeKiB, r.RSSAfterKiB, r.RSSPerSubKiB))
 	if r.Published > 0 {
 		row("published", fmt.Sprintf("%d msgs in %.2f s", r.Published, r.PublishSecs))
-		row("delivered", fmt.Sprintf("%d of %d expected (%.3f %%)", r.Received, r.Expected, r.DeliveredPct))
+		row("delivered", fmt.Sprintf("%d of %d expected by connected streams (%.3f %%)", r.Received, r.Expected, r.DeliveredPct))
 		row("lost / duplicated / reordered", fmt.Sprintf("%d / %d / %d", r.Lost, r.Duplicated, r.Reordered))
 		row("deliveries/s", fmt.Sprintf("%.0f", r.DeliveriesPerS))
 		if r.PubP99ms > 0 {
@@ -370,7 +423,7 @@ func (r *Result) Table() string {
 		}
 		row("latency p50 / p99 / max", fmt.Sprintf("%.1f / %.1f / %.1f ms", r.P50ms, r.P99ms, r.MaxMs))
 		row("server CPU", fmt.Sprintf("%.2f s (%.3f s per 1M deliveries)", r.CPUSecs, r.CPUPerMillion))
-		row("reconnects / server closes", fmt.Sprintf("%d / %d", r.Reconnects, r.Drops))
+		row("reconnects (refused) / server closes", fmt.Sprintf("%d (%d) / %d", r.Reconnects, r.RefusedReconn, r.Drops))
 	}
 	return b.String()
 }

@@ -29,34 +29,49 @@ type WorkerConfig struct {
 
 // WorkerReport is what a worker tells the parent at the end.
 type WorkerReport struct {
-	Connected   int       `json:"connected"`
-	Failed      int       `json:"failed"`
-	ConnectSecs float64   `json:"connect_s"`
-	Received    uint64    `json:"received"`
-	Expected    uint64    `json:"expected"`
-	Lost        uint64    `json:"lost"`
-	Duplicated  uint64    `json:"duplicated"`
-	Reordered   uint64    `json:"reordered"`
-	Reconnects  uint64    `json:"reconnects"`
-	Drops       uint64    `json:"drops"` // streams the server closed
-	FirstRecvNs int64     `json:"first_recv_ns"`
-	LastRecvNs  int64     `json:"last_recv_ns"`
-	Latency     Histogram `json:"latency"`
+	Connected int         `json:"connected"`
+	Failed    int         `json:"failed"`            // no answer: connection refused or closed
+	Refused   map[int]int `json:"refused,omitempty"` // answers other than 200 while connecting, by status
+	// RefusedReconnects counts reconnections (-reconnect) answered with
+	// anything but 200.
+	RefusedReconnects int       `json:"refused_reconnects,omitempty"`
+	ConnectSecs       float64   `json:"connect_s"`
+	Received          uint64    `json:"received"`
+	Expected          uint64    `json:"expected"`
+	Lost              uint64    `json:"lost"`
+	Duplicated        uint64    `json:"duplicated"`
+	Reordered         uint64    `json:"reordered"`
+	Reconnects        uint64    `json:"reconnects"`
+	Drops             uint64    `json:"drops"` // streams the server closed
+	FirstRecvNs       int64     `json:"first_recv_ns"`
+	LastRecvNs        int64     `json:"last_recv_ns"`
+	Latency           Histogram `json:"latency"`
 }
 
 // control messages between parent and worker, one JSON object per line.
 type workerMsg struct {
 	Ready     bool          `json:"ready,omitempty"`
 	Connected int           `json:"connected,omitempty"`
+	Failed    int           `json:"failed,omitempty"`
+	Refused   map[int]int   `json:"refused,omitempty"`
 	Published []uint64      `json:"published,omitempty"` // parent -> worker: per-token counts
 	Report    *WorkerReport `json:"report,omitempty"`
 }
+
+// Subscriber states.
+const (
+	connecting = iota // TCP connect in progress
+	requested         // request sent, waiting for the response head
+	streaming         // answered 200
+	closed
+)
 
 type subscriber struct {
 	fd        int
 	idx       int
 	token     int
-	state     uint8 // 0 connecting, 1 streaming, 2 closed
+	state     uint8
+	accepted  bool // answered 200 at least once: its losses count
 	nonReader bool
 	parser    streamParser
 	lastSeq   uint64
@@ -72,7 +87,8 @@ type worker struct {
 	addr    unix.SockaddrInet4
 	rep     WorkerReport
 	buf     []byte
-	pending int // subscribers still connecting
+	pending int  // subscribers without an answer yet
+	ready   bool // the connect phase is over
 }
 
 // RunWorker runs a worker: it reads its config from the environment (set by
@@ -83,6 +99,10 @@ func RunWorker(in io.Reader, out io.Writer) error {
 		return fmt.Errorf("worker config: %w", err)
 	}
 	raiseFileLimit()
+	return runWorker(cfg, in, out)
+}
+
+func runWorker(cfg WorkerConfig, in io.Reader, out io.Writer) error {
 	w := &worker{cfg: cfg, byFD: map[int]*subscriber{}, buf: make([]byte, 64<<10)}
 	ap, err := netip.ParseAddrPort(cfg.Addr)
 	if err != nil || !ap.Addr().Is4() {
@@ -110,14 +130,18 @@ func RunWorker(in io.Reader, out io.Writer) error {
 		w.poll(100)
 	}
 	w.rep.ConnectSecs = time.Since(start).Seconds()
+	refused := 0
+	for _, n := range w.rep.Refused {
+		refused += n
+	}
 	for _, s := range w.subs {
-		if s.state == 1 {
+		if s.state == streaming {
 			w.rep.Connected++
-		} else {
-			w.rep.Failed++
 		}
 	}
-	enc.Encode(workerMsg{Ready: true, Connected: w.rep.Connected})
+	w.rep.Failed = len(w.subs) - w.rep.Connected - refused
+	w.ready = true
+	enc.Encode(workerMsg{Ready: true, Connected: w.rep.Connected, Failed: w.rep.Failed, Refused: w.rep.Refused})
 
 	// Read events until the parent says what was published.
 	cmds := make(chan workerMsg, 1)
@@ -156,7 +180,7 @@ func RunWorker(in io.Reader, out io.Writer) error {
 func (w *worker) finish(published []uint64, deadline time.Time) {
 	done := func() bool {
 		for _, s := range w.subs {
-			if s.state == 1 && !s.nonReader && s.token < len(published) && s.got < published[s.token] {
+			if s.state == streaming && !s.nonReader && s.token < len(published) && s.got < published[s.token] {
 				return false
 			}
 		}
@@ -171,7 +195,8 @@ func (w *worker) finish(published []uint64, deadline time.Time) {
 		}
 	}
 	for _, s := range w.subs {
-		if s.nonReader || s.token >= len(published) {
+		// Refused subscribers were told so: their messages are not lost.
+		if !s.accepted || s.nonReader || s.token >= len(published) {
 			continue
 		}
 		w.rep.Expected += published[s.token]
@@ -184,7 +209,7 @@ func (w *worker) finish(published []uint64, deadline time.Time) {
 func (w *worker) connect(s *subscriber, lastID []byte) {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		s.state = 2
+		s.state = closed
 		return
 	}
 	if n := len(w.cfg.SourceIPs); n > 0 {
@@ -197,10 +222,10 @@ func (w *worker) connect(s *subscriber, lastID []byte) {
 	}
 	if err := unix.Connect(fd, &w.addr); err != nil && err != unix.EINPROGRESS {
 		unix.Close(fd)
-		s.state = 2
+		s.state = closed
 		return
 	}
-	s.fd, s.state = fd, 0
+	s.fd, s.state = fd, connecting
 	s.parser = streamParser{inHead: true}
 	s.lastID = lastID
 	w.byFD[fd] = s
@@ -220,10 +245,11 @@ func (w *worker) poll(ms int) {
 		if s == nil {
 			continue
 		}
-		if s.state == 0 && ev.Events&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) != 0 {
+		if s.state == connecting && ev.Events&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) != 0 {
 			w.sendRequest(s)
 		}
-		if s.state == 1 && !s.nonReader && ev.Events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		reads := s.state == requested || (s.state == streaming && !s.nonReader)
+		if reads && ev.Events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 			w.read(s)
 		}
 	}
@@ -243,16 +269,21 @@ func (w *worker) sendRequest(s *subscriber) {
 		w.drop(s)
 		return
 	}
-	s.state = 1
-	w.pending--
+	s.state = requested
 }
 
 func (w *worker) read(s *subscriber) {
-	for s.state == 1 {
+	for s.state == requested || s.state == streaming {
 		n, err := unix.Read(s.fd, w.buf)
 		if n > 0 {
 			now := time.Now().UnixNano()
 			s.parser.feed(w.buf[:n], func(line []byte) { w.event(s, line, now) })
+			if s.state == requested && !s.parser.inHead {
+				w.answered(s)
+				if s.nonReader {
+					return // it never reads again: the server sees a full window
+				}
+			}
 			continue
 		}
 		if err == unix.EAGAIN {
@@ -261,10 +292,34 @@ func (w *worker) read(s *subscriber) {
 		if err == unix.EINTR {
 			continue
 		}
-		w.rep.Drops++
-		w.drop(s)
+		if s.state == streaming {
+			w.rep.Drops++
+		}
+		w.drop(s) // closed before answering: counted as failed
 		return
 	}
+}
+
+// answered handles a complete response head: 200 starts the stream, any
+// other status (429 too many per address, 503 server full, 403 ...) is a
+// refusal, counted by status and never as lost messages.
+func (w *worker) answered(s *subscriber) {
+	w.pending--
+	if s.parser.status == 200 {
+		s.state, s.accepted = streaming, true
+		return
+	}
+	if w.ready {
+		w.rep.RefusedReconnects++
+	} else {
+		if w.rep.Refused == nil {
+			w.rep.Refused = map[int]int{}
+		}
+		w.rep.Refused[s.parser.status]++
+	}
+	delete(w.byFD, s.fd)
+	unix.Close(s.fd)
+	s.state = closed
 }
 
 func (w *worker) event(s *subscriber, line []byte, now int64) {
@@ -291,14 +346,14 @@ func (w *worker) event(s *subscriber, line []byte, now int64) {
 }
 
 func (w *worker) drop(s *subscriber) {
-	if s.state == 0 {
+	if s.state == connecting || s.state == requested {
 		w.pending--
 	}
-	if s.state != 2 {
+	if s.state != closed {
 		delete(w.byFD, s.fd)
 		unix.Close(s.fd)
 	}
-	s.state = 2
+	s.state = closed
 }
 
 // reconnectSome closes a fraction of the streams and reconnects them with
@@ -306,7 +361,7 @@ func (w *worker) drop(s *subscriber) {
 // they missed in between.
 func (w *worker) reconnectSome(frac float64) {
 	for _, s := range w.subs {
-		if s.state == 1 && !s.nonReader && rand.Float64() < frac {
+		if s.state == streaming && !s.nonReader && rand.Float64() < frac {
 			id := append([]byte(nil), s.parser.lastID...)
 			w.drop(s)
 			w.connect(s, id)

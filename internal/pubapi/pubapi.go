@@ -4,6 +4,7 @@
 package pubapi
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -95,32 +97,62 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // decode reads a JSON object or form fields (token, repeatable; data;
-// event; exclude) and validates them.
+// event; exclude) and validates them. A body over the limit is 413 in every
+// encoding; a body without Content-Type is JSON if it starts with '{'.
 func (h *Handler) decode(w http.ResponseWriter, r *http.Request) (*publish.Message, int, error) {
-	limit := int64(h.Limits.MaxData) + 64<<10 // room for the other fields and escaping
-	if h.Limits.MaxData <= 0 {
-		limit = 1 << 20
+	limit := h.bodyLimit()
+	overLimit := fmt.Errorf("request body over %d bytes", limit)
+	if r.ContentLength > limit {
+		return nil, http.StatusRequestEntityTooLarge, overLimit
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, limit)
+	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+		return nil, http.StatusUnsupportedMediaType, errors.New("unsupported Content-Encoding " + strconv.Quote(ce) + ": send the body uncompressed")
+	}
+	body := bufio.NewReader(http.MaxBytesReader(w, r.Body, limit))
+	first, err := firstByte(body)
+	if tooLarge(err) {
+		return nil, http.StatusRequestEntityTooLarge, overLimit
+	}
 	var m publish.Message
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if ct == "" && r.Header.Get("Content-Type") == "" && first == '{' {
+		ct = "application/json"
+	}
 	switch ct {
 	case "application/json":
-		dec := json.NewDecoder(r.Body)
+		dec := json.NewDecoder(body)
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&m); err != nil {
 			if tooLarge(err) {
-				return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("request body over %d bytes", limit)
+				return nil, http.StatusRequestEntityTooLarge, overLimit
 			}
 			return nil, http.StatusBadRequest, fmt.Errorf("bad JSON: %w", err)
 		}
 		if _, err := dec.Token(); err != io.EOF {
+			if tooLarge(err) {
+				return nil, http.StatusRequestEntityTooLarge, overLimit
+			}
 			return nil, http.StatusBadRequest, errors.New("bad JSON: more than one object")
 		}
 	case "application/x-www-form-urlencoded", "multipart/form-data":
-		if err := r.ParseMultipartForm(limit); err != nil && !errors.Is(err, http.ErrNotMultipart) {
+		// ParseForm and ParseMultipartForm each for its own type:
+		// ParseMultipartForm drops ParseForm's errors (the size limit
+		// among them) when the body is not multipart.
+		r.Body = struct {
+			io.Reader
+			io.Closer
+		}{body, r.Body}
+		if ct == "multipart/form-data" {
+			err = r.ParseMultipartForm(limit)
+			if r.MultipartForm != nil {
+				defer r.MultipartForm.RemoveAll()
+			}
+		} else {
+			err = r.ParseForm()
+		}
+		if err != nil {
 			if tooLarge(err) {
-				return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("request body over %d bytes", limit)
+				return nil, http.StatusRequestEntityTooLarge, overLimit
 			}
 			return nil, http.StatusBadRequest, fmt.Errorf("bad form: %w", err)
 		}
@@ -128,6 +160,9 @@ func (h *Handler) decode(w http.ResponseWriter, r *http.Request) (*publish.Messa
 		m.Data = r.PostForm.Get("data")
 		m.Event = r.PostForm.Get("event")
 		m.Exclude = r.PostForm.Get("exclude")
+		if len(m.Tokens) == 0 && first == '{' {
+			return nil, http.StatusBadRequest, errors.New("no token given (the body looks like JSON: send Content-Type: application/json)")
+		}
 	default:
 		return nil, http.StatusUnsupportedMediaType, errors.New("send application/json or form fields")
 	}
@@ -140,6 +175,31 @@ func (h *Handler) decode(w http.ResponseWriter, r *http.Request) (*publish.Messa
 	return &m, http.StatusOK, nil
 }
 
+// bodyLimit is the largest body read: the data limit plus room for the
+// other fields and for escaping.
+func (h *Handler) bodyLimit() int64 {
+	if h.Limits.MaxData <= 0 {
+		return 1 << 20
+	}
+	return int64(h.Limits.MaxData) + 64<<10
+}
+
+// firstByte skips JSON whitespace and returns the next byte without
+// consuming it; 0 and the read error at the end of the body.
+func firstByte(br *bufio.Reader) (byte, error) {
+	for {
+		b, err := br.ReadByte()
+		if err != nil {
+			return 0, err
+		}
+		switch b {
+		case ' ', '\t', '\r', '\n':
+			continue
+		}
+		return b, br.UnreadByte()
+	}
+}
+
 func tooLarge(err error) bool {
 	var mbe *http.MaxBytesError
 	return errors.As(err, &mbe)
@@ -149,15 +209,19 @@ func (h *Handler) fail(w http.ResponseWriter, status int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(map[string]string{"error": msg})
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // the body is JSON, never HTML: keep "<secret>" readable
+	enc.Encode(map[string]string{"error": msg})
 }
 
+// bearer returns the credentials of an "Authorization: Bearer" header; the
+// scheme is case-insensitive (RFC 9110, 11.1).
 func bearer(r *http.Request) string {
-	v, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok {
+	scheme, cred, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return ""
 	}
-	return strings.TrimSpace(v)
+	return strings.TrimSpace(cred)
 }
 
 func remoteAddr(r *http.Request) netip.Addr {

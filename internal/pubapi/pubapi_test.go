@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -95,6 +97,8 @@ func FuzzPublishDecoding(f *testing.F) {
 	f.Add("application/json", `{"tokens":["a","b*"],"data":"x\ny","event":"e","exclude":"c"}`)
 	f.Add("application/x-www-form-urlencoded", "token=a&data=%00&event=%0d")
 	f.Add("multipart/form-data; boundary=x", "--x\r\nContent-Disposition: form-data; name=\"token\"\r\n\r\na\r\n--x--\r\n")
+	f.Add("", " {\"token\":\"a\",\"data\":\"x\"}")
+	f.Add("application/x-www-form-urlencoded", "{\"token\":\"a\"}")
 	f.Fuzz(func(t *testing.T, ctype, body string) {
 		rec := &recorder{}
 		w := do(newHandler(rec), "POST", ctype, "Bearer k", body)
@@ -109,4 +113,135 @@ func FuzzPublishDecoding(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Every encoding answers 413 for a body over the limit, with the same body,
+// whether the length is declared or the body is streamed (chunked).
+func TestOversizedEveryEncoding(t *testing.T) {
+	h := newHandler(&recorder{})
+	big := strings.Repeat("x", 70<<10) // over MaxData (100) + 64 KiB
+	bodies := map[string]string{
+		"application/json":                  `{"token":"a","data":"` + big + `"}`,
+		"application/x-www-form-urlencoded": "token=a&data=" + big,
+		"multipart/form-data; boundary=x": "--x\r\nContent-Disposition: form-data; name=\"token\"\r\n\r\na\r\n" +
+			"--x\r\nContent-Disposition: form-data; name=\"data\"\r\n\r\n" + big + "\r\n--x--\r\n",
+		"":                                   `{"token":"a","data":"` + big + `"}`,
+		"application/json; charset=utf-8 ":   `{"token":"a","data":"x"}` + strings.Repeat(" ", 70<<10),
+		"application/x-www-form-urlencoded;": strings.Repeat(" ", 70<<10) + "token=a&data=x",
+	}
+	const want = `{"error":"request body over 65636 bytes"}` + "\n"
+	for ctype, body := range bodies {
+		for _, chunked := range []bool{false, true} {
+			req := httptest.NewRequest("POST", "/publish", strings.NewReader(body))
+			if chunked {
+				req.ContentLength = -1
+				req.Body = io.NopCloser(strings.NewReader(body))
+			}
+			req.RemoteAddr = "192.0.2.1:1234"
+			req.Header.Set("Authorization", "Bearer k")
+			if ctype != "" {
+				req.Header.Set("Content-Type", ctype)
+			}
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, req)
+			if w.Code != 413 || w.Body.String() != want {
+				t.Errorf("%q chunked=%v: %d %s", ctype, chunked, w.Code, w.Body)
+			}
+		}
+	}
+	// Data over -max-message but within the body limit names the data limit.
+	for ctype, body := range map[string]string{
+		"application/json":                  `{"token":"a","data":"` + strings.Repeat("x", 101) + `"}`,
+		"application/x-www-form-urlencoded": "token=a&data=" + strings.Repeat("x", 101),
+	} {
+		w := do(h, "POST", ctype, "Bearer k", body)
+		if w.Code != 413 || w.Body.String() != `{"error":"data larger than the limit: 101 bytes, limit 100"}`+"\n" {
+			t.Errorf("%s, data over the limit: %d %s", ctype, w.Code, w.Body)
+		}
+	}
+}
+
+// A body without Content-Type is JSON when it starts with '{'; anything
+// else without a type, or another type, is 415.
+func TestJSONWithoutContentType(t *testing.T) {
+	rec := &recorder{}
+	h := newHandler(rec)
+	if w := do(h, "POST", "", "Bearer k", " \n{\"token\":\"a\",\"data\":\"x\"}"); w.Code != 200 || w.Body.String() != `{"ids":["e-1"],"receivers":2}`+"\n" {
+		t.Errorf("JSON without a type: %d %s", w.Code, w.Body)
+	}
+	if len(rec.msgs) != 1 || string(rec.msgs[0].Data) != "x" {
+		t.Errorf("published %+v", rec.msgs)
+	}
+	for _, c := range []struct{ ctype, body string }{{"", "token=a&data=x"}, {"", ""}, {"text/plain", `{"token":"a","data":"x"}`}} {
+		if w := do(h, "POST", c.ctype, "Bearer k", c.body); w.Code != 415 || w.Body.String() != `{"error":"send application/json or form fields"}`+"\n" {
+			t.Errorf("%q %q: %d %s", c.ctype, c.body, w.Code, w.Body)
+		}
+	}
+	// JSON sent as a form (curl -d without -H) gets a hint.
+	w := do(h, "POST", "application/x-www-form-urlencoded", "Bearer k", `{"token":"a","data":"x"}`)
+	if w.Code != 400 || !strings.Contains(w.Body.String(), "send Content-Type: application/json") {
+		t.Errorf("JSON as a form: %d %s", w.Code, w.Body)
+	}
+}
+
+func TestContentEncodingRefused(t *testing.T) {
+	h := newHandler(&recorder{})
+	req := httptest.NewRequest("POST", "/publish", strings.NewReader(`{"token":"a","data":"x"}`))
+	req.RemoteAddr = "192.0.2.1:1234"
+	req.Header.Set("Authorization", "Bearer k")
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Encoding", "gzip")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	if w.Code != 415 || w.Body.String() != `{"error":"unsupported Content-Encoding \"gzip\": send the body uncompressed"}`+"\n" {
+		t.Errorf("gzip: %d %s", w.Code, w.Body)
+	}
+}
+
+func TestBearerAnyCase(t *testing.T) {
+	h := newHandler(&recorder{})
+	for _, auth := range []string{"Bearer k", "bearer k", "BEARER  k", " Bearer k "} {
+		if w := do(h, "POST", "application/json", auth, `{"token":"a","data":"x"}`); w.Code != 200 {
+			t.Errorf("%q: %d %s", auth, w.Code, w.Body)
+		}
+	}
+	for _, auth := range []string{"Basic k", "Bearerk", "k", "Bearer"} {
+		if w := do(h, "POST", "application/json", auth, `{"token":"a","data":"x"}`); w.Code != 401 {
+			t.Errorf("%q: %d %s", auth, w.Code, w.Body)
+		}
+	}
+}
+
+// The bodies docs/api.md quotes are the ones the handler sends.
+func TestDocumentedBodies(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/api.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHandler(&recorder{})
+	for _, c := range []struct{ method, path, ctype, auth, body string }{
+		{"POST", "/other", "application/json", "Bearer k", `{}`},
+		{"GET", "/publish", "", "Bearer k", ""},
+		{"POST", "/publish", "application/json", "", `{}`},
+		{"POST", "/publish", "text/plain", "Bearer k", `{}`},
+		{"POST", "/publish", "application/json", "Bearer k", `{"token":"a","data":"x"} {}`},
+		{"POST", "/publish", "application/json", "Bearer k", `{"data":"x"}`},
+		{"POST", "/publish", "application/x-www-form-urlencoded", "Bearer k", `{"token":"a","data":"x"}`},
+		{"POST", "/publish", "application/json", "Bearer k", `{"token":"a","event":"\n","data":"x"}`},
+		{"POST", "/publish", "application/json", "Bearer k", `{"token":"a"}`},
+		{"POST", "/publish", "application/x-www-form-urlencoded", "Bearer k", "token=a&data=%ff"},
+	} {
+		req := httptest.NewRequest(c.method, c.path, strings.NewReader(c.body))
+		req.RemoteAddr = "192.0.2.1:1234"
+		req.Header.Set("Authorization", c.auth)
+		if c.ctype != "" {
+			req.Header.Set("Content-Type", c.ctype)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		body := strings.TrimSuffix(w.Body.String(), "\n")
+		if !strings.Contains(string(doc), "| "+strconv.Itoa(w.Code)+" |") || !strings.Contains(string(doc), "`"+body+"`") {
+			t.Errorf("%d %s is not in docs/api.md", w.Code, body)
+		}
+	}
 }

@@ -7,35 +7,81 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// adminHandler serves what operators poke at: a health check, Prometheus
-// metrics and the Go profiler. Bind it to loopback; it is not meant for the internet.
+// adminHandler serves what operators look at: the live dashboard at /,
+// Prometheus metrics, and with -pprof the Go profiler. All of it is guarded
+// as the publish API is (allow-list, secret), because it shows who is
+// connected and what flows; only /healthz is open, for load balancers, and
+// says nothing but "ok".
 func (s *Server) adminHandler() http.Handler {
+	protected := http.NewServeMux()
+	protected.Handle("GET /metrics", promhttp.HandlerFor(s.registry(), promhttp.HandlerOpts{}))
+	if s.opts.Pprof {
+		protected.HandleFunc("/debug/pprof/", pprof.Index)
+		protected.HandleFunc("/debug/pprof/cmdline", cmdline)
+		protected.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		protected.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		protected.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	protected.Handle("/", s.dash.Handler())
+
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
 		fmt.Fprintln(w, "ok")
 	})
 	// Ready: on a cluster node, the bus to Redis works (the node then
-	// delivers what is published anywhere). A load balancer may keep
-	// streams on a node that is not ready: they stay open and resume.
+	// delivers what is published anywhere). Open like /healthz, for load
+	// balancers; streams on a node that is not ready stay open and resume.
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
 		if s.cluster != nil && !s.cluster.Ready() {
 			http.Error(w, "not ready: cluster bus down (Redis unreachable)", http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ready")
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry(), promhttp.HandlerOpts{}))
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("POST /login", s.guard.login)
+	mux.HandleFunc("POST /logout", s.guard.logout)
+	// The login form needs its style before anyone logs in; it is public code.
+	mux.Handle("GET /dashboard/app.css", s.dash.Handler())
+	mux.Handle("/", s.guard.protect(protected))
 	return mux
+}
+
+// cmdline is pprof's, with the secret blanked: a profile shared in a bug
+// report must not carry it.
+func cmdline(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprint(w, strings.Join(redactArgs(os.Args), "\x00"))
+}
+
+// redactArgs blanks the value of -ctl-secret (as -ctl-secret=X, --ctl-secret=X
+// or -ctl-secret X).
+func redactArgs(args []string) []string {
+	out := make([]string, len(args))
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		out[i] = a
+		if name != "ctl-secret" || !strings.HasPrefix(a, "-") {
+			continue
+		}
+		if hasValue {
+			out[i] = a[:strings.IndexByte(a, '=')+1] + "REDACTED"
+		} else if i+1 < len(args) {
+			i++
+			out[i] = "REDACTED"
+		}
+	}
+	return out
 }
 
 // serveHTTP serves an auxiliary HTTP listener (admin, publish API) until

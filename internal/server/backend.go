@@ -16,8 +16,8 @@ func (s *Server) Publish(m hub.Message) (hub.Result, error) { return s.hub.Publi
 
 // Counters returns hasses' counters over every front end.
 func (s *Server) Counters() control.Counters {
-	all, streaming, maxSeen, delivered := s.front.Counters()
-	return control.Counters{AllConn: all, SSEConn: streaming, MaxConn: maxSeen, MsgSend: delivered}
+	st := s.front.Stats()
+	return control.Counters{AllConn: st.Conns, SSEConn: st.Streams, MaxConn: st.MaxConns, MsgSend: st.Delivered}
 }
 
 // SubscribedClients counts the streams subscribed to exactly token.
@@ -26,10 +26,7 @@ func (s *Server) SubscribedClients(token string) int { return s.hub.SubscribedCl
 // Clients lists the SSE connections.
 func (s *Server) Clients() []control.ClientInfo {
 	var out []control.ClientInfo
-	if s.epoll == nil {
-		return nil
-	}
-	for _, c := range s.epoll.Clients() {
+	for _, c := range s.front.Clients() {
 		out = append(out, control.ClientInfo(c))
 	}
 	return out

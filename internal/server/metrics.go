@@ -18,19 +18,20 @@ var (
 	mStreams      = desc("streams", "Connections streaming events.")
 	mConnsMax     = desc("connections_max", "Highest number of connections seen.")
 	mDeliveries   = desc("deliveries_total", "Events written to streams (one per event per stream).")
-	mWrites       = desc("writes_total", "Write system calls carrying events (epoll front end).")
+	mWrites       = desc("writes_total", "Writes carrying events (deliveries / writes is the batching factor).")
 	mPublished    = desc("published_total", "Messages published.")
 	mLagged       = desc("streams_lagged_total", "Streams closed for falling more than -max-lag behind.")
+	mStalled      = desc("streams_stalled_total", "Streams closed because their writes made no progress for the write timeout.")
 	mRefused      = desc("connections_refused_total", "Connections refused, by reason.", "reason")
 	mUnauthorized = desc("streams_unauthorized_total", "Stream requests refused by the subscriber token check.")
 	mPubRefused   = desc("publish_refused_total", "Publish API requests refused, by reason.", "reason")
 	mTopics       = desc("topics", "Tokens with subscribers or history.")
-	mHistEvents   = desc("history_events", "Events kept in the history of all tokens.")
-	mHistBytes    = desc("history_bytes", "Bytes of events kept in the history of all tokens.")
+	mHistEvents   = desc("history_events", "Events retained (history of every token, and what slow streams have yet to receive).")
+	mHistBytes    = desc("history_bytes", "Memory of the retained events, bounded by -history-total-bytes.")
 )
 
 func (m metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{mConns, mStreams, mConnsMax, mDeliveries, mWrites, mPublished, mLagged,
+	for _, d := range []*prometheus.Desc{mConns, mStreams, mConnsMax, mDeliveries, mWrites, mPublished, mLagged, mStalled,
 		mRefused, mUnauthorized, mPubRefused, mTopics, mHistEvents, mHistBytes} {
 		ch <- d
 	}
@@ -44,23 +45,22 @@ func (m metrics) Collect(ch chan<- prometheus.Metric) {
 	counter := func(d *prometheus.Desc, v int64, l ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), l...)
 	}
-	all, streaming, maxSeen, delivered := s.front.Counters()
-	gauge(mConns, float64(all))
-	gauge(mStreams, float64(streaming))
-	gauge(mConnsMax, float64(maxSeen))
-	counter(mDeliveries, delivered)
-	counter(mLagged, s.front.Lagged())
+	fs := s.front.Stats()
+	gauge(mConns, float64(fs.Conns))
+	gauge(mStreams, float64(fs.Streams))
+	gauge(mConnsMax, float64(fs.MaxConns))
+	counter(mDeliveries, fs.Delivered)
+	counter(mLagged, fs.Lagged)
+	counter(mStalled, fs.Stalled)
 	st := s.hub.Stats()
 	counter(mPublished, st.Published)
 	gauge(mTopics, float64(st.Topics))
 	gauge(mHistEvents, float64(st.HistoryEvents))
 	gauge(mHistBytes, float64(st.HistoryBytes))
-	counter(mRefused, s.front.Refused(), "capacity")
-	counter(mRefused, s.front.RefusedPerIP(), "per_ip")
-	if e := s.epoll; e != nil {
-		counter(mWrites, e.Writes())
-		counter(mUnauthorized, e.Unauthorized())
-	}
+	counter(mRefused, fs.Refused, "capacity")
+	counter(mRefused, fs.RefusedPerAddr, "per_ip")
+	counter(mWrites, fs.Writes)
+	counter(mUnauthorized, fs.Unauthorized)
 	p := s.pub
 	counter(mPubRefused, p.Unauthorized.Load(), "unauthorized")
 	counter(mPubRefused, p.Forbidden.Load(), "forbidden")

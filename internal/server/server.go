@@ -7,23 +7,29 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hasses-go/hasses/internal/access"
 	"github.com/hasses-go/hasses/internal/cluster"
 	"github.com/hasses-go/hasses/internal/config"
 	"github.com/hasses-go/hasses/internal/control"
+	"github.com/hasses-go/hasses/internal/dashboard"
 	"github.com/hasses-go/hasses/internal/epoll"
 	"github.com/hasses-go/hasses/internal/handshake"
 	"github.com/hasses-go/hasses/internal/httpfront"
 	"github.com/hasses-go/hasses/internal/hub"
 	"github.com/hasses-go/hasses/internal/pubapi"
+	"github.com/hasses-go/hasses/internal/refusal"
+	"github.com/hasses-go/hasses/internal/stream"
 	"github.com/hasses-go/hasses/internal/subauth"
 	"github.com/hasses-go/hasses/publish"
 )
@@ -40,9 +46,9 @@ type Server struct {
 	reinit  atomic.Bool
 
 	hub     *hub.Hub
+	core    *stream.Core
 	front   frontEnd
-	epoll   *epoll.Server // nil when the SSE port is served by net/http (TLS)
-	cert    *certificate  // with -ssl
+	cert    *certificate // with -ssl
 	control *control.Handler
 
 	sseLn   net.Listener
@@ -50,8 +56,11 @@ type Server struct {
 	adminLn net.Listener
 	pubLn   net.Listener
 
-	policy *access.Policy
-	pub    *pubapi.Handler
+	policy   *access.Policy
+	pub      *pubapi.Handler
+	guard    *adminGuard          // with -admin
+	dash     *dashboard.Dashboard // with -admin
+	refusals *refusal.Log
 
 	cluster *cluster.Engine // nil on a single node
 }
@@ -104,11 +113,16 @@ func New(opts *config.Options, log *slog.Logger, level *slog.LevelVar) (*Server,
 		}
 	}
 
+	histCount := opts.HistoryCount
+	if histCount == 0 {
+		histCount = -1 // -history-count=0: no history (zero means the default to the hub)
+	}
 	s.hub = hub.New(hub.Config{
-		MaxLag:       opts.MaxLag,
-		HistoryCount: opts.HistoryCount,
-		HistoryBytes: opts.HistoryBytes,
-		HistoryAge:   opts.HistoryAge,
+		MaxLag:            opts.MaxLag,
+		HistoryCount:      histCount,
+		HistoryBytes:      opts.HistoryBytes,
+		HistoryAge:        opts.HistoryAge,
+		HistoryTotalBytes: opts.HistoryTotal,
 	})
 	if opts.Cluster != "" {
 		s.cluster, err = cluster.New(cluster.Config{URL: opts.Cluster, Prefix: opts.ClusterPrefix,
@@ -132,9 +146,17 @@ func New(opts *config.Options, log *slog.Logger, level *slog.LevelVar) (*Server,
 			}
 		}
 	}
+	proxies, err := access.ParseProxies(opts.TrustedProxies)
+	if err != nil {
+		s.closeListeners()
+		return nil, fmt.Errorf("option -trusted-proxies: %w", err)
+	}
+	log.Info("trusted proxies: their forwarding headers name the client for -max-conns-per-ip and logs", "trusted_proxies", proxies.String())
+	s.refusals = refusal.New(log, refusal.DefaultInterval)
 	var authorize func(*handshake.Request, time.Time) (time.Time, int, error)
-	if opts.JWTKey != "" {
-		v, err := subauth.Load(opts.JWTKey)
+	if opts.JWTKey != "" || opts.JWTSecretFile != "" {
+		v, err := subauth.New(subauth.Options{KeyFile: opts.JWTKey, SecretFile: opts.JWTSecretFile,
+			RequireExp: opts.JWTRequireExp, Audience: opts.JWTAudience, Issuer: opts.JWTIssuer})
 		if err != nil {
 			s.closeListeners()
 			return nil, err
@@ -146,59 +168,49 @@ func New(opts *config.Options, log *slog.Logger, level *slog.LevelVar) (*Server,
 			}
 			return exp, 0, err
 		}
-		log.Info("subscribers must present a signed token", "key", opts.JWTKey)
+		log.Info("subscribers must present a signed token", "key", opts.JWTKey+opts.JWTSecretFile, "algorithms", strings.Join(v.Methods(), ","))
 	}
-	if opts.SSL {
-		if s.cert, err = loadCertificate(opts.CertFile, opts.KeyFile); err != nil {
-			s.closeListeners()
-			return nil, err
-		}
-		s.front = httpfront.New(s.hub, httpfront.Config{
-			Handshake:        hcfg,
-			HandshakeTimeout: opts.HandshakeTimeout,
-			Lifetime:         opts.Lifetime,
-			Heartbeat:        opts.Heartbeat,
-			Retry:            opts.Retry,
-			Drain:            opts.Drain,
-			TLS:              s.cert.tlsConfig(),
-			Authorize:        authorize,
-			MaxStreams:       maxConns,
-			MaxStreamsPerIP:  opts.MaxConnsPerIP,
-			Logger:           log,
-		})
-		return s, s.newControl()
-	}
-	s.epoll, err = epoll.New(s.hub, epoll.Config{
+	s.core = stream.New(s.hub, stream.Config{
 		Handshake:        hcfg,
-		Loops:            opts.Loops,
 		HandshakeTimeout: opts.HandshakeTimeout,
 		Lifetime:         opts.Lifetime,
 		Heartbeat:        opts.Heartbeat,
 		Retry:            opts.Retry,
 		Drain:            opts.Drain,
-		Coalesce:         opts.Coalesce,
 		MaxConns:         maxConns,
-		SendBuffer:       opts.SendBuffer,
-		MaxConnsPerIP:    opts.MaxConnsPerIP,
+		MaxConnsPerAddr:  opts.MaxConnsPerIP,
+		TrustedProxies:   proxies,
+		Refusals:         s.refusals,
 		Authorize:        authorize,
 		Reinit:           &s.reinit,
 		Logger:           log,
+	})
+	if opts.SSL {
+		if s.cert, err = loadCertificate(opts.CertFile, opts.KeyFile); err != nil {
+			s.closeListeners()
+			return nil, err
+		}
+		s.front = httpfront.New(s.core, httpfront.Config{TLS: s.cert.tlsConfig(), SendBuffer: opts.SendBuffer})
+		return s, s.newControl()
+	}
+	s.front, err = epoll.New(s.core, epoll.Config{
+		Loops:      opts.Loops,
+		Coalesce:   opts.Coalesce,
+		SendBuffer: opts.SendBuffer,
 	})
 	if err != nil {
 		s.closeListeners()
 		return nil, err
 	}
-	s.front = s.epoll
 	return s, s.newControl()
 }
 
-// frontEnd serves the SSE port: the epoll loops, or net/http for TLS.
+// frontEnd serves the SSE port: the epoll loops, or TLS (HTTP/1.1 and
+// HTTP/2). What a stream is lives in the stream core they share.
 type frontEnd interface {
 	Serve(ctx context.Context, ln net.Listener) error
-	Counters() (all, streaming, maxSeen, delivered int64)
-	Lagged() int64
-	Refused() int64
-	RefusedPerIP() int64
+	Stats() stream.Stats
+	Clients() []stream.ClientInfo
 }
 
 func (s *Server) newControl() error {
@@ -206,6 +218,10 @@ func (s *Server) newControl() error {
 	limits := publish.Limits{MaxData: opts.MaxMessage, MaxTokenLen: opts.MaxTokenLen, MaxTargets: opts.MaxTokens}
 	s.pub = &pubapi.Handler{Publisher: s.hub, Policy: s.policy, Limits: limits,
 		Rate: access.NewRateLimiter(opts.PubRate, max(int(opts.PubRate), 1)), Logger: s.log}
+	if s.adminLn != nil {
+		s.guard = newAdminGuard(s.policy)
+		s.dash = dashboard.New(dashSource{s}, dashboard.Config{Version: Version, Login: s.policy.Secret != ""})
+	}
 	s.control = &control.Handler{
 		Policy:      s.policy,
 		Limits:      limits,
@@ -214,7 +230,6 @@ func (s *Server) newControl() error {
 		Logger:      s.log,
 		Level:       s.level,
 		Sep:         opts.Sep,
-		MaxUnit:     opts.MaxMessage + opts.MaxTokenLen*2 + 2,
 		IdleGap:     opts.IdleGap,
 		MaxTokenLen: opts.MaxTokenLen,
 	}
@@ -234,6 +249,39 @@ func (s *Server) closeListeners() {
 	if s.pubLn != nil {
 		s.pubLn.Close()
 	}
+}
+
+// CheckFIFO checks that the -fifo FIFO can be served: an existing path
+// must be a FIFO hasses can open, a missing one must be creatable (its
+// directory exists and is writable). The daemon calls it after dropping
+// privileges and before reporting that it started, so that a bad path
+// fails the start instead of the background process.
+func (s *Server) CheckFIFO() error {
+	path := s.opts.FIFO
+	if path == "" {
+		return nil
+	}
+	fi, err := os.Stat(path)
+	switch {
+	case err == nil && fi.Mode()&os.ModeNamedPipe == 0:
+		return fmt.Errorf("control: %s exists and is not a FIFO", path)
+	case err == nil:
+		f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+		if err != nil {
+			return fmt.Errorf("control: opening FIFO %s: %w", path, err)
+		}
+		return f.Close()
+	case !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("control: FIFO %s: %w", path, err)
+	}
+	dir := filepath.Dir(path)
+	if _, err := os.Stat(dir); err != nil {
+		return fmt.Errorf("control: cannot create FIFO %s: %w", path, err)
+	}
+	if err := syscall.Access(dir, 0x2|0x1); err != nil { // W_OK|X_OK
+		return fmt.Errorf("control: cannot create FIFO %s: directory %s: %w", path, dir, err)
+	}
+	return nil
 }
 
 // Reload re-reads what can change without a restart: the TLS certificate.
@@ -257,7 +305,7 @@ func (s *Server) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 5)
+	errc := make(chan error, 8)
 	run := func(name string, fn func() error) {
 		wg.Go(func() {
 			if err := fn(); err != nil && !errors.Is(err, context.Canceled) {
@@ -274,7 +322,14 @@ func (s *Server) Run(ctx context.Context) error {
 		run("control port", func() error { return s.control.ServeTCP(ctx, s.ctlLn) })
 	}
 	if s.adminLn != nil {
+		wg.Go(func() { s.dash.Run(ctx) })
 		run("admin port", func() error { return s.serveHTTP(ctx, s.adminLn, s.adminHandler()) })
+		level := slog.LevelInfo
+		if s.policy.Secret == "" {
+			level = slog.LevelWarn
+		}
+		s.log.Log(ctx, level, "admin listener: guarded like publishers (-ctl-secret, -ctl-allow); /healthz and /readyz are open",
+			"secret", s.policy.Secret != "", "pprof", s.opts.Pprof)
 	}
 	if s.pubLn != nil {
 		run("publish API", func() error { return s.serveHTTP(ctx, s.pubLn, s.pub) })
@@ -294,6 +349,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	run("SSE port", func() error { return s.front.Serve(ctx, s.sseLn) })
 	wg.Wait()
+	s.refusals.Close() // the counts of the last second
 	close(errc)
 	var errs []error
 	for err := range errc {

@@ -17,12 +17,12 @@ import (
 	"github.com/hasses-go/hasses/internal/handshake"
 )
 
-const secret = "0123456789abcdef-secret"
+const secret = "0123456789abcdef0123456789abcdef-secret"
 
 func hmacVerifier(t *testing.T) *Verifier {
 	path := filepath.Join(t.TempDir(), "key")
 	os.WriteFile(path, []byte(secret+"\n"), 0o600)
-	v, err := Load(path)
+	v, err := New(Options{SecretFile: path})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func TestECDSAAndAlgorithmConfusion(t *testing.T) {
 	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
 	path := filepath.Join(t.TempDir(), "pub.pem")
 	os.WriteFile(path, pemBytes, 0o600)
-	v, err := Load(path)
+	v, err := New(Options{KeyFile: path})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +109,7 @@ func TestECDSAAndAlgorithmConfusion(t *testing.T) {
 func TestShortSecretRefused(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "key")
 	os.WriteFile(path, []byte("short"), 0o600)
-	if _, err := Load(path); err == nil {
+	if _, err := New(Options{SecretFile: path}); err == nil {
 		t.Error("a 5-byte HMAC secret was accepted")
 	}
 }

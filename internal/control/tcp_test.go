@@ -1,0 +1,267 @@
+package control
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hasses-go/hasses/internal/access"
+	"github.com/hasses-go/hasses/internal/hub"
+)
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// failingListener fails Accept n times with EMFILE, then waits for Close.
+type failingListener struct {
+	n      int
+	mu     sync.Mutex
+	closed chan struct{}
+}
+
+func (l *failingListener) Accept() (net.Conn, error) {
+	l.mu.Lock()
+	if l.n > 0 {
+		l.n--
+		l.mu.Unlock()
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: syscall.EMFILE}
+	}
+	l.mu.Unlock()
+	<-l.closed
+	return nil, net.ErrClosed
+}
+
+func (l *failingListener) Close() error   { close(l.closed); return nil }
+func (l *failingListener) Addr() net.Addr { return &net.TCPAddr{} }
+
+// Accept errors such as EMFILE repeat at once: logged at most once a
+// second, with the count of the ones held back.
+func TestAcceptErrorsRateLimited(t *testing.T) {
+	var logs syncBuffer
+	h := &Handler{Backend: &fakeBackend{}, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	now := time.Unix(1000, 0)
+	var clock sync.Mutex
+	h.logs.now = func() time.Time { clock.Lock(); defer clock.Unlock(); return now }
+	ln := &failingListener{n: 6, closed: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- h.ServeTCP(ctx, ln) }()
+	for {
+		ln.mu.Lock()
+		n := ln.n
+		ln.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if n := strings.Count(logs.String(), "accept failed"); n != 1 {
+		t.Fatalf("%d log lines for 6 accept errors within a second:\n%s", n, logs.String())
+	}
+}
+
+func TestLogLimiter(t *testing.T) {
+	now := time.Unix(1000, 0)
+	l := logLimiter{now: func() time.Time { return now }}
+	if ok, _ := l.allow("a"); !ok {
+		t.Fatal("first line held back")
+	}
+	for range 5 {
+		if ok, _ := l.allow("a"); ok {
+			t.Fatal("second line within a second let through")
+		}
+	}
+	if ok, _ := l.allow("b"); !ok {
+		t.Fatal("another reason held back")
+	}
+	now = now.Add(time.Second)
+	if ok, n := l.allow("a"); !ok || n != 5 {
+		t.Fatalf("after a second: %v, %d suppressed", ok, n)
+	}
+}
+
+func serveTCP(t *testing.T, h *Handler) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- h.ServeTCP(ctx, ln) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return ln.Addr().String()
+}
+
+// A connection that does not authenticate in time is closed with an error
+// line; one that does is not.
+func TestAuthTimeout(t *testing.T) {
+	h := newHandler(&fakeBackend{})
+	h.Policy = &access.Policy{Secret: "s"}
+	h.AuthTimeout = 100 * time.Millisecond
+	addr := serveTCP(t, h)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	out, _ := io.ReadAll(c)
+	if string(out) != authTimedOut {
+		t.Fatalf("silent connection got %q", out)
+	}
+	c2, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	io.WriteString(c2, "auth s\n")
+	time.Sleep(300 * time.Millisecond)
+	io.WriteString(c2, "tcpnumberofclients\n")
+	c2.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 100)
+	n, _ := io.ReadAtLeast(c2, buf, len(authOK)+len(`{"numberofclients": 4}`))
+	if string(buf[:n]) != authOK+`{"numberofclients": 4}` {
+		t.Fatalf("authenticated connection got %q", buf[:n])
+	}
+}
+
+// An oversized JSON unit is answered with a JSON error, as every other
+// JSON unit is.
+func TestOversizedJSONReply(t *testing.T) {
+	b := &fakeBackend{}
+	h := newHandler(b)
+	h.Limits.MaxData = 100
+	addr := serveTCP(t, h)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, `{"token":"a","data":"`+strings.Repeat("x", 100<<10)+`;a=evil"}`+"\n")
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	line, _ := bytesReadLine(c)
+	if !strings.HasPrefix(line, `{"error":"JSON unit too large`) {
+		t.Fatalf("reply %q", line)
+	}
+	if len(b.data()) != 0 {
+		t.Fatalf("published %q", b.data())
+	}
+}
+
+func bytesReadLine(c net.Conn) (string, error) {
+	var out []byte
+	b := make([]byte, 1)
+	for {
+		if _, err := c.Read(b); err != nil {
+			return string(out), err
+		}
+		if b[0] == '\n' {
+			return string(out), nil
+		}
+		out = append(out, b[0])
+	}
+}
+
+// Units of a connection closed before the next was opened come first,
+// whatever the scheduler does (see ServeTCP).
+func TestOrderAcrossConnections(t *testing.T) {
+	b := &fakeBackend{}
+	h := newHandler(b)
+	h.IdleGap = time.Hour // only the end of file may end the unterminated ones
+	addr := serveTCP(t, h)
+	const n = 300
+	for i := range n {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, "t="+strconv.Itoa(i)+[]string{"", "\n", ";"}[i%3])
+		c.Close()
+	}
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end) && len(b.data()) < n; {
+		time.Sleep(5 * time.Millisecond)
+	}
+	got := b.data()
+	if len(got) != n {
+		t.Fatalf("%d messages of %d", len(got), n)
+	}
+	for i, m := range got {
+		if m != "t="+strconv.Itoa(i) {
+			t.Fatalf("message %d is %q", i, m)
+		}
+	}
+}
+
+// Shutting down while connections are being read must not hang (closing a
+// connection under its lock deadlocked with its own read).
+func TestShutdownWhileReading(t *testing.T) {
+	for range 2 {
+		h := newHandler(&discardBackend{})
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- h.ServeTCP(ctx, ln) }()
+		var wg sync.WaitGroup
+		stop := make(chan struct{})
+		for range 20 {
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			wg.Go(func() {
+				defer c.Close()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					if _, err := io.WriteString(c, "t=x;"); err != nil {
+						return
+					}
+				}
+			})
+		}
+		time.Sleep(50 * time.Millisecond)
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("ServeTCP did not return after its context ended")
+		}
+		close(stop)
+		wg.Wait()
+	}
+}
+
+// discardBackend publishes nowhere, keeping nothing.
+type discardBackend struct{ fakeBackend }
+
+func (*discardBackend) Publish(hub.Message) (hub.Result, error) { return hub.Result{}, nil }

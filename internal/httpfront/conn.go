@@ -1,0 +1,139 @@
+package httpfront
+
+import (
+	"crypto/tls"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hasses-go/hasses/internal/stream"
+)
+
+// conn is one TLS connection: an HTTP/1.1 connection running the shared
+// state machine, or the accounting of an HTTP/2 connection that net/http
+// serves.
+type conn struct {
+	stream.Conn
+	mu   sync.Mutex // guards Conn: the reader and the writer goroutine share it
+	srv  *Server
+	nc   net.Conn
+	tc   *tls.Conn
+	h2   bool
+	wake chan struct{}
+	gone chan struct{} // closed when the reader is done
+	shut bool          // the write side is closed
+	// served is set once the TLS handshake is done: a shutdown closes
+	// connections still in their handshake at once.
+	served atomic.Bool
+}
+
+func (c *conn) wakeup() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// serve runs the TLS handshake, then hands an HTTP/2 connection to
+// net/http, or serves HTTP/1.1 itself: this goroutine reads, another
+// writes.
+func (c *conn) serve() {
+	s := c.srv
+	cfg := s.core.Config()
+	c.tc = tls.Server(c.nc, s.tls)
+	c.tc.SetDeadline(time.Now().Add(cfg.HandshakeTimeout))
+	if err := c.tc.Handshake(); err != nil {
+		s.core.Logger().Debug("TLS handshake failed", "peer", c.Peer, "err", err)
+		c.nc.Close()
+		s.forget(c)
+		return
+	}
+	c.tc.SetDeadline(time.Time{})
+	c.served.Store(true)
+	if c.tc.ConnectionState().NegotiatedProtocol == "h2" {
+		c.h2 = true
+		s.mu.Lock()
+		s.byNet[c.tc] = c
+		s.mu.Unlock()
+		select {
+		case s.h2ln.ch <- c.tc: // net/http accounts for it from now on
+		case <-s.h2ln.done:
+			c.tc.Close()
+			s.forget(c)
+		}
+		return
+	}
+
+	w := &blockingWriter{core: s.core, st: &c.Stream, set: c.tc.SetWriteDeadline, write: c.writev}
+	defer s.track(w)()
+	pumpDone := make(chan struct{})
+	go func() {
+		defer close(pumpDone)
+		s.pump(&c.Conn, &c.mu, w, c.wake, c.gone, c.finished)
+		// Close the socket, not the TLS session: a close_notify would wait
+		// for a client that may have stopped reading. It ends the reader.
+		c.nc.Close()
+	}()
+	c.read()
+	close(c.gone)
+	<-pumpDone
+	s.forget(c)
+}
+
+// read feeds the client's bytes to the state machine until the connection
+// ends or must close.
+func (c *conn) read() {
+	buf := make([]byte, 1024)
+	for {
+		n, err := c.tc.Read(buf)
+		if n > 0 {
+			c.mu.Lock()
+			a := c.Received(buf[:n], c.srv.owner, c, time.Now())
+			c.mu.Unlock()
+			switch a {
+			case stream.Flush:
+				c.wakeup()
+			case stream.Close:
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// finished half-closes after a complete answer or a close-delimited
+// stream; the connection closes when the peer does or after the linger.
+func (c *conn) finished() bool {
+	if !c.shut {
+		c.shut = true
+		c.tc.CloseWrite()
+		if tcp, ok := c.nc.(*net.TCPConn); ok {
+			tcp.CloseWrite()
+		}
+	}
+	return false
+}
+
+var writeBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// writev writes bufs as one TLS write: one record and one system call for
+// a batch of events, not one per event.
+func (c *conn) writev(bufs [][]byte) (int, error) {
+	if len(bufs) == 1 {
+		return c.tc.Write(bufs[0])
+	}
+	p := writeBufs.Get().(*[]byte)
+	buf := (*p)[:0]
+	for _, b := range bufs {
+		buf = append(buf, b...)
+	}
+	n, err := c.tc.Write(buf)
+	if cap(buf) <= stream.MaxWriteBytes*2 {
+		*p = buf[:0]
+		writeBufs.Put(p)
+	}
+	return n, err
+}

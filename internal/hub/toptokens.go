@@ -1,0 +1,59 @@
+package hub
+
+import "strings"
+
+// TokenCount describes one token for the dashboard's top-token tables.
+type TokenCount struct {
+	Token       string
+	Subscribers int   // streams subscribed to exactly this token
+	Events      int64 // events routed to it since the previous TopTokens call
+}
+
+// TopTokens returns the n tokens with the most subscribers and the n tokens
+// that received the most events since the previous call, each list in
+// descending order (ties by name). It walks every topic under the hub's lock,
+// so it is meant for one caller, about once a second (the dashboard sampler):
+// each call restarts the event counts.
+func (h *Hub) TopTokens(n int) (bySubs, byEvents []TokenCount) {
+	if n <= 0 {
+		return nil, nil
+	}
+	bySubs = make([]TokenCount, 0, n+1)
+	byEvents = make([]TokenCount, 0, n+1)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, t := range h.topics {
+		head := t.head()
+		c := TokenCount{Token: t.name, Subscribers: t.nsubs, Events: int64(head - min(t.counted, head))}
+		t.counted = head
+		if c.Subscribers > 0 {
+			bySubs = insertTop(bySubs, c, n, func(a, b TokenCount) bool {
+				return a.Subscribers > b.Subscribers || a.Subscribers == b.Subscribers && strings.Compare(a.Token, b.Token) < 0
+			})
+		}
+		if c.Events > 0 {
+			byEvents = insertTop(byEvents, c, n, func(a, b TokenCount) bool {
+				return a.Events > b.Events || a.Events == b.Events && strings.Compare(a.Token, b.Token) < 0
+			})
+		}
+	}
+	return bySubs, byEvents
+}
+
+// insertTop inserts c into top, kept sorted by before and at most n long.
+func insertTop(top []TokenCount, c TokenCount, n int, before func(a, b TokenCount) bool) []TokenCount {
+	if len(top) == n && !before(c, top[n-1]) {
+		return top
+	}
+	i := len(top)
+	for i > 0 && before(c, top[i-1]) {
+		i--
+	}
+	top = append(top, TokenCount{})
+	copy(top[i+1:], top[i:])
+	top[i] = c
+	if len(top) > n {
+		top = top[:n]
+	}
+	return top
+}

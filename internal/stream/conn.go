@@ -1,0 +1,292 @@
+package stream
+
+import (
+	"bytes"
+	"net/netip"
+	"time"
+
+	"github.com/hasses-go/hasses/internal/handshake"
+	"github.com/hasses-go/hasses/internal/hub"
+)
+
+// State is where an HTTP/1.x connection is.
+type State uint8
+
+const (
+	StateHead   State = iota // waiting for a complete request head
+	StateStream              // streaming events
+	StateAnswer              // writing an answer, or ended: closing once written
+	StateClosed
+)
+
+func (s State) String() string {
+	return [...]string{"handshake", "streaming", "closing", "closed"}[s]
+}
+
+// Conn is one HTTP/1.x connection of the SSE port: the plain port's epoll
+// loops and HTTP/1.1 over TLS run the same state machine, so both answer
+// byte for byte alike, reinit and keep-alive included.
+//
+// A connection reads request heads; a GET opens a stream (the Stream
+// embedded here); a refusal, HEAD or OPTIONS is answered and the
+// connection closes after the answer. A stream that ends cleanly on an
+// HTTP/1.1 connection leaves it open for the next request (keep-alive, so
+// that a proxy's upstream connections are reused); with reinit on, a GET
+// sent while streaming replaces the stream, as in hasses.
+type Conn struct {
+	Stream
+	state     State
+	admitted  bool
+	capped    capped // what counts under the per-address cap
+	keepAlive bool   // the stream's connection may serve another request
+	in        []byte // request head received so far; nil while none is pending
+	Peer      netip.AddrPort
+	// client is, behind a trusted proxy, the client the current request
+	// named (X-Forwarded-For, Forwarded, X-Real-IP); zero otherwise.
+	client    *netip.Addr
+	UserAgent string
+	opened    int64 // Unix nanoseconds
+}
+
+// capped says what a connection counts as under the per-address cap.
+type capped uint8
+
+const (
+	cappedNone   capped = iota // a trusted proxy's connection between requests
+	cappedPeer                 // the peer, from accept to close
+	cappedClient               // the client a trusted proxy named, for one request
+)
+
+// Accept admits a new connection from peer into c, or returns the status
+// to refuse it with (503 or 429; the front end answers it and closes).
+func (core *Core) Accept(c *Conn, peer netip.AddrPort, now time.Time) (status int) {
+	capped, status := core.Admit(peer.Addr())
+	if status != 0 {
+		return status
+	}
+	*c = Conn{Peer: peer, opened: now.UnixNano(), admitted: true}
+	if capped {
+		c.capped = cappedPeer
+	}
+	c.Stream = Stream{core: core, deadline: now.Add(core.cfg.HandshakeTimeout).UnixNano()}
+	return 0
+}
+
+// State returns where the connection is.
+func (c *Conn) State() State { return c.state }
+
+// Received handles bytes from the client. o and self are the hub owner of
+// the connection and the handle hub.Collect returns for it. It returns
+// Flush when something is queued to write, Close when the connection must
+// go at once.
+func (c *Conn) Received(p []byte, o *hub.Owner, self any, now time.Time) Action {
+	cfg := &c.core.cfg
+	switch c.state {
+	case StateHead:
+	case StateStream:
+		// hasses' reinit: a streaming client may send a new GET request;
+		// anything else sent after the head is ignored.
+		if len(c.in) == 0 && !(cfg.Reinit.Load() && c.chunked && bytes.HasPrefix(p, []byte("GET "))) {
+			return None
+		}
+	default:
+		return None
+	}
+	var head []byte
+	if len(c.in) == 0 {
+		// The usual case: the whole head in one read, parsed from the
+		// caller's buffer, so the connection allocates none.
+		if end := handshake.HeadEnd(p); end >= 0 {
+			head = p[:end]
+		}
+	}
+	if head == nil {
+		limit := cfg.Handshake.HeadLimit()
+		c.in = append(c.in, p[:min(len(p), limit+1-len(c.in))]...)
+		end := handshake.HeadEnd(c.in)
+		if end < 0 {
+			if len(c.in) > limit {
+				return c.fail(431, now)
+			}
+			return None
+		}
+		head = c.in[:end]
+		c.in = nil
+	}
+	return c.request(head, o, self, now)
+}
+
+// request acts on a complete request head.
+func (c *Conn) request(head []byte, o *hub.Owner, self any, now time.Time) Action {
+	core := c.core
+	cfg := &core.cfg
+	req, err := handshake.Parse(head, cfg.Handshake)
+	var client netip.Addr
+	if err == nil && c.capped != cappedPeer {
+		// A trusted proxy: the request names the client behind it.
+		if a := cfg.TrustedProxies.Client(c.Peer.Addr(), req.Forwarded); a != c.Peer.Addr() {
+			client = a
+		}
+	}
+	expires, status := core.Check(req, err, c.addrOf(client), now)
+	if status != 0 {
+		return c.fail(status, now)
+	}
+	switch req.Method {
+	case "HEAD":
+		return c.respond(handshake.AppendHeadResponse(nil, cfg.Handshake, now, req.Origin), now)
+	case "OPTIONS":
+		return c.respond(handshake.AppendOptionsResponse(nil, cfg.Handshake, now, req.Origin), now)
+	}
+	if c.state == StateStream { // reinit
+		if !c.Idle() {
+			return None // mid-event: a head now would corrupt the stream
+		}
+		if req.ID == "" {
+			req.ID = c.sub.ID
+		}
+		c.Stream.Close()
+	}
+	c.uncapClient()
+	if client.IsValid() {
+		c.client = &client
+	}
+	if client.IsValid() && cfg.TrustedProxies.Capped(client) {
+		if !core.takeAddr(client, c.addr()) {
+			return c.fail(429, now)
+		}
+		c.capped = cappedClient
+	}
+	replay := core.Open(&c.Stream, o, req, expires, req.HTTP10, self, now)
+	c.state = StateStream
+	c.UserAgent = req.UserAgent
+	c.keepAlive = !req.HTTP10 && !req.Close
+	var extra []string
+	if replay != hub.ReplayNone {
+		extra = append(extra, "X-Hasses-Replay: "+replay.String())
+	}
+	var h []byte
+	if req.HTTP10 {
+		h = handshake.AppendStreamHeadClose(nil, cfg.Handshake, now, req.Origin, extra...)
+	} else {
+		h = handshake.AppendStreamHead(nil, cfg.Handshake, now, req.Origin, extra...)
+	}
+	c.Start(h, replay)
+	return Flush
+}
+
+// fail answers with an error status and closes after it; a stream is
+// closed at once, never with an error head written into its body.
+func (c *Conn) fail(status int, now time.Time) Action {
+	if c.state == StateStream {
+		return Close
+	}
+	return c.respond(handshake.AppendError(nil, c.core.cfg.Handshake, status, now), now)
+}
+
+// respond queues a complete answer; the connection closes after it.
+func (c *Conn) respond(resp []byte, now time.Time) Action {
+	c.Stream.Close()
+	c.Stream.answer(c.core, resp, now)
+	c.state = StateAnswer
+	c.in = nil
+	return Flush
+}
+
+// Flush writes what is pending; see Stream.Flush. When a stream has ended
+// cleanly on a keep-alive connection, the connection waits for another
+// request and Flush returns Waiting; Finished means the front end shuts
+// down its side and closes once the peer has (or at Deadline).
+func (c *Conn) Flush(w Writer, sc *Scratch, now time.Time) Status {
+	s := c.Stream.Flush(w, sc, now)
+	if s != Finished {
+		return s
+	}
+	if c.state == StateStream && c.keepAlive && !c.core.draining.Load() {
+		c.Stream.Close()
+		c.uncapClient() // the next request may be another client's
+		c.state = StateHead
+		c.deadline = now.Add(c.core.cfg.HandshakeTimeout).UnixNano()
+		return Waiting
+	}
+	if c.state == StateStream {
+		c.Stream.Close()
+		c.Stream.answer(c.core, nil, now)
+	}
+	c.state = StateAnswer
+	return Finished
+}
+
+// Tick enforces the connection's deadlines; see Stream.Tick.
+func (c *Conn) Tick(now time.Time) Action {
+	switch c.state {
+	case StateHead:
+		if now.UnixNano() >= c.deadline {
+			return Close
+		}
+		return None
+	case StateStream, StateAnswer:
+		return c.Stream.Tick(now)
+	}
+	return None
+}
+
+// Drain starts a graceful shutdown of the connection: a stream ends with a
+// randomised retry hint; anything else closes.
+func (c *Conn) Drain(now time.Time) Action {
+	if c.state != StateStream {
+		return Close
+	}
+	c.End(DrainRetry(), now)
+	return Flush
+}
+
+// Close releases the connection: its stream, its admission.
+func (c *Conn) Close() {
+	if c.state == StateClosed {
+		return
+	}
+	c.Stream.Close()
+	c.uncapClient()
+	c.state = StateClosed
+	c.in = nil
+	if c.admitted {
+		c.admitted = false
+		c.core.Leave(c.Peer.Addr(), c.capped == cappedPeer)
+	}
+}
+
+// uncapClient stops counting the connection against the client its last
+// request named.
+func (c *Conn) uncapClient() {
+	if c.capped == cappedClient {
+		c.core.perAddr.Release(*c.client)
+		c.capped = cappedNone
+	}
+	c.client = nil
+}
+
+// addr is the client as clientlist and logs show it: behind a trusted
+// proxy, the client its request named and the proxy.
+func (c *Conn) addr() string {
+	if c.client == nil {
+		return c.Peer.String()
+	}
+	return c.addrOf(*c.client)
+}
+
+func (c *Conn) addrOf(client netip.Addr) string {
+	if client.IsValid() {
+		return client.String() + " via " + c.Peer.String()
+	}
+	return c.Peer.String()
+}
+
+// Info describes the connection for clientlist.
+func (c *Conn) Info(now time.Time) ClientInfo {
+	ci := ClientInfo{Addr: c.addr(), State: c.state.String(), UserAgent: c.UserAgent, Age: time.Duration(now.UnixNano() - c.opened)}
+	if s := c.sub; s != nil {
+		ci.ID, ci.Tokens = s.ID, s.Tokens
+	}
+	return ci
+}

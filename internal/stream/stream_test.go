@@ -1,0 +1,305 @@
+package stream
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hasses-go/hasses/internal/handshake"
+	"github.com/hasses-go/hasses/internal/hub"
+)
+
+// fakeWriter takes at most max bytes per call (all when max is 0), nothing
+// while blocked, and fails with err when set.
+type fakeWriter struct {
+	buf     bytes.Buffer
+	max     int
+	blocked bool
+	err     error
+	calls   int
+}
+
+func (w *fakeWriter) Write(bufs [][]byte) (int, error) {
+	w.calls++
+	if w.err != nil {
+		return 0, w.err
+	}
+	n := 0
+	for _, b := range bufs {
+		for _, c := range b {
+			if w.blocked || (w.max > 0 && n == w.max) {
+				return n, nil
+			}
+			w.buf.WriteByte(c)
+			n++
+		}
+	}
+	return n, nil
+}
+
+type fixture struct {
+	t    *testing.T
+	hub  *hub.Hub
+	core *Core
+	o    *hub.Owner
+	now  time.Time
+	sc   Scratch
+}
+
+func newFixture(t *testing.T, cfg Config) *fixture {
+	h := hub.New(hub.Config{MaxLag: 64 << 10})
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	f := &fixture{t: t, hub: h, core: New(h, cfg), now: time.Unix(1_700_000_000, 0)}
+	f.o = f.core.NewOwner(func() {})
+	return f
+}
+
+// conn accepts a connection and sends it a request head.
+func (f *fixture) conn(head string) *Conn {
+	f.t.Helper()
+	c := &Conn{}
+	if st := f.core.Accept(c, netipAddrPort("127.0.0.1:4000"), f.now); st != 0 {
+		f.t.Fatalf("accept: %d", st)
+	}
+	if a := c.Received([]byte(head), f.o, c, f.now); a != Flush {
+		f.t.Fatalf("request %q: action %v", head, a)
+	}
+	return c
+}
+
+func (f *fixture) publish(token, data string) {
+	if _, err := f.hub.Publish(hub.Message{Target: token, Data: []byte(data)}); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// events decodes the chunked stream body after the response head.
+func events(t *testing.T, raw []byte) []string {
+	t.Helper()
+	br := bufio.NewReader(bytes.NewReader(raw))
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("head: %v in %q", err, raw)
+	}
+	body, _ := io.ReadAll(httputil.NewChunkedReader(br))
+	_ = resp
+	// The comment right after the head (so that proxies pass the head on)
+	// is not a heartbeat.
+	body = bytes.TrimPrefix(body, heartbeatText)
+	var out []string
+	for _, block := range strings.Split(string(body), "\n\n") {
+		for _, line := range strings.Split(block, "\n") {
+			if v, ok := strings.CutPrefix(line, "data: "); ok {
+				out = append(out, v)
+			} else if strings.HasPrefix(line, ": ") || line == ":" {
+				out = append(out, "(heartbeat)")
+			}
+		}
+	}
+	return out
+}
+
+func TestShortWritesDeliverEveryEventWhole(t *testing.T) {
+	f := newFixture(t, Config{})
+	c := f.conn("GET /sse?subscribe=t HTTP/1.1\r\n\r\n")
+	w := &fakeWriter{max: 7}
+	for i := range 20 {
+		f.publish("t", strings.Repeat(string(rune('a'+i)), 30))
+	}
+	for range 1000 {
+		switch c.Flush(w, &f.sc, f.now) {
+		case Blocked:
+			c.Unblock()
+			continue
+		case Waiting:
+		default:
+			t.Fatal("stream failed")
+		}
+		break
+	}
+	got := events(t, w.buf.Bytes())
+	if len(got) != 20 || got[19] != strings.Repeat("t", 30) {
+		t.Fatalf("got %d events: %q", len(got), got)
+	}
+	if d := f.core.Stats().Delivered; d != 20 {
+		t.Errorf("delivered %d", d)
+	}
+}
+
+func TestBlockedWriterThenLagLimit(t *testing.T) {
+	f := newFixture(t, Config{})
+	c := f.conn("GET /sse?subscribe=t HTTP/1.1\r\n\r\n")
+	w := &fakeWriter{}
+	if c.Flush(w, &f.sc, f.now) != Waiting {
+		t.Fatal("head not written")
+	}
+	w.blocked = true
+	f.publish("t", "x")
+	if c.Flush(w, &f.sc, f.now) != Blocked {
+		t.Fatal("a writer taking nothing must block the stream")
+	}
+	// More than the lag limit arrives while blocked: the sweep closes it.
+	for range 100 {
+		f.publish("t", strings.Repeat("y", 1000))
+	}
+	if a := c.Tick(f.now.Add(time.Second)); a != Close {
+		t.Fatalf("tick of a lagging blocked stream: %v", a)
+	}
+	if f.core.Stats().Lagged != 1 {
+		t.Errorf("lagged %d", f.core.Stats().Lagged)
+	}
+}
+
+func TestStalledWriterIsClosed(t *testing.T) {
+	f := newFixture(t, Config{WriteTimeout: 5 * time.Second})
+	c := f.conn("GET /sse?subscribe=t HTTP/1.1\r\n\r\n")
+	w := &fakeWriter{blocked: true}
+	if c.Flush(w, &f.sc, f.now) != Blocked {
+		t.Fatal("not blocked")
+	}
+	if a := c.Tick(f.now.Add(4 * time.Second)); a != None {
+		t.Fatalf("closed before the write timeout: %v", a)
+	}
+	if a := c.Tick(f.now.Add(5 * time.Second)); a != Close {
+		t.Fatalf("not closed at the write timeout: %v", a)
+	}
+	if f.core.Stats().Stalled != 1 {
+		t.Errorf("stalled %d", f.core.Stats().Stalled)
+	}
+}
+
+func TestExpiryWhileBlockedDeliversNothingLater(t *testing.T) {
+	f := newFixture(t, Config{Authorize: func(*handshake.Request, time.Time) (time.Time, int, error) {
+		return time.Unix(1_700_000_010, 0), 0, nil // the grant ends 10 s after the fixture's now
+	}})
+	c := f.conn("GET /sse?subscribe=t HTTP/1.1\r\n\r\n")
+	if !c.Deadline().Equal(time.Unix(1_700_000_010, 0)) {
+		t.Fatalf("deadline %v, want the grant's expiry", c.Deadline())
+	}
+	w := &fakeWriter{}
+	c.Flush(w, &f.sc, f.now)
+	w.blocked = true
+	f.publish("t", "before expiry")
+	c.Flush(w, &f.sc, f.now.Add(time.Second))
+	at := c.Deadline()
+	if a := c.Tick(at); a != Flush {
+		t.Fatalf("tick at the expiry: %v", a)
+	}
+	f.publish("t", "after expiry")
+	w.blocked = false // the client reads again
+	c.Unblock()
+	if s := c.Flush(w, &f.sc, at.Add(time.Second)); s != Waiting || c.State() != StateHead {
+		t.Fatalf("flush after expiry: %v in %v, want the stream ended and the connection kept", s, c.State())
+	}
+	got := events(t, w.buf.Bytes())
+	if strings.Join(got, "|") != "before expiry" {
+		t.Fatalf("events %q: want only the one published before expiry", got)
+	}
+	// A client that never reads again is closed at the end of the linger.
+	c2 := f.conn("GET /sse?subscribe=t HTTP/1.1\r\n\r\n")
+	w2 := &fakeWriter{blocked: true}
+	c2.Flush(w2, &f.sc, f.now)
+	c2.Tick(c2.Deadline())
+	if a := c2.Tick(c2.Deadline()); a != Close {
+		t.Fatalf("blocked stream past its linger: %v", a)
+	}
+}
+
+func TestHeartbeatOnlyWhenIdle(t *testing.T) {
+	f := newFixture(t, Config{Heartbeat: 10 * time.Second})
+	c := f.conn("GET /sse?subscribe=t HTTP/1.1\r\n\r\n")
+	w := &fakeWriter{}
+	c.Flush(w, &f.sc, f.now)
+	// Busy: an event every 5 s, so no heartbeat is due.
+	for i := 1; i <= 4; i++ {
+		now := f.now.Add(time.Duration(i) * 5 * time.Second)
+		if a := c.Tick(now); a != None {
+			t.Fatalf("heartbeat on a busy stream at %v", now)
+		}
+		f.publish("t", "busy")
+		c.Flush(w, &f.sc, now)
+	}
+	idle := f.now.Add(30 * time.Second)
+	if a := c.Tick(idle); a != Flush {
+		t.Fatalf("no heartbeat after 10 s idle: %v", a)
+	}
+	c.Flush(w, &f.sc, idle)
+	got := events(t, w.buf.Bytes())
+	if strings.Join(got, ",") != "busy,busy,busy,busy,(heartbeat)" {
+		t.Fatalf("events %q", got)
+	}
+}
+
+func TestDrainEndsWithRetryAndLastChunk(t *testing.T) {
+	f := newFixture(t, Config{})
+	c := f.conn("GET /sse?subscribe=t HTTP/1.1\r\n\r\n")
+	w := &fakeWriter{}
+	c.Flush(w, &f.sc, f.now)
+	f.publish("t", "last")
+	f.core.Drain()
+	if a := c.Drain(f.now); a != Flush {
+		t.Fatalf("drain: %v", a)
+	}
+	if s := c.Flush(w, &f.sc, f.now); s != Finished {
+		t.Fatalf("flush after drain: %v", s)
+	}
+	raw := w.buf.String()
+	if !strings.Contains(raw, "data: last") || !strings.Contains(raw, "retry: ") || !strings.HasSuffix(raw, "0\r\n\r\n") {
+		t.Fatalf("stream ended with %q", raw)
+	}
+	if got := events(t, w.buf.Bytes()); strings.Join(got, ",") != "last" {
+		t.Fatalf("events %q", got)
+	}
+	c.Close()
+	if st := f.core.Stats(); st.Conns != 0 || st.Streams != 0 {
+		t.Errorf("after close: %+v", st)
+	}
+}
+
+func TestKeepAliveAfterCleanEnd(t *testing.T) {
+	f := newFixture(t, Config{Lifetime: time.Minute})
+	c := f.conn("GET /sse?subscribe=t HTTP/1.1\r\n\r\n")
+	w := &fakeWriter{}
+	c.Flush(w, &f.sc, f.now)
+	end := c.Deadline()
+	c.Tick(end)
+	if s := c.Flush(w, &f.sc, end); s != Waiting || c.State() != StateHead {
+		t.Fatalf("after a clean end: %v in %v, want waiting for the next request", s, c.State())
+	}
+	if a := c.Received([]byte("GET /sse?subscribe=u HTTP/1.1\r\n\r\n"), f.o, c, end); a != Flush || c.State() != StateStream {
+		t.Fatalf("second request on the connection: %v %v", a, c.State())
+	}
+	// HTTP/1.0 and "Connection: close" streams are close-delimited or end
+	// the connection.
+	c10 := f.conn("GET /sse?subscribe=t HTTP/1.0\r\n\r\n")
+	w10 := &fakeWriter{}
+	c10.Flush(w10, &f.sc, f.now)
+	f.publish("t", "plain")
+	c10.Flush(w10, &f.sc, f.now)
+	c10.Tick(c10.Deadline())
+	if s := c10.Flush(w10, &f.sc, c10.Deadline()); s != Finished {
+		t.Fatalf("HTTP/1.0 stream end: %v", s)
+	}
+	raw := w10.buf.String()
+	if strings.Contains(raw, "chunked") || !strings.Contains(raw, "\r\n\r\n: \n\nid: ") || !strings.HasSuffix(raw, "\ndata: plain\n\n") {
+		t.Fatalf("HTTP/1.0 stream %q: want a close-delimited body of SSE text", raw)
+	}
+}
+
+func TestWriteErrorFails(t *testing.T) {
+	f := newFixture(t, Config{})
+	c := f.conn("GET /sse?subscribe=t HTTP/1.1\r\n\r\n")
+	if s := c.Flush(&fakeWriter{err: errors.New("reset")}, &f.sc, f.now); s != Failed {
+		t.Fatalf("flush with a failing writer: %v", s)
+	}
+}
+
+func netipAddrPort(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
