@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hasses-go/hasses/internal/access"
+	"github.com/hasses-go/hasses/internal/cluster"
 	"github.com/hasses-go/hasses/internal/epoll"
 	"github.com/hasses-go/hasses/internal/handshake"
 	"github.com/hasses-go/hasses/internal/hub"
@@ -86,6 +87,11 @@ type Options struct {
 	HistoryBytes     int64         `opt:"history-bytes"`       // -history-bytes: bytes kept per token
 	HistoryAge       time.Duration `opt:"history-age"`         // -history-age: how long events are kept
 	HistoryTotal     int64         `opt:"history-total-bytes"` // -history-total-bytes: bytes of events kept over all tokens
+
+	Cluster       string `opt:"cluster"`        // -cluster: Redis URL of the cluster to join; empty = single node
+	ClusterPrefix string `opt:"cluster-prefix"` // -cluster-prefix: namespace of the cluster's Redis keys
+	ClusterLog    int    `opt:"cluster-log"`    // -cluster-log: entries the cluster's log stream keeps
+	ClusterQueue  int    `opt:"cluster-queue"`  // -cluster-queue: control units held while Redis is unreachable
 }
 
 // option describes one command-line option.
@@ -239,6 +245,22 @@ func init() {
 		{"history-bytes", "BYTES", "bytes of events kept per token", num64(func(o *Options) *int64 { return &o.HistoryBytes })},
 		{"history-total-bytes", "BYTES", "bytes of events kept over all tokens, history and what slow streams have yet to receive; the oldest go first", num64(func(o *Options) *int64 { return &o.HistoryTotal })},
 		{"history-age", "DUR", "how long events are kept for replay", dur(func(o *Options) *time.Duration { return &o.HistoryAge })},
+		{"cluster", "URL", "join a cluster of nodes on Redis: redis://HOST:PORT/DB, rediss://..., redis+sentinel://HOST:PORT/DB?master=NAME (default: single node)", func(o *Options, v string) error {
+			if !strings.HasPrefix(v, "redis://") && !strings.HasPrefix(v, "rediss://") && !strings.HasPrefix(v, "redis+sentinel://") && !strings.HasPrefix(v, "rediss+sentinel://") {
+				return fmt.Errorf("%q is not a redis://, rediss:// or redis+sentinel:// URL", v)
+			}
+			o.Cluster = v
+			return nil
+		}},
+		{"cluster-prefix", "NAME", "namespace of the cluster's Redis keys, so clusters can share a Redis", func(o *Options, v string) error {
+			if v == "" || strings.ContainsAny(v, "{}") {
+				return fmt.Errorf("%q must be non-empty and contain no braces", v)
+			}
+			o.ClusterPrefix = v
+			return nil
+		}},
+		{"cluster-log", "N", "entries the cluster's log stream in Redis keeps; a node stalled longer misses events", num(func(o *Options) *int { return &o.ClusterLog })},
+		{"cluster-queue", "N", "control units held in order while Redis is unreachable; more are dropped", num(func(o *Options) *int { return &o.ClusterQueue })},
 		{"h", "", "print this help and exit (also -help, --help)", func(*Options, string) error { return ErrHelp }},
 		{"v", "", "print the version and exit (also -version)", func(*Options, string) error { return ErrVersion }},
 	}
@@ -267,6 +289,9 @@ func Defaults() *Options {
 		HistoryAge:       hub.DefaultHistoryAge,
 		HistoryTotal:     hub.DefaultHistoryTotalBytes,
 		TrustedProxies:   access.DefaultTrustedProxies,
+		ClusterPrefix:    cluster.DefaultPrefix,
+		ClusterLog:       cluster.DefaultLogLength,
+		ClusterQueue:     cluster.DefaultQueue,
 	}
 }
 

@@ -32,6 +32,17 @@ func TestParseHassesCommandLine(t *testing.T) {
 	}
 }
 
+func TestClusterOptions(t *testing.T) {
+	o, err := Parse(strings.Fields("-p=8080 -cp=8085 -murl=/sse"))
+	if err != nil || o.Cluster != "" || o.ClusterPrefix != "hasses" || o.ClusterLog != 100000 || o.ClusterQueue != 1000 {
+		t.Fatalf("defaults: %+v %v", o, err)
+	}
+	o, err = Parse(strings.Fields("-p=8080 -cp=8085 -murl=/sse -cluster=redis+sentinel://s1:26379/0?master=m -cluster-prefix=blue -cluster-log=5000 -cluster-queue=10"))
+	if err != nil || o.Cluster != "redis+sentinel://s1:26379/0?master=m" || o.ClusterPrefix != "blue" || o.ClusterLog != 5000 || o.ClusterQueue != 10 {
+		t.Fatalf("cluster options: %+v %v", o, err)
+	}
+}
+
 func TestUsageErrors(t *testing.T) {
 	for _, args := range []string{
 		"-cp=8085 -murl=/sse",
@@ -48,6 +59,8 @@ func TestUsageErrors(t *testing.T) {
 		"-p=8080 -cp=8085 -murl=/sse -ra=1",
 		"-p=8080 -cp=8085 -murl=/sse -heartbeat=soon",
 		"-p=8080 -cp=8085 -murl=/sse extra",
+		"-p=8080 -cp=8085 -murl=/sse -cluster=http://redis:6379",
+		"-p=8080 -cp=8085 -murl=/sse -cluster-prefix={x}",
 		"-p",
 		"-p=8080 -cp=8085 -murl=/sse -jwt-key=/k.pem -jwt-secret-file=/k.secret",
 		"-p=8080 -cp=8085 -murl=/sse -jwt-audience=hasses",

@@ -214,6 +214,12 @@ func (h *Handler) handleUnit(dst []byte, u Unit, tcp bool, source string) []byte
 		return append(dst, '}')
 	case s == "tcpstatus":
 		return h.appendStatus(dst)
+	case s == "tcpcluster":
+		// The cluster view (nodes and their streams); null on a single node.
+		if c, ok := h.Backend.(interface{ ClusterStatus() []byte }); ok {
+			return append(dst, c.ClusterStatus()...)
+		}
+		return append(dst, `{"cluster": null}`...)
 	case s == "status":
 		h.logStatus()
 	case s == "clientlist":

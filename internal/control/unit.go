@@ -15,7 +15,7 @@ var commandWords = []string{
 	"status", "clientlist", "numberofclients",
 	"loglevel_quiet", "loglevel_normal", "loglevel_debug",
 	"reinit_enable", "reinit_disable",
-	"tcpnumberofclients", "tcpstatus",
+	"tcpnumberofclients", "tcpstatus", "tcpcluster",
 	"subscribedclients:", "tcpsubscribedclients:",
 }
 

@@ -134,6 +134,9 @@ type Hub struct {
 	lostSeq uint64
 
 	published atomic.Int64
+	// remote, when set, sequences publications instead of h.seq (cluster
+	// mode; see cluster.go).
+	remote func(Message) (Result, error)
 }
 
 // New returns a hub with cfg's zero fields set to the defaults.
@@ -198,25 +201,52 @@ func (h *Hub) NewOwner(wake func()) *Owner {
 func (o *Owner) Delivered() int64 { return o.delivered.Load() }
 
 // Publish encodes m once and routes it to every topic it targets. It returns
-// the assigned id and how many subscribers the message was routed to.
+// the assigned id and how many subscribers the message was routed to. In a
+// cluster (SetRemote) it hands the checked message to the cluster engine,
+// which sequences it and brings it back through Apply.
 func (h *Hub) Publish(m Message) (Result, error) {
+	if err := check(m); err != nil {
+		return Result{}, err
+	}
+	if h.remote != nil {
+		return h.remote(m)
+	}
 	targets := m.Targets
 	if len(targets) == 0 {
 		targets = []string{m.Target}
-	}
-	for _, t := range targets {
-		if t == "" {
-			return Result{}, ErrEmptyTarget
-		}
-	}
-	if strings.ContainsAny(m.Event, "\r\n\x00") {
-		return Result{}, ErrBadEvent
 	}
 	now := h.cfg.Now().UnixNano()
 
 	h.mu.Lock()
 	h.seq++
-	id := sse.ID{Epoch: h.cfg.Epoch, Seq: h.seq}
+	id, receivers := h.publishLocked(h.seq, now, targets, m)
+	h.mu.Unlock()
+
+	h.wakeOwners()
+	h.published.Add(1)
+	return Result{ID: id.String(), Receivers: receivers}, nil
+}
+
+// check validates m.
+func check(m Message) error {
+	if len(m.Targets) == 0 && m.Target == "" {
+		return ErrEmptyTarget
+	}
+	for _, t := range m.Targets {
+		if t == "" {
+			return ErrEmptyTarget
+		}
+	}
+	if strings.ContainsAny(m.Event, "\r\n\x00") {
+		return ErrBadEvent
+	}
+	return nil
+}
+
+// publishLocked encodes m as event seq (the caller has set h.seq to seq)
+// and appends it to its topics. Called with h.mu held.
+func (h *Hub) publishLocked(seq uint64, now int64, targets []string, m Message) (sse.ID, int) {
+	id := sse.ID{Epoch: h.cfg.Epoch, Seq: seq}
 	ev := h.encode(id, m, now)
 	everyone := false
 	hit := h.hit[:0]
@@ -233,7 +263,7 @@ func (h *Hub) Publish(m Message) (Result, error) {
 			everyone = true
 		case strings.Contains(target, "*"):
 			prefix, _, _ := strings.Cut(target, "*")
-			h.lostSeq = h.seq
+			h.lostSeq = seq
 			h.names.withPrefix(prefix, add)
 		default:
 			add(h.topic(target))
@@ -244,11 +274,7 @@ func (h *Hub) Publish(m Message) (Result, error) {
 	clear(hit)
 	h.hit = hit[:0]
 	h.retain(ev)
-	h.mu.Unlock()
-
-	h.wakeOwners()
-	h.published.Add(1)
-	return Result{ID: id.String(), Receivers: receivers}, nil
+	return id, receivers
 }
 
 // retain accounts for a new event and applies the global bound: the

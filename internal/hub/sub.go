@@ -28,6 +28,10 @@ type Sub struct {
 	partial []byte // unwritten tail of the event with sequence cursor
 }
 
+// clusterAhead is how far ahead of this node's newest event a cluster
+// client's Last-Event-ID may be (events another node already delivered).
+const clusterAhead = 1 << 16
+
 // Replay says what became of a requested Last-Event-ID.
 type Replay int
 
@@ -81,7 +85,15 @@ func (h *Hub) Subscribe(o *Owner, tokens []string, id, lastID string, conn any) 
 	s.cursor = h.seq
 	if lastID != "" {
 		replay = ReplayUnknown
-		if lid, ok := sse.ParseID(lastID); ok && lid.Epoch == h.cfg.Epoch && lid.Seq <= h.seq {
+		// In a cluster, a client may reconnect to this node before it has
+		// applied the client's last event: an id of this epoch a little
+		// ahead is complete too, and the events up to it are skipped when
+		// they arrive (a client can only make itself miss events this way).
+		ahead := uint64(0)
+		if h.remote != nil {
+			ahead = clusterAhead
+		}
+		if lid, ok := sse.ParseID(lastID); ok && lid.Epoch == h.cfg.Epoch && lid.Seq <= h.seq+ahead {
 			replay = ReplayComplete
 			var lost uint64
 			for _, t := range s.topics {
@@ -115,7 +127,10 @@ func (h *Hub) CursorID(s *Sub) string {
 	if s.cursor == 0 {
 		return ""
 	}
-	return sse.ID{Epoch: h.cfg.Epoch, Seq: s.cursor}.String()
+	h.mu.Lock() // a cluster's Reset changes the epoch
+	epoch := h.cfg.Epoch
+	h.mu.Unlock()
+	return sse.ID{Epoch: epoch, Seq: s.cursor}.String()
 }
 
 // Unsubscribe removes s. Its topics keep their history.

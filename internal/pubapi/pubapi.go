@@ -81,6 +81,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, err := h.Publisher.Publish(hub.Message{Targets: m.Targets(), Exclude: m.Exclude, Event: m.Event, Data: []byte(m.Data)})
+	if errors.Is(err, hub.ErrUnavailable) { // a cluster node without Redis
+		w.Header().Set("Retry-After", "1")
+		h.fail(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
 	if err != nil {
 		h.BadRequest.Add(1)
 		h.fail(w, http.StatusBadRequest, err.Error())

@@ -36,6 +36,17 @@ func (s *Server) adminHandler() http.Handler {
 		w.Header().Set("Cache-Control", "no-store")
 		fmt.Fprintln(w, "ok")
 	})
+	// Ready: on a cluster node, the bus to Redis works (the node then
+	// delivers what is published anywhere). Open like /healthz, for load
+	// balancers; streams on a node that is not ready stay open and resume.
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		if s.cluster != nil && !s.cluster.Ready() {
+			http.Error(w, "not ready: cluster bus down (Redis unreachable)", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
 	mux.HandleFunc("POST /login", s.guard.login)
 	mux.HandleFunc("POST /logout", s.guard.logout)
 	// The login form needs its style before anyone logs in; it is public code.

@@ -1,6 +1,9 @@
 package server
 
 import (
+	"encoding/json"
+	"strconv"
+
 	"github.com/hasses-go/hasses/internal/control"
 	"github.com/hasses-go/hasses/internal/hub"
 )
@@ -27,6 +30,25 @@ func (s *Server) Clients() []control.ClientInfo {
 		out = append(out, control.ClientInfo(c))
 	}
 	return out
+}
+
+// ClusterStatus answers tcpcluster: this node's view of the cluster.
+func (s *Server) ClusterStatus() []byte {
+	if s.cluster == nil {
+		return []byte(`{"cluster": null}`)
+	}
+	st := s.cluster.Stats()
+	view := s.cluster.View()
+	total := 0
+	for _, n := range view {
+		total += n.Streams
+	}
+	b, _ := json.Marshal(map[string]any{"cluster": map[string]any{
+		"prefix": s.opts.ClusterPrefix, "node": s.cluster.NodeID(), "ready": st.Ready,
+		"epoch": strconv.FormatUint(st.Epoch, 36), "seq": st.Seq, "queued": st.Queued,
+		"streams": total, "nodes": view,
+	}})
+	return b
 }
 
 // SetReinit turns hasses' reinit on or off.

@@ -73,5 +73,8 @@ func (m metrics) Collect(ch chan<- prometheus.Metric) {
 func (s *Server) registry() *prometheus.Registry {
 	r := prometheus.NewRegistry()
 	r.MustRegister(metrics{s}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if s.cluster != nil {
+		r.MustRegister(s.cluster)
+	}
 	return r
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/hasses-go/hasses/internal/access"
+	"github.com/hasses-go/hasses/internal/cluster"
 	"github.com/hasses-go/hasses/internal/config"
 	"github.com/hasses-go/hasses/internal/control"
 	"github.com/hasses-go/hasses/internal/dashboard"
@@ -60,6 +61,8 @@ type Server struct {
 	guard    *adminGuard          // with -admin
 	dash     *dashboard.Dashboard // with -admin
 	refusals *refusal.Log
+
+	cluster *cluster.Engine // nil on a single node
 }
 
 // New binds the listeners and builds the components. Binding happens here,
@@ -121,6 +124,15 @@ func New(opts *config.Options, log *slog.Logger, level *slog.LevelVar) (*Server,
 		HistoryAge:        opts.HistoryAge,
 		HistoryTotalBytes: opts.HistoryTotal,
 	})
+	if opts.Cluster != "" {
+		s.cluster, err = cluster.New(cluster.Config{URL: opts.Cluster, Prefix: opts.ClusterPrefix,
+			LogLength: opts.ClusterLog, Queue: opts.ClusterQueue, HistoryAge: opts.HistoryAge,
+			Addr: s.sseLn.Addr().String(), Logger: log}, s.hub)
+		if err != nil {
+			s.closeListeners()
+			return nil, err
+		}
+	}
 	hcfg := &handshake.Config{
 		Path:        opts.MURL,
 		CORSBase:    opts.CORSBase,
@@ -293,7 +305,7 @@ func (s *Server) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 5)
+	errc := make(chan error, 8)
 	run := func(name string, fn func() error) {
 		wg.Go(func() {
 			if err := fn(); err != nil && !errors.Is(err, context.Canceled) {
@@ -303,7 +315,9 @@ func (s *Server) Run(ctx context.Context) error {
 		})
 	}
 	wg.Go(func() { s.hub.Run(ctx) })
-	run("SSE port", func() error { return s.front.Serve(ctx, s.sseLn) })
+	if s.cluster != nil {
+		run("cluster", func() error { return s.cluster.Run(ctx) })
+	}
 	if s.ctlLn != nil {
 		run("control port", func() error { return s.control.ServeTCP(ctx, s.ctlLn) })
 	}
@@ -314,7 +328,7 @@ func (s *Server) Run(ctx context.Context) error {
 		if s.policy.Secret == "" {
 			level = slog.LevelWarn
 		}
-		s.log.Log(ctx, level, "admin listener: guarded like publishers (-ctl-secret, -ctl-allow); /healthz is open",
+		s.log.Log(ctx, level, "admin listener: guarded like publishers (-ctl-secret, -ctl-allow); /healthz and /readyz are open",
 			"secret", s.policy.Secret != "", "pprof", s.opts.Pprof)
 	}
 	if s.pubLn != nil {
@@ -330,6 +344,10 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.opts.FIFO != "" {
 		run("fifo", func() error { return s.control.ServeFIFO(ctx, s.opts.FIFO) })
 	}
+	if s.cluster != nil {
+		s.awaitCluster(ctx)
+	}
+	run("SSE port", func() error { return s.front.Serve(ctx, s.sseLn) })
 	wg.Wait()
 	s.refusals.Close() // the counts of the last second
 	close(errc)
@@ -340,6 +358,24 @@ func (s *Server) Run(ctx context.Context) error {
 	s.log.Info("hasses stopped")
 	return errors.Join(errs...)
 }
+
+// awaitCluster holds the SSE port (connections wait in its backlog) until
+// the node has joined the cluster and loaded its history, so that its first
+// replays are exact; if Redis stays unreachable, streams are served anyway,
+// live only.
+func (s *Server) awaitCluster(ctx context.Context) {
+	t := time.NewTimer(clusterJoinWait)
+	defer t.Stop()
+	select {
+	case <-s.cluster.Joined():
+	case <-t.C:
+		s.log.Warn("cluster: not joined yet; serving streams, replays answer unknown until Redis is back", "waited", clusterJoinWait)
+	case <-ctx.Done():
+	}
+}
+
+// clusterJoinWait bounds how long the SSE port waits for the cluster.
+const clusterJoinWait = 5 * time.Second
 
 func addrString(ln net.Listener) string {
 	if ln == nil {

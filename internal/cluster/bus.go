@@ -1,0 +1,279 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/rueidis"
+)
+
+// busLoop reads the log into the hub, in order, until ctx is done. After
+// any error it joins again, which also notices a Redis that came back
+// empty (a new epoch).
+func (e *Engine) busLoop(ctx context.Context) {
+	for ctx.Err() == nil {
+		err := e.join(ctx)
+		for err == nil && ctx.Err() == nil {
+			var n int
+			if n, err = e.read(ctx); err == nil && n == 0 {
+				err = e.join(ctx) // an idle second: check the dataset
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		e.setUp(false, err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(retryDelay):
+		}
+	}
+}
+
+// join reads (or creates) the dataset's epoch and head. The first time, it
+// loads the recent log into the hub; later, a different epoch means Redis
+// lost its data: the hub moves to the new epoch and tells live streams.
+// The node is ready once it has done so.
+func (e *Engine) join(ctx context.Context) error {
+	if err := e.joinOnce(ctx); err != nil {
+		return err
+	}
+	e.lastRead.Store(time.Now().UnixNano())
+	e.setUp(true, nil)
+	return nil
+}
+
+func (e *Engine) joinOnce(ctx context.Context) error {
+	e.mu.Lock()
+	pos := e.pos
+	e.mu.Unlock()
+	cctx, cancel := context.WithTimeout(ctx, busGrace)
+	defer cancel()
+	start := time.Now()
+	v, err := e.client.Do(cctx, e.client.B().Eval().Script(joinScript).Numkeys(1).Key(e.kMeta).
+		Arg(strconv.FormatInt(time.Now().UnixMilli(), 10), strconv.FormatUint(pos, 10)).Build()).AsStrSlice()
+	if err != nil {
+		return fmt.Errorf("cluster join: %w", err)
+	}
+	if len(v) != 4 {
+		return errors.New("cluster join: unexpected reply")
+	}
+	epoch, err1 := strconv.ParseUint(v[0], 10, 64)
+	head, err2 := strconv.ParseUint(v[1], 10, 64)
+	since, err3 := strconv.ParseUint(v[2], 10, 64)
+	lost, err4 := strconv.ParseUint(v[3], 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil || err4 != nil || epoch == 0 {
+		return fmt.Errorf("cluster join: bad meta %q", v)
+	}
+	e.rtt(start)
+	if !e.joined.Load() {
+		if e.hub.Subscribers() == 0 {
+			err = e.warm(ctx, epoch, head, lost)
+			e.lost = lost
+		} else {
+			// Streams are open already (Redis was down at start): they are
+			// live from here, and nothing older can be replayed.
+			e.hub.Reset(epoch, head, "")
+			e.hub.RaiseFloor(lost)
+			e.mu.Lock()
+			e.epoch, e.pos, e.lost = epoch, head, lost
+			e.mu.Unlock()
+		}
+		if err != nil {
+			return err
+		}
+		e.joined.Store(true)
+		close(e.joinedCh)
+		e.log.Info("cluster: joined", "node", e.node, "epoch", strconv.FormatUint(epoch, 36), "seq", e.pos)
+		return nil
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if epoch != e.epoch {
+		// Read the new dataset from its start: publications queued during
+		// the outage may already be in it.
+		e.pos = e.newEpoch(epoch, since)
+		e.lost = lost
+		return nil
+	}
+	if head < e.pos {
+		// Redis went back in time (restored from disk, or a failover to a
+		// replica that lagged): entries this node applied are gone from it,
+		// and nodes that did not read them cannot replay them. Mark them
+		// lost for everyone, and move the head past them (lostScript).
+		e.rollbacks.Add(1)
+		e.log.Warn("cluster: Redis rolled back; replays from before the lost events answer gap", "redis_seq", head, "applied", e.pos)
+		if err := e.client.Do(cctx, e.client.B().Eval().Script(lostScript).Numkeys(1).Key(e.kMeta).
+			Arg(strconv.FormatUint(e.pos, 10)).Build()).Error(); err != nil {
+			return fmt.Errorf("cluster: marking lost events: %w", err)
+		}
+		lost = max(lost, e.pos)
+	}
+	if lost > e.lost {
+		e.lost = lost
+		e.hub.RaiseFloor(lost)
+	}
+	return nil
+}
+
+// newEpoch moves the hub to a new dataset whose entries follow before:
+// what was not read before Redis lost its data is gone, so live streams get
+// hasses-reset. It returns the position to read the new log from. Called
+// with e.mu held.
+func (e *Engine) newEpoch(epoch, before uint64) uint64 {
+	pos := before
+	e.epochs.Add(1)
+	_, applied := e.hub.Head()
+	if before <= applied {
+		// The new numbers do not clear the old ones (a clock gone back):
+		// events up to applied would be refused as out of order.
+		e.log.Error("cluster: new epoch starts below the applied sequence", "seq", before, "applied", applied)
+		before = applied + 1
+	}
+	e.hub.Reset(epoch, before, "gap")
+	e.log.Warn("cluster: Redis lost its data; new epoch, live streams reset",
+		"epoch", strconv.FormatUint(epoch, 36), "old_epoch", strconv.FormatUint(e.epoch, 36))
+	e.epoch = epoch
+	return pos
+}
+
+// warm loads the log's entries younger than the history age into the hub,
+// so that this node can replay what was published before it started.
+func (e *Engine) warm(ctx context.Context, epoch, head, lost uint64) error {
+	from := "(" + strconv.FormatInt(time.Now().Add(-e.cfg.HistoryAge).UnixMilli()*1000, 10)
+	first := true
+	total := 0
+	for {
+		cctx, cancel := context.WithTimeout(ctx, busBlock+busGrace)
+		list, err := e.client.Do(cctx, e.client.B().Xrange().Key(e.kLog).Start(from).End("+").Count(warmPage).Build()).AsXRange()
+		cancel()
+		if err != nil {
+			return fmt.Errorf("cluster warm-up: %w", err)
+		}
+		e.mu.Lock()
+		for _, x := range list {
+			en, err := parseEntry(x.ID, x.FieldValues)
+			if err != nil {
+				e.badEntries.Add(1)
+				continue
+			}
+			if first {
+				// Everything up to this entry's predecessor is unknown here.
+				e.hub.Reset(epoch, en.prev, "")
+				e.epoch, e.pos = epoch, en.prev
+				first = false
+			}
+			e.applyLocked(en)
+			total++
+		}
+		e.mu.Unlock()
+		if len(list) < warmPage {
+			break
+		}
+		from = "(" + list[len(list)-1].ID
+	}
+	e.mu.Lock()
+	if first {
+		e.hub.Reset(epoch, head, "")
+		e.epoch, e.pos = epoch, head
+	}
+	e.mu.Unlock()
+	if lost > 0 {
+		e.hub.RaiseFloor(lost)
+	}
+	e.log.Info("cluster: history loaded from the log", "events", total)
+	return nil
+}
+
+// read applies the next entries of the log; it returns how many it read.
+func (e *Engine) read(ctx context.Context) (int, error) {
+	e.mu.Lock()
+	pos := e.pos
+	e.mu.Unlock()
+	cctx, cancel := context.WithTimeout(ctx, busBlock+busGrace)
+	defer cancel()
+	start := time.Now()
+	res, err := e.client.Do(cctx, e.client.B().Xread().Count(busCount).Block(busBlock.Milliseconds()).
+		Streams().Key(e.kLog).Id(strconv.FormatUint(pos, 10)).Build()).AsXRead()
+	if rueidis.IsRedisNil(err) {
+		e.lastRead.Store(time.Now().UnixNano())
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("cluster bus: %w", err)
+	}
+	if time.Since(start) < busBlock/2 {
+		e.rtt(start)
+	}
+	e.lastRead.Store(time.Now().UnixNano())
+	e.setUp(true, nil)
+	list := res[e.kLog]
+	e.mu.Lock()
+	for _, x := range list {
+		en, err := parseEntry(x.ID, x.FieldValues)
+		if err != nil {
+			e.badEntries.Add(1)
+			e.log.Error("cluster: malformed log entry skipped", "id", x.ID)
+			if seq, _, ok := cutSeq(x.ID); ok && seq > e.pos {
+				e.hub.Reset(0, seq, "gap")
+				e.pos = seq
+			}
+			continue
+		}
+		if en.epoch != e.epoch {
+			e.newEpoch(en.epoch, en.prev)
+		} else if en.prev != e.pos {
+			// The log was trimmed past this node (it stalled longer than
+			// the log is long): the entries in between are lost to it.
+			e.gaps.Add(1)
+			e.log.Warn("cluster: log trimmed past this node; live streams reset", "applied", e.pos, "next_prev", en.prev)
+			e.hub.Reset(0, en.seq-1, "gap")
+		}
+		e.applyLocked(en)
+	}
+	if len(list) > 0 {
+		e.lagNs.Store(max(0, time.Now().UnixNano()-int64(e.pos/1000)*int64(time.Millisecond)))
+		close(e.appliedCh)
+		e.appliedCh = make(chan struct{})
+	}
+	e.mu.Unlock()
+	return len(list), nil
+}
+
+// applyLocked hands one entry to the hub. Called with e.mu held.
+func (e *Engine) applyLocked(en entry) {
+	at := time.UnixMilli(int64(en.seq / 1000))
+	n, err := e.hub.Apply(en.seq, at, en.msg)
+	if err != nil {
+		e.orderErrors.Add(1)
+		e.log.Error("cluster: entry not applied", "seq", en.seq, "err", err)
+	}
+	e.pos = en.seq
+	if en.origin == e.node {
+		e.own[en.seq] = n
+		// Drop answers whose publisher stopped waiting, at most once a
+		// second of sequence time.
+		if len(e.own) > 1024 && e.pos > e.pruned+uint64(time.Second/time.Microsecond) {
+			e.pruned = e.pos
+			for s := range e.own {
+				if s+uint64(10*time.Second/time.Microsecond) < e.pos {
+					delete(e.own, s)
+				}
+			}
+		}
+	}
+}
+
+func cutSeq(id string) (uint64, string, bool) {
+	for i := 0; i < len(id); i++ {
+		if id[i] == '-' {
+			s, err := strconv.ParseUint(id[:i], 10, 64)
+			return s, id[i+1:], err == nil
+		}
+	}
+	return 0, "", false
+}

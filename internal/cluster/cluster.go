@@ -1,0 +1,280 @@
+// Package cluster joins several hasses nodes into one server on Redis.
+//
+// One Lua script in Redis (scripts.go) numbers every publication and appends
+// it to a single log stream: that is the cluster's one order. Every node
+// reads the whole log with XREAD, in order, into its own hub (bus.go), which
+// stays the hot cache that live streams and replays are served from. A
+// publication made on a node goes to Redis first and reaches the node's own
+// streams only through the log, so every node delivers the same events in
+// the same order under the same ids. A node that joins late warms its hub
+// from the log. See docs/cluster.md.
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/hasses-go/hasses/internal/hub"
+)
+
+// Config configures an Engine.
+type Config struct {
+	// URL is redis://[user:pass@]HOST:PORT/DB, rediss://... (TLS) or
+	// redis+sentinel://HOST:PORT[,HOST:PORT...]/DB?master=NAME.
+	URL string
+	// Prefix namespaces every key ("{prefix}:..."), so that several
+	// clusters can share one Redis.
+	Prefix string
+	// LogLength is about how many entries the log stream keeps.
+	LogLength int
+	// Queue bounds the fire-and-forget units (control port line protocol,
+	// FIFO) held while Redis is unreachable.
+	Queue int
+	// HistoryAge is how far back a joining node loads the log.
+	HistoryAge time.Duration
+	// Addr names this node in the cluster view.
+	Addr   string
+	Logger *slog.Logger
+}
+
+// Defaults for Config's zero fields.
+const (
+	DefaultPrefix    = "hasses"
+	DefaultLogLength = 100_000
+	DefaultQueue     = 1000
+)
+
+const (
+	publishTimeout = 5 * time.Second        // a publish waits at most this for Redis
+	applyWait      = time.Second            // and this for its own node to apply it
+	busBlock       = time.Second            // XREAD BLOCK, also the liveness probe
+	busGrace       = 2 * time.Second        // beyond the block, Redis is unresponsive
+	retryDelay     = 250 * time.Millisecond // between attempts while Redis is down
+	nodeInterval   = 2 * time.Second        // cluster view refresh
+	nodeTTL        = 10 * time.Second       // a node silent this long has left
+	maxBatch       = 256                    // units per pipelined publish batch
+	busCount       = 512                    // entries per XREAD
+	warmPage       = 1000                   // entries per XRANGE while warming
+)
+
+// Engine is a node's link to the cluster.
+type Engine struct {
+	cfg                       Config
+	log                       *slog.Logger
+	hub                       *hub.Hub
+	opt                       rueidis.ClientOption
+	client                    rueidis.Client
+	node                      string // random id of this process
+	kMeta, kLog, kNodes, kPub string
+	started                   time.Time
+
+	up       atomic.Bool  // the last Redis call succeeded
+	lastRead atomic.Int64 // Unix ns of the last successful bus read
+	joinedCh chan struct{}
+	joined   atomic.Bool
+
+	mu        sync.Mutex // bus position and the waiters on it
+	pos       uint64     // sequence number of the last log entry read
+	epoch     uint64     // epoch of the dataset being read
+	appliedCh chan struct{}
+	own       map[uint64]int // receivers of this node's publications, by seq
+	pruned    uint64         // e.pos when own was last pruned
+	lost      uint64         // the dataset's lost mark, as last read
+
+	q queue
+
+	view atomic.Pointer[[]Node]
+
+	// Counters for /metrics.
+	gaps, epochs, rollbacks, dropped, unavailable, badEntries, orderErrors atomic.Int64
+	lagNs, rttNs                                                           atomic.Int64
+}
+
+// Node is one member in the cluster view.
+type Node struct {
+	ID      string    `json:"id"`
+	Addr    string    `json:"addr"`
+	Streams int       `json:"streams"`
+	Seq     uint64    `json:"seq"`
+	Started time.Time `json:"started"`
+	Seen    time.Time `json:"seen"`
+}
+
+// New checks cfg and returns an engine for h; Run connects it. It makes h
+// publish through the engine.
+func New(cfg Config, h *hub.Hub) (*Engine, error) {
+	if cfg.Prefix == "" {
+		cfg.Prefix = DefaultPrefix
+	}
+	if cfg.LogLength <= 0 {
+		cfg.LogLength = DefaultLogLength
+	}
+	// One pipelined batch of a node lands in the log at once: a log
+	// shorter than two would be trimmed past nodes that keep up.
+	cfg.LogLength = max(cfg.LogLength, 2*maxBatch)
+	if cfg.Queue <= 0 {
+		cfg.Queue = DefaultQueue
+	}
+	if cfg.HistoryAge <= 0 {
+		cfg.HistoryAge = hub.DefaultHistoryAge
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	opt, err := parseURL(cfg.URL)
+	if err != nil {
+		return nil, err
+	}
+	var id [8]byte
+	rand.Read(id[:])
+	// One hash tag for every key: the scripts touch several keys at once,
+	// and on a Redis Cluster they must live in one slot.
+	tag := "{" + cfg.Prefix + "}:"
+	e := &Engine{cfg: cfg, log: cfg.Logger.With("cluster", cfg.Prefix), hub: h, opt: opt,
+		node: hex.EncodeToString(id[:]), kMeta: tag + "meta", kLog: tag + "log", kNodes: tag + "nodes",
+		started: time.Now(), joinedCh: make(chan struct{}), appliedCh: make(chan struct{}), own: make(map[uint64]int)}
+	e.kPub = tag + "pub:" + e.node
+	e.q.sig = make(chan struct{}, 1)
+	h.SetRemote(e.publish)
+	return e, nil
+}
+
+// parseURL turns the -cluster URL into client options.
+func parseURL(s string) (rueidis.ClientOption, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return rueidis.ClientOption{}, fmt.Errorf("-cluster: %w", err)
+	}
+	var master string
+	var sentinels []string
+	switch u.Scheme {
+	case "redis", "rediss":
+	case "redis+sentinel", "rediss+sentinel":
+		master = u.Query().Get("master")
+		if master == "" {
+			return rueidis.ClientOption{}, fmt.Errorf("-cluster: %s needs ?master=NAME", u.Scheme)
+		}
+		sentinels = strings.Split(u.Host, ",")
+		u.Scheme = strings.TrimSuffix(u.Scheme, "+sentinel")
+		u.Host = sentinels[0]
+		q := u.Query()
+		q.Del("master")
+		u.RawQuery = q.Encode()
+	default:
+		return rueidis.ClientOption{}, fmt.Errorf("-cluster: want redis://, rediss:// or redis+sentinel://, not %q", s)
+	}
+	opt, err := rueidis.ParseURL(u.String())
+	if err != nil {
+		return opt, fmt.Errorf("-cluster: %w", err)
+	}
+	if master != "" {
+		opt.InitAddress = sentinels
+		opt.Sentinel.MasterSet = master
+		opt.Sentinel.Username, opt.Sentinel.Password = opt.Username, opt.Password
+	}
+	// A publish whose reply was lost must not be sent again by the client
+	// behind our back: the engine retries it itself, with its unit number.
+	opt.DisableRetry = true
+	opt.DisableCache = true
+	opt.Dialer.Timeout = 2 * time.Second
+	opt.ConnWriteTimeout = publishTimeout
+	opt.ClientName = "hasses"
+	return opt, nil
+}
+
+// Joined is closed once the node has joined the cluster and loaded its
+// history: the SSE port may then serve replays exactly.
+func (e *Engine) Joined() <-chan struct{} { return e.joinedCh }
+
+// Ready reports whether the bus is working: joined, and Redis answered
+// recently.
+func (e *Engine) Ready() bool {
+	return e.joined.Load() && e.up.Load() && time.Since(time.Unix(0, e.lastRead.Load())) < busBlock+busGrace
+}
+
+// Run connects to Redis and runs the bus, the publisher and the cluster
+// view until ctx is done. Redis being unreachable is not an error: the
+// engine keeps trying.
+func (e *Engine) Run(ctx context.Context) error {
+	for warned := false; ; {
+		c, err := rueidis.NewClient(e.opt)
+		if err == nil {
+			e.client = c
+			break
+		}
+		if !warned {
+			e.log.Warn("cluster: cannot reach Redis yet; streams stay open, publications wait", "err", err)
+			warned = true
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(retryDelay):
+		}
+	}
+	defer e.client.Close()
+	var wg sync.WaitGroup
+	wg.Go(func() { e.busLoop(ctx) })
+	wg.Go(func() { e.sendLoop(ctx) })
+	wg.Go(func() { e.nodesLoop(ctx) })
+	wg.Wait()
+	if n := e.q.len(); n > 0 {
+		e.log.Warn("cluster: stopped with publications not yet sent to Redis", "units", n)
+	}
+	return nil
+}
+
+// setUp records whether Redis answered, logging the changes.
+func (e *Engine) setUp(up bool, err error) {
+	if e.up.Swap(up) != up {
+		if up {
+			e.log.Info("cluster: Redis reachable")
+		} else {
+			e.log.Warn("cluster: Redis unreachable; HTTP publishes get 503, control units are queued", "err", err, "queue", e.cfg.Queue)
+		}
+	}
+}
+
+func (e *Engine) rtt(start time.Time) { e.rttNs.Store(int64(time.Since(start))) }
+
+// View returns the nodes seen in the last refresh.
+func (e *Engine) View() []Node {
+	if v := e.view.Load(); v != nil {
+		return *v
+	}
+	return nil
+}
+
+// NodeID is this process's id in the cluster view.
+func (e *Engine) NodeID() string { return e.node }
+
+// Stats are the engine's counters.
+type Stats struct {
+	Ready                         bool
+	Epoch, Seq                    uint64
+	Lag, RTT                      time.Duration
+	Queued                        int
+	Gaps, EpochChanges, Rollbacks int64
+	Dropped, Refused              int64
+	BadEntries, OrderErrors       int64
+}
+
+// Stats returns a snapshot of the engine's state.
+func (e *Engine) Stats() Stats {
+	e.mu.Lock()
+	epoch, seq := e.epoch, e.pos
+	e.mu.Unlock()
+	return Stats{Ready: e.Ready(), Epoch: epoch, Seq: seq, Lag: time.Duration(e.lagNs.Load()), RTT: time.Duration(e.rttNs.Load()),
+		Queued: e.q.len(), Gaps: e.gaps.Load(), EpochChanges: e.epochs.Load(), Rollbacks: e.rollbacks.Load(), Dropped: e.dropped.Load(),
+		Refused: e.unavailable.Load(), BadEntries: e.badEntries.Load(), OrderErrors: e.orderErrors.Load()}
+}

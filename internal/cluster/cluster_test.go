@@ -1,0 +1,256 @@
+package cluster
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/hasses-go/hasses/internal/hub"
+	"github.com/hasses-go/hasses/internal/sse"
+)
+
+func TestTargetsRoundTrip(t *testing.T) {
+	for _, targets := range [][]string{{"a"}, {"room*", "*", "x"}, {"with\nnewline", "nul\x00", string(make([]byte, 300))}} {
+		got, err := decodeTargets(encodeTargets(targets))
+		if err != nil || !slices.Equal(got, targets) {
+			t.Errorf("%q: got %q, %v", targets, got, err)
+		}
+	}
+	for _, bad := range []string{"", "\x05ab", "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01"} {
+		if _, err := decodeTargets(bad); err == nil {
+			t.Errorf("%q decoded", bad)
+		}
+	}
+}
+
+func TestParseEntry(t *testing.T) {
+	f := map[string]string{"e": "77", "p": "1000", "k": encodeTargets([]string{"room1", "room*"}), "x": "c1", "n": "upd", "d": "hi", "o": "node"}
+	en, err := parseEntry("1005-0", f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if en.seq != 1005 || en.prev != 1000 || en.epoch != 77 || en.origin != "node" ||
+		!slices.Equal(en.msg.Targets, []string{"room1", "room*"}) || en.msg.Exclude != "c1" || en.msg.Event != "upd" || string(en.msg.Data) != "hi" {
+		t.Fatalf("parsed %+v", en)
+	}
+	for id, change := range map[string][2]string{
+		"1005-1": {}, "x-0": {}, "0-0": {},
+		"1005-0": {"p", "1005"}, // a predecessor must be older
+	} {
+		g := maps(f)
+		if change[0] != "" {
+			g[change[0]] = change[1]
+		}
+		if _, err := parseEntry(id, g); err == nil {
+			t.Errorf("%s %v accepted", id, change)
+		}
+	}
+	g := maps(f)
+	g["n"] = "bad\nname"
+	if _, err := parseEntry("1005-0", g); err == nil {
+		t.Error("an event name with a line break accepted")
+	}
+}
+
+func maps(f map[string]string) map[string]string {
+	g := make(map[string]string, len(f))
+	for k, v := range f {
+		g[k] = v
+	}
+	return g
+}
+
+func FuzzParseEntry(f *testing.F) {
+	f.Add("1005-0", "77", "1000", encodeTargets([]string{"room1"}), "", "", "data")
+	f.Add("18446744073709551615-0", "1", "0", "\x01*", "x", "ev", "")
+	f.Fuzz(func(t *testing.T, id, e, p, k, x, n, d string) {
+		en, err := parseEntry(id, map[string]string{"e": e, "p": p, "k": k, "x": x, "n": n, "d": d})
+		if err != nil {
+			return
+		}
+		if en.prev >= en.seq || en.epoch == 0 || hub.Check(en.msg) != nil {
+			t.Fatalf("accepted an invalid entry: %+v", en)
+		}
+		if got, err := decodeTargets(encodeTargets(en.msg.Targets)); err != nil || !slices.Equal(got, en.msg.Targets) {
+			t.Fatalf("targets do not round-trip: %q", en.msg.Targets)
+		}
+	})
+}
+
+func TestParseURL(t *testing.T) {
+	opt, err := parseURL("redis://:pw@10.0.0.1:6380/2")
+	if err != nil || opt.InitAddress[0] != "10.0.0.1:6380" || opt.SelectDB != 2 || opt.Password != "pw" || !opt.DisableRetry {
+		t.Fatalf("redis URL: %+v %v", opt, err)
+	}
+	opt, err = parseURL("rediss://r.example:6379/0")
+	if err != nil || opt.TLSConfig == nil || opt.TLSConfig.ServerName != "r.example" {
+		t.Fatalf("rediss URL: %+v %v", opt, err)
+	}
+	opt, err = parseURL("redis+sentinel://s1:26379,s2:26379/1?master=main")
+	if err != nil || !slices.Equal(opt.InitAddress, []string{"s1:26379", "s2:26379"}) || opt.Sentinel.MasterSet != "main" || opt.SelectDB != 1 {
+		t.Fatalf("sentinel URL: %+v %v", opt, err)
+	}
+	for _, bad := range []string{"http://x", "redis+sentinel://s1:26379/0", "redis://h/x", "::"} {
+		if _, err := parseURL(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+// redisForTest starts a redis-server on a loopback port for the test.
+func redisForTest(t *testing.T) rueidis.Client {
+	t.Helper()
+	path, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Skip("redis-server is not installed")
+	}
+	for range 20 {
+		port := strconv.Itoa(20000 + rand.IntN(12000))
+		ln, err := net.Listen("tcp", "127.0.0.1:"+port)
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		cmd := exec.Command(path, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+			c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{"127.0.0.1:" + port}, DisableCache: true})
+			if err == nil {
+				t.Cleanup(c.Close)
+				return c
+			}
+		}
+	}
+	t.Fatal("could not start redis-server")
+	return nil
+}
+
+func TestPublishScript(t *testing.T) {
+	c := redisForTest(t)
+	ctx := context.Background()
+	run := func(n, minSeq uint64, lookup bool) []string {
+		t.Helper()
+		l := "0"
+		if lookup {
+			l = "1"
+		}
+		v, err := c.Do(ctx, c.B().Eval().Script(publishScript).Numkeys(3).Key("{t}:meta", "{t}:log", "{t}:pub:n1").
+			Arg("42", "1000", strconv.FormatUint(n, 10), strconv.FormatUint(minSeq, 10),
+				encodeTargets([]string{"room1"}), "", "", "data-"+strconv.FormatUint(n, 10), "n1", l).Build()).AsStrSlice()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	first := run(1, 0, false)
+	if first[0] != "42" {
+		t.Fatalf("new dataset: epoch %q, want the one given", first[0])
+	}
+	if again := run(1, 0, false); !slices.Equal(again, first) {
+		t.Fatalf("a retried unit must return its first id: %q vs %q", again, first)
+	}
+	if skipped := run(2, 0, true); !slices.Equal(skipped, []string{"0", "0"}) {
+		t.Fatalf("lookup of a unit never run: %q", skipped)
+	}
+	s1, _ := strconv.ParseUint(first[1], 10, 64)
+	third := run(3, s1+5_000_000_000, false) // a min seq far ahead wins over the clock
+	s3, _ := strconv.ParseUint(third[1], 10, 64)
+	if s3 != s1+5_000_000_001 {
+		t.Fatalf("seq %d, want min seq + 1 = %d", s3, s1+5_000_000_001)
+	}
+	if again := run(2, 0, false); !slices.Equal(again, []string{"0", "0"}) {
+		t.Fatalf("an old unit number must never run: %q", again)
+	}
+	entries, err := c.Do(ctx, c.B().Xrange().Key("{t}:log").Start("-").End("+").Build()).AsXRange()
+	if err != nil || len(entries) != 2 {
+		t.Fatalf("log: %d entries, %v; want 2 (units 1 and 3)", len(entries), err)
+	}
+	e1, err1 := parseEntry(entries[0].ID, entries[0].FieldValues)
+	e3, err3 := parseEntry(entries[1].ID, entries[1].FieldValues)
+	if err1 != nil || err3 != nil || e3.prev != e1.seq || e1.seq != s1 || e3.seq != s3 || string(e3.msg.Data) != "data-3" {
+		t.Fatalf("entries %+v %+v (%v %v): each must link to the previous one", e1, e3, err1, err3)
+	}
+
+	// The join script finds the dataset, or makes a new one.
+	join := func() []string {
+		v, err := c.Do(ctx, c.B().Eval().Script(joinScript).Numkeys(1).Key("{t}:meta").Arg("99", "0").Build()).AsStrSlice()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if v := join(); v[0] != "42" || v[1] != third[1] || v[2] != strconv.FormatUint(e1.prev, 10) {
+		t.Fatalf("join = %q, want epoch 42, head %s, since %d", v, third[1], e1.prev)
+	}
+	c.Do(ctx, c.B().Flushall().Build())
+	if v := join(); v[0] != "99" || v[1] != v[2] {
+		t.Fatalf("join after a flush = %q, want a new epoch 99", v)
+	}
+}
+
+func TestEngineThroughTheHub(t *testing.T) {
+	c := redisForTest(t)
+	addr := c.Nodes()
+	var url string
+	for a := range addr {
+		url = "redis://" + a + "/0"
+	}
+	h := hub.New(hub.Config{})
+	o := h.NewOwner(func() {})
+	e, err := New(Config{URL: url, Prefix: "engine", Logger: slog.New(slog.DiscardHandler)}, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { e.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	select {
+	case <-e.Joined():
+	case <-time.After(5 * time.Second):
+		t.Fatal("not joined")
+	}
+	s, _ := h.Subscribe(o, []string{"room1"}, "", "", nil)
+
+	// An answered publication: the id Redis gave, and this node's receivers
+	// once it applied the event from the log.
+	r, err := h.Publish(hub.Message{Targets: []string{"room1"}, Data: []byte("x")})
+	if err != nil || r.ID == "" || r.Receivers != 1 {
+		t.Fatalf("publish: %+v %v; want an id and 1 receiver", r, err)
+	}
+	epoch, seq := h.Head()
+	if want := (sse.ID{Epoch: epoch, Seq: seq}).String(); r.ID != want {
+		t.Fatalf("id %s, but the hub's head is %s", r.ID, want)
+	}
+	// A line-protocol unit is fire and forget, delivered in order after it.
+	if r, err := h.Publish(hub.Message{Target: "room1", Data: []byte("y")}); err != nil || r.ID != "" {
+		t.Fatalf("line unit: %+v %v", r, err)
+	}
+	var b hub.Batch
+	var got []string
+	for end := time.Now().Add(5 * time.Second); len(got) < 2 && time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		h.Fill(s, &b, 16, 1<<20)
+		for _, buf := range b.Bufs {
+			got = append(got, string(buf))
+		}
+		s.Wrote(&b, b.Bytes)
+	}
+	if len(got) != 2 || !strings.Contains(got[0], "id: "+r.ID+"\n") || !strings.Contains(got[1], "data: y\n") {
+		t.Fatalf("frames %q", got)
+	}
+	if st := e.Stats(); !st.Ready || st.Queued != 0 || st.Seq <= seq {
+		t.Fatalf("stats %+v", st)
+	}
+}

@@ -1,0 +1,108 @@
+package hub
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func apply(t *testing.T, h *Hub, seq uint64, target, data string) {
+	t.Helper()
+	if _, err := h.Apply(seq, time.Now(), Message{Target: target, Data: []byte(data)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestApplyKeepsExternalIDs(t *testing.T) {
+	h, o, _ := newHub(t, Config{Epoch: 36})
+	r := sub(h, o, "", "", "room1")
+	apply(t, h, 1000, "room1", "a")
+	apply(t, h, 1005, "room*", "b")
+	if _, err := h.Apply(1005, time.Now(), Message{Target: "room1"}); !errors.Is(err, ErrOrder) {
+		t.Fatalf("Apply of an old seq: err %v, want ErrOrder", err)
+	}
+	r.drain(t, -1)
+	if got := strings.Join(r.got, ","); got != "a,b" || r.lastID != "10-1005" {
+		t.Fatalf("got %q last id %q, want a,b and 10-1005", got, r.lastID)
+	}
+	if e, s := h.Head(); e != 36 || s != 1005 {
+		t.Fatalf("Head = %d, %d", e, s)
+	}
+	// A replay from an applied id is exact.
+	s, replay := h.Subscribe(o, []string{"room1"}, "", "10-1000", nil)
+	rr := &reader{h: h, s: s}
+	rr.drain(t, -1)
+	if replay != ReplayComplete || strings.Join(rr.got, ",") != "b" {
+		t.Fatalf("replay %v got %q", replay, rr.got)
+	}
+}
+
+func TestSetRemoteRoutesPublish(t *testing.T) {
+	h, _, _ := newHub(t, Config{})
+	var got []Message
+	h.SetRemote(func(m Message) (Result, error) {
+		got = append(got, m)
+		return Result{ID: "x-1"}, nil
+	})
+	if _, err := h.Publish(Message{Target: ""}); !errors.Is(err, ErrEmptyTarget) {
+		t.Fatalf("an invalid message must be refused before the remote: %v", err)
+	}
+	r, err := h.Publish(Message{Target: "a", Data: []byte("d")})
+	if err != nil || r.ID != "x-1" || len(got) != 1 {
+		t.Fatalf("remote not used: %v %v %d", r, err, len(got))
+	}
+	if _, s := h.Head(); s != 0 {
+		t.Fatalf("a remote publication must not be numbered locally (seq %d)", s)
+	}
+}
+
+func TestResetRaisesFloorsAndTellsLiveStreams(t *testing.T) {
+	h, o, _ := newHub(t, Config{Epoch: 36})
+	live := sub(h, o, "", "", "room1")
+	star := sub(h, o, "", "", "*")
+	apply(t, h, 10, "room1", "a")
+	if !h.Reset(72, 20, "gap") {
+		t.Fatal("no reset event for live streams")
+	}
+	apply(t, h, 21, "room1", "b")
+	for _, r := range []*reader{live, star} {
+		r.drain(t, -1)
+		if got := strings.Join(r.got, ","); got != "a,gap,b" || r.lastID != "20-21" {
+			t.Fatalf("got %q last %q, want a,gap,b and 20-21", got, r.lastID)
+		}
+	}
+	for lastID, want := range map[string]Replay{"10-10": ReplayUnknown, "20-15": ReplayGap, "20-20": ReplayComplete} {
+		if _, replay := h.Subscribe(o, []string{"room1"}, "", lastID, nil); replay != want {
+			t.Errorf("replay from %s = %v, want %v", lastID, replay, want)
+		}
+	}
+	// A reset below the head only raises the floors.
+	if h.Reset(0, 21, "gap") {
+		t.Fatal("reset event sent at an existing seq")
+	}
+	if _, replay := h.Subscribe(o, []string{"other"}, "", "20-20", nil); replay != ReplayGap {
+		t.Fatalf("new topic below the floor: %v, want gap", replay)
+	}
+}
+
+func TestRaiseFloorKeepsTheHead(t *testing.T) {
+	h, o, _ := newHub(t, Config{Epoch: 36})
+	live := sub(h, o, "", "", "room1")
+	apply(t, h, 10, "room1", "a")
+	h.RaiseFloor(50) // events up to 50 may be missing elsewhere; the head stays
+	if _, s := h.Head(); s != 10 {
+		t.Fatalf("head moved to %d", s)
+	}
+	apply(t, h, 20, "room1", "b") // still accepted: below the floor, above the head
+	apply(t, h, 60, "room1", "c")
+	live.drain(t, -1)
+	if got := strings.Join(live.got, ","); got != "a,b,c" {
+		t.Fatalf("live stream got %q", got)
+	}
+	for lastID, want := range map[string]Replay{"10-10": ReplayGap, "10-20": ReplayGap, "10-50": ReplayComplete} {
+		if _, replay := h.Subscribe(o, []string{"room1"}, "", lastID, nil); replay != want {
+			t.Errorf("replay from %s = %v, want %v", lastID, replay, want)
+		}
+	}
+}
