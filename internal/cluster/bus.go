@@ -70,6 +70,7 @@ func (e *Engine) joinOnce(ctx context.Context) error {
 		return fmt.Errorf("cluster join: bad meta %q", v)
 	}
 	e.rtt(start)
+	e.setUp(true, nil) // Redis answered: an answered publish need not wait for the bus to say so
 	if !e.joined.Load() {
 		if e.hub.Subscribers() == 0 {
 			err = e.warm(ctx, epoch, head, lost)
