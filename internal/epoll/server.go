@@ -11,7 +11,6 @@ package epoll
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"runtime"
 	"sync"
@@ -21,27 +20,6 @@ import (
 
 	"github.com/hasses-go/hasses/internal/stream"
 )
-
-// throttle logs an error at most once a second, with the count of those
-// it held back.
-type throttle struct {
-	mu         sync.Mutex
-	last       time.Time
-	suppressed int
-}
-
-// Log logs msg and err unless it did less than a second ago.
-func (t *throttle) Log(log *slog.Logger, msg string, err error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	now := time.Now()
-	if now.Sub(t.last) < time.Second {
-		t.suppressed++
-		return
-	}
-	log.Warn(msg, "err", err, "suppressed", t.suppressed)
-	t.last, t.suppressed = now, 0
-}
 
 // DefaultLoops is one loop per two CPUs, at least one: the other half is
 // left to the kernel's TCP work for the writes (on loopback and with most
@@ -82,7 +60,7 @@ type Server struct {
 	spareMu sync.Mutex
 	spare   int // a reserved fd, given up to answer when out of fds
 
-	acceptErr throttle // accept errors, logged at most once a second
+	acceptErr stream.Throttle // accept errors, logged at most once a second
 }
 
 // New creates the loops and registers them as owners in the core's hub. It

@@ -64,7 +64,7 @@ type Server struct {
 	writers map[*blockingWriter]struct{}
 	wg      sync.WaitGroup // connection goroutines
 
-	acceptErr throttle
+	acceptErr stream.Throttle
 }
 
 // New registers the front end as an owner in the core's hub; call it before
@@ -427,24 +427,4 @@ func addrPort(a net.Addr) netip.AddrPort {
 		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	}
 	return netip.AddrPort{}
-}
-
-// throttle logs an error at most once a second, with the count of those
-// it held back.
-type throttle struct {
-	mu         sync.Mutex
-	last       time.Time
-	suppressed int
-}
-
-func (t *throttle) Log(log *slog.Logger, msg string, err error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	now := time.Now()
-	if now.Sub(t.last) < time.Second {
-		t.suppressed++
-		return
-	}
-	log.Warn(msg, "err", err, "suppressed", t.suppressed)
-	t.last, t.suppressed = now, 0
 }
