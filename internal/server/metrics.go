@@ -25,6 +25,7 @@ var (
 	mRefused      = desc("connections_refused_total", "Connections refused, by reason.", "reason")
 	mUnauthorized = desc("streams_unauthorized_total", "Stream requests refused by the subscriber token check.")
 	mPubRefused   = desc("publish_refused_total", "Publish API requests refused, by reason.", "reason")
+	mAdminRefused = desc("admin_refused_total", "Admin listener requests refused (address not allowed, or a wrong secret).")
 	mTopics       = desc("topics", "Tokens with subscribers or history.")
 	mHistEvents   = desc("history_events", "Events retained (history of every token, and what slow streams have yet to receive).")
 	mHistBytes    = desc("history_bytes", "Memory of the retained events, bounded by -history-total-bytes.")
@@ -32,7 +33,7 @@ var (
 
 func (m metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{mConns, mStreams, mConnsMax, mDeliveries, mWrites, mPublished, mLagged, mStalled,
-		mRefused, mUnauthorized, mPubRefused, mTopics, mHistEvents, mHistBytes} {
+		mRefused, mUnauthorized, mPubRefused, mAdminRefused, mTopics, mHistEvents, mHistBytes} {
 		ch <- d
 	}
 }
@@ -67,6 +68,9 @@ func (m metrics) Collect(ch chan<- prometheus.Metric) {
 	counter(mPubRefused, p.TooLarge.Load(), "too_large")
 	counter(mPubRefused, p.RateLimited.Load(), "rate_limited")
 	counter(mPubRefused, p.BadRequest.Load(), "bad_request")
+	if g := s.guard; g != nil {
+		counter(mAdminRefused, g.refused.Load())
+	}
 }
 
 // registry holds the server's metrics and the Go and process collectors.
