@@ -52,7 +52,9 @@ func (c *conn) serve() {
 	c.tc.SetDeadline(time.Time{})
 	c.served.Store(true)
 	if c.tc.ConnectionState().NegotiatedProtocol == "h2" {
+		c.mu.Lock() // Clients reads it
 		c.h2 = true
+		c.mu.Unlock()
 		s.mu.Lock()
 		s.byNet[c.tc] = c
 		s.mu.Unlock()

@@ -78,9 +78,6 @@ var (
 // Sub returns the hub subscription; nil once closed.
 func (st *Stream) Sub() *hub.Sub { return st.sub }
 
-// Open reports whether the stream is subscribed.
-func (st *Stream) Open() bool { return st.sub != nil }
-
 // Deadline returns when Tick must next run for a deadline: the end of the
 // lifetime or grant, or, once ending, the end of the linger time.
 func (st *Stream) Deadline() time.Time { return fromNanos(st.deadline) }
@@ -91,9 +88,6 @@ func fromNanos(n int64) time.Time {
 	}
 	return time.Unix(0, n)
 }
-
-// Ending reports whether the stream takes no more events.
-func (st *Stream) Ending() bool { return st.ending || st.ended }
 
 // Idle reports whether nothing is queued or half-written, so that a
 // heartbeat or a new head may be written without cutting into an event.
