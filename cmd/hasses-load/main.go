@@ -27,9 +27,11 @@ func main() {
 	var cfg loadgen.Config
 	var sources int
 	flag.StringVar(&cfg.Scenario, "scenario", "run", "name printed with the results")
-	flag.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "SSE port (IPv4 host:port)")
+	var addrs, ctls, pubURLs string
+	flag.StringVar(&addrs, "addr", "127.0.0.1:8080", "SSE port (IPv4 host:port); comma-separated ports of several nodes share the streams, and -reconnect moves a stream to the next node")
 	flag.StringVar(&cfg.Path, "path", "/sse", "SSE path")
-	flag.StringVar(&cfg.Ctl, "ctl", "127.0.0.1:8085", "control port")
+	flag.StringVar(&ctls, "ctl", "127.0.0.1:8085", "control port; comma-separated ports of several nodes share the publishers")
+	flag.IntVar(&cfg.Publishers, "publishers", 0, "publishers at once, publisher i on endpoint i%len(-ctl or -pub-url), owning the tokens t%publishers == i (default: one per endpoint)")
 	flag.IntVar(&cfg.Subs, "n", 1000, "subscribers")
 	flag.IntVar(&cfg.Tokens, "tokens", 1, "tokens; subscriber i listens to token i%tokens")
 	flag.IntVar(&cfg.Workers, "workers", 0, "worker processes (default: one per 10,000 subscribers)")
@@ -41,8 +43,9 @@ func main() {
 	flag.Float64Var(&cfg.NonReaders, "nonreaders", 0, "fraction of subscribers that never read past the response head")
 	flag.Float64Var(&cfg.Reconnect, "reconnect", 0, "fraction of subscribers reconnecting per minute (with Last-Event-ID)")
 	var pids string
-	flag.StringVar(&pids, "server-pid", "", "pid(s) of the server, comma-separated, for RSS and CPU")
-	flag.StringVar(&cfg.PubURL, "pub-url", "", "publish over HTTP instead of the control port: hasses' /publish URL, or a URL with {token} for a raw body (nchan)")
+	flag.StringVar(&pids, "server-pid", "", "pid(s) of the server, comma-separated, for RSS and CPU (summed: nginx's workers, a cluster's nodes)")
+	flag.IntVar(&cfg.RedisPID, "redis-pid", 0, "pid of a cluster's Redis, for its CPU per publication")
+	flag.StringVar(&pubURLs, "pub-url", "", "publish over HTTP instead of the control port: hasses' /publish URL, or a URL with {token} for a raw body (nchan); comma-separated URLs share the publishers")
 	flag.IntVar(&sources, "sources", 8, "source addresses 127.0.0.10 ... to spread client ports over")
 	flag.DurationVar(&cfg.Timeout, "timeout", 0, "hard limit (default: 3 × duration + 180 s)")
 	flag.Parse()
@@ -51,6 +54,7 @@ func main() {
 			cfg.ServerPIDs = append(cfg.ServerPIDs, n)
 		}
 	}
+	cfg.Addrs, cfg.Ctls, cfg.PubURLs = list(addrs), list(ctls), list(pubURLs)
 	for i := range sources {
 		cfg.SourceIPs = append(cfg.SourceIPs, fmt.Sprintf("127.0.0.%d", 10+i))
 	}
@@ -69,4 +73,15 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Println(string(js))
+}
+
+// list splits a comma-separated flag value, dropping empty items.
+func list(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }

@@ -14,12 +14,27 @@ import (
 // any error it joins again, which also notices a Redis that came back
 // empty (a new epoch).
 func (e *Engine) busLoop(ctx context.Context) {
+	pause := time.NewTimer(0)
+	defer pause.Stop()
 	for ctx.Err() == nil {
 		err := e.join(ctx)
 		for err == nil && ctx.Err() == nil {
+			start := time.Now()
 			var n int
-			if n, err = e.read(ctx); err == nil && n == 0 {
+			n, err = e.read(ctx)
+			switch {
+			case err != nil:
+			case n == 0:
 				err = e.join(ctx) // an idle second: check the dataset
+			case n < busCount && e.waiting.Load() == 0:
+				// Events are coming: let the next ones gather in Redis
+				// rather than reading them one round trip each.
+				pause.Reset(e.cfg.Coalesce - time.Since(start))
+				select {
+				case <-pause.C:
+				case <-e.busWake:
+				case <-ctx.Done():
+				}
 			}
 		}
 		if ctx.Err() != nil {
@@ -150,14 +165,18 @@ func (e *Engine) warm(ctx context.Context, epoch, head, lost uint64) error {
 	total := 0
 	for {
 		cctx, cancel := context.WithTimeout(ctx, busBlock+busGrace)
-		list, err := e.client.Do(cctx, e.client.B().Xrange().Key(e.kLog).Start(from).End("+").Count(warmPage).Build()).AsXRange()
+		msgs, err := e.client.Do(cctx, e.client.B().Xrange().Key(e.kLog).Start(from).End("+").Count(warmPage).Build()).ToArray()
 		cancel()
+		var list []rawEntry
+		if err == nil {
+			list, err = rawEntries(msgs)
+		}
 		if err != nil {
 			return fmt.Errorf("cluster warm-up: %w", err)
 		}
 		e.mu.Lock()
 		for _, x := range list {
-			en, err := parseEntry(x.ID, x.FieldValues)
+			en, err := parseEntry(x.id, x.h, x.m)
 			if err != nil {
 				e.badEntries.Add(1)
 				continue
@@ -175,7 +194,7 @@ func (e *Engine) warm(ctx context.Context, epoch, head, lost uint64) error {
 		if len(list) < warmPage {
 			break
 		}
-		from = "(" + list[len(list)-1].ID
+		from = "(" + list[len(list)-1].id
 	}
 	e.mu.Lock()
 	if first {
@@ -199,10 +218,16 @@ func (e *Engine) read(ctx context.Context) (int, error) {
 	defer cancel()
 	start := time.Now()
 	res, err := e.client.Do(cctx, e.client.B().Xread().Count(busCount).Block(busBlock.Milliseconds()).
-		Streams().Key(e.kLog).Id(strconv.FormatUint(pos, 10)).Build()).AsXRead()
+		Streams().Key(e.kLog).Id(strconv.FormatUint(pos, 10)).Build()).AsMap()
 	if rueidis.IsRedisNil(err) {
 		e.lastRead.Store(time.Now().UnixNano())
 		return 0, nil
+	}
+	var list []rawEntry
+	if err == nil {
+		stream := res[e.kLog]
+		msgs, _ := stream.ToArray()
+		list, err = rawEntries(msgs)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("cluster bus: %w", err)
@@ -212,14 +237,13 @@ func (e *Engine) read(ctx context.Context) (int, error) {
 	}
 	e.lastRead.Store(time.Now().UnixNano())
 	e.setUp(true, nil)
-	list := res[e.kLog]
 	e.mu.Lock()
 	for _, x := range list {
-		en, err := parseEntry(x.ID, x.FieldValues)
+		en, err := parseEntry(x.id, x.h, x.m)
 		if err != nil {
 			e.badEntries.Add(1)
-			e.log.Error("cluster: malformed log entry skipped", "id", x.ID)
-			if seq, _, ok := cutSeq(x.ID); ok && seq > e.pos {
+			e.log.Error("cluster: malformed log entry skipped", "id", x.id)
+			if seq, _, ok := cutSeq(x.id); ok && seq > e.pos {
 				e.hub.Reset(0, seq, "gap")
 				e.pos = seq
 			}

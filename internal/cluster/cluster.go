@@ -42,6 +42,12 @@ type Config struct {
 	Queue int
 	// HistoryAge is how far back a joining node loads the log.
 	HistoryAge time.Duration
+	// Coalesce is the least time between two bus reads, and between two
+	// publish batches of fire-and-forget units, while events keep coming:
+	// fewer, larger round trips to Redis for at most this much latency. A
+	// publication whose publisher waits for its answer is never held back.
+	// It is at least minCoalesce.
+	Coalesce time.Duration
 	// Addr names this node in the cluster view.
 	Addr   string
 	Logger *slog.Logger
@@ -65,6 +71,10 @@ const (
 	maxBatch       = 256                    // units per pipelined publish batch
 	busCount       = 512                    // entries per XREAD
 	warmPage       = 1000                   // entries per XRANGE while warming
+	// minCoalesce: every node reads every event, so per-read costs count
+	// three times in a 3-node cluster; 5 ms between reads keeps them small
+	// against the deliveries (bench/cluster.sh) within the latency targets.
+	minCoalesce = 5 * time.Millisecond
 )
 
 // Engine is a node's link to the cluster.
@@ -73,8 +83,9 @@ type Engine struct {
 	log                       *slog.Logger
 	hub                       *hub.Hub
 	opt                       rueidis.ClientOption
-	client                    rueidis.Client
-	node                      string // random id of this process
+	client                    rueidis.Client // the bus, joins and the cluster view
+	pub                       rueidis.Client // sendLoop's only
+	node                      string         // random id of this process
 	kMeta, kLog, kNodes, kPub string
 	started                   time.Time
 
@@ -92,6 +103,10 @@ type Engine struct {
 	lost      uint64         // the dataset's lost mark, as last read
 
 	q queue
+	// busWake cuts the bus's coalescing pause short: a publisher waits
+	// for its own event.
+	busWake chan struct{}
+	waiting atomic.Int32 // publishers waiting for the bus to apply their event
 
 	view atomic.Pointer[[]Node]
 
@@ -128,6 +143,7 @@ func New(cfg Config, h *hub.Hub) (*Engine, error) {
 	if cfg.HistoryAge <= 0 {
 		cfg.HistoryAge = hub.DefaultHistoryAge
 	}
+	cfg.Coalesce = max(cfg.Coalesce, minCoalesce)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -145,6 +161,7 @@ func New(cfg Config, h *hub.Hub) (*Engine, error) {
 		started: time.Now(), joinedCh: make(chan struct{}), appliedCh: make(chan struct{}), own: make(map[uint64]int)}
 	e.kPub = tag + "pub:" + e.node
 	e.q.sig = make(chan struct{}, 1)
+	e.busWake = make(chan struct{}, 1)
 	h.SetRemote(e.publish)
 	return e, nil
 }
@@ -209,8 +226,16 @@ func (e *Engine) Run(ctx context.Context) error {
 	for warned := false; ; {
 		c, err := rueidis.NewClient(e.opt)
 		if err == nil {
-			e.client = c
-			break
+			// The publisher has a client of its own: alone on its
+			// connection, a batch is written and its replies read by the
+			// sending goroutine itself, with no hand-off to the client's
+			// background reader and writer.
+			var p rueidis.Client
+			if p, err = rueidis.NewClient(e.opt); err == nil {
+				e.client, e.pub = c, p
+				break
+			}
+			c.Close()
 		}
 		if !warned {
 			e.log.Warn("cluster: cannot reach Redis yet; streams stay open, publications wait", "err", err)
@@ -223,6 +248,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 	}
 	defer e.client.Close()
+	defer e.pub.Close()
 	var wg sync.WaitGroup
 	wg.Go(func() { e.busLoop(ctx) })
 	wg.Go(func() { e.sendLoop(ctx) })

@@ -18,23 +18,32 @@ import (
 	"github.com/hasses-go/hasses/internal/sse"
 )
 
-func TestTargetsRoundTrip(t *testing.T) {
-	for _, targets := range [][]string{{"a"}, {"room*", "*", "x"}, {"with\nnewline", "nul\x00", string(make([]byte, 300))}} {
-		got, err := decodeTargets(encodeTargets(targets))
-		if err != nil || !slices.Equal(got, targets) {
-			t.Errorf("%q: got %q, %v", targets, got, err)
+func TestBodyRoundTrip(t *testing.T) {
+	for _, m := range []hub.Message{
+		{Target: "a", Data: []byte("x")},
+		{Targets: []string{"room*", "*", "x"}, Exclude: "c1", Event: "upd", Data: []byte("two\nlines")},
+		{Targets: []string{"with\nnewline", "nul\x00", string(make([]byte, 300))}, Data: make([]byte, 70000)},
+	} {
+		origin, got, err := decodeBody(encodeBody("node", m))
+		want := m.Targets
+		if len(want) == 0 {
+			want = []string{m.Target}
+		}
+		if err != nil || origin != "node" || !slices.Equal(got.Targets, want) || got.Exclude != m.Exclude ||
+			got.Event != m.Event || string(got.Data) != string(m.Data) {
+			t.Errorf("%+v: got %q %+v, %v", m, origin, got, err)
 		}
 	}
-	for _, bad := range []string{"", "\x05ab", "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01"} {
-		if _, err := decodeTargets(bad); err == nil {
+	for _, bad := range []string{"", "\x00\x00\x00\x00", "\x00\x00\x00\x05ab", "\x00\x00\x00\x00\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01"} {
+		if _, _, err := decodeBody(bad); err == nil {
 			t.Errorf("%q decoded", bad)
 		}
 	}
 }
 
 func TestParseEntry(t *testing.T) {
-	f := map[string]string{"e": "77", "p": "1000", "k": encodeTargets([]string{"room1", "room*"}), "x": "c1", "n": "upd", "d": "hi", "o": "node"}
-	en, err := parseEntry("1005-0", f)
+	body := encodeBody("node", hub.Message{Targets: []string{"room1", "room*"}, Exclude: "c1", Event: "upd", Data: []byte("hi")})
+	en, err := parseEntry("1005-0", "77 1000", body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,46 +51,35 @@ func TestParseEntry(t *testing.T) {
 		!slices.Equal(en.msg.Targets, []string{"room1", "room*"}) || en.msg.Exclude != "c1" || en.msg.Event != "upd" || string(en.msg.Data) != "hi" {
 		t.Fatalf("parsed %+v", en)
 	}
-	for id, change := range map[string][2]string{
-		"1005-1": {}, "x-0": {}, "0-0": {},
-		"1005-0": {"p", "1005"}, // a predecessor must be older
+	for _, c := range [][2]string{
+		{"1005-1", "77 1000"}, {"x-0", "77 1000"}, {"0-0", "77 1000"},
+		{"1005-0", "77 1005"}, // a predecessor must be older
+		{"1005-0", "0 1000"}, {"1005-0", "77"}, {"1005-0", "771000"},
 	} {
-		g := maps(f)
-		if change[0] != "" {
-			g[change[0]] = change[1]
-		}
-		if _, err := parseEntry(id, g); err == nil {
-			t.Errorf("%s %v accepted", id, change)
+		if _, err := parseEntry(c[0], c[1], body); err == nil {
+			t.Errorf("%q %q accepted", c[0], c[1])
 		}
 	}
-	g := maps(f)
-	g["n"] = "bad\nname"
-	if _, err := parseEntry("1005-0", g); err == nil {
+	bad := encodeBody("", hub.Message{Target: "room1", Event: "bad\nname"})
+	if _, err := parseEntry("1005-0", "77 1000", bad); err == nil {
 		t.Error("an event name with a line break accepted")
 	}
 }
 
-func maps(f map[string]string) map[string]string {
-	g := make(map[string]string, len(f))
-	for k, v := range f {
-		g[k] = v
-	}
-	return g
-}
-
 func FuzzParseEntry(f *testing.F) {
-	f.Add("1005-0", "77", "1000", encodeTargets([]string{"room1"}), "", "", "data")
-	f.Add("18446744073709551615-0", "1", "0", "\x01*", "x", "ev", "")
-	f.Fuzz(func(t *testing.T, id, e, p, k, x, n, d string) {
-		en, err := parseEntry(id, map[string]string{"e": e, "p": p, "k": k, "x": x, "n": n, "d": d})
+	f.Add("1005-0", "77 1000", encodeBody("", hub.Message{Target: "room1", Data: []byte("data")}))
+	f.Add("18446744073709551615-0", "1 0", encodeBody("n", hub.Message{Targets: []string{"*"}, Exclude: "x", Event: "ev"}))
+	f.Fuzz(func(t *testing.T, id, h, m string) {
+		en, err := parseEntry(id, h, m)
 		if err != nil {
 			return
 		}
 		if en.prev >= en.seq || en.epoch == 0 || hub.Check(en.msg) != nil {
 			t.Fatalf("accepted an invalid entry: %+v", en)
 		}
-		if got, err := decodeTargets(encodeTargets(en.msg.Targets)); err != nil || !slices.Equal(got, en.msg.Targets) {
-			t.Fatalf("targets do not round-trip: %q", en.msg.Targets)
+		origin, again, err := decodeBody(encodeBody(en.origin, en.msg))
+		if err != nil || origin != en.origin || !slices.Equal(again.Targets, en.msg.Targets) || string(again.Data) != string(en.msg.Data) {
+			t.Fatalf("body does not round-trip: %+v", en)
 		}
 	})
 }
@@ -148,7 +146,7 @@ func TestPublishScript(t *testing.T) {
 		}
 		v, err := c.Do(ctx, c.B().Eval().Script(publishScript).Numkeys(3).Key("{t}:meta", "{t}:log", "{t}:pub:n1").
 			Arg("42", "1000", strconv.FormatUint(n, 10), strconv.FormatUint(minSeq, 10),
-				encodeTargets([]string{"room1"}), "", "", "data-"+strconv.FormatUint(n, 10), "n1", l).Build()).AsStrSlice()
+				encodeBody("n1", hub.Message{Target: "room1", Data: []byte("data-" + strconv.FormatUint(n, 10))}), l).Build()).AsStrSlice()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -173,12 +171,13 @@ func TestPublishScript(t *testing.T) {
 	if again := run(2, 0, false); !slices.Equal(again, []string{"0", "0"}) {
 		t.Fatalf("an old unit number must never run: %q", again)
 	}
-	entries, err := c.Do(ctx, c.B().Xrange().Key("{t}:log").Start("-").End("+").Build()).AsXRange()
-	if err != nil || len(entries) != 2 {
-		t.Fatalf("log: %d entries, %v; want 2 (units 1 and 3)", len(entries), err)
+	msgs, err := c.Do(ctx, c.B().Xrange().Key("{t}:log").Start("-").End("+").Build()).ToArray()
+	entries, err2 := rawEntries(msgs)
+	if err != nil || err2 != nil || len(entries) != 2 {
+		t.Fatalf("log: %d entries, %v %v; want 2 (units 1 and 3)", len(entries), err, err2)
 	}
-	e1, err1 := parseEntry(entries[0].ID, entries[0].FieldValues)
-	e3, err3 := parseEntry(entries[1].ID, entries[1].FieldValues)
+	e1, err1 := parseEntry(entries[0].id, entries[0].h, entries[0].m)
+	e3, err3 := parseEntry(entries[1].id, entries[1].h, entries[1].m)
 	if err1 != nil || err3 != nil || e3.prev != e1.seq || e1.seq != s1 || e3.seq != s3 || string(e3.msg.Data) != "data-3" {
 		t.Fatalf("entries %+v %+v (%v %v): each must link to the previous one", e1, e3, err1, err3)
 	}

@@ -3,24 +3,27 @@ package cluster
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/redis/rueidis"
 
 	"github.com/hasses-go/hasses/internal/hub"
 )
 
 // A log entry is one publication as the sequencer stored it: the stream id
-// is "<seq>-0" and its fields are
+// is "<seq>-0" and it has two fields, so that every node decodes few
+// values per event:
 //
-//	e  epoch of the dataset (decimal)
-//	p  sequence number of the previous entry: a node that has not applied
-//	   exactly p has missed something (the log was trimmed past it)
-//	k  targets, encoded by encodeTargets
-//	x  excluded client id
-//	n  event name
-//	d  data
-//	o  id of the node that published it and waits for its answer (empty
-//	   for fire-and-forget units)
+//	h  "<epoch> <prev>", written by the sequencer: the dataset's epoch, and
+//	   the sequence number of the previous entry (a node that has not
+//	   applied exactly prev has missed something: the log was trimmed past
+//	   it)
+//	m  the publication, written by the publishing node (encodeBody): the
+//	   id of the node waiting for its answer (empty for fire-and-forget
+//	   units), the excluded client id, the event name, the data, then the
+//	   targets
 type entry struct {
 	seq, prev, epoch uint64
 	origin           string
@@ -29,40 +32,76 @@ type entry struct {
 
 var errBadEntry = errors.New("cluster: malformed log entry")
 
-// encodeTargets packs targets (raw bytes, any content) as length-prefixed
-// strings.
-func encodeTargets(targets []string) string {
-	n := 0
+// appendStrings packs strings (raw bytes, any content) as length-prefixed
+// values.
+func appendStrings(b []byte, ss ...string) []byte {
+	for _, s := range ss {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	return b
+}
+
+// encodeBody is an entry's m field for message m published by origin.
+func encodeBody(origin string, m hub.Message) string {
+	targets := m.Targets
+	if len(targets) == 0 {
+		targets = []string{m.Target}
+	}
+	n := len(origin) + len(m.Exclude) + len(m.Event) + len(m.Data) + 4*binary.MaxVarintLen32
 	for _, t := range targets {
 		n += len(t) + binary.MaxVarintLen32
 	}
-	b := make([]byte, 0, n)
-	for _, t := range targets {
-		b = binary.AppendUvarint(b, uint64(len(t)))
-		b = append(b, t...)
-	}
-	return string(b)
+	b := appendStrings(make([]byte, 0, n), origin, m.Exclude, m.Event)
+	b = binary.AppendUvarint(b, uint64(len(m.Data)))
+	b = append(b, m.Data...)
+	return string(appendStrings(b, targets...))
 }
 
-// decodeTargets reverses encodeTargets.
-func decodeTargets(s string) ([]string, error) {
-	var out []string
-	for len(s) > 0 {
-		n, k := binary.Uvarint([]byte(s[:min(len(s), binary.MaxVarintLen64)]))
-		if k <= 0 || n > uint64(len(s)-k) {
-			return nil, errBadEntry
+// nextString takes one length-prefixed value off s.
+func nextString(s string) (v, rest string, ok bool) {
+	var n uint64
+	var shift uint
+	for i := 0; i < len(s) && i < binary.MaxVarintLen64; i++ {
+		c := s[i]
+		n |= uint64(c&0x7f) << shift
+		if c < 0x80 {
+			if n > uint64(len(s)-i-1) {
+				return "", "", false
+			}
+			s = s[i+1:]
+			return s[:n], s[n:], true
 		}
-		out = append(out, s[k:k+int(n)])
-		s = s[k+int(n):]
+		shift += 7
 	}
-	if len(out) == 0 {
-		return nil, errBadEntry
+	return "", "", false
+}
+
+// decodeBody reverses encodeBody.
+func decodeBody(s string) (origin string, m hub.Message, err error) {
+	var data string
+	var ok1, ok2, ok3, ok4 bool
+	origin, s, ok1 = nextString(s)
+	m.Exclude, s, ok2 = nextString(s)
+	m.Event, s, ok3 = nextString(s)
+	data, s, ok4 = nextString(s)
+	if !ok1 || !ok2 || !ok3 || !ok4 || s == "" {
+		return "", m, errBadEntry
 	}
-	return out, nil
+	m.Data = []byte(data)
+	for s != "" {
+		var t string
+		var ok bool
+		if t, s, ok = nextString(s); !ok {
+			return "", m, errBadEntry
+		}
+		m.Targets = append(m.Targets, t)
+	}
+	return origin, m, nil
 }
 
 // parseEntry decodes one entry of the log stream.
-func parseEntry(id string, f map[string]string) (entry, error) {
+func parseEntry(id, h, m string) (entry, error) {
 	var e entry
 	ms, rest, ok := strings.Cut(id, "-")
 	if !ok || rest != "0" {
@@ -72,20 +111,54 @@ func parseEntry(id string, f map[string]string) (entry, error) {
 	if e.seq, err = strconv.ParseUint(ms, 10, 64); err != nil || e.seq == 0 {
 		return e, errBadEntry
 	}
-	if e.prev, err = strconv.ParseUint(f["p"], 10, 64); err != nil || e.prev >= e.seq {
+	ep, prev, ok := strings.Cut(h, " ")
+	if !ok {
 		return e, errBadEntry
 	}
-	if e.epoch, err = strconv.ParseUint(f["e"], 10, 64); err != nil || e.epoch == 0 {
+	if e.prev, err = strconv.ParseUint(prev, 10, 64); err != nil || e.prev >= e.seq {
 		return e, errBadEntry
 	}
-	targets, err := decodeTargets(f["k"])
-	if err != nil {
+	if e.epoch, err = strconv.ParseUint(ep, 10, 64); err != nil || e.epoch == 0 {
+		return e, errBadEntry
+	}
+	if e.origin, e.msg, err = decodeBody(m); err != nil {
 		return e, err
 	}
-	e.origin = f["o"]
-	e.msg = hub.Message{Targets: targets, Exclude: f["x"], Event: f["n"], Data: []byte(f["d"])}
 	if hub.Check(e.msg) != nil {
 		return e, errBadEntry
 	}
 	return e, nil
+}
+
+// rawEntry is a log entry as Redis returned it.
+type rawEntry struct{ id, h, m string }
+
+// rawEntries walks the entries of an XRANGE reply, or of one stream in an
+// XREAD reply, without building a map per entry: every node reads every
+// event, so this is on the cluster's hot path.
+func rawEntries(list []rueidis.RedisMessage) ([]rawEntry, error) {
+	out := make([]rawEntry, 0, len(list))
+	for _, x := range list {
+		kv, err := x.ToArray()
+		if err != nil || len(kv) != 2 {
+			return nil, fmt.Errorf("cluster: unexpected log entry: %v", err)
+		}
+		var r rawEntry
+		if r.id, err = kv[0].ToString(); err != nil {
+			return nil, fmt.Errorf("cluster: unexpected log entry id: %w", err)
+		}
+		fields, _ := kv[1].ToArray()
+		for i := 0; i+1 < len(fields); i += 2 {
+			k, _ := fields[i].ToString()
+			v, _ := fields[i+1].ToString()
+			switch k {
+			case "h":
+				r.h = v
+			case "m":
+				r.m = v
+			}
+		}
+		out = append(out, r)
+	}
+	return out, nil
 }

@@ -33,6 +33,7 @@ type queue struct {
 	mu     sync.Mutex
 	units  []*unit
 	async  int    // fire-and-forget units queued
+	sync   int    // units whose publisher waits for the answer
 	nextN  uint64 // last unit number given
 	sig    chan struct{}
 	warned time.Time
@@ -78,6 +79,8 @@ func (e *Engine) publish(m hub.Message) (hub.Result, error) {
 			return hub.Result{}, nil
 		}
 		q.async++
+	} else {
+		q.sync++
 	}
 	q.units = append(q.units, u)
 	q.mu.Unlock()
@@ -87,6 +90,12 @@ func (e *Engine) publish(m hub.Message) (hub.Result, error) {
 	}
 	if async {
 		return hub.Result{}, nil
+	}
+	// Have the bus read now, so that it is already waiting in XREAD when
+	// the event lands in the log.
+	select {
+	case e.busWake <- struct{}{}:
+	default:
 	}
 	t := time.NewTimer(publishTimeout)
 	defer t.Stop()
@@ -115,6 +124,9 @@ func (e *Engine) result(r reply) hub.Result {
 	res := hub.Result{ID: sse.ID{Epoch: r.epoch, Seq: r.seq}.String()}
 	deadline := time.NewTimer(applyWait)
 	defer deadline.Stop()
+	// The bus does not pause while a publisher waits for it.
+	e.waiting.Add(1)
+	defer e.waiting.Add(-1)
 	for {
 		e.mu.Lock()
 		if e.pos >= r.seq || e.epoch != r.epoch {
@@ -126,6 +138,10 @@ func (e *Engine) result(r reply) hub.Result {
 		ch := e.appliedCh
 		e.mu.Unlock()
 		select {
+		case e.busWake <- struct{}{}:
+		default:
+		}
+		select {
 		case <-ch:
 		case <-deadline.C:
 			return res
@@ -134,8 +150,10 @@ func (e *Engine) result(r reply) hub.Result {
 }
 
 // next returns the units to send now, oldest first, giving unit numbers to
-// those never sent; it blocks until there is one or ctx is done.
-func (q *queue) next(ctx context.Context) []*unit {
+// those never sent; it blocks until there is one or ctx is done. Before
+// notBefore, it holds back a batch of fire-and-forget units only (a
+// waiting publisher is sent at once).
+func (q *queue) next(ctx context.Context, notBefore time.Time, pause *time.Timer) []*unit {
 	for {
 		q.mu.Lock()
 		// Units never sent whose publisher gave up are dropped; once sent,
@@ -145,6 +163,18 @@ func (q *queue) next(ctx context.Context) []*unit {
 			k++
 		}
 		q.drop(k)
+		if wait := time.Until(notBefore); wait > 0 && q.sync == 0 && len(q.units) > 0 && len(q.units) < maxBatch {
+			q.mu.Unlock()
+			pause.Reset(wait)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-pause.C:
+				notBefore = time.Time{}
+			case <-q.sig:
+			}
+			continue
+		}
 		if len(q.units) > 0 {
 			batch := q.units[:min(len(q.units), maxBatch)]
 			for _, u := range batch {
@@ -170,6 +200,8 @@ func (q *queue) drop(k int) {
 	for _, u := range q.units[:k] {
 		if u.async {
 			q.async--
+		} else {
+			q.sync--
 		}
 	}
 	clear(q.units[:k])
@@ -190,21 +222,22 @@ func (q *queue) done(k int) {
 // is resent from the first unit without a reply; the publish record in
 // Redis makes the units that did run no-ops.
 func (e *Engine) sendLoop(ctx context.Context) {
+	pause := time.NewTimer(0)
+	defer pause.Stop()
+	var last time.Time
 	for {
-		batch := e.q.next(ctx)
+		batch := e.q.next(ctx, last.Add(e.cfg.Coalesce), pause)
 		if batch == nil {
 			return
 		}
+		last = time.Now()
 		cmds := make(rueidis.Commands, len(batch))
 		e.mu.Lock()
 		minSeq := strconv.FormatUint(e.pos, 10)
 		e.mu.Unlock()
 		newEpoch := strconv.FormatInt(time.Now().UnixMilli(), 10)
+		logLength := strconv.Itoa(e.cfg.LogLength)
 		for i, u := range batch {
-			targets := u.m.Targets
-			if len(targets) == 0 {
-				targets = []string{u.m.Target}
-			}
 			lookup := "0"
 			if u.gone.Load() {
 				lookup = "1" // its publisher was answered 503: publish it only if it already was
@@ -213,13 +246,12 @@ func (e *Engine) sendLoop(ctx context.Context) {
 			if !u.async {
 				origin = e.node // the bus records its receivers for the waiting publisher
 			}
-			cmds[i] = e.client.B().Eval().Script(publishScript).Numkeys(3).Key(e.kMeta, e.kLog, e.kPub).
-				Arg(newEpoch, strconv.Itoa(e.cfg.LogLength), strconv.FormatUint(u.n, 10), minSeq,
-					encodeTargets(targets), u.m.Exclude, u.m.Event, string(u.m.Data), origin, lookup).Build()
+			cmds[i] = e.pub.B().Eval().Script(publishScript).Numkeys(3).Key(e.kMeta, e.kLog, e.kPub).
+				Arg(newEpoch, logLength, strconv.FormatUint(u.n, 10), minSeq, encodeBody(origin, u.m), lookup).Build()
 		}
 		cctx, cancel := context.WithTimeout(ctx, publishTimeout)
 		start := time.Now()
-		resps := e.client.DoMulti(cctx, cmds...)
+		resps := e.pub.DoMulti(cctx, cmds...)
 		cancel()
 		ok := 0
 		var err error

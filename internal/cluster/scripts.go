@@ -15,8 +15,8 @@ package cluster
 // publishScript numbers one publication and appends it to the log.
 //
 //	KEYS: meta, log, this node's publish record
-//	ARGV: new epoch, log length, unit number, min seq, targets, exclude,
-//	      event, data, node id, "1" to only look the unit up
+//	ARGV: new epoch, log length, unit number, min seq, entry body (the m
+//	      field, see entry.go), "1" to only look the unit up
 //
 // It returns {epoch, seq}. The publish record makes a retried unit (its
 // first attempt's reply was lost with the connection) a no-op that returns
@@ -34,7 +34,7 @@ if n <= done then
   end
   return {'0', '0'}
 end
-if ARGV[10] == '1' then return {'0', '0'} end
+if ARGV[6] == '1' then return {'0', '0'} end
 local t = redis.call('TIME')
 local now = (tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) * 1000
 local m = redis.call('HMGET', KEYS[1], 'e', 's')
@@ -49,8 +49,7 @@ local seq = math.max(last + 1, now, minseq + 1)
 local id = string.format('%.0f', seq)
 redis.call('HSET', KEYS[1], 's', id)
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], id .. '-0',
-  'e', epoch, 'p', string.format('%.0f', last), 'k', ARGV[5], 'x', ARGV[6],
-  'n', ARGV[7], 'd', ARGV[8], 'o', ARGV[9])
+  'h', epoch .. ' ' .. string.format('%.0f', last), 'm', ARGV[5])
 redis.call('HSET', KEYS[3], 'n', ARGV[3], ARGV[3], epoch .. ' ' .. id)
 if n > 1024 then redis.call('HDEL', KEYS[3], tostring(n - 1024)) end
 redis.call('PEXPIRE', KEYS[3], 86400000)

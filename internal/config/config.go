@@ -238,7 +238,7 @@ func init() {
 		{"lifetime", "DUR", "maximum stream age; each stream gets 80-100% of it", dur(func(o *Options) *time.Duration { return &o.Lifetime })},
 		{"heartbeat", "DUR", "comment sent on idle streams so proxies keep them; 0 disables", dur(func(o *Options) *time.Duration { return &o.Heartbeat })},
 		{"retry", "DUR", "reconnection delay hinted to clients on connect; 0 sends none", dur(func(o *Options) *time.Duration { return &o.Retry })},
-		{"coalesce", "DUR", "least time between two flush passes: more events per write, less CPU, more latency", dur(func(o *Options) *time.Duration { return &o.Coalesce })},
+		{"coalesce", "DUR", "least time between two flush passes (in a cluster, also between two reads of the bus): more events per write, less CPU, more latency", dur(func(o *Options) *time.Duration { return &o.Coalesce })},
 		{"drain", "DUR", "on SIGTERM, how long streams get to end cleanly", dur(func(o *Options) *time.Duration { return &o.Drain })},
 		{"ctl-idle-gap", "DUR", "a control message without terminator ends after this silence", dur(func(o *Options) *time.Duration { return &o.IdleGap })},
 		{"history-count", "N", "events kept per token for Last-Event-ID replay; 0 keeps no history", num(func(o *Options) *int { return &o.HistoryCount })},

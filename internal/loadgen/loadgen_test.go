@@ -148,7 +148,7 @@ func TestWorkerCountsRefusals(t *testing.T) {
 	go func() {
 		// Which subscriber gets which answer depends on the accept order;
 		// the counts do not.
-		done <- runWorker(WorkerConfig{Addr: addr, Path: "/sse", Count: len(answers), Tokens: 1, Timeout: 60}, inR, outW)
+		done <- runWorker(WorkerConfig{Addrs: []string{addr}, Path: "/sse", Count: len(answers), Tokens: 1, Timeout: 60}, inR, outW)
 		outW.Close()
 	}()
 	dec := json.NewDecoder(outR)
@@ -197,5 +197,97 @@ func TestWarnings(t *testing.T) {
 	}
 	if tab := r.Table(); !strings.Contains(tab, "5 × 429, 3 × 503, 2 × no answer") {
 		t.Errorf("table lacks the refusals:\n%s", tab)
+	}
+}
+
+// TestStreamsSpreadOverNodes runs a worker against two servers: the
+// subscribers alternate between them.
+func TestStreamsSpreadOverNodes(t *testing.T) {
+	a, sa := fakeServer(t, []string{"200", "200"})
+	b, sb := fakeServer(t, []string{"200", "200"})
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- runWorker(WorkerConfig{Addrs: []string{a, b}, Path: "/sse", Count: 4, Tokens: 1, Timeout: 60}, inR, outW)
+		outW.Close()
+	}()
+	dec := json.NewDecoder(outR)
+	var ready workerMsg
+	if err := dec.Decode(&ready); err != nil || ready.Connected != 4 {
+		t.Fatalf("ready %+v: %v; want 4 connected, 2 on each server", ready, err)
+	}
+	for _, streams := range []chan net.Conn{sa, sb} {
+		for range 2 { // each fake server accepts two streams, then no more
+			select {
+			case <-streams:
+			case <-time.After(10 * time.Second):
+				t.Fatal("a server did not get its two streams")
+			}
+		}
+	}
+	fmt.Fprintf(inW, "{\"published\":[0]}\n")
+	var rep workerMsg
+	if err := dec.Decode(&rep); err != nil || rep.Report == nil {
+		t.Fatalf("report %+v: %v", rep, err)
+	}
+	inW.Close()
+	if err := <-done; err != nil {
+		t.Error(err)
+	}
+}
+
+// TestPublishersSpreadOverNodes publishes a burst through two control
+// ports with two publishers: each port gets only its publisher's tokens,
+// each token's messages in order, and every message once.
+func TestPublishersSpreadOverNodes(t *testing.T) {
+	var ctls []string
+	got := make([]chan string, 2)
+	for i := range got {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		ctls = append(ctls, ln.Addr().String())
+		got[i] = make(chan string, 1)
+		go func() {
+			c, err := ln.Accept()
+			if err != nil {
+				got[i] <- ""
+				return
+			}
+			defer c.Close()
+			b, _ := io.ReadAll(c)
+			got[i] <- string(b)
+		}()
+	}
+	cfg := Config{Ctls: ctls, Tokens: 4, Publishers: 2, Burst: 40, Size: 16}
+	published := make([]uint64, cfg.Tokens)
+	var answers Histogram
+	if err := publish(cfg, published, &answers); err != nil {
+		t.Fatal(err)
+	}
+	for i, ch := range got {
+		last := map[string]uint64{}
+		for _, unit := range strings.Split(strings.TrimSuffix(<-ch, ";"), ";") {
+			tok, data, _ := strings.Cut(unit, "=")
+			if n, _ := fmt.Sscanf(tok, "t%d", new(int)); n != 1 || (tok[1]-'0')%2 != byte(i) {
+				t.Errorf("port %d got token %q", i, tok)
+			}
+			p, ok := parsePayload([]byte(data))
+			if !ok || p.seq != last[tok]+1 {
+				t.Errorf("port %d: %s seq %d after %d", i, tok, p.seq, last[tok])
+			}
+			last[tok] = p.seq
+		}
+		if len(last) != 2 || last["t"+fmt.Sprint(i)] != 10 || last["t"+fmt.Sprint(i+2)] != 10 {
+			t.Errorf("port %d got %v, want 10 messages of each of its 2 tokens", i, last)
+		}
+	}
+	for tok, n := range published {
+		if n != 10 {
+			t.Errorf("published[%d] = %d, want 10", tok, n)
+		}
 	}
 }

@@ -25,9 +25,9 @@ func IsWorker() bool { return os.Getenv(workerEnv) != "" }
 // Config is one load run.
 type Config struct {
 	Scenario   string
-	Addr       string // SSE port, IPv4 host:port
+	Addrs      []string // SSE ports, IPv4 host:port: streams are spread over them (a cluster's nodes)
 	Path       string
-	Ctl        string // control port host:port
+	Ctls       []string // control ports host:port: publishers are spread over them
 	Subs       int
 	Tokens     int
 	Workers    int
@@ -38,8 +38,16 @@ type Config struct {
 	Idle       bool          // connect, measure memory, no publishing
 	NonReaders float64
 	Reconnect  float64 // fraction of subscribers reconnecting per minute
-	ServerPIDs []int   // processes whose RSS and CPU are summed (nginx: master and workers)
-	PubURL     string  // publish over HTTP: hasses' /publish API, or a URL with {token} (raw body, as nchan)
+	ServerPIDs []int   // processes whose RSS and CPU are summed (nginx: master and workers; a cluster's nodes)
+	RedisPID   int     // a cluster's Redis: its CPU per publication is reported
+	// PubURLs publish over HTTP instead of the control ports: hasses'
+	// /publish API, or a URL with {token} (raw body, as nchan).
+	PubURLs []string
+	// Publishers is how many publishers run at once, each on its own
+	// connection to endpoint i%len (Ctls or PubURLs), each owning the tokens
+	// t with t%Publishers == i, so that every token's order is one
+	// publisher's. 0 means one per endpoint; never more than Tokens.
+	Publishers int
 	SourceIPs  []string
 	Timeout    time.Duration
 }
@@ -70,11 +78,14 @@ type Result struct {
 	P50ms          float64     `json:"p50_ms"`
 	P99ms          float64     `json:"p99_ms"`
 	MaxMs          float64     `json:"max_ms"`
+	Publishers     int         `json:"publishers"`
 	RSSBeforeKiB   int64       `json:"server_rss_before_kib"`
 	RSSAfterKiB    int64       `json:"server_rss_kib"`
 	RSSPerSubKiB   float64     `json:"server_rss_per_sub_kib"`
 	CPUSecs        float64     `json:"server_cpu_s"`
 	CPUPerMillion  float64     `json:"server_cpu_s_per_1m"`
+	RedisCPUSecs   float64     `json:"redis_cpu_s,omitempty"`
+	RedisUsPerPub  float64     `json:"redis_cpu_us_per_publish,omitempty"`
 }
 
 type workerProc struct {
@@ -94,9 +105,21 @@ func Run(cfg Config) (*Result, error) {
 	if cfg.Tokens <= 0 {
 		cfg.Tokens = 1
 	}
-	res := &Result{Scenario: cfg.Scenario, Subs: cfg.Subs, Tokens: cfg.Tokens}
+	endpoints := len(cfg.Ctls)
+	if len(cfg.PubURLs) > 0 {
+		endpoints = len(cfg.PubURLs)
+	}
+	if cfg.Publishers <= 0 {
+		cfg.Publishers = max(1, endpoints)
+	}
+	cfg.Publishers = min(cfg.Publishers, cfg.Tokens)
+	if len(cfg.Addrs) == 0 || (!cfg.Idle && endpoints == 0) {
+		return nil, fmt.Errorf("no SSE address or no control port / publish URL")
+	}
+	res := &Result{Scenario: cfg.Scenario, Subs: cfg.Subs, Tokens: cfg.Tokens, Publishers: cfg.Publishers}
 	res.RSSBeforeKiB = rssKiB(cfg.ServerPIDs)
 	cpu0 := cpuSecs(cfg.ServerPIDs)
+	redisCPU0 := cpuOne(cfg.RedisPID)
 
 	exe, err := os.Executable()
 	if err != nil {
@@ -117,7 +140,7 @@ func Run(cfg Config) (*Result, error) {
 		if count <= 0 {
 			break
 		}
-		wc := WorkerConfig{Addr: cfg.Addr, Path: cfg.Path, First: first, Count: count, Tokens: cfg.Tokens,
+		wc := WorkerConfig{Addrs: cfg.Addrs, Path: cfg.Path, First: first, Count: count, Tokens: cfg.Tokens,
 			SourceIPs: cfg.SourceIPs, NonReaders: cfg.NonReaders, Reconnect: cfg.Reconnect,
 			Timeout: cfg.Timeout.Seconds()}
 		js, _ := json.Marshal(wc)
@@ -206,6 +229,12 @@ func Run(cfg Config) (*Result, error) {
 	if res.Received > 0 && len(cfg.ServerPIDs) > 0 {
 		res.CPUPerMillion = res.CPUSecs / (float64(res.Received) / 1e6)
 	}
+	if cfg.RedisPID > 0 {
+		res.RedisCPUSecs = cpuOne(cfg.RedisPID) - redisCPU0
+		if res.Published > 0 {
+			res.RedisUsPerPub = res.RedisCPUSecs / float64(res.Published) * 1e6
+		}
+	}
 
 	return res, nil
 }
@@ -220,27 +249,60 @@ func (w *workerProc) read(v any) error {
 	return json.Unmarshal(w.out.Bytes(), v)
 }
 
-// publish sends messages through the control port (or the HTTP API) at the
-// configured rate (or as a burst), round-robin over the tokens, batching
-// what is due every millisecond into one write.
+// publish runs cfg.Publishers publishers at once and waits for them all.
 func publish(cfg Config, published []uint64, answers *Histogram) error {
+	errs := make(chan error, cfg.Publishers)
+	hists := make([]Histogram, cfg.Publishers)
+	for i := range cfg.Publishers {
+		var tokens []int
+		for t := i; t < cfg.Tokens; t += cfg.Publishers {
+			tokens = append(tokens, t)
+		}
+		go func() { errs <- publishOne(cfg, i, tokens, published, &hists[i]) }()
+	}
+	var first error
+	for range cfg.Publishers {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	for i := range hists {
+		answers.Merge(&hists[i])
+	}
+	return first
+}
+
+// publishOne is publisher i: it sends the messages of its tokens through
+// its control port (or HTTP endpoint) at its share of the rate (or of the
+// burst), round-robin over its tokens, batching what is due every
+// millisecond into one write. published[t] is written by t's publisher only.
+func publishOne(cfg Config, i int, tokens []int, published []uint64, answers *Histogram) error {
+	share := float64(len(tokens)) / float64(cfg.Tokens)
+	cfg.Rate *= share
+	if cfg.Burst > 0 {
+		cfg.Burst = max(1, int(float64(cfg.Burst)*share))
+	}
 	next := 0
-	var send func(n int) error
-	if cfg.PubURL != "" {
-		client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
-		send = func(n int) error {
+	take := func() (tok int, seq uint64) {
+		tok = tokens[next%len(tokens)]
+		next++
+		published[tok]++
+		return tok, published[tok]
+	}
+	if len(cfg.PubURLs) > 0 {
+		url := cfg.PubURLs[i%len(cfg.PubURLs)]
+		client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+		defer client.CloseIdleConnections()
+		return pace(cfg, func(n int) error {
 			for range n {
-				tok := next % cfg.Tokens
-				next++
-				published[tok]++
-				data := string(appendPayload(nil, published[tok], time.Now().UnixNano(), cfg.Size))
+				tok, seq := take()
+				data := string(appendPayload(nil, seq, time.Now().UnixNano(), cfg.Size))
 				var req *http.Request
-				if strings.Contains(cfg.PubURL, "{token}") {
-					u := strings.ReplaceAll(cfg.PubURL, "{token}", fmt.Sprintf("t%d", tok))
-					req, _ = http.NewRequest("POST", u, strings.NewReader(data))
+				if strings.Contains(url, "{token}") {
+					req, _ = http.NewRequest("POST", strings.ReplaceAll(url, "{token}", fmt.Sprintf("t%d", tok)), strings.NewReader(data))
 				} else {
 					body, _ := json.Marshal(map[string]string{"token": fmt.Sprintf("t%d", tok), "data": data})
-					req, _ = http.NewRequest("POST", cfg.PubURL, bytes.NewReader(body))
+					req, _ = http.NewRequest("POST", url, bytes.NewReader(body))
 					req.Header.Set("Content-Type", "application/json")
 				}
 				t0 := time.Now()
@@ -252,34 +314,30 @@ func publish(cfg Config, published []uint64, answers *Histogram) error {
 				resp.Body.Close()
 				answers.Add(time.Since(t0))
 				if resp.StatusCode >= 300 {
-					return fmt.Errorf("publish: %s", resp.Status)
+					return fmt.Errorf("publish to %s: %s", url, resp.Status)
 				}
 			}
 			return nil
-		}
-		return pace(cfg, send)
+		})
 	}
-	c, err := net.Dial("tcp", cfg.Ctl)
+	c, err := net.Dial("tcp", cfg.Ctls[i%len(cfg.Ctls)])
 	if err != nil {
 		return fmt.Errorf("control port: %w", err)
 	}
 	defer c.Close()
-	go io.Copy(io.Discard, c)
+	go io.Copy(io.Discard, c) // ends when c is closed
 	var buf []byte
-	send = func(n int) error {
+	return pace(cfg, func(n int) error {
 		buf = buf[:0]
 		for range n {
-			tok := next % cfg.Tokens
-			next++
-			published[tok]++
+			tok, seq := take()
 			buf = fmt.Appendf(buf, "t%d=", tok)
-			buf = appendPayload(buf, published[tok], time.Now().UnixNano(), cfg.Size)
+			buf = appendPayload(buf, seq, time.Now().UnixNano(), cfg.Size)
 			buf = append(buf, ';')
 		}
 		_, err := c.Write(buf)
 		return err
-	}
-	return pace(cfg, send)
+	})
 }
 
 // pace calls send for the messages due: a burst, or Rate per second.
@@ -414,7 +472,7 @@ func (r *Result) Table() string {
 	row("connect time", fmt.Sprintf("%.2f s", r.ConnectSecs))
 	row("server RSS before / after", fmt.Sprintf("%d / %d KiB (%.2f KiB per subscriber)", r.RSSBeforeKiB, r.RSSAfterKiB, r.RSSPerSubKiB))
 	if r.Published > 0 {
-		row("published", fmt.Sprintf("%d msgs in %.2f s", r.Published, r.PublishSecs))
+		row("published", fmt.Sprintf("%d msgs in %.2f s by %d publishers", r.Published, r.PublishSecs, r.Publishers))
 		row("delivered", fmt.Sprintf("%d of %d expected by connected streams (%.3f %%)", r.Received, r.Expected, r.DeliveredPct))
 		row("lost / duplicated / reordered", fmt.Sprintf("%d / %d / %d", r.Lost, r.Duplicated, r.Reordered))
 		row("deliveries/s", fmt.Sprintf("%.0f", r.DeliveriesPerS))
@@ -423,6 +481,9 @@ func (r *Result) Table() string {
 		}
 		row("latency p50 / p99 / max", fmt.Sprintf("%.1f / %.1f / %.1f ms", r.P50ms, r.P99ms, r.MaxMs))
 		row("server CPU", fmt.Sprintf("%.2f s (%.3f s per 1M deliveries)", r.CPUSecs, r.CPUPerMillion))
+		if r.RedisCPUSecs > 0 {
+			row("Redis CPU", fmt.Sprintf("%.2f s (%.1f µs per publication)", r.RedisCPUSecs, r.RedisUsPerPub))
+		}
 		row("reconnects (refused) / server closes", fmt.Sprintf("%d (%d) / %d", r.Reconnects, r.RefusedReconn, r.Drops))
 	}
 	return b.String()

@@ -16,7 +16,10 @@ import (
 // WorkerConfig is what one worker process runs: subscribers First to
 // First+Count-1 of the whole run.
 type WorkerConfig struct {
-	Addr       string   `json:"addr"` // server host:port (IPv4)
+	// Addrs are the servers' SSE ports (IPv4 host:port): subscriber i
+	// connects to Addrs[i%len(Addrs)] and reconnects to the next one, so a
+	// cluster's nodes share the streams and replay each other's ids.
+	Addrs      []string `json:"addrs"`
 	Path       string   `json:"path"`
 	First      int      `json:"first"`
 	Count      int      `json:"count"`
@@ -73,6 +76,7 @@ type subscriber struct {
 	state     uint8
 	accepted  bool // answered 200 at least once: its losses count
 	nonReader bool
+	node      int // index in WorkerConfig.Addrs
 	parser    streamParser
 	lastSeq   uint64
 	got       uint64
@@ -84,7 +88,7 @@ type worker struct {
 	epfd    int
 	subs    []*subscriber
 	byFD    map[int]*subscriber
-	addr    unix.SockaddrInet4
+	addrs   []unix.SockaddrInet4
 	rep     WorkerReport
 	buf     []byte
 	pending int  // subscribers without an answer yet
@@ -104,11 +108,17 @@ func RunWorker(in io.Reader, out io.Writer) error {
 
 func runWorker(cfg WorkerConfig, in io.Reader, out io.Writer) error {
 	w := &worker{cfg: cfg, byFD: map[int]*subscriber{}, buf: make([]byte, 64<<10)}
-	ap, err := netip.ParseAddrPort(cfg.Addr)
-	if err != nil || !ap.Addr().Is4() {
-		return fmt.Errorf("worker: server address %q must be IPv4 host:port", cfg.Addr)
+	for _, a := range cfg.Addrs {
+		ap, err := netip.ParseAddrPort(a)
+		if err != nil || !ap.Addr().Is4() {
+			return fmt.Errorf("worker: server address %q must be IPv4 host:port", a)
+		}
+		w.addrs = append(w.addrs, unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()})
 	}
-	w.addr = unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}
+	if len(w.addrs) == 0 {
+		return fmt.Errorf("worker: no server address")
+	}
+	var err error
 	if w.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
 		return err
 	}
@@ -118,7 +128,7 @@ func runWorker(cfg WorkerConfig, in io.Reader, out io.Writer) error {
 	start := time.Now()
 	for i := range cfg.Count {
 		idx := cfg.First + i
-		s := &subscriber{idx: idx, token: idx % max(cfg.Tokens, 1)}
+		s := &subscriber{idx: idx, token: idx % max(cfg.Tokens, 1), node: idx % len(w.addrs)}
 		s.nonReader = cfg.NonReaders > 0 && float64(i%1000) < cfg.NonReaders*1000
 		w.subs = append(w.subs, s)
 		w.connect(s, nil)
@@ -220,7 +230,7 @@ func (w *worker) connect(s *subscriber, lastID []byte) {
 	if s.nonReader {
 		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4096)
 	}
-	if err := unix.Connect(fd, &w.addr); err != nil && err != unix.EINPROGRESS {
+	if err := unix.Connect(fd, &w.addrs[s.node]); err != nil && err != unix.EINPROGRESS {
 		unix.Close(fd)
 		s.state = closed
 		return
@@ -356,14 +366,16 @@ func (w *worker) drop(s *subscriber) {
 	s.state = closed
 }
 
-// reconnectSome closes a fraction of the streams and reconnects them with
-// the id of the last event they received, so that the server replays what
-// they missed in between.
+// reconnectSome closes a fraction of the streams and reconnects them, to
+// the next server of Addrs, with the id of the last event they received, so
+// that the server (another node of a cluster) replays what they missed in
+// between.
 func (w *worker) reconnectSome(frac float64) {
 	for _, s := range w.subs {
 		if s.state == streaming && !s.nonReader && rand.Float64() < frac {
 			id := append([]byte(nil), s.parser.lastID...)
 			w.drop(s)
+			s.node = (s.node + 1) % len(w.addrs)
 			w.connect(s, id)
 			w.rep.Reconnects++
 		}

@@ -126,7 +126,7 @@ func New(opts *config.Options, log *slog.Logger, level *slog.LevelVar) (*Server,
 	})
 	if opts.Cluster != "" {
 		s.cluster, err = cluster.New(cluster.Config{URL: opts.Cluster, Prefix: opts.ClusterPrefix,
-			LogLength: opts.ClusterLog, Queue: opts.ClusterQueue, HistoryAge: opts.HistoryAge,
+			LogLength: opts.ClusterLog, Queue: opts.ClusterQueue, HistoryAge: opts.HistoryAge, Coalesce: opts.Coalesce,
 			Addr: s.sseLn.Addr().String(), Logger: log}, s.hub)
 		if err != nil {
 			s.closeListeners()
