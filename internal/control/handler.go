@@ -14,6 +14,7 @@ import (
 
 	"github.com/hasses-go/hasses/internal/access"
 	"github.com/hasses-go/hasses/internal/hub"
+	"github.com/hasses-go/hasses/internal/lograte"
 	"github.com/hasses-go/hasses/publish"
 )
 
@@ -79,8 +80,8 @@ type Handler struct {
 	AuthTimeout time.Duration
 	MaxUnauthed int
 
-	processed atomic.Int64 // msgproccnt
-	logs      logLimiter
+	processed atomic.Int64            // msgproccnt
+	logs      lograte.Limiter[string] // bad units and refused connections, per reason
 }
 
 // Bounds of a connection before it has authenticated.
@@ -88,6 +89,12 @@ const (
 	defaultAuthTimeout = 10 * time.Second
 	defaultMaxUnauthed = 64
 )
+
+// warn logs a refused or ignored input at the normal level, at most a line
+// a second per reason, so that a misbehaving sender cannot fill the log.
+func (h *Handler) warn(reason, msg string, args ...any) {
+	h.logs.Log(h.Logger, slog.LevelWarn, reason, msg, args...)
+}
 
 func (h *Handler) maxTokenLen() int {
 	if h.MaxTokenLen > 0 {

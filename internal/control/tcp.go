@@ -74,7 +74,7 @@ func (h *Handler) ServeTCP(ctx context.Context, ln net.Listener) error {
 			// Out of file descriptors (EMFILE) and the like: the error
 			// repeats at once, so wait and log at most once a second.
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			h.log(slog.LevelError, "accept", "control: accept failed", "err", err)
+			h.logs.Log(h.Logger, slog.LevelError, "accept", "control: accept failed", "err", err)
 			t := time.NewTimer(backoff)
 			select {
 			case <-t.C:

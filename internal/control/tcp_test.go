@@ -63,7 +63,7 @@ func TestAcceptErrorsRateLimited(t *testing.T) {
 	h := &Handler{Backend: &fakeBackend{}, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
 	now := time.Unix(1000, 0)
 	var clock sync.Mutex
-	h.logs.now = func() time.Time { clock.Lock(); defer clock.Unlock(); return now }
+	h.logs.Now = func() time.Time { clock.Lock(); defer clock.Unlock(); return now }
 	ln := &failingListener{n: 6, closed: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
@@ -81,26 +81,6 @@ func TestAcceptErrorsRateLimited(t *testing.T) {
 	<-done
 	if n := strings.Count(logs.String(), "accept failed"); n != 1 {
 		t.Fatalf("%d log lines for 6 accept errors within a second:\n%s", n, logs.String())
-	}
-}
-
-func TestLogLimiter(t *testing.T) {
-	now := time.Unix(1000, 0)
-	l := logLimiter{now: func() time.Time { return now }}
-	if ok, _ := l.allow("a"); !ok {
-		t.Fatal("first line held back")
-	}
-	for range 5 {
-		if ok, _ := l.allow("a"); ok {
-			t.Fatal("second line within a second let through")
-		}
-	}
-	if ok, _ := l.allow("b"); !ok {
-		t.Fatal("another reason held back")
-	}
-	now = now.Add(time.Second)
-	if ok, n := l.allow("a"); !ok || n != 5 {
-		t.Fatalf("after a second: %v, %d suppressed", ok, n)
 	}
 }
 

@@ -3,6 +3,7 @@ package epoll
 import (
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -243,10 +244,10 @@ func (l *loop) accept() error {
 			case unix.ECONNABORTED:
 				continue
 			case unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM:
-				l.srv.acceptErr.Log(l.core.Logger(), "out of file descriptors: refusing connections", err)
+				l.srv.acceptErr.Log(l.core.Logger(), slog.LevelWarn, "out of files", "out of file descriptors: refusing connections", "err", err)
 				l.srv.shed(l.lfd, handshake.AppendError(nil, l.hcfg, 503, l.now))
 			default:
-				l.srv.acceptErr.Log(l.core.Logger(), "accept failed", err)
+				l.srv.acceptErr.Log(l.core.Logger(), slog.LevelWarn, "accept", "accept failed", "err", err)
 			}
 			return nil
 		}

@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hasses-go/hasses/internal/lograte"
 	"github.com/hasses-go/hasses/internal/stream"
 )
 
@@ -60,7 +61,7 @@ type Server struct {
 	spareMu sync.Mutex
 	spare   int // a reserved fd, given up to answer when out of fds
 
-	acceptErr stream.Throttle // accept errors, logged at most once a second
+	acceptErr lograte.Limiter[string] // accept errors come in floods
 }
 
 // New creates the loops and registers them as owners in the core's hub. It

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/hasses-go/hasses/internal/hub"
+	"github.com/hasses-go/hasses/internal/lograte"
 	"github.com/hasses-go/hasses/internal/stream"
 )
 
@@ -64,7 +65,7 @@ type Server struct {
 	writers map[*blockingWriter]struct{}
 	wg      sync.WaitGroup // connection goroutines
 
-	acceptErr stream.Throttle
+	acceptErr lograte.Limiter[string] // accept errors come in floods
 }
 
 // New registers the front end as an owner in the core's hub; call it before
@@ -127,7 +128,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 				err = fmt.Errorf("httpfront: %w", aerr)
 				break
 			}
-			s.acceptErr.Log(s.core.Logger(), "accept failed", aerr)
+			s.acceptErr.Log(s.core.Logger(), slog.LevelWarn, "accept", "accept failed", "err", aerr)
 			time.Sleep(50 * time.Millisecond) // out of fds: do not spin
 			continue
 		}

@@ -152,7 +152,7 @@ func New(opts *config.Options, log *slog.Logger, level *slog.LevelVar) (*Server,
 		return nil, fmt.Errorf("option -trusted-proxies: %w", err)
 	}
 	log.Info("trusted proxies: their forwarding headers name the client for -max-conns-per-ip and logs", "trusted_proxies", proxies.String())
-	s.refusals = refusal.New(log, refusal.DefaultInterval)
+	s.refusals = refusal.New(log)
 	var authorize func(*handshake.Request, time.Time) (time.Time, int, error)
 	if opts.JWTKey != "" || opts.JWTSecretFile != "" {
 		v, err := subauth.New(subauth.Options{KeyFile: opts.JWTKey, SecretFile: opts.JWTSecretFile,
@@ -349,7 +349,6 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	run("SSE port", func() error { return s.front.Serve(ctx, s.sseLn) })
 	wg.Wait()
-	s.refusals.Close() // the counts of the last second
 	close(errc)
 	var errs []error
 	for err := range errc {

@@ -22,7 +22,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/netip"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -342,25 +341,4 @@ type ClientInfo struct {
 	UserAgent string
 	Tokens    []string
 	Age       time.Duration
-}
-
-// Throttle logs an error at most once a second, with the count of those it
-// held back: accept errors such as EMFILE come in floods.
-type Throttle struct {
-	mu         sync.Mutex
-	last       time.Time
-	suppressed int
-}
-
-// Log logs msg and err unless it did less than a second ago.
-func (t *Throttle) Log(log *slog.Logger, msg string, err error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	now := time.Now()
-	if now.Sub(t.last) < time.Second {
-		t.suppressed++
-		return
-	}
-	log.Warn(msg, "err", err, "suppressed", t.suppressed)
-	t.last, t.suppressed = now, 0
 }
