@@ -68,7 +68,8 @@ const (
 	retryDelay     = 250 * time.Millisecond // between attempts while Redis is down
 	nodeInterval   = 2 * time.Second        // cluster view refresh
 	nodeTTL        = 10 * time.Second       // a node silent this long has left
-	maxBatch       = 256                    // units per pipelined publish batch
+	maxBatch       = 256                    // units per publish script call
+	maxBatchBytes  = 1 << 20                // and about this much data
 	busCount       = 512                    // entries per XREAD
 	warmPage       = 1000                   // entries per XRANGE while warming
 	// minCoalesce: every node reads every event, so per-read costs count

@@ -145,7 +145,7 @@ func TestPublishScript(t *testing.T) {
 			l = "1"
 		}
 		v, err := c.Do(ctx, c.B().Eval().Script(publishScript).Numkeys(3).Key("{t}:meta", "{t}:log", "{t}:pub:n1").
-			Arg("42", "1000", strconv.FormatUint(n, 10), strconv.FormatUint(minSeq, 10),
+			Arg("42", "1000", strconv.FormatUint(minSeq, 10), strconv.FormatUint(n, 10),
 				encodeBody("n1", hub.Message{Target: "room1", Data: []byte("data-" + strconv.FormatUint(n, 10))}), l).Build()).AsStrSlice()
 		if err != nil {
 			t.Fatal(err)
@@ -251,5 +251,45 @@ func TestEngineThroughTheHub(t *testing.T) {
 	}
 	if st := e.Stats(); !st.Ready || st.Queued != 0 || st.Seq <= seq {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestPublishScriptBatch sends three units in one call, the middle one
+// only looked up: the others are numbered in order and linked, and the
+// same call resent (its reply lost) answers the same ids and adds nothing.
+func TestPublishScriptBatch(t *testing.T) {
+	c := redisForTest(t)
+	ctx := context.Background()
+	body := func(d string) string { return encodeBody("", hub.Message{Target: "room1", Data: []byte(d)}) }
+	call := func() []string {
+		t.Helper()
+		v, err := c.Do(ctx, c.B().Eval().Script(publishScript).Numkeys(3).Key("{b}:meta", "{b}:log", "{b}:pub:n1").
+			Arg("7", "1000", "0", "1", body("a"), "0", "2", body("b"), "1", "3", body("c"), "0").Build()).AsStrSlice()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	first := call()
+	if len(first) != 6 || first[0] != "7" || first[2] != "0" || first[3] != "0" || first[4] != "7" {
+		t.Fatalf("batch reply %q: want units 1 and 3 published in epoch 7, unit 2 not", first)
+	}
+	s1, _ := strconv.ParseUint(first[1], 10, 64)
+	s3, _ := strconv.ParseUint(first[5], 10, 64)
+	if s3 != s1+1 {
+		t.Fatalf("seqs %d and %d, want consecutive", s1, s3)
+	}
+	if again := call(); !slices.Equal(again, first) {
+		t.Fatalf("resent batch answered %q, want %q", again, first)
+	}
+	msgs, err := c.Do(ctx, c.B().Xrange().Key("{b}:log").Start("-").End("+").Build()).ToArray()
+	entries, err2 := rawEntries(msgs)
+	if err != nil || err2 != nil || len(entries) != 2 {
+		t.Fatalf("log: %d entries, %v %v; want 2", len(entries), err, err2)
+	}
+	e1, _ := parseEntry(entries[0].id, entries[0].h, entries[0].m)
+	e3, err := parseEntry(entries[1].id, entries[1].h, entries[1].m)
+	if err != nil || e1.seq != s1 || e3.seq != s3 || e3.prev != s1 || string(e1.msg.Data) != "a" || string(e3.msg.Data) != "c" {
+		t.Fatalf("entries %+v %+v: %v", e1, e3, err)
 	}
 }

@@ -2,12 +2,11 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/redis/rueidis"
 
 	"github.com/hasses-go/hasses/internal/hub"
 	"github.com/hasses-go/hasses/internal/sse"
@@ -176,15 +175,18 @@ func (q *queue) next(ctx context.Context, notBefore time.Time, pause *time.Timer
 			continue
 		}
 		if len(q.units) > 0 {
-			batch := q.units[:min(len(q.units), maxBatch)]
-			for _, u := range batch {
+			k, size := 0, 0
+			for k < min(len(q.units), maxBatch) && (k == 0 || size < maxBatchBytes) {
+				u := q.units[k]
 				if u.n == 0 {
 					q.nextN++
 					u.n = q.nextN
 				}
+				size += len(u.m.Data)
+				k++
 			}
 			q.mu.Unlock()
-			return batch
+			return q.units[:k]
 		}
 		q.mu.Unlock()
 		select {
@@ -217,27 +219,26 @@ func (q *queue) done(k int) {
 	q.mu.Unlock()
 }
 
-// sendLoop sends the queued units to the sequencer, in order, in pipelined
-// batches on one connection, until ctx is done. A batch that fails part way
-// is resent from the first unit without a reply; the publish record in
-// Redis makes the units that did run no-ops.
+// sendLoop sends the queued units to the sequencer, in order, one batch
+// per script call, on a connection of its own, until ctx is done. A batch
+// that fails is resent whole; the publish record in Redis makes the units
+// that did run no-ops that answer their first id.
 func (e *Engine) sendLoop(ctx context.Context) {
 	pause := time.NewTimer(0)
 	defer pause.Stop()
 	var last time.Time
+	var args []string
 	for {
 		batch := e.q.next(ctx, last.Add(e.cfg.Coalesce), pause)
 		if batch == nil {
 			return
 		}
 		last = time.Now()
-		cmds := make(rueidis.Commands, len(batch))
 		e.mu.Lock()
 		minSeq := strconv.FormatUint(e.pos, 10)
 		e.mu.Unlock()
-		newEpoch := strconv.FormatInt(time.Now().UnixMilli(), 10)
-		logLength := strconv.Itoa(e.cfg.LogLength)
-		for i, u := range batch {
+		args = append(args[:0], strconv.FormatInt(time.Now().UnixMilli(), 10), strconv.Itoa(e.cfg.LogLength), minSeq)
+		for _, u := range batch {
 			lookup := "0"
 			if u.gone.Load() {
 				lookup = "1" // its publisher was answered 503: publish it only if it already was
@@ -246,32 +247,25 @@ func (e *Engine) sendLoop(ctx context.Context) {
 			if !u.async {
 				origin = e.node // the bus records its receivers for the waiting publisher
 			}
-			cmds[i] = e.pub.B().Eval().Script(publishScript).Numkeys(3).Key(e.kMeta, e.kLog, e.kPub).
-				Arg(newEpoch, logLength, strconv.FormatUint(u.n, 10), minSeq, encodeBody(origin, u.m), lookup).Build()
+			args = append(args, strconv.FormatUint(u.n, 10), encodeBody(origin, u.m), lookup)
 		}
 		cctx, cancel := context.WithTimeout(ctx, publishTimeout)
 		start := time.Now()
-		resps := e.pub.DoMulti(cctx, cmds...)
+		v, err := e.pub.Do(cctx, e.pub.B().Eval().Script(publishScript).Numkeys(3).Key(e.kMeta, e.kLog, e.kPub).
+			Arg(args...).Build()).AsStrSlice()
 		cancel()
-		ok := 0
-		var err error
-		for i, r := range resps {
-			var v []string
-			if v, err = r.AsStrSlice(); err != nil || len(v) != 2 {
-				break
-			}
-			ep, err1 := strconv.ParseUint(v[0], 10, 64)
-			seq, err2 := strconv.ParseUint(v[1], 10, 64)
-			if err1 != nil || err2 != nil {
-				break
-			}
-			if u := batch[i]; u.done != nil {
-				u.done <- reply{epoch: ep, seq: seq}
-			}
-			ok++
+		clear(args) // the bodies
+		var replies []reply
+		if err == nil {
+			replies, err = parseReplies(v, len(batch))
 		}
-		e.q.done(ok)
-		if ok == len(batch) {
+		if err == nil {
+			for i, u := range batch {
+				if u.done != nil {
+					u.done <- replies[i]
+				}
+			}
+			e.q.done(len(batch))
 			e.rtt(start)
 			e.setUp(true, nil)
 			continue
@@ -286,4 +280,21 @@ func (e *Engine) sendLoop(ctx context.Context) {
 		case <-time.After(retryDelay):
 		}
 	}
+}
+
+// parseReplies reads the publish script's answer for n units.
+func parseReplies(v []string, n int) ([]reply, error) {
+	if len(v) != 2*n {
+		return nil, fmt.Errorf("cluster publish: %d values for %d units", len(v), n)
+	}
+	out := make([]reply, n)
+	for i := range out {
+		ep, err1 := strconv.ParseUint(v[2*i], 10, 64)
+		seq, err2 := strconv.ParseUint(v[2*i+1], 10, 64)
+		if err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("cluster publish: bad reply %q %q", v[2*i], v[2*i+1])
+		}
+		out[i] = reply{epoch: ep, seq: seq}
+	}
+	return out, nil
 }

@@ -12,48 +12,64 @@ package cluster
 // before an earlier one, and Redis caches the compiled script by its hash
 // anyway.
 
-// publishScript numbers one publication and appends it to the log.
+// publishScript numbers a batch of publications and appends them to the
+// log, in order, in one atomic step.
 //
 //	KEYS: meta, log, this node's publish record
-//	ARGV: new epoch, log length, unit number, min seq, entry body (the m
-//	      field, see entry.go), "1" to only look the unit up
+//	ARGV: new epoch, log length, min seq, then for each unit: its unit
+//	      number, its entry body (the m field, see entry.go), "1" to only
+//	      look it up
 //
-// It returns {epoch, seq}. The publish record makes a retried unit (its
-// first attempt's reply was lost with the connection) a no-op that returns
-// the first attempt's id: a node numbers its units 1, 2, 3, ... and sends
-// them in order on one connection. A unit whose publisher was told it
-// failed is only looked up: {0, 0} if it never ran, and then it never will.
+// It returns epoch, seq for each unit. The publish record makes a retried
+// unit (its first attempt's reply was lost with the connection) a no-op
+// that returns the first attempt's id: a node numbers its units 1, 2, 3,
+// ... and sends them in order on one connection. A unit whose publisher
+// was told it failed is only looked up: 0, 0 if it never ran, and then it
+// never will.
 const publishScript = `
-local n = tonumber(ARGV[3])
 local done = tonumber(redis.call('HGET', KEYS[3], 'n') or '0')
-if n <= done then
-  local prev = redis.call('HGET', KEYS[3], ARGV[3])
-  if prev then
-    local e, s = string.match(prev, '^(%d+) (%d+)$')
-    return {e, s}
-  end
-  return {'0', '0'}
-end
-if ARGV[6] == '1' then return {'0', '0'} end
 local t = redis.call('TIME')
 local now = (tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) * 1000
 local m = redis.call('HMGET', KEYS[1], 'e', 's')
 local epoch, last = m[1], tonumber(m[2] or '0')
-local minseq = tonumber(ARGV[4])
-if not epoch then
-  epoch = ARGV[1]
-  last = math.max(now, minseq)
-  redis.call('HSET', KEYS[1], 'e', epoch, 'since', string.format('%.0f', last), 's', string.format('%.0f', last))
+local minseq = tonumber(ARGV[3])
+local out, rec, old = {}, {}, {}
+for i = 4, #ARGV, 3 do
+  local n = tonumber(ARGV[i])
+  if n <= done then
+    local prev = redis.call('HGET', KEYS[3], ARGV[i])
+    local e, s = '0', '0'
+    if prev then e, s = string.match(prev, '^(%d+) (%d+)$') end
+    out[#out+1] = e
+    out[#out+1] = s
+  elseif ARGV[i+2] == '1' then
+    out[#out+1] = '0'
+    out[#out+1] = '0'
+  else
+    if not epoch then
+      epoch = ARGV[1]
+      last = math.max(now, minseq)
+      redis.call('HSET', KEYS[1], 'e', epoch, 'since', string.format('%.0f', last))
+    end
+    local seq = math.max(last + 1, now, minseq + 1)
+    local id = string.format('%.0f', seq)
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], id .. '-0',
+      'h', epoch .. ' ' .. string.format('%.0f', last), 'm', ARGV[i+1])
+    last, done = seq, n
+    rec[#rec+1] = ARGV[i]
+    rec[#rec+1] = epoch .. ' ' .. id
+    if n > 1024 then old[#old+1] = tostring(n - 1024) end
+    out[#out+1] = epoch
+    out[#out+1] = id
+  end
 end
-local seq = math.max(last + 1, now, minseq + 1)
-local id = string.format('%.0f', seq)
-redis.call('HSET', KEYS[1], 's', id)
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], id .. '-0',
-  'h', epoch .. ' ' .. string.format('%.0f', last), 'm', ARGV[5])
-redis.call('HSET', KEYS[3], 'n', ARGV[3], ARGV[3], epoch .. ' ' .. id)
-if n > 1024 then redis.call('HDEL', KEYS[3], tostring(n - 1024)) end
-redis.call('PEXPIRE', KEYS[3], 86400000)
-return {epoch, id}
+if #rec > 0 then
+  redis.call('HSET', KEYS[1], 's', string.format('%.0f', last))
+  redis.call('HSET', KEYS[3], 'n', tostring(done), unpack(rec))
+  if #old > 0 then redis.call('HDEL', KEYS[3], unpack(old)) end
+  redis.call('PEXPIRE', KEYS[3], 86400000)
+end
+return out
 `
 
 // joinScript returns the dataset's epoch, last sequence number, first
