@@ -108,15 +108,24 @@ func (e *Engine) joinOnce(ctx context.Context) error {
 		// lost for everyone, and move the head past them (lostScript).
 		e.rollbacks.Add(1)
 		e.log.Warn("cluster: Redis rolled back; replays from before the lost events answer gap", "redis_seq", head, "applied", e.pos)
-		if err := e.client.Do(cctx, e.client.B().Eval().Script(lostScript).Numkeys(1).Key(e.kMeta).
-			Arg(strconv.FormatUint(e.pos, 10)).Build()).Error(); err != nil {
-			return fmt.Errorf("cluster: marking lost events: %w", err)
+		if err := e.markLost(cctx, e.pos); err != nil {
+			return err
 		}
 		lost = max(lost, e.pos)
 	}
 	if lost > e.lost {
 		e.lost = lost
 		e.hub.RaiseFloor(lost)
+	}
+	return nil
+}
+
+// markLost records in Redis that events up to seq may be missing from the
+// dataset (lostScript).
+func (e *Engine) markLost(ctx context.Context, seq uint64) error {
+	if err := e.client.Do(ctx, e.client.B().Eval().Script(lostScript).Numkeys(1).Key(e.kMeta).
+		Arg(strconv.FormatUint(seq, 10)).Build()).Error(); err != nil {
+		return fmt.Errorf("cluster: marking lost events: %w", err)
 	}
 	return nil
 }
@@ -213,6 +222,7 @@ func (e *Engine) read(ctx context.Context) (int, error) {
 	e.lastRead.Store(time.Now().UnixNano())
 	e.setUp(true, nil)
 	list := res[e.kLog]
+	var lost uint64 // a rollback seen in the links: mark up to here lost
 	e.mu.Lock()
 	for _, x := range list {
 		en, err := parseEntry(x.ID, x.FieldValues)
@@ -227,6 +237,16 @@ func (e *Engine) read(ctx context.Context) (int, error) {
 		}
 		if en.epoch != e.epoch {
 			e.newEpoch(en.epoch, en.prev)
+		} else if en.prev < e.pos {
+			// The entry links back below what this node applied: Redis went
+			// back in time (a failover to a replica that lagged) and another
+			// node published before this one rejoined. This node's streams
+			// miss nothing, but what it read past the link is gone from
+			// Redis: mark it lost, as join does, so that no replay elsewhere
+			// claims it complete.
+			e.rollbacks.Add(1)
+			e.log.Warn("cluster: Redis rolled back; replays from before the lost events answer gap", "redis_seq", en.prev, "applied", e.pos)
+			lost = e.pos
 		} else if en.prev != e.pos {
 			// The log was trimmed past this node (it stalled longer than
 			// the log is long): the entries in between are lost to it.
@@ -242,6 +262,11 @@ func (e *Engine) read(ctx context.Context) (int, error) {
 		e.appliedCh = make(chan struct{})
 	}
 	e.mu.Unlock()
+	if lost > 0 {
+		if err := e.markLost(cctx, lost); err != nil {
+			return len(list), err
+		}
+	}
 	return len(list), nil
 }
 

@@ -65,6 +65,10 @@ const (
 	maxBatch       = 256                    // units per pipelined publish batch
 	busCount       = 512                    // entries per XREAD
 	warmPage       = 1000                   // entries per XRANGE while warming
+	// The sentinel client follows the master on +switch-master; it also asks
+	// the sentinels this often, so that one missed event (its sentinel
+	// connection dropped then) cannot bind it to a demoted master for good.
+	sentinelRefresh = 5 * time.Second
 )
 
 // Engine is a node's link to the cluster.
@@ -181,6 +185,7 @@ func parseURL(s string) (rueidis.ClientOption, error) {
 		opt.InitAddress = sentinels
 		opt.Sentinel.MasterSet = master
 		opt.Sentinel.Username, opt.Sentinel.Password = opt.Username, opt.Password
+		opt.Sentinel.TopologyRefreshInterval = sentinelRefresh
 	}
 	// A publish whose reply was lost must not be sent again by the client
 	// behind our back: the engine retries it itself, with its unit number.

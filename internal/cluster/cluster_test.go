@@ -96,7 +96,7 @@ func TestParseURL(t *testing.T) {
 		t.Fatalf("rediss URL: %+v %v", opt, err)
 	}
 	opt, err = parseURL("redis+sentinel://s1:26379,s2:26379/1?master=main")
-	if err != nil || !slices.Equal(opt.InitAddress, []string{"s1:26379", "s2:26379"}) || opt.Sentinel.MasterSet != "main" || opt.SelectDB != 1 {
+	if err != nil || !slices.Equal(opt.InitAddress, []string{"s1:26379", "s2:26379"}) || opt.Sentinel.MasterSet != "main" || opt.SelectDB != 1 || opt.Sentinel.TopologyRefreshInterval <= 0 {
 		t.Fatalf("sentinel URL: %+v %v", opt, err)
 	}
 	for _, bad := range []string{"http://x", "redis+sentinel://s1:26379/0", "redis://h/x", "::"} {
@@ -165,10 +165,16 @@ func TestPublishScript(t *testing.T) {
 		t.Fatalf("lookup of a unit never run: %q", skipped)
 	}
 	s1, _ := strconv.ParseUint(first[1], 10, 64)
-	third := run(3, s1+5_000_000_000, false) // a min seq far ahead wins over the clock
+	// A min seq above the head: this node applied entries the dataset lost
+	// (a failover to a replica that lagged). The min seq wins over the
+	// clock, and the gap is marked lost.
+	third := run(3, s1+5_000_000_000, false)
 	s3, _ := strconv.ParseUint(third[1], 10, 64)
 	if s3 != s1+5_000_000_001 {
 		t.Fatalf("seq %d, want min seq + 1 = %d", s3, s1+5_000_000_001)
+	}
+	if lost, _ := c.Do(ctx, c.B().Hget().Key("{t}:meta").Field("lost").Build()).ToString(); lost != strconv.FormatUint(s1+5_000_000_000, 10) {
+		t.Fatalf("lost mark %q after a publish above the head, want the min seq %d", lost, s1+5_000_000_000)
 	}
 	if again := run(2, 0, false); !slices.Equal(again, []string{"0", "0"}) {
 		t.Fatalf("an old unit number must never run: %q", again)
@@ -179,8 +185,8 @@ func TestPublishScript(t *testing.T) {
 	}
 	e1, err1 := parseEntry(entries[0].ID, entries[0].FieldValues)
 	e3, err3 := parseEntry(entries[1].ID, entries[1].FieldValues)
-	if err1 != nil || err3 != nil || e3.prev != e1.seq || e1.seq != s1 || e3.seq != s3 || string(e3.msg.Data) != "data-3" {
-		t.Fatalf("entries %+v %+v (%v %v): each must link to the previous one", e1, e3, err1, err3)
+	if err1 != nil || err3 != nil || e3.prev != s1+5_000_000_000 || e1.seq != s1 || e3.seq != s3 || string(e3.msg.Data) != "data-3" {
+		t.Fatalf("entries %+v %+v (%v %v): the second must link to the min seq, past the lost ones", e1, e3, err1, err3)
 	}
 
 	// The join script finds the dataset, or makes a new one.
@@ -252,5 +258,80 @@ func TestEngineThroughTheHub(t *testing.T) {
 	}
 	if st := e.Stats(); !st.Ready || st.Queued != 0 || st.Seq <= seq {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestEngineSeesRollbackInTheLinks: Redis goes back one entry (a failover
+// to a replica that lagged) and another node, which had not read that
+// entry, publishes before this engine rejoins. The new entry links below
+// this engine's position: its stream misses nothing and goes on without a
+// reset, and the engine marks what it read past the link lost.
+func TestEngineSeesRollbackInTheLinks(t *testing.T) {
+	c := redisForTest(t)
+	var url string
+	for a := range c.Nodes() {
+		url = "redis://" + a + "/0"
+	}
+	h := hub.New(hub.Config{})
+	o := h.NewOwner(func() {})
+	e, err := New(Config{URL: url, Prefix: "rb", Logger: slog.New(slog.DiscardHandler)}, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { e.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	select {
+	case <-e.Joined():
+	case <-time.After(5 * time.Second):
+		t.Fatal("not joined")
+	}
+	s, _ := h.Subscribe(o, []string{"room1"}, "", "", nil)
+	var seqs []uint64
+	for _, d := range []string{"one", "two"} {
+		r, err := h.Publish(hub.Message{Targets: []string{"room1"}, Data: []byte(d)})
+		id, ok := sse.ParseID(r.ID)
+		if err != nil || !ok {
+			t.Fatalf("publish %s: %+v %v", d, r, err)
+		}
+		seqs = append(seqs, id.Seq)
+	}
+	if st := e.Stats(); st.Seq != seqs[1] {
+		t.Fatalf("engine at %d, want %d", st.Seq, seqs[1])
+	}
+	// In one step: "two" is gone from Redis, and a node that had read only
+	// "one" publishes "three".
+	one, two := strconv.FormatUint(seqs[0], 10), strconv.FormatUint(seqs[1], 10)
+	resps := c.DoMulti(context.Background(),
+		c.B().Multi().Build(),
+		c.B().Xdel().Key("{rb}:log").Id(two+"-0").Build(),
+		c.B().Hset().Key("{rb}:meta").FieldValue().FieldValue("s", one).Build(),
+		c.B().Eval().Script(publishScript).Numkeys(3).Key("{rb}:meta", "{rb}:log", "{rb}:pub:other").
+			Arg("1", "1000", "1", one, encodeTargets([]string{"room1"}), "", "", "three", "", "0").Build(),
+		c.B().Exec().Build())
+	for _, r := range resps {
+		if err := r.Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var b hub.Batch
+	var got []string
+	for end := time.Now().Add(5 * time.Second); len(got) < 3 && time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		h.Fill(s, &b, 16, 1<<20)
+		for _, buf := range b.Bufs {
+			got = append(got, string(buf))
+		}
+		s.Wrote(&b, b.Bytes)
+	}
+	if len(got) != 3 || !strings.Contains(got[2], "data: three\n") || strings.Contains(strings.Join(got, ""), "hasses-reset") {
+		t.Fatalf("frames %q: want one, two, three and no reset", got)
+	}
+	var lost string
+	for end := time.Now().Add(5 * time.Second); lost != two && time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		lost, _ = c.Do(context.Background(), c.B().Hget().Key("{rb}:meta").Field("lost").Build()).ToString()
+	}
+	if lost != two || e.Stats().Rollbacks != 1 {
+		t.Fatalf("lost mark %q (want %s), rollbacks %d (want 1)", lost, two, e.Stats().Rollbacks)
 	}
 }

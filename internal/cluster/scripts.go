@@ -18,6 +18,12 @@ package cluster
 //	ARGV: new epoch, log length, unit number, min seq, targets, exclude,
 //	      event, data, node id, "1" to only look the unit up
 //
+// A min seq above the dataset's head means Redis went back in time (restored
+// from disk, or a failover to a replica that lagged) and this node applied
+// entries it lost: the script marks them lost and links the new entry to
+// min seq, so that a publication sent before the node's bus rejoins cannot
+// hide the rollback.
+//
 // It returns {epoch, seq}. The publish record makes a retried unit (its
 // first attempt's reply was lost with the connection) a no-op that returns
 // the first attempt's id: a node numbers its units 1, 2, 3, ... and sends
@@ -37,13 +43,18 @@ end
 if ARGV[10] == '1' then return {'0', '0'} end
 local t = redis.call('TIME')
 local now = (tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) * 1000
-local m = redis.call('HMGET', KEYS[1], 'e', 's')
+local m = redis.call('HMGET', KEYS[1], 'e', 's', 'lost')
 local epoch, last = m[1], tonumber(m[2] or '0')
 local minseq = tonumber(ARGV[4])
 if not epoch then
   epoch = ARGV[1]
   last = math.max(now, minseq)
   redis.call('HSET', KEYS[1], 'e', epoch, 'since', string.format('%.0f', last), 's', string.format('%.0f', last))
+elseif minseq > last then
+  -- This node applied entries the dataset no longer holds (it went back in
+  -- time): mark them lost and link past them, as lostScript does.
+  if minseq > tonumber(m[3] or '0') then redis.call('HSET', KEYS[1], 'lost', ARGV[4]) end
+  last = minseq
 end
 local seq = math.max(last + 1, now, minseq + 1)
 local id = string.format('%.0f', seq)
