@@ -300,6 +300,10 @@ func TestEngineSeesRollbackInTheLinks(t *testing.T) {
 	if st := e.Stats(); st.Seq != seqs[1] {
 		t.Fatalf("engine at %d, want %d", st.Seq, seqs[1])
 	}
+	// A failover takes seconds: the clock is past "two" when "three" is
+	// numbered (were it not, the hybrid clock could give "three" a number
+	// at or below "two", which a node past it never reads).
+	time.Sleep(2 * time.Millisecond)
 	// In one step: "two" is gone from Redis, and a node that had read only
 	// "one" publishes "three".
 	one, two := strconv.FormatUint(seqs[0], 10), strconv.FormatUint(seqs[1], 10)
