@@ -106,7 +106,6 @@ func (e *Engine) joinOnce(ctx context.Context) error {
 		// replica that lagged): entries this node applied are gone from it,
 		// and nodes that did not read them cannot replay them. Mark them
 		// lost for everyone, and move the head past them (lostScript).
-		e.rollbacks.Add(1)
 		e.log.Warn("cluster: Redis rolled back; replays from before the lost events answer gap", "redis_seq", head, "applied", e.pos)
 		if err := e.markLost(cctx, e.pos); err != nil {
 			return err
@@ -114,6 +113,9 @@ func (e *Engine) joinOnce(ctx context.Context) error {
 		lost = max(lost, e.pos)
 	}
 	if lost > e.lost {
+		// Counted here, once per node, whichever node (or publish)
+		// noticed the rollback and raised the mark.
+		e.rollbacks.Add(1)
 		e.lost = lost
 		e.hub.RaiseFloor(lost)
 	}
@@ -244,7 +246,6 @@ func (e *Engine) read(ctx context.Context) (int, error) {
 			// miss nothing, but what it read past the link is gone from
 			// Redis: mark it lost, as join does, so that no replay elsewhere
 			// claims it complete.
-			e.rollbacks.Add(1)
 			e.log.Warn("cluster: Redis rolled back; replays from before the lost events answer gap", "redis_seq", en.prev, "applied", e.pos)
 			lost = e.pos
 		} else if en.prev != e.pos {
