@@ -97,7 +97,7 @@ func (e *Engine) joinOnce(ctx context.Context) error {
 	if epoch != e.epoch {
 		// Read the new dataset from its start: publications queued during
 		// the outage may already be in it.
-		e.pos = e.newEpoch(epoch, since)
+		e.pos, e.tag = e.newEpoch(epoch, since), ""
 		e.lost = lost
 		return nil
 	}
@@ -105,7 +105,8 @@ func (e *Engine) joinOnce(ctx context.Context) error {
 		// Redis went back in time (restored from disk, or a failover to a
 		// replica that lagged): entries this node applied are gone from it,
 		// and nodes that did not read them cannot replay them. Mark them
-		// lost for everyone, and move the head past them (lostScript).
+		// lost for everyone (lostScript); the next entry links below this
+		// node's position, and read resets its live streams.
 		e.log.Warn("cluster: Redis rolled back; replays from before the lost events answer gap", "redis_seq", head, "applied", e.pos)
 		if err := e.markLost(cctx, e.pos); err != nil {
 			return err
@@ -233,21 +234,24 @@ func (e *Engine) read(ctx context.Context) (int, error) {
 			e.log.Error("cluster: malformed log entry skipped", "id", x.ID)
 			if seq, _, ok := cutSeq(x.ID); ok && seq > e.pos {
 				e.hub.Reset(0, seq, "gap")
-				e.pos = seq
+				e.pos, e.tag = seq, ""
 			}
 			continue
 		}
 		if en.epoch != e.epoch {
 			e.newEpoch(en.epoch, en.prev)
-		} else if en.prev < e.pos {
+		} else if en.prev < e.pos || (en.prev == e.pos && en.prevTag != "" && e.tag != "" && en.prevTag != e.tag) {
 			// The entry links back below what this node applied: Redis went
-			// back in time (a failover to a replica that lagged) and another
-			// node published before this one rejoined. This node's streams
-			// miss nothing, but what it read past the link is gone from
-			// Redis: mark it lost, as join does, so that no replay elsewhere
-			// claims it complete.
-			e.log.Warn("cluster: Redis rolled back; replays from before the lost events answer gap", "redis_seq", en.prev, "applied", e.pos)
+			// back in time (a failover to a replica that lagged). What this
+			// node read past the link is gone from Redis: mark it lost, as
+			// join does. And entries up to the link may be ones it never
+			// read (published on the new master while this node still read
+			// the old one): its live streams reset. A link to this node's
+			// position from another entry than the one it read (two
+			// masters numbered alike for a moment) is the same case.
+			e.log.Warn("cluster: Redis rolled back; live streams reset, replays from before answer gap", "redis_seq", en.prev, "applied", e.pos)
 			lost = e.pos
+			e.hub.Reset(0, en.seq-1, "gap")
 		} else if en.prev != e.pos {
 			// The log was trimmed past this node (it stalled longer than
 			// the log is long): the entries in between are lost to it.
@@ -279,7 +283,7 @@ func (e *Engine) applyLocked(en entry) {
 		e.orderErrors.Add(1)
 		e.log.Error("cluster: entry not applied", "seq", en.seq, "err", err)
 	}
-	e.pos = en.seq
+	e.pos, e.tag = en.seq, en.tag
 	if en.origin == e.node {
 		e.own[en.seq] = n
 		// Drop answers whose publisher stopped waiting, at most once a

@@ -89,6 +89,7 @@ type Engine struct {
 
 	mu        sync.Mutex // bus position and the waiters on it
 	pos       uint64     // sequence number of the last log entry read
+	tag       string     // its tag, "" if not known
 	epoch     uint64     // epoch of the dataset being read
 	appliedCh chan struct{}
 	own       map[uint64]int // receivers of this node's publications, by seq

@@ -21,9 +21,12 @@ import (
 //	d  data
 //	o  id of the node that published it and waits for its answer (empty
 //	   for fire-and-forget units)
+//	u  its tag, unique in the cluster (publishing node id:unit number)
+//	q  the tag of the previous entry (empty if unknown)
 type entry struct {
 	seq, prev, epoch uint64
 	origin           string
+	tag, prevTag     string
 	msg              hub.Message
 }
 
@@ -82,7 +85,7 @@ func parseEntry(id string, f map[string]string) (entry, error) {
 	if err != nil {
 		return e, err
 	}
-	e.origin = f["o"]
+	e.origin, e.tag, e.prevTag = f["o"], f["u"], f["q"]
 	e.msg = hub.Message{Targets: targets, Exclude: f["x"], Event: f["n"], Data: []byte(f["d"])}
 	if hub.Check(e.msg) != nil {
 		return e, errBadEntry

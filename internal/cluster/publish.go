@@ -215,7 +215,7 @@ func (e *Engine) sendLoop(ctx context.Context) {
 			}
 			cmds[i] = e.client.B().Eval().Script(publishScript).Numkeys(3).Key(e.kMeta, e.kLog, e.kPub).
 				Arg(newEpoch, strconv.Itoa(e.cfg.LogLength), strconv.FormatUint(u.n, 10), minSeq,
-					encodeTargets(targets), u.m.Exclude, u.m.Event, string(u.m.Data), origin, lookup).Build()
+					encodeTargets(targets), u.m.Exclude, u.m.Event, string(u.m.Data), origin, lookup, e.node).Build()
 		}
 		cctx, cancel := context.WithTimeout(ctx, publishTimeout)
 		start := time.Now()

@@ -16,13 +16,15 @@ package cluster
 //
 //	KEYS: meta, log, this node's publish record
 //	ARGV: new epoch, log length, unit number, min seq, targets, exclude,
-//	      event, data, node id, "1" to only look the unit up
+//	      event, data, node id if answered, "1" to only look the unit up,
+//	      node id
 //
-// A min seq above the dataset's head means Redis went back in time (restored
-// from disk, or a failover to a replica that lagged) and this node applied
-// entries it lost: the script marks them lost and links the new entry to
-// min seq, so that a publication sent before the node's bus rejoins cannot
-// hide the rollback.
+// Each entry carries a tag unique in the cluster (node id:unit number) and
+// the tag of the entry before it (meta u): after a failover, two masters
+// may for a moment number entries alike, and a node that read the old one
+// must not take the new one's entries for its own (a silent hole).
+//
+// New numbers stay above the dataset's lost mark too (lostScript).
 //
 // It returns {epoch, seq}. The publish record makes a retried unit (its
 // first attempt's reply was lost with the connection) a no-op that returns
@@ -43,25 +45,21 @@ end
 if ARGV[10] == '1' then return {'0', '0'} end
 local t = redis.call('TIME')
 local now = (tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) * 1000
-local m = redis.call('HMGET', KEYS[1], 'e', 's', 'lost')
+local m = redis.call('HMGET', KEYS[1], 'e', 's', 'lost', 'u')
 local epoch, last = m[1], tonumber(m[2] or '0')
-local minseq = tonumber(ARGV[4])
+local minseq = math.max(tonumber(ARGV[4]), tonumber(m[3] or '0'))
 if not epoch then
   epoch = ARGV[1]
   last = math.max(now, minseq)
   redis.call('HSET', KEYS[1], 'e', epoch, 'since', string.format('%.0f', last), 's', string.format('%.0f', last))
-elseif minseq > last then
-  -- This node applied entries the dataset no longer holds (it went back in
-  -- time): mark them lost and link past them, as lostScript does.
-  if minseq > tonumber(m[3] or '0') then redis.call('HSET', KEYS[1], 'lost', ARGV[4]) end
-  last = minseq
 end
 local seq = math.max(last + 1, now, minseq + 1)
 local id = string.format('%.0f', seq)
-redis.call('HSET', KEYS[1], 's', id)
+local tag = ARGV[11] .. ':' .. ARGV[3]
+redis.call('HSET', KEYS[1], 's', id, 'u', tag)
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], id .. '-0',
   'e', epoch, 'p', string.format('%.0f', last), 'k', ARGV[5], 'x', ARGV[6],
-  'n', ARGV[7], 'd', ARGV[8], 'o', ARGV[9])
+  'n', ARGV[7], 'd', ARGV[8], 'o', ARGV[9], 'u', tag, 'q', m[4] or '')
 redis.call('HSET', KEYS[3], 'n', ARGV[3], ARGV[3], epoch .. ' ' .. id)
 if n > 1024 then redis.call('HDEL', KEYS[3], tostring(n - 1024)) end
 redis.call('PEXPIRE', KEYS[3], 86400000)
@@ -87,17 +85,17 @@ return {ARGV[1], s, s, '0'}
 
 // lostScript raises the dataset's lost mark: events up to ARGV[1] may be
 // missing from it (Redis went back to an older state). Every node raises its
-// floors to the mark, so that no replay from an older id claims complete.
-// The head moves up to the mark too: the next entry then links to it, so a
-// node that had read that far goes on seamlessly and one that had not sees
-// a broken link (and resets its live streams).
+// floors to the mark, so that no replay from an older id claims complete,
+// and new numbers stay above it. The head (and so the next entry's link)
+// stays where the dataset is: after a failover, nodes still writing to the
+// old master for a moment may have added entries to the new one that a node
+// past the head never read, so only a node exactly at the head can go on
+// without a reset.
 //
 //	KEYS: meta
 //	ARGV: seq
 const lostScript = `
-local m = redis.call('HMGET', KEYS[1], 'lost', 's')
-local seq = tonumber(ARGV[1])
-if seq > tonumber(m[1] or '0') then redis.call('HSET', KEYS[1], 'lost', ARGV[1]) end
-if seq > tonumber(m[2] or '0') then redis.call('HSET', KEYS[1], 's', ARGV[1]) end
+local lost = redis.call('HGET', KEYS[1], 'lost')
+if tonumber(ARGV[1]) > tonumber(lost or '0') then redis.call('HSET', KEYS[1], 'lost', ARGV[1]) end
 return 1
 `
