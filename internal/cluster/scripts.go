@@ -87,10 +87,10 @@ return {ARGV[1], s, s, '0'}
 // missing from it (Redis went back to an older state). Every node raises its
 // floors to the mark, so that no replay from an older id claims complete,
 // and new numbers stay above it. The head (and so the next entry's link)
-// stays where the dataset is: after a failover, nodes still writing to the
-// old master for a moment may have added entries to the new one that a node
-// past the head never read, so only a node exactly at the head can go on
-// without a reset.
+// stays where the dataset is: after a failover, nodes that switched first
+// may have published on the new master entries that a node still reading
+// the old one never read, so only a node exactly at the head (same seq,
+// same tag) can go on without a reset.
 //
 //	KEYS: meta
 //	ARGV: seq
