@@ -251,7 +251,11 @@ func (e *Engine) read(ctx context.Context) (int, error) {
 			// masters numbered alike for a moment) is the same case.
 			e.log.Warn("cluster: Redis rolled back; live streams reset, replays from before answer gap", "redis_seq", en.prev, "applied", e.pos)
 			lost = e.pos
-			e.hub.Reset(0, en.seq-1, "gap")
+			if e.pos > e.lost {
+				e.rollbacks.Add(1) // join will not count this mark again
+				e.lost = e.pos
+			}
+			e.hub.Reset(0, en.seq-1, "gap") // raises the floors past the mark
 		} else if en.prev != e.pos {
 			// The log was trimmed past this node (it stalled longer than
 			// the log is long): the entries in between are lost to it.

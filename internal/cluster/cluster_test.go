@@ -355,7 +355,6 @@ func testRollbackInTheLinks(t *testing.T, sameSeq bool) {
 		t.Fatalf("frames %q: want one, two, a hasses-reset, three", got)
 	}
 	var lost string
-	// The mark is counted once the engine rejoins (an idle second).
 	for end := time.Now().Add(5 * time.Second); (lost != two || e.Stats().Rollbacks != 1) && time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
 		lost, _ = c.Do(context.Background(), c.B().Hget().Key("{rb}:meta").Field("lost").Build()).ToString()
 	}
