@@ -28,15 +28,16 @@ type redisServer struct {
 	done   chan struct{}
 	log    *logBuffer
 	paused bool
+	args   []string // extra arguments, such as --replicaof
 }
 
-func startRedis(t *testing.T) *redisServer {
+func startRedis(t *testing.T, args ...string) *redisServer {
 	t.Helper()
 	path, err := exec.LookPath("redis-server")
 	if err != nil {
 		t.Skip("redis-server is not installed (apt-get install redis-server; .ci/run does)")
 	}
-	r := &redisServer{t: t, path: path, dir: t.TempDir()}
+	r := &redisServer{t: t, path: path, dir: t.TempDir(), args: args}
 	for range 20 {
 		// Below the ephemeral range, so that no client socket takes it
 		// between the check and redis-server's bind.
@@ -60,6 +61,7 @@ func (r *redisServer) launch() bool {
 	r.log = &logBuffer{}
 	r.cmd = exec.Command(r.path, "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--protected-mode", "no", "--dir", r.dir)
+	r.cmd.Args = append(r.cmd.Args, r.args...)
 	r.cmd.Stdout, r.cmd.Stderr = r.log, r.log
 	if err := r.cmd.Start(); err != nil {
 		r.t.Fatal(err)

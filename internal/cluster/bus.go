@@ -112,7 +112,7 @@ func (e *Engine) joinOnce(ctx context.Context) error {
 	if epoch != e.epoch {
 		// Read the new dataset from its start: publications queued during
 		// the outage may already be in it.
-		e.pos = e.newEpoch(epoch, since)
+		e.pos, e.tag = e.newEpoch(epoch, since), ""
 		e.lost = lost
 		return nil
 	}
@@ -120,18 +120,30 @@ func (e *Engine) joinOnce(ctx context.Context) error {
 		// Redis went back in time (restored from disk, or a failover to a
 		// replica that lagged): entries this node applied are gone from it,
 		// and nodes that did not read them cannot replay them. Mark them
-		// lost for everyone, and move the head past them (lostScript).
-		e.rollbacks.Add(1)
+		// lost for everyone (lostScript); the next entry links below this
+		// node's position, and read resets its live streams.
 		e.log.Warn("cluster: Redis rolled back; replays from before the lost events answer gap", "redis_seq", head, "applied", e.pos)
-		if err := e.client.Do(cctx, e.client.B().Eval().Script(lostScript).Numkeys(1).Key(e.kMeta).
-			Arg(strconv.FormatUint(e.pos, 10)).Build()).Error(); err != nil {
-			return fmt.Errorf("cluster: marking lost events: %w", err)
+		if err := e.markLost(cctx, e.pos); err != nil {
+			return err
 		}
 		lost = max(lost, e.pos)
 	}
 	if lost > e.lost {
+		// Counted here, once per node, whichever node (or publish)
+		// noticed the rollback and raised the mark.
+		e.rollbacks.Add(1)
 		e.lost = lost
 		e.hub.RaiseFloor(lost)
+	}
+	return nil
+}
+
+// markLost records in Redis that events up to seq may be missing from the
+// dataset (lostScript).
+func (e *Engine) markLost(ctx context.Context, seq uint64) error {
+	if err := e.client.Do(ctx, e.client.B().Eval().Script(lostScript).Numkeys(1).Key(e.kMeta).
+		Arg(strconv.FormatUint(seq, 10)).Build()).Error(); err != nil {
+		return fmt.Errorf("cluster: marking lost events: %w", err)
 	}
 	return nil
 }
@@ -237,6 +249,7 @@ func (e *Engine) read(ctx context.Context) (int, error) {
 	}
 	e.lastRead.Store(time.Now().UnixNano())
 	e.setUp(true, nil)
+	var lost uint64 // a rollback seen in the links: mark up to here lost
 	e.mu.Lock()
 	for _, x := range list {
 		en, err := parseEntry(x.id, x.h, x.m)
@@ -245,12 +258,28 @@ func (e *Engine) read(ctx context.Context) (int, error) {
 			e.log.Error("cluster: malformed log entry skipped", "id", x.id)
 			if seq, _, ok := cutSeq(x.id); ok && seq > e.pos {
 				e.hub.Reset(0, seq, "gap")
-				e.pos = seq
+				e.pos, e.tag = seq, ""
 			}
 			continue
 		}
 		if en.epoch != e.epoch {
 			e.newEpoch(en.epoch, en.prev)
+		} else if en.prev < e.pos || (en.prev == e.pos && en.prevTag != "" && e.tag != "" && en.prevTag != e.tag) {
+			// The entry links back below what this node applied: Redis went
+			// back in time (a failover to a replica that lagged). What this
+			// node read past the link is gone from Redis: mark it lost, as
+			// join does. And entries up to the link may be ones it never
+			// read (published on the new master while this node still read
+			// the old one): its live streams reset. A link to this node's
+			// position from another entry than the one it read (two
+			// masters numbered alike for a moment) is the same case.
+			e.log.Warn("cluster: Redis rolled back; live streams reset, replays from before answer gap", "redis_seq", en.prev, "applied", e.pos)
+			lost = e.pos
+			if e.pos > e.lost {
+				e.rollbacks.Add(1) // join will not count this mark again
+				e.lost = e.pos
+			}
+			e.hub.Reset(0, en.seq-1, "gap") // raises the floors past the mark
 		} else if en.prev != e.pos {
 			// The log was trimmed past this node (it stalled longer than
 			// the log is long): the entries in between are lost to it.
@@ -266,6 +295,11 @@ func (e *Engine) read(ctx context.Context) (int, error) {
 		e.appliedCh = make(chan struct{})
 	}
 	e.mu.Unlock()
+	if lost > 0 {
+		if err := e.markLost(cctx, lost); err != nil {
+			return len(list), err
+		}
+	}
 	return len(list), nil
 }
 
@@ -277,7 +311,7 @@ func (e *Engine) applyLocked(en entry) {
 		e.orderErrors.Add(1)
 		e.log.Error("cluster: entry not applied", "seq", en.seq, "err", err)
 	}
-	e.pos = en.seq
+	e.pos, e.tag = en.seq, en.tag
 	if en.origin == e.node {
 		e.own[en.seq] = n
 		// Drop answers whose publisher stopped waiting, at most once a

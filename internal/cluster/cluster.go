@@ -76,6 +76,10 @@ const (
 	// three times in a 3-node cluster; 5 ms between reads keeps them small
 	// against the deliveries (bench/cluster.sh) within the latency targets.
 	minCoalesce = 5 * time.Millisecond
+	// The sentinel client follows the master on +switch-master; it also asks
+	// the sentinels this often, so that one missed event (its sentinel
+	// connection dropped then) cannot bind it to a demoted master for good.
+	sentinelRefresh = 5 * time.Second
 )
 
 // Engine is a node's link to the cluster.
@@ -97,6 +101,7 @@ type Engine struct {
 
 	mu        sync.Mutex // bus position and the waiters on it
 	pos       uint64     // sequence number of the last log entry read
+	tag       string     // its tag, "" if not known
 	epoch     uint64     // epoch of the dataset being read
 	appliedCh chan struct{}
 	own       map[uint64]int // receivers of this node's publications, by seq
@@ -199,6 +204,7 @@ func parseURL(s string) (rueidis.ClientOption, error) {
 		opt.InitAddress = sentinels
 		opt.Sentinel.MasterSet = master
 		opt.Sentinel.Username, opt.Sentinel.Password = opt.Username, opt.Password
+		opt.Sentinel.TopologyRefreshInterval = sentinelRefresh
 	}
 	// A publish whose reply was lost must not be sent again by the client
 	// behind our back: the engine retries it itself, with its unit number.

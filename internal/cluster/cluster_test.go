@@ -94,7 +94,7 @@ func TestParseURL(t *testing.T) {
 		t.Fatalf("rediss URL: %+v %v", opt, err)
 	}
 	opt, err = parseURL("redis+sentinel://s1:26379,s2:26379/1?master=main")
-	if err != nil || !slices.Equal(opt.InitAddress, []string{"s1:26379", "s2:26379"}) || opt.Sentinel.MasterSet != "main" || opt.SelectDB != 1 {
+	if err != nil || !slices.Equal(opt.InitAddress, []string{"s1:26379", "s2:26379"}) || opt.Sentinel.MasterSet != "main" || opt.SelectDB != 1 || opt.Sentinel.TopologyRefreshInterval <= 0 {
 		t.Fatalf("sentinel URL: %+v %v", opt, err)
 	}
 	for _, bad := range []string{"http://x", "redis+sentinel://s1:26379/0", "redis://h/x", "::"} {
@@ -145,7 +145,7 @@ func TestPublishScript(t *testing.T) {
 			l = "1"
 		}
 		v, err := c.Do(ctx, c.B().Eval().Script(publishScript).Numkeys(3).Key("{t}:meta", "{t}:log", "{t}:pub:n1").
-			Arg("42", "1000", strconv.FormatUint(minSeq, 10), strconv.FormatUint(n, 10),
+			Arg("42", "1000", strconv.FormatUint(minSeq, 10), "n1", strconv.FormatUint(n, 10),
 				encodeBody("n1", hub.Message{Target: "room1", Data: []byte("data-" + strconv.FormatUint(n, 10))}), l).Build()).AsStrSlice()
 		if err != nil {
 			t.Fatal(err)
@@ -178,8 +178,26 @@ func TestPublishScript(t *testing.T) {
 	}
 	e1, err1 := parseEntry(entries[0].id, entries[0].h, entries[0].m)
 	e3, err3 := parseEntry(entries[1].id, entries[1].h, entries[1].m)
-	if err1 != nil || err3 != nil || e3.prev != e1.seq || e1.seq != s1 || e3.seq != s3 || string(e3.msg.Data) != "data-3" {
-		t.Fatalf("entries %+v %+v (%v %v): each must link to the previous one", e1, e3, err1, err3)
+	if err1 != nil || err3 != nil || e3.prev != e1.seq || e1.seq != s1 || e3.seq != s3 || string(e3.msg.Data) != "data-3" ||
+		e1.tag != "n1:1" || e1.prevTag != "" || e3.tag != "n1:3" || e3.prevTag != "n1:1" {
+		t.Fatalf("entries %+v %+v (%v %v): each must link to the previous one, by seq and tag", e1, e3, err1, err3)
+	}
+	// A lost mark (lostScript) far ahead: new numbers go above it, and the
+	// link stays the dataset's head.
+	if err := c.Do(ctx, c.B().Eval().Script(lostScript).Numkeys(1).Key("{t}:meta").Arg(strconv.FormatUint(s3+5_000_000_000, 10)).Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	fourth := run(4, 0, false)
+	if s4, _ := strconv.ParseUint(fourth[1], 10, 64); s4 != s3+5_000_000_001 {
+		t.Fatalf("seq %d after a lost mark, want mark + 1 = %d", s4, s3+5_000_000_001)
+	}
+	msgs, err = c.Do(ctx, c.B().Xrevrange().Key("{t}:log").End("+").Start("-").Count(1).Build()).ToArray()
+	head, err2 := rawEntries(msgs)
+	if err != nil || err2 != nil || len(head) != 1 {
+		t.Fatalf("log head: %v %v", err, err2)
+	}
+	if e4, err := parseEntry(head[0].id, head[0].h, head[0].m); err != nil || e4.prev != s3 || e4.prevTag != "n1:3" {
+		t.Fatalf("entry after a lost mark: %+v %v, want it linked to %d", e4, err, s3)
 	}
 
 	// The join script finds the dataset, or makes a new one.
@@ -190,8 +208,8 @@ func TestPublishScript(t *testing.T) {
 		}
 		return v
 	}
-	if v := join(); v[0] != "42" || v[1] != third[1] || v[2] != strconv.FormatUint(e1.prev, 10) {
-		t.Fatalf("join = %q, want epoch 42, head %s, since %d", v, third[1], e1.prev)
+	if v := join(); v[0] != "42" || v[1] != fourth[1] || v[2] != strconv.FormatUint(e1.prev, 10) || v[3] != strconv.FormatUint(s3+5_000_000_000, 10) {
+		t.Fatalf("join = %q, want epoch 42, head %s, since %d, lost %d", v, fourth[1], e1.prev, s3+5_000_000_000)
 	}
 	c.Do(ctx, c.B().Flushall().Build())
 	if v := join(); v[0] != "99" || v[1] != v[2] {
@@ -264,7 +282,7 @@ func TestPublishScriptBatch(t *testing.T) {
 	call := func() []string {
 		t.Helper()
 		v, err := c.Do(ctx, c.B().Eval().Script(publishScript).Numkeys(3).Key("{b}:meta", "{b}:log", "{b}:pub:n1").
-			Arg("7", "1000", "0", "1", body("a"), "0", "2", body("b"), "1", "3", body("c"), "0").Build()).AsStrSlice()
+			Arg("7", "1000", "0", "n1", "1", body("a"), "0", "2", body("b"), "1", "3", body("c"), "0").Build()).AsStrSlice()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -289,7 +307,103 @@ func TestPublishScriptBatch(t *testing.T) {
 	}
 	e1, _ := parseEntry(entries[0].id, entries[0].h, entries[0].m)
 	e3, err := parseEntry(entries[1].id, entries[1].h, entries[1].m)
-	if err != nil || e1.seq != s1 || e3.seq != s3 || e3.prev != s1 || string(e1.msg.Data) != "a" || string(e3.msg.Data) != "c" {
+	if err != nil || e1.seq != s1 || e3.seq != s3 || e3.prev != s1 || string(e1.msg.Data) != "a" || string(e3.msg.Data) != "c" ||
+		e1.tag != "n1:1" || e3.tag != "n1:3" || e3.prevTag != "n1:1" {
 		t.Fatalf("entries %+v %+v: %v", e1, e3, err)
+	}
+}
+
+// TestEngineSeesRollbackInTheLinks: Redis goes back one entry (a failover
+// to a replica that lagged) and another node, which had not read that
+// entry, publishes before this engine rejoins. The new entry links below
+// this engine's position: the engine cannot tell what it missed below the
+// link, so its stream gets a hasses-reset before the new entry, and it
+// marks what it read past the link lost. Likewise when the new entry links
+// to this engine's position from another entry numbered alike (two
+// masters, for a moment after a failover).
+func TestEngineSeesRollbackInTheLinks(t *testing.T) {
+	t.Run("below", func(t *testing.T) { testRollbackInTheLinks(t, false) })
+	t.Run("same-seq", func(t *testing.T) { testRollbackInTheLinks(t, true) })
+}
+
+func testRollbackInTheLinks(t *testing.T, sameSeq bool) {
+	c := redisForTest(t)
+	var url string
+	for a := range c.Nodes() {
+		url = "redis://" + a + "/0"
+	}
+	h := hub.New(hub.Config{})
+	o := h.NewOwner(func() {})
+	e, err := New(Config{URL: url, Prefix: "rb", Logger: slog.New(slog.DiscardHandler)}, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { e.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	select {
+	case <-e.Joined():
+	case <-time.After(5 * time.Second):
+		t.Fatal("not joined")
+	}
+	s, _ := h.Subscribe(o, []string{"room1"}, "", "", nil)
+	var seqs []uint64
+	for _, d := range []string{"one", "two"} {
+		r, err := h.Publish(hub.Message{Targets: []string{"room1"}, Data: []byte(d)})
+		id, ok := sse.ParseID(r.ID)
+		if err != nil || !ok {
+			t.Fatalf("publish %s: %+v %v", d, r, err)
+		}
+		seqs = append(seqs, id.Seq)
+	}
+	if st := e.Stats(); st.Seq != seqs[1] {
+		t.Fatalf("engine at %d, want %d", st.Seq, seqs[1])
+	}
+	// A failover takes seconds: the clock is past "two" when "three" is
+	// numbered (were it not, the hybrid clock could give "three" a number
+	// at or below "two", which a node past it never reads).
+	time.Sleep(2 * time.Millisecond)
+	one, two := strconv.FormatUint(seqs[0], 10), strconv.FormatUint(seqs[1], 10)
+	cmds := rueidis.Commands{c.B().Multi().Build(),
+		c.B().Xdel().Key("{rb}:log").Id(two + "-0").Build(),
+		c.B().Hset().Key("{rb}:meta").FieldValue().FieldValue("s", one).Build()}
+	if sameSeq {
+		// The new master numbered another entry like "two": three links to
+		// this node's position, from an entry it never read.
+		cmds = append(cmds, c.B().Xadd().Key("{rb}:log").Id(two+"-0").FieldValue().
+			FieldValue("h", strconv.FormatUint(e.Stats().Epoch, 10)+" "+one+" other:1 ").
+			FieldValue("m", encodeBody("", hub.Message{Target: "room9", Data: []byte("other")})).Build(),
+			c.B().Hset().Key("{rb}:meta").FieldValue().FieldValue("s", two).FieldValue("u", "other:1").Build())
+	}
+	// In one step: "two" is gone from Redis, and a node that had not read
+	// it publishes "three".
+	cmds = append(cmds, c.B().Eval().Script(publishScript).Numkeys(3).Key("{rb}:meta", "{rb}:log", "{rb}:pub:other").
+		Arg("1", "1000", one, "other", "2", encodeBody("", hub.Message{Target: "room1", Data: []byte("three")}), "0").Build(),
+		c.B().Exec().Build())
+	resps := c.DoMulti(context.Background(), cmds...)
+	for _, r := range resps {
+		if err := r.Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var b hub.Batch
+	var got []string
+	for end := time.Now().Add(5 * time.Second); len(got) < 4 && time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		h.Fill(s, &b, 16, 1<<20)
+		for _, buf := range b.Bufs {
+			got = append(got, string(buf))
+		}
+		s.Wrote(&b, b.Bytes)
+	}
+	if len(got) != 4 || !strings.Contains(got[2], "event: hasses-reset\ndata: gap\n") || !strings.Contains(got[3], "data: three\n") {
+		t.Fatalf("frames %q: want one, two, a hasses-reset, three", got)
+	}
+	var lost string
+	for end := time.Now().Add(5 * time.Second); (lost != two || e.Stats().Rollbacks != 1) && time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		lost, _ = c.Do(context.Background(), c.B().Hget().Key("{rb}:meta").Field("lost").Build()).ToString()
+	}
+	if lost != two || e.Stats().Rollbacks != 1 {
+		t.Fatalf("lost mark %q (want %s), rollbacks %d (want 1)", lost, two, e.Stats().Rollbacks)
 	}
 }

@@ -16,10 +16,14 @@ import (
 // is "<seq>-0" and it has two fields, so that every node decodes few
 // values per event:
 //
-//	h  "<epoch> <prev>", written by the sequencer: the dataset's epoch, and
-//	   the sequence number of the previous entry (a node that has not
-//	   applied exactly prev has missed something: the log was trimmed past
-//	   it)
+//	h  "<epoch> <prev> <tag> <prev tag>", written by the sequencer: the
+//	   dataset's epoch; the sequence number of the previous entry (a node
+//	   that has not applied exactly prev has missed something: the log was
+//	   trimmed past it); the entry's tag, unique in the cluster
+//	   ("<node>:<unit number>"), and the previous entry's tag ("" if
+//	   unknown): after a failover, two masters may for a moment number
+//	   entries alike, and a node that read the old one's must not take the
+//	   new one's entries for a continuation of its own
 //	m  the publication, written by the publishing node (encodeBody): the
 //	   id of the node waiting for its answer (empty for fire-and-forget
 //	   units), the excluded client id, the event name, the data, then the
@@ -27,6 +31,7 @@ import (
 type entry struct {
 	seq, prev, epoch uint64
 	origin           string
+	tag, prevTag     string
 	msg              hub.Message
 }
 
@@ -115,6 +120,8 @@ func parseEntry(id, h, m string) (entry, error) {
 	if !ok {
 		return e, errBadEntry
 	}
+	prev, tags, _ := strings.Cut(prev, " ")
+	e.tag, e.prevTag, _ = strings.Cut(tags, " ")
 	if e.prev, err = strconv.ParseUint(prev, 10, 64); err != nil || e.prev >= e.seq {
 		return e, errBadEntry
 	}

@@ -12,7 +12,7 @@ var (
 	mRTT       = desc("redis_rtt_seconds", "Duration of the last Redis round trip (join, read or publish batch).")
 	mGaps      = desc("bus_gaps_total", "Times the log was trimmed past this node (live streams reset).")
 	mEpochs    = desc("epoch_changes_total", "Times Redis came back without its data (new epoch, live streams reset).")
-	mRollbacks = desc("rollbacks_total", "Times Redis came back older than this node had read (restored from disk, failover to a lagging replica).")
+	mRollbacks = desc("rollbacks_total", "Times the dataset's lost mark rose: Redis came back older than a node had read (restored from disk, failover to a lagging replica).")
 	mPubErrors = desc("publish_errors_total", "Publications not sequenced, by reason.", "reason")
 	mQueued    = desc("publish_queued", "Publications waiting to be sent to Redis.")
 	mBad       = desc("bus_errors_total", "Log entries that could not be applied, by reason.", "reason")

@@ -237,7 +237,7 @@ func (e *Engine) sendLoop(ctx context.Context) {
 		e.mu.Lock()
 		minSeq := strconv.FormatUint(e.pos, 10)
 		e.mu.Unlock()
-		args = append(args[:0], strconv.FormatInt(time.Now().UnixMilli(), 10), strconv.Itoa(e.cfg.LogLength), minSeq)
+		args = append(args[:0], strconv.FormatInt(time.Now().UnixMilli(), 10), strconv.Itoa(e.cfg.LogLength), minSeq, e.node)
 		for _, u := range batch {
 			lookup := "0"
 			if u.gone.Load() {

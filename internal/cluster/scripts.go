@@ -16,9 +16,9 @@ package cluster
 // log, in order, in one atomic step.
 //
 //	KEYS: meta, log, this node's publish record
-//	ARGV: new epoch, log length, min seq, then for each unit: its unit
-//	      number, its entry body (the m field, see entry.go), "1" to only
-//	      look it up
+//	ARGV: new epoch, log length, min seq, node id, then for each unit: its
+//	      unit number, its entry body (the m field, see entry.go), "1" to
+//	      only look it up
 //
 // It returns epoch, seq for each unit. The publish record makes a retried
 // unit (its first attempt's reply was lost with the connection) a no-op
@@ -26,15 +26,21 @@ package cluster
 // ... and sends them in order on one connection. A unit whose publisher
 // was told it failed is only looked up: 0, 0 if it never ran, and then it
 // never will.
+//
+// Each entry carries a tag unique in the cluster (node id:unit number) and
+// the tag of the entry before it (meta u): after a failover, two masters
+// may for a moment number entries alike, and a node that read the old one
+// must not take the new one's entries for its own (a silent hole). New
+// numbers stay above the dataset's lost mark too (lostScript).
 const publishScript = `
 local done = tonumber(redis.call('HGET', KEYS[3], 'n') or '0')
 local t = redis.call('TIME')
 local now = (tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) * 1000
-local m = redis.call('HMGET', KEYS[1], 'e', 's')
-local epoch, last = m[1], tonumber(m[2] or '0')
-local minseq = tonumber(ARGV[3])
+local m = redis.call('HMGET', KEYS[1], 'e', 's', 'lost', 'u')
+local epoch, last, prevtag = m[1], tonumber(m[2] or '0'), m[4] or ''
+local minseq = math.max(tonumber(ARGV[3]), tonumber(m[3] or '0'))
 local out, rec, old = {}, {}, {}
-for i = 4, #ARGV, 3 do
+for i = 5, #ARGV, 3 do
   local n = tonumber(ARGV[i])
   if n <= done then
     local prev = redis.call('HGET', KEYS[3], ARGV[i])
@@ -53,9 +59,10 @@ for i = 4, #ARGV, 3 do
     end
     local seq = math.max(last + 1, now, minseq + 1)
     local id = string.format('%.0f', seq)
+    local tag = ARGV[4] .. ':' .. ARGV[i]
     redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], id .. '-0',
-      'h', epoch .. ' ' .. string.format('%.0f', last), 'm', ARGV[i+1])
-    last, done = seq, n
+      'h', epoch .. ' ' .. string.format('%.0f', last) .. ' ' .. tag .. ' ' .. prevtag, 'm', ARGV[i+1])
+    last, done, prevtag = seq, n, tag
     rec[#rec+1] = ARGV[i]
     rec[#rec+1] = epoch .. ' ' .. id
     if n > 1024 then old[#old+1] = tostring(n - 1024) end
@@ -64,7 +71,7 @@ for i = 4, #ARGV, 3 do
   end
 end
 if #rec > 0 then
-  redis.call('HSET', KEYS[1], 's', string.format('%.0f', last))
+  redis.call('HSET', KEYS[1], 's', string.format('%.0f', last), 'u', prevtag)
   redis.call('HSET', KEYS[3], 'n', tostring(done), unpack(rec))
   if #old > 0 then redis.call('HDEL', KEYS[3], unpack(old)) end
   redis.call('PEXPIRE', KEYS[3], 86400000)
@@ -91,17 +98,17 @@ return {ARGV[1], s, s, '0'}
 
 // lostScript raises the dataset's lost mark: events up to ARGV[1] may be
 // missing from it (Redis went back to an older state). Every node raises its
-// floors to the mark, so that no replay from an older id claims complete.
-// The head moves up to the mark too: the next entry then links to it, so a
-// node that had read that far goes on seamlessly and one that had not sees
-// a broken link (and resets its live streams).
+// floors to the mark, so that no replay from an older id claims complete,
+// and new numbers stay above it. The head (and so the next entry's link)
+// stays where the dataset is: after a failover, nodes that switched first
+// may have published on the new master entries that a node still reading
+// the old one never read, so only a node exactly at the head (same seq,
+// same tag) can go on without a reset.
 //
 //	KEYS: meta
 //	ARGV: seq
 const lostScript = `
-local m = redis.call('HMGET', KEYS[1], 'lost', 's')
-local seq = tonumber(ARGV[1])
-if seq > tonumber(m[1] or '0') then redis.call('HSET', KEYS[1], 'lost', ARGV[1]) end
-if seq > tonumber(m[2] or '0') then redis.call('HSET', KEYS[1], 's', ARGV[1]) end
+local lost = redis.call('HGET', KEYS[1], 'lost')
+if tonumber(ARGV[1]) > tonumber(lost or '0') then redis.call('HSET', KEYS[1], 'lost', ARGV[1]) end
 return 1
 `
