@@ -2,6 +2,7 @@ package hub
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -104,5 +105,35 @@ func TestRaiseFloorKeepsTheHead(t *testing.T) {
 		if _, replay := h.Subscribe(o, []string{"room1"}, "", lastID, nil); replay != want {
 			t.Errorf("replay from %s = %v, want %v", lastID, replay, want)
 		}
+	}
+}
+
+// TestClusterIDAheadIsComplete: in a cluster, a client may reconnect to a
+// node that has not applied its last id yet. An id of the epoch at most
+// clusterAhead ahead is complete, and the events up to it are skipped when
+// they arrive; one further ahead is unknown, as any id ahead is on a
+// single node.
+func TestClusterIDAheadIsComplete(t *testing.T) {
+	h, o, _ := newHub(t, Config{Epoch: 36})
+	apply(t, h, 1000, "room1", "a")
+	if _, replay := h.Subscribe(o, []string{"room1"}, "", "10-1500", nil); replay != ReplayUnknown {
+		t.Fatalf("single node, id ahead: replay %v, want unknown", replay)
+	}
+	h.SetRemote(func(m Message) (Result, error) { return Result{}, nil })
+	s, replay := h.Subscribe(o, []string{"room1"}, "", "10-1500", nil)
+	if replay != ReplayComplete {
+		t.Fatalf("cluster, id 500 ahead: replay %v, want complete", replay)
+	}
+	apply(t, h, 1200, "room1", "b")
+	apply(t, h, 1500, "room1", "c")
+	apply(t, h, 1600, "room1", "d")
+	r := &reader{h: h, s: s}
+	r.drain(t, -1)
+	if got := strings.Join(r.got, ","); got != "d" {
+		t.Fatalf("got %q, want only d (b and c are at or before the client's id)", got)
+	}
+	far := "10-" + strconv.FormatUint(1600+clusterAhead+1, 10)
+	if _, replay := h.Subscribe(o, []string{"room1"}, "", far, nil); replay != ReplayUnknown {
+		t.Fatalf("cluster, id %s beyond the allowance: replay %v, want unknown", far, replay)
 	}
 }
