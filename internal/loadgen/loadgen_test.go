@@ -27,6 +27,23 @@ func TestParserSplitAnywhere(t *testing.T) {
 	}
 }
 
+// TestParserIDOnDispatch: the last id is the last complete event's, as in
+// EventSource; a reconnection that claimed an event whose data had not
+// arrived yet would miss it.
+func TestParserIDOnDispatch(t *testing.T) {
+	p := streamParser{}
+	var got []string
+	on := func(l []byte) { got = append(got, string(l)) }
+	p.feed([]byte("1c\r\nid: a-1\ndata: 1 100\n\n\r\n1c\r\nid: a-2\n"), on)
+	if string(p.lastID) != "a-1" || len(got) != 1 {
+		t.Fatalf("mid-event: last id %q, data %q; want a-1 and one event", p.lastID, got)
+	}
+	p.feed([]byte("data: 2 200\n\n\r\n"), on)
+	if string(p.lastID) != "a-2" || len(got) != 2 {
+		t.Fatalf("after the event: last id %q, data %q; want a-2 and two events", p.lastID, got)
+	}
+}
+
 func TestPayloadRoundTrip(t *testing.T) {
 	b := appendPayload(nil, 42, 1234567, 64)
 	if len(b) != 64 {

@@ -16,7 +16,8 @@ type streamParser struct {
 	partial []byte
 	inHead  bool // still reading the response head
 	status  int
-	lastID  []byte // the last "id:" seen
+	lastID  []byte // the id of the last event dispatched (sent with a reconnection)
+	id      []byte // the id of the event being read
 }
 
 // payload is what a received event carries: "<seq> <send-unix-nanos> ...".
@@ -58,7 +59,13 @@ func (p *streamParser) line(line []byte, onData func([]byte)) {
 	case bytes.HasPrefix(line, []byte("data: ")):
 		onData(line[len("data: "):])
 	case bytes.HasPrefix(line, []byte("id: ")):
-		p.lastID = append(p.lastID[:0], line[len("id: "):]...)
+		p.id = append(p.id[:0], line[len("id: "):]...)
+	case len(line) == 0 && len(p.id) > 0:
+		// The event is complete: only now is its id the last one, as in
+		// EventSource. A reconnection in the middle of an event must
+		// not claim it.
+		p.lastID = append(p.lastID[:0], p.id...)
+		p.id = p.id[:0]
 	}
 }
 
