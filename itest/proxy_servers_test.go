@@ -46,8 +46,9 @@ type proxyVars struct {
 	Dir, Port, TLSPort string
 	ShortPort          string
 	Cert, Key          string
-	Main, HB, KA       string // upstream host:port of the three hasses
-	Root               bool   // running as root: the proxy must drop to a user
+	Main, HB, KA       string   // upstream host:port of the three hasses
+	Nodes              []string // upstream host:port of the cluster's nodes
+	Root               bool     // running as root: the proxy must drop to a user
 }
 
 // runProxy writes conf from tmpl and starts the proxy; argv gets the
@@ -87,8 +88,11 @@ func runProxy(t *testing.T, name, tmpl string, v proxyVars, argv func(conf strin
 		default:
 		}
 		listening := true
-		for _, a := range []string{p.addr, p.tlsAddr, p.shortAddr} {
-			c, err := net.Dial("tcp", a)
+		for _, port := range []string{v.Port, v.TLSPort, v.ShortPort} {
+			if port == "" {
+				continue // a config without that listener
+			}
+			c, err := net.Dial("tcp", "127.0.0.1:"+port)
 			if err != nil {
 				listening = false
 				break
@@ -223,6 +227,56 @@ http {
 func startNginx(t *testing.T, path string, v proxyVars) *proxyProc {
 	return runProxy(t, "nginx", nginxConf, v, func(conf string) []string {
 		// -e: the error log before the config is read (else /var/log/nginx).
+		return []string{path, "-p", v.Dir, "-e", filepath.Join(v.Dir, "error.log"), "-c", conf}
+	})
+}
+
+// nginxClusterConf is the recipe of docs/cluster.md ("Three nodes behind
+// nginx on one Redis") with the test's paths and loopback ports, and two
+// workers that share the balancer's state (zone).
+const nginxClusterConf = `
+daemon off;
+master_process on;
+worker_processes 2;
+pid {{.Dir}}/nginx.pid;
+error_log {{.Dir}}/error.log warn;
+events {
+    worker_connections 1024;
+}
+http {
+    access_log off;
+    client_body_temp_path {{.Dir}}/body;
+    proxy_temp_path {{.Dir}}/proxy;
+    fastcgi_temp_path {{.Dir}}/fastcgi;
+    uwsgi_temp_path {{.Dir}}/uwsgi;
+    scgi_temp_path {{.Dir}}/scgi;
+
+    upstream hasses {
+        zone hasses 64k;
+{{- range .Nodes}}
+        server {{.}} max_fails=1 fail_timeout=5s;
+{{- end}}
+        least_conn;
+    }
+    server {
+        listen 127.0.0.1:{{.Port}};
+        location /sse {
+            proxy_pass http://hasses;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_buffering off;
+            proxy_read_timeout 1h;
+            proxy_connect_timeout 2s;
+            proxy_next_upstream error timeout;
+        }
+    }
+}
+`
+
+// startNginxCluster runs the nginx binary at path with nginxClusterConf.
+func startNginxCluster(t *testing.T, path string, v proxyVars) *proxyProc {
+	return runProxy(t, "nginx", nginxClusterConf, v, func(conf string) []string {
 		return []string{path, "-p", v.Dir, "-e", filepath.Join(v.Dir, "error.log"), "-c", conf}
 	})
 }
