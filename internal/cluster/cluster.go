@@ -140,7 +140,7 @@ func New(cfg Config, h *hub.Hub) (*Engine, error) {
 	if cfg.LogLength <= 0 {
 		cfg.LogLength = DefaultLogLength
 	}
-	// One pipelined batch of a node lands in the log at once: a log
+	// One publish batch of a node lands in the log at once: a log
 	// shorter than two would be trimmed past nodes that keep up.
 	cfg.LogLength = max(cfg.LogLength, 2*maxBatch)
 	if cfg.Queue <= 0 {

@@ -7,10 +7,9 @@ package cluster
 // (the clock has moved on), and readable as a time (seq/1000 ms). Lua
 // numbers are doubles; the values stay exact below 2^53 (year 2255).
 //
-// They are sent with EVAL, not EVALSHA: a NOSCRIPT reply in the middle of
-// a pipelined batch (after a Redis restart) could let a later unit run
-// before an earlier one, and Redis caches the compiled script by its hash
-// anyway.
+// They are sent with EVAL, not EVALSHA: a publish batch is one call, so the
+// body travels once per batch, Redis caches the compiled script by its
+// hash, and no NOSCRIPT retry path is needed after a Redis restart.
 
 // publishScript numbers a batch of publications and appends them to the
 // log, in order, in one atomic step.
