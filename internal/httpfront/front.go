@@ -192,7 +192,7 @@ func (s *Server) forget(c *conn) {
 	c.mu.Unlock()
 	s.mu.Lock()
 	delete(s.conns, c)
-	delete(s.byNet, c.nc)
+	delete(s.byNet, c.tc) // the key net/http knows the connection by
 	s.mu.Unlock()
 }
 
