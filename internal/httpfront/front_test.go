@@ -176,7 +176,7 @@ func get(t *testing.T, c *tls.Conn, br *bufio.Reader, query string) *h1stream {
 	if err != nil {
 		t.Fatalf("stream head: %v", err)
 	}
-	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" || resp.TransferEncoding[0] != "chunked" {
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" || len(resp.TransferEncoding) != 1 || resp.TransferEncoding[0] != "chunked" {
 		t.Fatalf("stream head: %d %v %v", resp.StatusCode, resp.Header, resp.TransferEncoding)
 	}
 	return &h1stream{c: c, br: br, body: bufio.NewReader(httputil.NewChunkedReader(br)), resp: resp}
