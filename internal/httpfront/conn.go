@@ -27,9 +27,10 @@ type conn struct {
 	// served is set once the TLS handshake is done: a shutdown closes
 	// connections still in their handshake at once.
 	served atomic.Bool
-	// shown is the connection as clientlist shows it, as of the write in
-	// progress: a write holds mu, for as long as a client that stopped
-	// reading makes it block.
+	// shown is the connection as clientlist shows it while mu is held:
+	// a write holds mu for as long as a client that stopped reading makes
+	// it block. writev takes it anew when the stream or state changed
+	// since (shownSub, shownState).
 	shown      atomic.Pointer[shown]
 	shownSub   *hub.Sub
 	shownState stream.State

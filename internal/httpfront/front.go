@@ -248,7 +248,8 @@ func (s *Server) Clients() []stream.ClientInfo {
 	for _, c := range conns {
 		if !c.mu.TryLock() {
 			// A write holds the lock, maybe until the write timeout:
-			// show the connection as of that write.
+			// show the connection as of its last write (a moment old
+			// if the reader holds the lock instead).
 			if sh := c.shown.Load(); sh != nil {
 				ci := sh.info
 				ci.Age += now.Sub(sh.at)
