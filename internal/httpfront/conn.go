@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hasses-go/hasses/internal/hub"
 	"github.com/hasses-go/hasses/internal/stream"
 )
 
@@ -26,6 +27,19 @@ type conn struct {
 	// served is set once the TLS handshake is done: a shutdown closes
 	// connections still in their handshake at once.
 	served atomic.Bool
+	// shown is the connection as clientlist shows it while mu is held:
+	// a write holds mu for as long as a client that stopped reading makes
+	// it block. writev takes it anew when the stream or state changed
+	// since (shownSub, shownState).
+	shown      atomic.Pointer[shown]
+	shownSub   *hub.Sub
+	shownState stream.State
+}
+
+// shown is a connection's clientlist entry at a time.
+type shown struct {
+	info stream.ClientInfo
+	at   time.Time
 }
 
 func (c *conn) wakeup() {
@@ -124,6 +138,11 @@ var writeBufs = sync.Pool{New: func() any { return new([]byte) }}
 // writev writes bufs as one TLS write: one record and one system call for
 // a batch of events, not one per event.
 func (c *conn) writev(bufs [][]byte) (int, error) {
+	if sub, st := c.Sub(), c.State(); c.shown.Load() == nil || sub != c.shownSub || st != c.shownState {
+		now := time.Now()
+		c.shown.Store(&shown{info: c.Info(now), at: now})
+		c.shownSub, c.shownState = sub, st
+	}
 	if len(bufs) == 1 {
 		return c.tc.Write(bufs[0])
 	}

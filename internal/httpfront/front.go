@@ -192,7 +192,7 @@ func (s *Server) forget(c *conn) {
 	c.mu.Unlock()
 	s.mu.Lock()
 	delete(s.conns, c)
-	delete(s.byNet, c.nc)
+	delete(s.byNet, c.tc) // the key net/http knows the connection by
 	s.mu.Unlock()
 }
 
@@ -246,7 +246,18 @@ func (s *Server) Clients() []stream.ClientInfo {
 	}
 	s.mu.Unlock()
 	for _, c := range conns {
-		c.mu.Lock()
+		if !c.mu.TryLock() {
+			// A write holds the lock, maybe until the write timeout:
+			// show the connection as of its last write (a moment old
+			// if the reader holds the lock instead).
+			if sh := c.shown.Load(); sh != nil {
+				ci := sh.info
+				ci.Age += now.Sub(sh.at)
+				out = append(out, ci)
+				continue
+			}
+			c.mu.Lock()
+		}
 		if !c.h2 {
 			out = append(out, c.Info(now))
 		}
@@ -329,6 +340,11 @@ type blockingWriter struct {
 	sub    atomic.Pointer[hub.Sub]
 	cursor atomic.Uint64 // the events the stream had been given before it
 	killed atomic.Bool   // the watchdog cut the write: the stream lagged
+	// ending is held by the watchdog while it cuts and by Write as the
+	// write ends: a cut never reaches a write that has ended, whose
+	// stream may be gone (net/http's response writer panics once its
+	// handler has returned).
+	ending sync.Mutex
 }
 
 func (w *blockingWriter) Write(bufs [][]byte) (int, error) {
@@ -347,7 +363,9 @@ func (w *blockingWriter) Write(bufs [][]byte) (int, error) {
 	}
 	w.since.Store(now.UnixNano())
 	n, err := w.write(bufs)
+	w.ending.Lock()
 	w.since.Store(0)
+	w.ending.Unlock()
 	if errors.Is(err, os.ErrDeadlineExceeded) && !w.killed.Load() {
 		w.core.CountStalled()
 	}
@@ -374,14 +392,27 @@ func (s *Server) watch(ctx context.Context) {
 			}
 			s.mu.Unlock()
 			for _, w := range ws {
-				if sub := w.sub.Load(); sub != nil && s.core.Hub().Behind(sub, w.cursor.Load()) && w.killed.CompareAndSwap(false, true) {
-					s.core.CountLagged()
-					w.set(time.Now())
-				}
+				w.cut()
 			}
 			clear(ws)
 		}
 	}
+}
+
+// cut ends the write in progress if the stream is past the lag limit,
+// and reports whether it did.
+func (w *blockingWriter) cut() bool {
+	w.ending.Lock()
+	defer w.ending.Unlock()
+	if w.since.Load() == 0 {
+		return false // the write ended since the watchdog looked
+	}
+	if sub := w.sub.Load(); sub == nil || !w.core.Hub().Behind(sub, w.cursor.Load()) || !w.killed.CompareAndSwap(false, true) {
+		return false
+	}
+	w.core.CountLagged() // first: the client may see its stream end at once
+	w.set(time.Now())
+	return true
 }
 
 // track registers a writer with the watchdog until the returned function
