@@ -217,16 +217,17 @@ func TestPublishScript(t *testing.T) {
 	}
 }
 
-func TestEngineThroughTheHub(t *testing.T) {
-	c := redisForTest(t)
-	addr := c.Nodes()
+// engineForTest runs an engine on c's Redis under prefix, joined, with a
+// hub and an owner for streams; it stops with the test.
+func engineForTest(t *testing.T, c rueidis.Client, prefix string) (*Engine, *hub.Hub, *hub.Owner) {
+	t.Helper()
 	var url string
-	for a := range addr {
+	for a := range c.Nodes() {
 		url = "redis://" + a + "/0"
 	}
 	h := hub.New(hub.Config{})
 	o := h.NewOwner(func() {})
-	e, err := New(Config{URL: url, Prefix: "engine", Logger: slog.New(slog.DiscardHandler)}, h)
+	e, err := New(Config{URL: url, Prefix: prefix, Logger: slog.New(slog.DiscardHandler)}, h)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,6 +240,12 @@ func TestEngineThroughTheHub(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("not joined")
 	}
+	return e, h, o
+}
+
+func TestEngineThroughTheHub(t *testing.T) {
+	c := redisForTest(t)
+	e, h, o := engineForTest(t, c, "engine")
 	s, _ := h.Subscribe(o, []string{"room1"}, "", "", nil)
 
 	// An answered publication: the id Redis gave, and this node's receivers
@@ -328,25 +335,7 @@ func TestEngineSeesRollbackInTheLinks(t *testing.T) {
 
 func testRollbackInTheLinks(t *testing.T, sameSeq bool) {
 	c := redisForTest(t)
-	var url string
-	for a := range c.Nodes() {
-		url = "redis://" + a + "/0"
-	}
-	h := hub.New(hub.Config{})
-	o := h.NewOwner(func() {})
-	e, err := New(Config{URL: url, Prefix: "rb", Logger: slog.New(slog.DiscardHandler)}, h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { e.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	select {
-	case <-e.Joined():
-	case <-time.After(5 * time.Second):
-		t.Fatal("not joined")
-	}
+	e, h, o := engineForTest(t, c, "rb")
 	s, _ := h.Subscribe(o, []string{"room1"}, "", "", nil)
 	var seqs []uint64
 	for _, d := range []string{"one", "two"} {
