@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -312,6 +313,13 @@ func (e *Engine) applyLocked(en entry) {
 		e.log.Error("cluster: entry not applied", "seq", en.seq, "err", err)
 	}
 	e.pos, e.tag = en.seq, en.tag
+	if n, ok := e.ownUnit(en.tag); ok && n > e.unitsDone {
+		e.unitsDone = n
+		if en.origin == e.node {
+			e.unitIDs[n] = reply{epoch: en.epoch, seq: en.seq}
+			delete(e.unitIDs, n-min(n, 1024))
+		}
+	}
 	if en.origin == e.node {
 		e.own[en.seq] = n
 		// Drop answers whose publisher stopped waiting, at most once a
@@ -325,6 +333,16 @@ func (e *Engine) applyLocked(en entry) {
 			}
 		}
 	}
+}
+
+// ownUnit returns the unit number of a tag this node gave ("<node>:<n>").
+func (e *Engine) ownUnit(tag string) (uint64, bool) {
+	rest, ok := strings.CutPrefix(tag, e.node)
+	if !ok || len(rest) < 2 || rest[0] != ':' {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(rest[1:], 10, 64)
+	return n, err == nil
 }
 
 func cutSeq(id string) (uint64, string, bool) {

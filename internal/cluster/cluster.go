@@ -106,7 +106,14 @@ type Engine struct {
 	appliedCh chan struct{}
 	own       map[uint64]int // receivers of this node's publications, by seq
 	pruned    uint64         // e.pos when own was last pruned
-	lost      uint64         // the dataset's lost mark, as last read
+	// unitsDone is the highest number of this node's units seen in the
+	// log, and unitIDs the ids of the answered ones among the latest: a
+	// batch whose reply was lost is not resent past them (after Redis lost
+	// its data, the publish record that would make a resent unit a no-op
+	// is gone too).
+	unitsDone uint64
+	unitIDs   map[uint64]reply
+	lost      uint64 // the dataset's lost mark, as last read
 
 	q queue
 	// busWake cuts the bus's coalescing pause short: a publisher waits
@@ -164,7 +171,7 @@ func New(cfg Config, h *hub.Hub) (*Engine, error) {
 	tag := "{" + cfg.Prefix + "}:"
 	e := &Engine{cfg: cfg, log: cfg.Logger.With("cluster", cfg.Prefix), hub: h, opt: opt,
 		node: hex.EncodeToString(id[:]), kMeta: tag + "meta", kLog: tag + "log", kNodes: tag + "nodes",
-		started: time.Now(), joinedCh: make(chan struct{}), appliedCh: make(chan struct{}), own: make(map[uint64]int)}
+		started: time.Now(), joinedCh: make(chan struct{}), appliedCh: make(chan struct{}), own: make(map[uint64]int), unitIDs: make(map[uint64]reply)}
 	e.kPub = tag + "pub:" + e.node
 	e.q.sig = make(chan struct{}, 1)
 	e.busWake = make(chan struct{}, 1)

@@ -396,3 +396,47 @@ func testRollbackInTheLinks(t *testing.T, sameSeq bool) {
 		t.Fatalf("lost mark %q (want %s), rollbacks %d (want 1)", lost, two, e.Stats().Rollbacks)
 	}
 }
+
+// TestSettleSkipsUnitsSeenInTheLog: a batch whose reply was lost is not
+// resent past the units the bus has already seen in the log with this
+// node's tag (after Redis lost its data, resending would publish them
+// twice); an answered one gets the id the log gave it.
+func TestSettleSkipsUnitsSeenInTheLog(t *testing.T) {
+	c := redisForTest(t)
+	e, h, _ := engineForTest(t, c, "settle")
+	r, err := h.Publish(hub.Message{Targets: []string{"room1"}, Data: []byte("answered")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Publish(hub.Message{Target: "room1", Data: []byte("fire-and-forget")}); err != nil {
+		t.Fatal(err)
+	}
+	for end := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		e.mu.Lock()
+		done := e.unitsDone
+		e.mu.Unlock()
+		if done == 2 {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("units seen in the log: %d, want 2", done)
+		}
+	}
+	// Both again, as a resent batch, and a new unit behind them.
+	again := &unit{n: 1, done: make(chan reply, 1)}
+	m := hub.Message{Target: "room1", Data: []byte("x")}
+	again.m = m
+	batch := []*unit{again, {n: 2, async: true, m: m}, {n: 3, async: true, m: m}}
+	e.q.mu.Lock()
+	e.q.units = append(e.q.units, batch...)
+	e.q.sync++
+	e.q.async += 2
+	e.q.mu.Unlock()
+	rest := e.settle(batch)
+	if len(rest) != 1 || rest[0].n != 3 || e.q.len() != 1 {
+		t.Fatalf("left %d units (queue %d), want only unit 3", len(rest), e.q.len())
+	}
+	if got := <-again.done; (sse.ID{Epoch: got.epoch, Seq: got.seq}).String() != r.ID {
+		t.Fatalf("settled unit answered %+v, want its id %s", got, r.ID)
+	}
+}

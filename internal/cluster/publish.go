@@ -233,6 +233,9 @@ func (e *Engine) sendLoop(ctx context.Context) {
 		if batch == nil {
 			return
 		}
+		if batch = e.settle(batch); len(batch) == 0 {
+			continue
+		}
 		last = time.Now()
 		e.mu.Lock()
 		minSeq := strconv.FormatUint(e.pos, 10)
@@ -280,6 +283,22 @@ func (e *Engine) sendLoop(ctx context.Context) {
 		case <-time.After(retryDelay):
 		}
 	}
+}
+
+// settle completes the units at the head of batch that the bus has
+// already seen in the log (their reply was lost with the connection), and
+// returns the rest.
+func (e *Engine) settle(batch []*unit) []*unit {
+	e.mu.Lock()
+	k := 0
+	for ; k < len(batch) && batch[k].n <= e.unitsDone; k++ {
+		if u := batch[k]; u.done != nil {
+			u.done <- e.unitIDs[u.n] // {0, 0} if forgotten: answered without an id
+		}
+	}
+	e.mu.Unlock()
+	e.q.done(k)
+	return batch[k:]
 }
 
 // parseReplies reads the publish script's answer for n units.
