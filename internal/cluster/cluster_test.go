@@ -415,11 +415,11 @@ func TestSettleSkipsUnitsSeenInTheLog(t *testing.T) {
 		e.mu.Lock()
 		done := e.unitsDone
 		e.mu.Unlock()
-		if done == 2 {
+		if done == 2 && e.q.len() == 0 { // and the send loop is through with them
 			break
 		}
 		if time.Now().After(end) {
-			t.Fatalf("units seen in the log: %d, want 2", done)
+			t.Fatalf("units seen in the log: %d (want 2), queued %d (want 0)", done, e.q.len())
 		}
 	}
 	// Both again, as a resent batch, and a new unit behind them.
