@@ -186,7 +186,7 @@ func FuzzParse(f *testing.F) {
 		if o.Port == "" || o.MURL == "" || (o.CtlPort == "" && o.FIFO == "") || o.MaxMessage <= 0 {
 			t.Fatalf("accepted invalid options %+v from %q", o, args)
 		}
-		again, err := Parse([]string{"-p=" + o.Port, "-murl=" + o.MURL, "-cp=" + o.CtlPort, "-fifo=" + o.FIFO, "-sep=" + string(o.Sep)})
+		again, err := Parse([]string{"-p=" + o.Port, "-murl=" + o.MURL, "-cp=" + o.CtlPort, "-fifo=" + o.FIFO, "-sep=" + string([]byte{o.Sep})}) // the byte itself, not the rune
 		if err != nil {
 			t.Fatalf("re-parsing %+v: %v", o, err)
 		}
