@@ -40,7 +40,7 @@ func TestAdminMetricsAndHealth(t *testing.T) {
 	m := get("/metrics")
 	for _, want := range []string{
 		"hasses_streams 1", "hasses_deliveries_total 2", "hasses_published_total 2",
-		`hasses_publish_refused_total{reason="too_large"} 1`, "go_goroutines", "process_resident_memory_bytes",
+		`hasses_publish_refused_total{reason="too_large",source="http"} 1`, `hasses_publications_total{source="control"} 2`, "go_goroutines", "process_resident_memory_bytes",
 	} {
 		if !strings.Contains(m, want) {
 			t.Errorf("metrics lack %q", want)

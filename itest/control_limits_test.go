@@ -74,7 +74,7 @@ func TestControlBadUnitsLogged(t *testing.T) {
 	}
 	waitFor(t, "the log lines", func() bool {
 		l := d.log.String()
-		return strings.Contains(l, "blank or control character in the token") && strings.Contains(l, "not a command")
+		return strings.Contains(l, "blank or control character") && strings.Contains(l, "not a command")
 	})
 	time.Sleep(1100 * time.Millisecond)
 	c.Write([]byte("room1 = hello;"))

@@ -1,14 +1,8 @@
 // Package publish is the Go client of hasses' publish API, and the
 // definition of the message it carries: the same JSON object is accepted by
 // the HTTP API (POST /publish) and, one object per line, on the control port.
+// The server validates it (docs/api.md lists the rules and the errors).
 package publish
-
-import (
-	"errors"
-	"fmt"
-	"strings"
-	"unicode/utf8"
-)
 
 // Message is one publication.
 type Message struct {
@@ -35,72 +29,10 @@ type Result struct {
 	Receivers int `json:"receivers"`
 }
 
-// Limits bound what Validate accepts.
-type Limits struct {
-	MaxData     int // bytes of Data
-	MaxTokenLen int // bytes of a token
-	MaxTargets  int // tokens in one message
-}
-
-// Errors of Validate. ErrTooLarge answers 413, the others 400.
-var (
-	ErrNoTarget   = errors.New("no token given")
-	ErrTooLarge   = errors.New("data larger than the limit")
-	ErrBadUTF8    = errors.New("data is not valid UTF-8")
-	ErrEmptyData  = errors.New("empty data")
-	ErrInjection  = errors.New("CR, LF or NUL in a token, event name or client id")
-	ErrBadToken   = errors.New("malformed token")
-	ErrTooManyTok = errors.New("too many tokens")
-)
-
 // Targets returns Tokens plus Token.
 func (m *Message) Targets() []string {
 	if m.Token == "" {
 		return m.Tokens
 	}
 	return append(append([]string(nil), m.Tokens...), m.Token)
-}
-
-// Validate checks m against l. Line breaks and NUL are refused in every
-// field that ends up in a header-like position (an SSE field name or value
-// on one line), so nothing can inject an event or a field.
-func (m *Message) Validate(l Limits) error {
-	targets := m.Targets()
-	if len(targets) == 0 {
-		return ErrNoTarget
-	}
-	if l.MaxTargets > 0 && len(targets) > l.MaxTargets {
-		return fmt.Errorf("%w: %d, limit %d", ErrTooManyTok, len(targets), l.MaxTargets)
-	}
-	for _, t := range targets {
-		if strings.ContainsAny(t, "\r\n\x00") {
-			return ErrInjection
-		}
-		if t == "" || (l.MaxTokenLen > 0 && len(t) > l.MaxTokenLen) || strings.ContainsAny(t, " \t-#") {
-			return fmt.Errorf("%w: %q", ErrBadToken, truncate(t))
-		}
-		if i := strings.IndexByte(t, '*'); i >= 0 && i != len(t)-1 {
-			return fmt.Errorf("%w: '*' must end the token: %q", ErrBadToken, truncate(t))
-		}
-	}
-	if strings.ContainsAny(m.Event, "\r\n\x00") || strings.ContainsAny(m.Exclude, "\r\n\x00") {
-		return ErrInjection
-	}
-	if m.Data == "" {
-		return ErrEmptyData
-	}
-	if l.MaxData > 0 && len(m.Data) > l.MaxData {
-		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(m.Data), l.MaxData)
-	}
-	if !utf8.ValidString(m.Data) || strings.IndexByte(m.Data, 0) >= 0 {
-		return ErrBadUTF8
-	}
-	return nil
-}
-
-func truncate(s string) string {
-	if len(s) > 40 {
-		return s[:40] + "..."
-	}
-	return s
 }

@@ -10,32 +10,6 @@ import (
 	"testing"
 )
 
-func TestValidate(t *testing.T) {
-	l := Limits{MaxData: 10, MaxTokenLen: 8, MaxTargets: 2}
-	for _, c := range []struct {
-		m    Message
-		want error
-	}{
-		{Message{Token: "a", Data: "x"}, nil},
-		{Message{Tokens: []string{"a", "b*"}, Data: "x\ny"}, nil},
-		{Message{Data: "x"}, ErrNoTarget},
-		{Message{Tokens: []string{"a", "b", "c"}, Data: "x"}, ErrTooManyTok},
-		{Message{Token: "a", Data: ""}, ErrEmptyData},
-		{Message{Token: "a", Data: "0123456789a"}, ErrTooLarge},
-		{Message{Token: "a", Data: "\xff"}, ErrBadUTF8},
-		{Message{Token: "a\r\n", Data: "x"}, ErrInjection},
-		{Message{Token: "a", Data: "x", Event: "e\n"}, ErrInjection},
-		{Message{Token: "a", Data: "x", Exclude: "c\x00"}, ErrInjection},
-		{Message{Token: "a-b", Data: "x"}, ErrBadToken},
-		{Message{Token: "a*b", Data: "x"}, ErrBadToken},
-		{Message{Token: "toolongtoken", Data: "x"}, ErrBadToken},
-	} {
-		if err := c.m.Validate(l); !errors.Is(err, c.want) {
-			t.Errorf("%+v: %v, want %v", c.m, err, c.want)
-		}
-	}
-}
-
 func TestClient(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != "Bearer k" {

@@ -175,7 +175,7 @@ func New(cfg Config, h *hub.Hub) (*Engine, error) {
 	e.kPub = tag + "pub:" + e.node
 	e.q.sig = make(chan struct{}, 1)
 	e.busWake = make(chan struct{}, 1)
-	h.SetRemote(e.publish)
+	h.SetReplica()
 	return e, nil
 }
 

@@ -20,15 +20,12 @@ import (
 
 func TestBodyRoundTrip(t *testing.T) {
 	for _, m := range []hub.Message{
-		{Target: "a", Data: []byte("x")},
+		{Targets: []string{"a"}, Data: []byte("x")},
 		{Targets: []string{"room*", "*", "x"}, Exclude: "c1", Event: "upd", Data: []byte("two\nlines")},
 		{Targets: []string{"with\nnewline", "nul\x00", string(make([]byte, 300))}, Data: make([]byte, 70000)},
 	} {
 		origin, got, err := decodeBody(encodeBody("node", m))
 		want := m.Targets
-		if len(want) == 0 {
-			want = []string{m.Target}
-		}
 		if err != nil || origin != "node" || !slices.Equal(got.Targets, want) || got.Exclude != m.Exclude ||
 			got.Event != m.Event || string(got.Data) != string(m.Data) {
 			t.Errorf("%+v: got %q %+v, %v", m, origin, got, err)
@@ -60,21 +57,21 @@ func TestParseEntry(t *testing.T) {
 			t.Errorf("%q %q accepted", c[0], c[1])
 		}
 	}
-	bad := encodeBody("", hub.Message{Target: "room1", Event: "bad\nname"})
+	bad := encodeBody("", hub.Message{Targets: []string{"room1"}, Event: "bad\nname"})
 	if _, err := parseEntry("1005-0", "77 1000", bad); err == nil {
 		t.Error("an event name with a line break accepted")
 	}
 }
 
 func FuzzParseEntry(f *testing.F) {
-	f.Add("1005-0", "77 1000", encodeBody("", hub.Message{Target: "room1", Data: []byte("data")}))
+	f.Add("1005-0", "77 1000", encodeBody("", hub.Message{Targets: []string{"room1"}, Data: []byte("data")}))
 	f.Add("18446744073709551615-0", "1 0", encodeBody("n", hub.Message{Targets: []string{"*"}, Exclude: "x", Event: "ev"}))
 	f.Fuzz(func(t *testing.T, id, h, m string) {
 		en, err := parseEntry(id, h, m)
 		if err != nil {
 			return
 		}
-		if en.prev >= en.seq || en.epoch == 0 || hub.Check(en.msg) != nil {
+		if en.prev >= en.seq || en.epoch == 0 || en.msg.Validate(hub.Limits{}) != nil {
 			t.Fatalf("accepted an invalid entry: %+v", en)
 		}
 		origin, again, err := decodeBody(encodeBody(en.origin, en.msg))
@@ -146,7 +143,7 @@ func TestPublishScript(t *testing.T) {
 		}
 		v, err := c.Do(ctx, c.B().Eval().Script(publishScript).Numkeys(3).Key("{t}:meta", "{t}:log", "{t}:pub:n1").
 			Arg("42", "1000", strconv.FormatUint(minSeq, 10), "n1", strconv.FormatUint(n, 10),
-				encodeBody("n1", hub.Message{Target: "room1", Data: []byte("data-" + strconv.FormatUint(n, 10))}), l).Build()).AsStrSlice()
+				encodeBody("n1", hub.Message{Targets: []string{"room1"}, Data: []byte("data-" + strconv.FormatUint(n, 10))}), l).Build()).AsStrSlice()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -250,7 +247,7 @@ func TestEngineThroughTheHub(t *testing.T) {
 
 	// An answered publication: the id Redis gave, and this node's receivers
 	// once it applied the event from the log.
-	r, err := h.Publish(hub.Message{Targets: []string{"room1"}, Data: []byte("x")})
+	r, err := e.Publish(hub.Message{Targets: []string{"room1"}, Data: []byte("x"), Reply: true})
 	if err != nil || r.ID == "" || r.Receivers != 1 {
 		t.Fatalf("publish: %+v %v; want an id and 1 receiver", r, err)
 	}
@@ -259,7 +256,7 @@ func TestEngineThroughTheHub(t *testing.T) {
 		t.Fatalf("id %s, but the hub's head is %s", r.ID, want)
 	}
 	// A line-protocol unit is fire and forget, delivered in order after it.
-	if r, err := h.Publish(hub.Message{Target: "room1", Data: []byte("y")}); err != nil || r.ID != "" {
+	if r, err := e.Publish(hub.Message{Targets: []string{"room1"}, Data: []byte("y")}); err != nil || r.ID != "" {
 		t.Fatalf("line unit: %+v %v", r, err)
 	}
 	var b hub.Batch
@@ -285,7 +282,7 @@ func TestEngineThroughTheHub(t *testing.T) {
 func TestPublishScriptBatch(t *testing.T) {
 	c := redisForTest(t)
 	ctx := context.Background()
-	body := func(d string) string { return encodeBody("", hub.Message{Target: "room1", Data: []byte(d)}) }
+	body := func(d string) string { return encodeBody("", hub.Message{Targets: []string{"room1"}, Data: []byte(d)}) }
 	call := func() []string {
 		t.Helper()
 		v, err := c.Do(ctx, c.B().Eval().Script(publishScript).Numkeys(3).Key("{b}:meta", "{b}:log", "{b}:pub:n1").
@@ -339,7 +336,7 @@ func testRollbackInTheLinks(t *testing.T, sameSeq bool) {
 	s, _ := h.Subscribe(o, []string{"room1"}, "", "", nil)
 	var seqs []uint64
 	for _, d := range []string{"one", "two"} {
-		r, err := h.Publish(hub.Message{Targets: []string{"room1"}, Data: []byte(d)})
+		r, err := e.Publish(hub.Message{Targets: []string{"room1"}, Data: []byte(d), Reply: true})
 		id, ok := sse.ParseID(r.ID)
 		if err != nil || !ok {
 			t.Fatalf("publish %s: %+v %v", d, r, err)
@@ -362,13 +359,13 @@ func testRollbackInTheLinks(t *testing.T, sameSeq bool) {
 		// this node's position, from an entry it never read.
 		cmds = append(cmds, c.B().Xadd().Key("{rb}:log").Id(two+"-0").FieldValue().
 			FieldValue("h", strconv.FormatUint(e.Stats().Epoch, 10)+" "+one+" other:1 ").
-			FieldValue("m", encodeBody("", hub.Message{Target: "room9", Data: []byte("other")})).Build(),
+			FieldValue("m", encodeBody("", hub.Message{Targets: []string{"room9"}, Data: []byte("other")})).Build(),
 			c.B().Hset().Key("{rb}:meta").FieldValue().FieldValue("s", two).FieldValue("u", "other:1").Build())
 	}
 	// In one step: "two" is gone from Redis, and a node that had not read
 	// it publishes "three".
 	cmds = append(cmds, c.B().Eval().Script(publishScript).Numkeys(3).Key("{rb}:meta", "{rb}:log", "{rb}:pub:other").
-		Arg("1", "1000", one, "other", "2", encodeBody("", hub.Message{Target: "room1", Data: []byte("three")}), "0").Build(),
+		Arg("1", "1000", one, "other", "2", encodeBody("", hub.Message{Targets: []string{"room1"}, Data: []byte("three")}), "0").Build(),
 		c.B().Exec().Build())
 	resps := c.DoMulti(context.Background(), cmds...)
 	for _, r := range resps {
@@ -403,12 +400,12 @@ func testRollbackInTheLinks(t *testing.T, sameSeq bool) {
 // twice); an answered one gets the id the log gave it.
 func TestSettleSkipsUnitsSeenInTheLog(t *testing.T) {
 	c := redisForTest(t)
-	e, h, _ := engineForTest(t, c, "settle")
-	r, err := h.Publish(hub.Message{Targets: []string{"room1"}, Data: []byte("answered")})
+	e, _, _ := engineForTest(t, c, "settle")
+	r, err := e.Publish(hub.Message{Targets: []string{"room1"}, Data: []byte("answered"), Reply: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.Publish(hub.Message{Target: "room1", Data: []byte("fire-and-forget")}); err != nil {
+	if _, err := e.Publish(hub.Message{Targets: []string{"room1"}, Data: []byte("fire-and-forget")}); err != nil {
 		t.Fatal(err)
 	}
 	for end := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
@@ -424,7 +421,7 @@ func TestSettleSkipsUnitsSeenInTheLog(t *testing.T) {
 	}
 	// Both again, as a resent batch, and a new unit behind them.
 	again := &unit{n: 1, done: make(chan reply, 1)}
-	m := hub.Message{Target: "room1", Data: []byte("x")}
+	m := hub.Message{Targets: []string{"room1"}, Data: []byte("x")}
 	again.m = m
 	batch := []*unit{again, {n: 2, async: true, m: m}, {n: 3, async: true, m: m}}
 	e.q.mu.Lock()

@@ -44,14 +44,14 @@ func (q *queue) len() int {
 	return len(q.units)
 }
 
-// publish is the hub's remote publisher. A unit of the control port's line
-// protocol or of the FIFO (a message with Target, not Targets) expects no
-// answer: it is queued, in order, and delivered when Redis is reachable,
-// up to the queue bound. A publication that is answered (HTTP API, JSON
-// units) waits for its id, and is refused at once when Redis is down, so
-// that the publisher can retry.
-func (e *Engine) publish(m hub.Message) (hub.Result, error) {
-	async := len(m.Targets) == 0
+// Publish has the cluster number m (the publication pipeline calls it in
+// place of the hub's). A message whose publisher expects no answer
+// (m.Reply unset: a control line or a FIFO unit) is queued, in order, and
+// delivered when Redis is reachable, up to the queue bound. One that is
+// answered (HTTP API, JSON units) waits for its id, and is refused at once
+// when Redis is down, so that the publisher can retry.
+func (e *Engine) Publish(m hub.Message) (hub.Result, error) {
+	async := !m.Reply
 	if !async && !e.up.Load() {
 		e.unavailable.Add(1)
 		return hub.Result{}, hub.ErrUnavailable

@@ -17,6 +17,7 @@ import (
 
 	"github.com/hasses-go/hasses/internal/access"
 	"github.com/hasses-go/hasses/internal/cluster"
+	"github.com/hasses-go/hasses/internal/control"
 	"github.com/hasses-go/hasses/internal/epoll"
 	"github.com/hasses-go/hasses/internal/handshake"
 	"github.com/hasses-go/hasses/internal/hub"
@@ -269,10 +270,10 @@ func init() {
 // Defaults returns the options before any argument is applied.
 func Defaults() *Options {
 	return &Options{
-		Sep:              ';',
+		Sep:              control.DefaultSep,
 		LogFile:          "/var/log/hasses.log",
-		CORSBase:         "*",
-		MaxMessage:       64 << 10,
+		CORSBase:         handshake.DefaultCORSBase,
+		MaxMessage:       hub.DefaultMaxData,
 		MaxLag:           hub.DefaultMaxLag,
 		MaxTokens:        handshake.DefaultMaxTokens,
 		MaxTokenLen:      handshake.DefaultMaxTokenLen,
@@ -281,9 +282,9 @@ func Defaults() *Options {
 		Lifetime:         stream.DefaultLifetime,
 		Heartbeat:        stream.DefaultHeartbeat,
 		Drain:            stream.DefaultDrain,
-		IdleGap:          200 * time.Millisecond,
+		IdleGap:          control.DefaultIdleGap,
 		HistoryCount:     hub.DefaultHistoryCount,
-		FIFOMode:         0o660,
+		FIFOMode:         control.DefaultFIFOMode,
 		MaxConnsPerIP:    stream.DefaultMaxConnsPerAddr,
 		HistoryBytes:     hub.DefaultHistoryBytes,
 		HistoryAge:       hub.DefaultHistoryAge,

@@ -17,6 +17,7 @@ import (
 
 	"github.com/hasses-go/hasses/internal/access"
 	"github.com/hasses-go/hasses/internal/hub"
+	"github.com/hasses-go/hasses/internal/pipeline"
 )
 
 func units(f *Framer, parts ...string) []string {
@@ -137,7 +138,12 @@ func TestParseMessage(t *testing.T) {
 		{"t=\x00", "", "", "", false},
 		{strings.Repeat("k", 257) + "=m", "", "", "", false},
 	} {
-		m, err := ParseMessage([]byte(c.in), 256, 256)
+		// Published as the handler does it: the line syntax, then the one
+		// validation of every input.
+		m, err := ParseMessage([]byte(c.in))
+		if err == nil {
+			err = m.Validate(hub.Limits{MaxTokenLen: 256, MaxIDLen: 256})
+		}
 		if (err == nil) != c.ok {
 			t.Errorf("%q: err %v, want ok=%v", c.in, err, c.ok)
 			continue
@@ -145,7 +151,7 @@ func TestParseMessage(t *testing.T) {
 		if c.ok && strings.Contains(c.in, "#") && m.Event == "" {
 			t.Errorf("%q: no event name", c.in)
 		}
-		if c.ok && (m.Target != c.target || m.Exclude != c.exclude || string(m.Data) != c.data) {
+		if c.ok && (m.Targets[0] != c.target || m.Exclude != c.exclude || string(m.Data) != c.data) {
 			t.Errorf("%q: got %+v", c.in, m)
 		}
 	}
@@ -178,14 +184,20 @@ func (b *fakeBackend) data() []string {
 	defer b.mu.Unlock()
 	var out []string
 	for _, m := range b.msgs {
-		out = append(out, m.Target+"="+string(m.Data))
+		out = append(out, strings.Join(m.Targets, ",")+"="+string(m.Data))
 	}
 	return out
 }
 
-func newHandler(b Backend) *Handler {
+// backend is a Backend that also takes the pipeline's publications.
+type backend interface {
+	Backend
+	pipeline.Sink
+}
+
+func newHandler(b backend) *Handler {
 	lv := new(slog.LevelVar)
-	return &Handler{Backend: b, Logger: slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: lv})), Level: lv,
+	return &Handler{Backend: b, Pipeline: &pipeline.Pipeline{Hub: b}, Logger: slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: lv})), Level: lv,
 		IdleGap: 50 * time.Millisecond}
 }
 
@@ -418,13 +430,16 @@ func FuzzParseMessage(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
-		m, err := ParseMessage(in, 32, 32)
+		m, err := ParseMessage(in)
 		if err != nil {
 			return
 		}
-		if m.Target == "" || len(m.Target) > 32 || len(m.Exclude) > 32 || len(m.Data) == 0 ||
-			strings.Contains(m.Target, "-") || strings.Contains(m.Exclude, "*") {
+		if len(m.Targets) != 1 || m.Targets[0] == "" || strings.Contains(m.Targets[0], "-") ||
+			strings.Contains(m.Targets[0], "#") || strings.Contains(m.Exclude, "*") || bytes.IndexByte(m.Data, 0) >= 0 {
 			t.Fatalf("bad message %+v from %q", m, in)
+		}
+		if m.Validate(hub.Limits{MaxTokenLen: 32, MaxIDLen: 32}) == nil && (len(m.Targets[0]) > 32 || len(m.Exclude) > 32 || len(m.Data) == 0) {
+			t.Fatalf("validated %+v from %q", m, in)
 		}
 	})
 }
@@ -436,12 +451,12 @@ func TestJSONUnits(t *testing.T) {
 	}
 	b := &fakeBackend{}
 	h := newHandler(b)
-	h.Limits.MaxData = 10
+	h.Pipeline.Limits.MaxData = 10
 	for unit, want := range map[string]string{
 		`{"token":"a","data":"hello","event":"ev"}`: `{"ids":["x-1"],"receivers":0}`,
 		`{"tokens":["a","b*"],"data":"x"}`:          `{"ids":["x-1"],"receivers":0}`,
 		`{"token":"a","data":"far too long data"}`:  `{"error":"data larger than the limit: 17 bytes, limit 10"}`,
-		`{"token":"a","data":"x","event":"a\nb"}`:   `{"error":"CR, LF or NUL in a token, event name or client id"}`,
+		`{"token":"a","data":"x","event":"a\nb"}`:   `{"error":"CR, LF or NUL in the event name or client id"}`,
 		`{"data":"x"}`:                       `{"error":"no token given"}`,
 		`{"token":"a","data":"x","bogus":1}`: `{"error":"bad JSON: json: unknown field \"bogus\""}`,
 		`{not json`:                          "error",
@@ -510,7 +525,7 @@ func FuzzJSONUnit(f *testing.F) {
 	f.Fuzz(func(t *testing.T, unit []byte) {
 		b := &fakeBackend{}
 		h := newHandler(b)
-		h.Limits.MaxData = 64
+		h.Pipeline.Limits.MaxData = 64
 		reply := h.Handle(nil, append([]byte("{"), unit...), true, "fuzz")
 		if len(reply) == 0 || reply[len(reply)-1] != '\n' {
 			t.Fatalf("reply %q", reply)

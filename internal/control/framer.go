@@ -5,6 +5,9 @@ package control
 
 import (
 	"bytes"
+
+	"github.com/hasses-go/hasses/internal/handshake"
+	"github.com/hasses-go/hasses/internal/hub"
 )
 
 // Kind is what a unit is, decided once by the framer.
@@ -84,12 +87,12 @@ const (
 	stLook               // plain unit, after a newline: line decides
 )
 
-// Defaults for a Framer built without limits (tests). The server always
-// sets them from its options.
+// Defaults for a Framer built without limits (tests); the Handler always
+// sets them. An "auth" unit is bounded by defaultMaxAuth alone.
 const (
-	defaultMaxBody     = 64 << 10
-	defaultMaxTokenLen = 256
-	defaultMaxIDLen    = 256
+	defaultMaxBody     = hub.DefaultMaxData
+	defaultMaxTokenLen = handshake.DefaultMaxTokenLen
+	defaultMaxIDLen    = handshake.DefaultMaxIDLen
 	defaultMaxAuth     = 4 << 10
 )
 
@@ -97,7 +100,7 @@ func (f *Framer) sep() byte {
 	if f.Sep != 0 {
 		return f.Sep
 	}
-	return ';'
+	return DefaultSep
 }
 
 func (f *Framer) tokenLen() int {

@@ -9,18 +9,19 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/hasses-go/hasses/internal/access"
+	"github.com/hasses-go/hasses/internal/handshake"
 	"github.com/hasses-go/hasses/internal/hub"
 	"github.com/hasses-go/hasses/internal/lograte"
+	"github.com/hasses-go/hasses/internal/pipeline"
 	"github.com/hasses-go/hasses/publish"
 )
 
 // Backend is what the control channel drives: the running server.
+// Publications go through the Handler's Pipeline instead.
 type Backend interface {
-	Publish(m hub.Message) (hub.Result, error)
 	Counters() Counters
 	SubscribedClients(token string) int
 	Clients() []ClientInfo
@@ -59,35 +60,38 @@ type Info struct {
 // Handler executes control units from the TCP port and the FIFO.
 type Handler struct {
 	Backend Backend
-	Logger  *slog.Logger
+	// Pipeline validates, routes and counts publications; its Limits
+	// bound the units (zero fields mean the defaults below).
+	Pipeline *pipeline.Pipeline
+	Logger   *slog.Logger
 	// Level is the logger's level; loglevel_* commands change it.
-	Level       *slog.LevelVar
-	Sep         byte          // message separator; 0 means ';'
-	MaxTokenLen int           // longest token (and event name); 0 means 256
-	MaxIDLen    int           // longest excluded client id; 0 means 256
-	IdleGap     time.Duration // a fragment without terminator ends after this; 0 means 200 ms
+	Level   *slog.LevelVar
+	Sep     byte          // message separator; 0 means DefaultSep
+	IdleGap time.Duration // a fragment without terminator ends after this; 0 means DefaultIdleGap
 	// Policy says who may use the TCP port; nil admits everyone (hasses).
 	Policy *access.Policy
-	// FIFOMode is the mode of a FIFO the handler creates; 0 means 0660.
-	// (hasses made it 0666: any local user could publish.)
+	// FIFOMode is the mode of a FIFO the handler creates; 0 means
+	// DefaultFIFOMode. (hasses made it 0666: any local user could publish.)
 	FIFOMode os.FileMode
-	// Limits bound publications: MaxData (-max-message) is the exact
-	// limit of a message body, plain or JSON; 0 means 64 KiB.
-	Limits publish.Limits
 	// With a secret, a connection must authenticate within AuthTimeout
-	// (0 means 10 s), and at most MaxUnauthed connections (0 means 64) may
-	// wait to do so; more are turned away with an error line.
+	// (0 means DefaultAuthTimeout), and at most MaxUnauthed connections (0
+	// means DefaultMaxUnauthed) may wait to do so; more are turned away
+	// with an error line.
 	AuthTimeout time.Duration
 	MaxUnauthed int
 
-	processed atomic.Int64            // msgproccnt
-	logs      lograte.Limiter[string] // bad units and refused connections, per reason
+	logs lograte.Limiter[string] // bad units and refused connections, per reason
 }
 
-// Bounds of a connection before it has authenticated.
+// Defaults of the control inputs, read by internal/config. The lengths of
+// tokens and client ids are the SSE port's (a publication names what a
+// subscriber can), and the body's is hub.DefaultMaxData.
 const (
-	defaultAuthTimeout = 10 * time.Second
-	defaultMaxUnauthed = 64
+	DefaultSep         = ';'
+	DefaultIdleGap     = 200 * time.Millisecond
+	DefaultFIFOMode    = 0o660
+	DefaultAuthTimeout = 10 * time.Second
+	DefaultMaxUnauthed = 64
 )
 
 // warn logs a refused or ignored input at the normal level, at most a line
@@ -96,65 +100,66 @@ func (h *Handler) warn(reason, msg string, args ...any) {
 	h.logs.Log(h.Logger, slog.LevelWarn, reason, msg, args...)
 }
 
-func (h *Handler) maxTokenLen() int {
-	if h.MaxTokenLen > 0 {
-		return h.MaxTokenLen
+// refuse counts a unit refused before it reached the pipeline.
+func (h *Handler) refuse(src pipeline.Source, r pipeline.Reason) {
+	if h.Pipeline != nil {
+		h.Pipeline.Refuse(src, r)
 	}
-	if h.Limits.MaxTokenLen > 0 {
-		return h.Limits.MaxTokenLen
-	}
-	return defaultMaxTokenLen
 }
 
-func (h *Handler) maxIDLen() int {
-	if h.MaxIDLen > 0 {
-		return h.MaxIDLen
+// limits are the pipeline's, with the defaults for its zero fields.
+func (h *Handler) limits() hub.Limits {
+	var l hub.Limits
+	if h.Pipeline != nil {
+		l = h.Pipeline.Limits
 	}
-	return defaultMaxIDLen
-}
-
-func (h *Handler) maxBody() int {
-	if h.Limits.MaxData > 0 {
-		return h.Limits.MaxData
+	if l.MaxData <= 0 {
+		l.MaxData = hub.DefaultMaxData
 	}
-	return defaultMaxBody
+	if l.MaxTokenLen <= 0 {
+		l.MaxTokenLen = handshake.DefaultMaxTokenLen
+	}
+	if l.MaxIDLen <= 0 {
+		l.MaxIDLen = handshake.DefaultMaxIDLen
+	}
+	return l
 }
 
 func (h *Handler) authTimeout() time.Duration {
 	if h.AuthTimeout > 0 {
 		return h.AuthTimeout
 	}
-	return defaultAuthTimeout
+	return DefaultAuthTimeout
 }
 
 func (h *Handler) maxUnauthed() int {
 	if h.MaxUnauthed > 0 {
 		return h.MaxUnauthed
 	}
-	return defaultMaxUnauthed
+	return DefaultMaxUnauthed
 }
 
 func (h *Handler) fifoMode() os.FileMode {
 	if h.FIFOMode != 0 {
 		return h.FIFOMode.Perm()
 	}
-	return 0o660
+	return DefaultFIFOMode
 }
 
 func (h *Handler) idleGap() time.Duration {
 	if h.IdleGap > 0 {
 		return h.IdleGap
 	}
-	return 200 * time.Millisecond
+	return DefaultIdleGap
 }
 
 func (h *Handler) newFramer() *Framer {
-	tok, body := h.maxTokenLen(), h.maxBody()
+	l := h.limits()
 	// The largest valid JSON unit: every byte of data and of each token,
 	// event name and client id escaped as \uXXXX, plus the keys.
-	fields := max(h.Limits.MaxTargets, 1) + 3
-	maxJSON := 6*body + fields*(6*max(tok, h.maxIDLen())+16) + 1024
-	return &Framer{Sep: h.Sep, MaxBody: body, MaxTokenLen: tok, MaxIDLen: h.maxIDLen(), MaxJSON: maxJSON, MaxAuth: defaultMaxAuth}
+	fields := max(l.MaxTargets, 1) + 3
+	maxJSON := 6*l.MaxData + fields*(6*max(l.MaxTokenLen, l.MaxIDLen)+16) + 1024
+	return &Framer{Sep: h.Sep, MaxBody: l.MaxData, MaxTokenLen: l.MaxTokenLen, MaxIDLen: l.MaxIDLen, MaxJSON: maxJSON, MaxAuth: defaultMaxAuth}
 }
 
 // Handle classifies and executes one unit and appends any reply to dst.
@@ -169,17 +174,26 @@ func (h *Handler) Handle(dst []byte, unit []byte, tcp bool, source string) []byt
 
 // handleUnit executes one framed unit and appends any reply to dst.
 func (h *Handler) handleUnit(dst []byte, u Unit, tcp bool, source string) []byte {
+	src := pipeline.FIFO
+	if tcp {
+		src = pipeline.Control
+		if u.Kind == KindJSON {
+			src = pipeline.ControlJSON
+		}
+	}
 	switch {
 	case u.Oversized && u.Kind == KindJSON:
-		msg := fmt.Sprintf("JSON unit too large: %d bytes (data limit %d bytes)", u.Size, h.maxBody())
+		h.refuse(src, pipeline.TooLarge)
+		msg := fmt.Sprintf("JSON unit too large: %d bytes (data limit %d bytes)", u.Size, h.limits().MaxData)
 		h.warn("oversized", "control: unit rejected: "+msg, "source", source)
 		return h.jsonReply(dst, tcp, map[string]string{"error": msg})
 	case u.Oversized:
+		h.refuse(src, pipeline.TooLarge)
 		h.warn("oversized", "control: unit rejected whole: longer than the limit", "source", source,
-			"kind", u.Kind.String(), "bytes", u.Size, "body_limit", h.maxBody())
+			"kind", u.Kind.String(), "bytes", u.Size, "body_limit", h.limits().MaxData)
 		return dst
 	case u.Kind == KindJSON:
-		return h.handleJSON(dst, u.Data, tcp, source)
+		return h.handleJSON(dst, u.Data, tcp, src, source)
 	case u.Kind == KindAuth:
 		// Reached only without a secret (the connection checks it first):
 		// there is nothing to check.
@@ -188,22 +202,19 @@ func (h *Handler) handleUnit(dst []byte, u Unit, tcp bool, source string) []byte
 		}
 		return dst
 	case u.Kind == KindMessage:
-		m, err := ParseMessage(u.Data, h.maxTokenLen(), h.maxIDLen())
+		m, err := ParseMessage(u.Data)
+		if err == nil {
+			_, err = h.Pipeline.Publish(m, src)
+		} else {
+			h.refuse(src, pipeline.BadRequest)
+		}
 		if err != nil {
 			reason := err
-			if e := errors.Unwrap(err); e != nil {
-				reason = e
+			for e := errors.Unwrap(reason); e != nil; e = errors.Unwrap(reason) {
+				reason = e // the sentinel: one log line a second per kind of error
 			}
-			h.warn(reason.Error(), "control: unit ignored: "+reason.Error(), "source", source, "unit", preview(u.Data))
-			return dst
+			h.warn(reason.Error(), "control: unit ignored: "+err.Error(), "source", source, "unit", preview(u.Data))
 		}
-		h.processed.Add(1)
-		r, err := h.Backend.Publish(m)
-		if err != nil {
-			h.warn("publish", "control: publish failed", "source", source, "err", err)
-			return dst
-		}
-		h.Logger.Debug("control: published", "source", source, "target", m.Target, "id", r.ID, "receivers", r.Receivers)
 		return dst
 	}
 	s := string(u.Data)
@@ -271,21 +282,20 @@ func (h *Handler) jsonReply(dst []byte, tcp bool, v any) []byte {
 // handleJSON publishes a unit of the JSON framing, the same object as the
 // HTTP API takes, and answers on TCP with the result or the error, one
 // object per line.
-func (h *Handler) handleJSON(dst []byte, unit []byte, tcp bool, source string) []byte {
+func (h *Handler) handleJSON(dst []byte, unit []byte, tcp bool, src pipeline.Source, source string) []byte {
 	var m publish.Message
 	dec := json.NewDecoder(bytes.NewReader(unit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&m); err != nil {
+		h.refuse(src, pipeline.BadRequest)
 		h.warn("bad JSON", "control: bad JSON unit", "source", source, "err", err)
 		return h.jsonReply(dst, tcp, map[string]string{"error": "bad JSON: " + err.Error()})
 	}
-	if err := m.Validate(h.Limits); err != nil {
-		h.warn("JSON refused", "control: JSON publication refused", "source", source, "err", err)
-		return h.jsonReply(dst, tcp, map[string]string{"error": err.Error()})
-	}
-	h.processed.Add(1)
-	r, err := h.Backend.Publish(hub.Message{Targets: m.Targets(), Exclude: m.Exclude, Event: m.Event, Data: []byte(m.Data)})
+	// Over TCP the sender reads the answer; a FIFO unit has no one to
+	// answer, like a line.
+	r, err := h.Pipeline.Publish(pipeline.FromJSON(&m, tcp), src)
 	if err != nil {
+		h.warn("JSON refused", "control: JSON publication refused", "source", source, "err", err)
 		return h.jsonReply(dst, tcp, map[string]string{"error": err.Error()})
 	}
 	return h.jsonReply(dst, tcp, publish.Result{IDs: []string{r.ID}, Receivers: r.Receivers})
@@ -322,7 +332,7 @@ func (h *Handler) appendStatus(dst []byte) []byte {
 	dst = append(dst, `,"mode": `...)
 	dst = appendJSONString(dst, info.Mode)
 	return fmt.Appendf(dst, `,"loglevel": %d,"allconncli": %d,"sseconncli": %d,"maxconncli": %d,"msgproccnt": %d,"msgsendcnt": %d}`,
-		h.hassesLevel(), c.AllConn, c.SSEConn, c.MaxConn, h.processed.Load(), c.MsgSend)
+		h.hassesLevel(), c.AllConn, c.SSEConn, c.MaxConn, h.Pipeline.Published(), c.MsgSend)
 }
 
 func (h *Handler) logStatus() {
@@ -330,7 +340,7 @@ func (h *Handler) logStatus() {
 	h.Logger.Info("status", "version", info.Version, "pid", os.Getpid(), "uid", os.Getuid(),
 		"runningtime", runningTime(time.Since(info.Started)), "mode", info.Mode, "loglevel", h.hassesLevel(),
 		"reinit", info.Reinit, "cors_base", info.CORSBase, "allconncli", c.AllConn, "sseconncli", c.SSEConn,
-		"maxconncli", c.MaxConn, "msgproccnt", h.processed.Load(), "msgsendcnt", c.MsgSend)
+		"maxconncli", c.MaxConn, "msgproccnt", h.Pipeline.Published(), "msgsendcnt", c.MsgSend)
 }
 
 // runningTime formats like hasses: HH:MM:SS, or Nday HH:MM:SS.

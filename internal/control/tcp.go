@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hasses-go/hasses/internal/pipeline"
 )
 
 // Replies that end a connection before it has authenticated.
@@ -102,6 +104,7 @@ func (s *tcpServer) start(ctx context.Context, c net.Conn) {
 	h := s.h
 	source := c.RemoteAddr().String()
 	if h.Policy != nil && !h.Policy.PermitsConn(c.RemoteAddr()) {
+		h.refuse(pipeline.Control, pipeline.Forbidden)
 		h.warn("not allowed", "control: connection refused: address not allowed", "remote", source)
 		c.Close()
 		return
@@ -226,11 +229,13 @@ func (cc *ctlConn) handle(u Unit) {
 			cc.reply = append(cc.reply, authOK...)
 			return
 		}
+		h.refuse(pipeline.Control, pipeline.Unauthorized)
 		h.warn("auth failed", "control: authentication failed", "remote", cc.source)
 		cc.refuse(authRequired)
 		return
 	}
 	if !cc.authed {
+		h.refuse(pipeline.Control, pipeline.Unauthorized)
 		h.warn("auth failed", "control: authentication failed: first unit is not auth", "remote", cc.source)
 		cc.refuse(authRequired)
 		return
@@ -339,6 +344,7 @@ func (cc *ctlConn) serve(ctx context.Context) {
 		switch {
 		case cc.done() || cc.gen != gen:
 		case !cc.authed && !now.Before(cc.authBy):
+			cc.h.refuse(pipeline.Control, pipeline.Unauthorized)
 			cc.h.warn("auth timeout", "control: connection closed: no authentication in time", "remote", cc.source)
 			cc.refuse(authTimedOut)
 		case cc.fr.Pending() && !now.Before(cc.lastRead.Add(gap)):

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hasses-go/hasses/internal/access"
 	"github.com/hasses-go/hasses/internal/hub"
+	"github.com/hasses-go/hasses/internal/pipeline"
 )
 
 type syncBuffer struct {
@@ -60,7 +61,7 @@ func (l *failingListener) Addr() net.Addr { return &net.TCPAddr{} }
 // second, with the count of the ones held back.
 func TestAcceptErrorsRateLimited(t *testing.T) {
 	var logs syncBuffer
-	h := &Handler{Backend: &fakeBackend{}, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	h := &Handler{Backend: &fakeBackend{}, Pipeline: &pipeline.Pipeline{Hub: &fakeBackend{}}, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
 	now := time.Unix(1000, 0)
 	var clock sync.Mutex
 	h.logs.Now = func() time.Time { clock.Lock(); defer clock.Unlock(); return now }
@@ -134,7 +135,7 @@ func TestAuthTimeout(t *testing.T) {
 func TestOversizedJSONReply(t *testing.T) {
 	b := &fakeBackend{}
 	h := newHandler(b)
-	h.Limits.MaxData = 100
+	h.Pipeline.Limits.MaxData = 100
 	addr := serveTCP(t, h)
 	c, err := net.Dial("tcp", addr)
 	if err != nil {

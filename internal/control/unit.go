@@ -3,7 +3,6 @@ package control
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"strings"
 
 	"github.com/hasses-go/hasses/internal/hub"
@@ -44,16 +43,12 @@ func isFixedCommand(s []byte) bool {
 	return false
 }
 
-// Errors of ParseMessage.
+// Errors of ParseMessage: the line syntax. What a message may hold is
+// hub.Message.Validate's to say, for every input alike.
 var (
-	ErrNoToken     = errors.New("no token before '='")
-	ErrEmptyBody   = errors.New("empty message body")
-	ErrTokenLength = errors.New("token too long")
-	ErrBadExclude  = errors.New("'*' after the excluded client id")
-	ErrBadEvent    = errors.New("line break in the event name")
-	ErrEventLength = errors.New("event name too long")
-	ErrTokenSpace  = errors.New("blank or control character in the token (a subscriber's token never has one)")
-	ErrNotCommand  = errors.New("not a command and no '='")
+	ErrNoToken    = errors.New("no token before '='")
+	ErrBadExclude = errors.New("'*' after the excluded client id")
+	ErrNotCommand = errors.New("not a command and no '='")
 )
 
 // ParseMessage parses "token=body" (spec 4.8-4.9, with bodies that may
@@ -64,7 +59,7 @@ var (
 // "token#name=body" gives the event an SSE event name. A browser cannot
 // subscribe to a token containing a raw '#' (it would start the URL's
 // fragment), so this extension changes nothing for existing senders.
-func ParseMessage(unit []byte, maxTokenLen, maxIDLen int) (hub.Message, error) {
+func ParseMessage(unit []byte) (hub.Message, error) {
 	i := bytes.IndexByte(unit, '=')
 	if i < 0 {
 		return hub.Message{}, ErrNotCommand
@@ -76,21 +71,7 @@ func ParseMessage(unit []byte, maxTokenLen, maxIDLen int) (hub.Message, error) {
 	if j := bytes.IndexByte(body, 0); j >= 0 {
 		body = body[:j]
 	}
-	if len(body) == 0 {
-		return hub.Message{}, ErrEmptyBody
-	}
 	token, event, _ := strings.Cut(token, "#")
-	for _, c := range []byte(token) {
-		if c <= ' ' || c == 0x7f {
-			return hub.Message{}, ErrTokenSpace
-		}
-	}
-	if strings.ContainsAny(event, "\r\n\x00") {
-		return hub.Message{}, ErrBadEvent
-	}
-	if len(event) > maxTokenLen {
-		return hub.Message{}, fmt.Errorf("%w (limit %d)", ErrEventLength, maxTokenLen)
-	}
 	target, exclude, _ := strings.Cut(token, "-")
 	if target == "" {
 		return hub.Message{}, ErrNoToken
@@ -101,8 +82,5 @@ func ParseMessage(unit []byte, maxTokenLen, maxIDLen int) (hub.Message, error) {
 	if k := strings.IndexByte(target, '*'); k >= 0 {
 		target = target[:k+1]
 	}
-	if len(target) > maxTokenLen || len(exclude) > maxIDLen {
-		return hub.Message{}, fmt.Errorf("%w (limit %d)", ErrTokenLength, maxTokenLen)
-	}
-	return hub.Message{Target: target, Exclude: exclude, Event: event, Data: bytes.Clone(body)}, nil
+	return hub.Message{Targets: []string{target}, Exclude: exclude, Event: event, Data: bytes.Clone(body)}, nil
 }

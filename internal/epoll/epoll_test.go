@@ -123,7 +123,7 @@ func TestPartialWritesAreResumed(t *testing.T) {
 	const n = 600
 	go func() {
 		for i := range n {
-			ts.hub.Publish(hub.Message{Target: "t", Data: fmt.Appendf(nil, "%d %s", i, body)})
+			ts.hub.Publish(hub.Message{Targets: []string{"t"}, Data: fmt.Appendf(nil, "%d %s", i, body)})
 		}
 	}()
 	for i := range n {
@@ -158,7 +158,7 @@ func TestLaggingStreamIsClosedOthersServed(t *testing.T) {
 		done <- nil
 	}()
 	for i := range 2000 { // 2 MB
-		ts.hub.Publish(hub.Message{Target: "t", Data: fmt.Appendf(nil, "%d %s", i, body)})
+		ts.hub.Publish(hub.Message{Targets: []string{"t"}, Data: fmt.Appendf(nil, "%d %s", i, body)})
 		if i%10 == 9 {
 			time.Sleep(time.Millisecond) // a publisher the reader can keep up with
 		}
@@ -208,7 +208,7 @@ func TestDrainEndsStreamsWithLastChunk(t *testing.T) {
 		conns = append(conns, c)
 	}
 	waitSubscribed(t, ts.hub, "t", 5)
-	ts.hub.Publish(hub.Message{Target: "t", Data: []byte("bye")})
+	ts.hub.Publish(hub.Message{Targets: []string{"t"}, Data: []byte("bye")})
 	stopped := make(chan struct{})
 	go func() { ts.stop(); close(stopped) }()
 	for i, r := range readers {
@@ -240,7 +240,7 @@ func TestMoreThan64Loops(t *testing.T) {
 		readers = append(readers, r)
 	}
 	waitSubscribed(t, ts.hub, "t", 10)
-	ts.hub.Publish(hub.Message{Target: "t", Data: []byte("hello")})
+	ts.hub.Publish(hub.Message{Targets: []string{"t"}, Data: []byte("hello")})
 	for i, r := range readers {
 		if got, err := readEvent(r); err != nil || got != "hello" {
 			t.Fatalf("stream %d: %q %v", i, got, err)

@@ -14,9 +14,12 @@ const ServerName = "hasses-go"
 // headers an EventSource polyfill may send.
 const corsHeaders = "cache-control, last-event-id, X-Requested-With"
 
+// DefaultCORSBase is hasses' Access-Control-Allow-Origin (-cors-base).
+const DefaultCORSBase = "*"
+
 func (c *Config) origin() string {
 	if c.CORSBase == "" {
-		return "*"
+		return DefaultCORSBase
 	}
 	return c.CORSBase
 }

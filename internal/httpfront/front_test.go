@@ -219,7 +219,7 @@ func (f *testFront) waitSubscribed(t *testing.T, token string, n int) {
 
 func (f *testFront) publish(t *testing.T, target, data string) {
 	t.Helper()
-	if _, err := f.hub.Publish(hub.Message{Target: target, Data: []byte(data)}); err != nil {
+	if _, err := f.hub.Publish(hub.Message{Targets: []string{target}, Data: []byte(data)}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -160,7 +160,7 @@ func TestCutOnlyDuringWrite(t *testing.T) {
 	core := stream.New(h, stream.Config{Logger: slog.New(slog.DiscardHandler)})
 	sub, _ := h.Subscribe(h.NewOwner(func() {}), []string{"t"}, "", "", nil)
 	defer h.Unsubscribe(sub)
-	if _, err := h.Publish(hub.Message{Target: "t", Data: []byte(strings.Repeat("x", 4096))}); err != nil { // past the lag limit
+	if _, err := h.Publish(hub.Message{Targets: []string{"t"}, Data: []byte(strings.Repeat("x", 4096))}); err != nil { // past the lag limit
 		t.Fatal(err)
 	}
 	newWriter := func(write func([][]byte) (int, error)) (*blockingWriter, *atomic.Int32) {

@@ -17,7 +17,7 @@ func BenchmarkPublishExact(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		h.Publish(Message{Target: "room", Data: payload64})
+		h.Publish(Message{Targets: []string{"room"}, Data: payload64})
 		if len(o.dirty) > 0 {
 			h.Collect(o, nil)
 		}
@@ -33,7 +33,7 @@ func BenchmarkPublishPrefix(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		h.Publish(Message{Target: "room1*", Data: payload64})
+		h.Publish(Message{Targets: []string{"room1*"}, Data: payload64})
 		if len(o.dirty) > 0 {
 			h.Collect(o, nil)
 		}
@@ -69,7 +69,7 @@ func BenchmarkDeliver(b *testing.B) {
 				b.StopTimer() // publishing is measured by BenchmarkPublish*
 				for k := range perWrite {
 					for _, tok := range tokens {
-						h.Publish(Message{Target: tok, Exclude: ids[k], Data: payload64})
+						h.Publish(Message{Targets: []string{tok}, Exclude: ids[k], Data: payload64})
 					}
 				}
 				b.StartTimer()

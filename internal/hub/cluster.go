@@ -20,31 +20,25 @@ var ErrOrder = errors.New("hub: sequence number not above the last applied one")
 // reach its sequencer (Redis): the publisher should retry later.
 var ErrUnavailable = errors.New("cluster unavailable (Redis unreachable), retry later")
 
-// SetRemote makes Publish hand every checked message to fn instead of
-// numbering it locally. Call it once, before serving.
-func (h *Hub) SetRemote(fn func(Message) (Result, error)) { h.remote = fn }
+// ErrReplica is returned by Publish on a hub that a cluster feeds: a
+// publication must go to the cluster engine, which numbers it.
+var ErrReplica = errors.New("hub: a cluster numbers this hub's events: publish through the cluster engine")
 
-// Check validates m as Publish does.
-func Check(m Message) error { return check(m) }
+// SetReplica makes the hub a replica of a cluster's log: its events come
+// only through Apply, and Publish refuses. Call it once, before serving.
+func (h *Hub) SetReplica() { h.replica = true }
 
 // Apply publishes m as event seq of the current epoch, published at time at.
-// seq must be above every event applied so far. It returns how many
-// subscribers the event was routed to.
+// seq must be above every event applied so far, and m must have passed
+// Validate. It returns how many subscribers the event was routed to.
 func (h *Hub) Apply(seq uint64, at time.Time, m Message) (int, error) {
-	if err := check(m); err != nil {
-		return 0, err
-	}
-	targets := m.Targets
-	if len(targets) == 0 {
-		targets = []string{m.Target}
-	}
 	h.mu.Lock()
 	if seq <= h.seq {
 		h.mu.Unlock()
 		return 0, ErrOrder
 	}
 	h.seq = seq
-	_, receivers := h.publishLocked(seq, at.UnixNano(), targets, m)
+	_, receivers := h.publishLocked(seq, at.UnixNano(), m)
 	h.mu.Unlock()
 
 	h.wakeOwners()

@@ -10,7 +10,7 @@ import (
 
 func apply(t *testing.T, h *Hub, seq uint64, target, data string) {
 	t.Helper()
-	if _, err := h.Apply(seq, time.Now(), Message{Target: target, Data: []byte(data)}); err != nil {
+	if _, err := h.Apply(seq, time.Now(), Message{Targets: []string{target}, Data: []byte(data)}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -20,7 +20,7 @@ func TestApplyKeepsExternalIDs(t *testing.T) {
 	r := sub(h, o, "", "", "room1")
 	apply(t, h, 1000, "room1", "a")
 	apply(t, h, 1005, "room*", "b")
-	if _, err := h.Apply(1005, time.Now(), Message{Target: "room1"}); !errors.Is(err, ErrOrder) {
+	if _, err := h.Apply(1005, time.Now(), Message{Targets: []string{"room1"}}); !errors.Is(err, ErrOrder) {
 		t.Fatalf("Apply of an old seq: err %v, want ErrOrder", err)
 	}
 	r.drain(t, -1)
@@ -39,22 +39,14 @@ func TestApplyKeepsExternalIDs(t *testing.T) {
 	}
 }
 
-func TestSetRemoteRoutesPublish(t *testing.T) {
+func TestReplicaRefusesPublish(t *testing.T) {
 	h, _, _ := newHub(t, Config{})
-	var got []Message
-	h.SetRemote(func(m Message) (Result, error) {
-		got = append(got, m)
-		return Result{ID: "x-1"}, nil
-	})
-	if _, err := h.Publish(Message{Target: ""}); !errors.Is(err, ErrEmptyTarget) {
-		t.Fatalf("an invalid message must be refused before the remote: %v", err)
-	}
-	r, err := h.Publish(Message{Target: "a", Data: []byte("d")})
-	if err != nil || r.ID != "x-1" || len(got) != 1 {
-		t.Fatalf("remote not used: %v %v %d", r, err, len(got))
+	h.SetReplica()
+	if _, err := h.Publish(Message{Targets: []string{"a"}, Data: []byte("d")}); !errors.Is(err, ErrReplica) {
+		t.Fatalf("a replica must refuse Publish: %v", err)
 	}
 	if _, s := h.Head(); s != 0 {
-		t.Fatalf("a remote publication must not be numbered locally (seq %d)", s)
+		t.Fatalf("a refused publication must not be numbered (seq %d)", s)
 	}
 }
 
@@ -119,7 +111,7 @@ func TestClusterIDAheadIsComplete(t *testing.T) {
 	if _, replay := h.Subscribe(o, []string{"room1"}, "", "10-1500", nil); replay != ReplayUnknown {
 		t.Fatalf("single node, id ahead: replay %v, want unknown", replay)
 	}
-	h.SetRemote(func(m Message) (Result, error) { return Result{}, nil })
+	h.SetReplica()
 	s, replay := h.Subscribe(o, []string{"room1"}, "", "10-1500", nil)
 	if replay != ReplayComplete {
 		t.Fatalf("cluster, id 500 ahead: replay %v, want complete", replay)

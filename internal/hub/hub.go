@@ -13,7 +13,6 @@
 package hub
 
 import (
-	"errors"
 	"slices"
 	"strings"
 	"sync"
@@ -55,12 +54,6 @@ const (
 	// DefaultHistoryTotalBytes holds the full per-token history of 1,000
 	// busy tokens; a few thousand idle ones cost little.
 	DefaultHistoryTotalBytes = 256 << 20
-)
-
-// Errors returned by Publish.
-var (
-	ErrEmptyTarget = errors.New("hub: empty target token")
-	ErrBadEvent    = errors.New("hub: event name contains CR, LF or NUL")
 )
 
 // Event is one encoded publication. It is immutable once published.
@@ -134,9 +127,9 @@ type Hub struct {
 	lostSeq uint64
 
 	published atomic.Int64
-	// remote, when set, sequences publications instead of h.seq (cluster
-	// mode; see cluster.go).
-	remote func(Message) (Result, error)
+	// replica is set when a cluster sequences the events (cluster.go):
+	// they arrive through Apply, and Publish refuses.
+	replica bool
 }
 
 // New returns a hub with cfg's zero fields set to the defaults.
@@ -200,26 +193,20 @@ func (h *Hub) NewOwner(wake func()) *Owner {
 // Delivered returns how many events this owner's streams have received.
 func (o *Owner) Delivered() int64 { return o.delivered.Load() }
 
-// Publish encodes m once and routes it to every topic it targets. It returns
-// the assigned id and how many subscribers the message was routed to. In a
-// cluster (SetRemote) it hands the checked message to the cluster engine,
-// which sequences it and brings it back through Apply.
+// Publish numbers m, encodes it once and routes it to every topic it
+// targets. It returns the assigned id and how many subscribers the message
+// was routed to. m must have passed Validate (the publication pipeline sees
+// to it). A replica hub (SetReplica) refuses with ErrReplica: in a cluster,
+// events are numbered in Redis and arrive through Apply.
 func (h *Hub) Publish(m Message) (Result, error) {
-	if err := check(m); err != nil {
-		return Result{}, err
-	}
-	if h.remote != nil {
-		return h.remote(m)
-	}
-	targets := m.Targets
-	if len(targets) == 0 {
-		targets = []string{m.Target}
+	if h.replica {
+		return Result{}, ErrReplica
 	}
 	now := h.cfg.Now().UnixNano()
 
 	h.mu.Lock()
 	h.seq++
-	id, receivers := h.publishLocked(h.seq, now, targets, m)
+	id, receivers := h.publishLocked(h.seq, now, m)
 	h.mu.Unlock()
 
 	h.wakeOwners()
@@ -227,25 +214,9 @@ func (h *Hub) Publish(m Message) (Result, error) {
 	return Result{ID: id.String(), Receivers: receivers}, nil
 }
 
-// check validates m.
-func check(m Message) error {
-	if len(m.Targets) == 0 && m.Target == "" {
-		return ErrEmptyTarget
-	}
-	for _, t := range m.Targets {
-		if t == "" {
-			return ErrEmptyTarget
-		}
-	}
-	if strings.ContainsAny(m.Event, "\r\n\x00") {
-		return ErrBadEvent
-	}
-	return nil
-}
-
 // publishLocked encodes m as event seq (the caller has set h.seq to seq)
 // and appends it to its topics. Called with h.mu held.
-func (h *Hub) publishLocked(seq uint64, now int64, targets []string, m Message) (sse.ID, int) {
+func (h *Hub) publishLocked(seq uint64, now int64, m Message) (sse.ID, int) {
 	id := sse.ID{Epoch: h.cfg.Epoch, Seq: seq}
 	ev := h.encode(id, m, now)
 	everyone := false
@@ -256,7 +227,7 @@ func (h *Hub) publishLocked(seq uint64, now int64, targets []string, m Message) 
 			hit = append(hit, t)
 		}
 	}
-	for _, target := range targets {
+	for _, target := range m.Targets {
 		switch {
 		case target == "*":
 			add(h.bcast)

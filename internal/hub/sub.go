@@ -90,7 +90,7 @@ func (h *Hub) Subscribe(o *Owner, tokens []string, id, lastID string, conn any) 
 		// ahead is complete too, and the events up to it are skipped when
 		// they arrive (a client can only make itself miss events this way).
 		ahead := uint64(0)
-		if h.remote != nil {
+		if h.replica {
 			ahead = clusterAhead
 		}
 		if lid, ok := sse.ParseID(lastID); ok && lid.Epoch == h.cfg.Epoch && lid.Seq <= h.seq+ahead {

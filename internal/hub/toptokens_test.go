@@ -15,7 +15,7 @@ func TestTopTokens(t *testing.T) {
 	h.Subscribe(o, []string{"*"}, "star", "", nil) // not a token: never listed
 	pub := func(target string, n int) {
 		for range n {
-			if _, err := h.Publish(Message{Target: target, Data: []byte("x")}); err != nil {
+			if _, err := h.Publish(Message{Targets: []string{target}, Data: []byte("x")}); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -16,29 +16,22 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hasses-go/hasses/internal/access"
 	"github.com/hasses-go/hasses/internal/hub"
+	"github.com/hasses-go/hasses/internal/pipeline"
 	"github.com/hasses-go/hasses/publish"
 )
 
-// Publisher is where messages go: the hub.
-type Publisher interface {
-	Publish(m hub.Message) (hub.Result, error)
-}
-
-// Handler serves the publish API.
+// Handler serves the publish API. Publications, and the requests refused,
+// are counted by the Pipeline.
 type Handler struct {
-	Publisher Publisher
-	Policy    *access.Policy
-	Limits    publish.Limits
-	Rate      *access.RateLimiter // nil: unlimited
-	Logger    *slog.Logger
-
-	// Counters of refused requests, by reason.
-	Unauthorized, Forbidden, TooLarge, RateLimited, BadRequest, Published atomic.Int64
+	Pipeline *pipeline.Pipeline // its Limits bound the request body too
+	Policy   *access.Policy
+	Rate     *access.RateLimiter // nil: unlimited
+	Logger   *slog.Logger
 }
 
 // ServeHTTP routes /publish.
@@ -54,18 +47,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	addr := remoteAddr(r)
 	if !h.Policy.Permits(addr) {
-		h.Forbidden.Add(1)
+		h.Pipeline.Refuse(pipeline.HTTP, pipeline.Forbidden)
 		h.fail(w, http.StatusForbidden, "publishing is not allowed from "+addr.String())
 		return
 	}
 	if !h.Policy.CheckSecret(bearer(r)) {
-		h.Unauthorized.Add(1)
+		h.Pipeline.Refuse(pipeline.HTTP, pipeline.Unauthorized)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="hasses publish"`)
 		h.fail(w, http.StatusUnauthorized, "missing or wrong secret: send Authorization: Bearer <secret>")
 		return
 	}
 	if !h.Rate.Allow(addr, time.Now()) {
-		h.RateLimited.Add(1)
+		h.Pipeline.Refuse(pipeline.HTTP, pipeline.RateLimited)
 		w.Header().Set("Retry-After", "1")
 		h.fail(w, http.StatusTooManyRequests, "publish rate limit exceeded")
 		return
@@ -73,32 +66,34 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	m, status, err := h.decode(w, r)
 	if err != nil {
 		if status == http.StatusRequestEntityTooLarge {
-			h.TooLarge.Add(1)
+			h.Pipeline.Refuse(pipeline.HTTP, pipeline.TooLarge)
 		} else {
-			h.BadRequest.Add(1)
+			h.Pipeline.Refuse(pipeline.HTTP, pipeline.BadRequest)
 		}
 		h.fail(w, status, err.Error())
 		return
 	}
-	res, err := h.Publisher.Publish(hub.Message{Targets: m.Targets(), Exclude: m.Exclude, Event: m.Event, Data: []byte(m.Data)})
-	if errors.Is(err, hub.ErrUnavailable) { // a cluster node without Redis
+	res, err := h.Pipeline.Publish(pipeline.FromJSON(m, true), pipeline.HTTP)
+	switch {
+	case errors.Is(err, hub.ErrUnavailable): // a cluster node without Redis
 		w.Header().Set("Retry-After", "1")
 		h.fail(w, http.StatusServiceUnavailable, err.Error())
 		return
-	}
-	if err != nil {
-		h.BadRequest.Add(1)
+	case errors.Is(err, hub.ErrTooLarge):
+		h.fail(w, http.StatusRequestEntityTooLarge, err.Error())
+		return
+	case err != nil:
 		h.fail(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	h.Published.Add(1)
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(publish.Result{IDs: []string{res.ID}, Receivers: res.Receivers})
 }
 
 // decode reads a JSON object or form fields (token, repeatable; data;
-// event; exclude) and validates them. A body over the limit is 413 in every
-// encoding; a body without Content-Type is JSON if it starts with '{'.
+// event; exclude); the pipeline validates them. A body over the limit is
+// 413 in every encoding; a body without Content-Type is JSON if it starts
+// with '{'.
 func (h *Handler) decode(w http.ResponseWriter, r *http.Request) (*publish.Message, int, error) {
 	limit := h.bodyLimit()
 	overLimit := fmt.Errorf("request body over %d bytes", limit)
@@ -163,14 +158,12 @@ func (h *Handler) decode(w http.ResponseWriter, r *http.Request) (*publish.Messa
 		if len(m.Tokens) == 0 && first == '{' {
 			return nil, http.StatusBadRequest, errors.New("no token given (the body looks like JSON: send Content-Type: application/json)")
 		}
+		// A JSON string is text by construction; a form field is bytes.
+		if !utf8.ValidString(m.Data) {
+			return nil, http.StatusBadRequest, errors.New("data is not valid UTF-8")
+		}
 	default:
 		return nil, http.StatusUnsupportedMediaType, errors.New("send application/json or form fields")
-	}
-	if err := m.Validate(h.Limits); err != nil {
-		if errors.Is(err, publish.ErrTooLarge) {
-			return nil, http.StatusRequestEntityTooLarge, err
-		}
-		return nil, http.StatusBadRequest, err
 	}
 	return &m, http.StatusOK, nil
 }
@@ -178,10 +171,11 @@ func (h *Handler) decode(w http.ResponseWriter, r *http.Request) (*publish.Messa
 // bodyLimit is the largest body read: the data limit plus room for the
 // other fields and for escaping.
 func (h *Handler) bodyLimit() int64 {
-	if h.Limits.MaxData <= 0 {
-		return 1 << 20
+	data := h.Pipeline.Limits.MaxData
+	if data <= 0 {
+		data = hub.DefaultMaxData
 	}
-	return int64(h.Limits.MaxData) + 64<<10
+	return int64(data) + 64<<10
 }
 
 // firstByte skips JSON whitespace and returns the next byte without

@@ -14,7 +14,7 @@ import (
 
 	"github.com/hasses-go/hasses/internal/access"
 	"github.com/hasses-go/hasses/internal/hub"
-	"github.com/hasses-go/hasses/publish"
+	"github.com/hasses-go/hasses/internal/pipeline"
 )
 
 type recorder struct {
@@ -29,9 +29,9 @@ func (r *recorder) Publish(m hub.Message) (hub.Result, error) {
 	return hub.Result{ID: "e-1", Receivers: 2}, nil
 }
 
-func newHandler(p Publisher) *Handler {
-	return &Handler{Publisher: p, Policy: &access.Policy{Secret: "k"}, Limits: publish.Limits{MaxData: 100, MaxTokenLen: 16, MaxTargets: 4},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+func newHandler(p pipeline.Sink) *Handler {
+	pl := &pipeline.Pipeline{Hub: p, Limits: hub.Limits{MaxData: 100, MaxTokenLen: 16, MaxTargets: 4}}
+	return &Handler{Pipeline: pl, Policy: &access.Policy{Secret: "k"}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 }
 
 func do(h http.Handler, method, ctype, auth, body string) *httptest.ResponseRecorder {
@@ -79,8 +79,16 @@ func TestStatuses(t *testing.T) {
 	if len(rec.msgs) != 3 || string(rec.msgs[1].Data) != "x\ny" || len(rec.msgs[1].Targets) != 2 || rec.msgs[1].Event != "e" {
 		t.Errorf("published %+v", rec.msgs)
 	}
-	if h.Unauthorized.Load() != 2 || h.TooLarge.Load() != 2 || h.Published.Load() != 3 {
-		t.Errorf("counters: unauthorized %d too large %d published %d", h.Unauthorized.Load(), h.TooLarge.Load(), h.Published.Load())
+	// Every refusal and publication is counted once, under its reason.
+	want := map[pipeline.Reason]int64{pipeline.Unauthorized: 2, pipeline.TooLarge: 2, pipeline.BadRequest: 4}
+	published, refused := h.Pipeline.Counts()
+	for _, c := range refused {
+		if c.Source != pipeline.HTTP && c.N != 0 || c.Source == pipeline.HTTP && c.N != want[c.Reason] {
+			t.Errorf("refused %v %v: %d, want %d", c.Source, c.Reason, c.N, want[c.Reason])
+		}
+	}
+	if p := h.Pipeline.Published(); p != 3 || published[pipeline.HTTP].N != 3 {
+		t.Errorf("published %d (http %d), want 3", p, published[pipeline.HTTP].N)
 	}
 }
 

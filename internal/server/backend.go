@@ -5,14 +5,10 @@ import (
 	"strconv"
 
 	"github.com/hasses-go/hasses/internal/control"
-	"github.com/hasses-go/hasses/internal/hub"
 )
 
 // The Server is the control channel's backend.
 var _ control.Backend = (*Server)(nil)
-
-// Publish routes a message through the hub.
-func (s *Server) Publish(m hub.Message) (hub.Result, error) { return s.hub.Publish(m) }
 
 // Counters returns hasses' counters over every front end.
 func (s *Server) Counters() control.Counters {

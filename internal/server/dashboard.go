@@ -13,22 +13,21 @@ func (d dashSource) DashboardCounters() dashboard.Counters {
 	s := d.s
 	fs := s.front.Stats()
 	st := s.hub.Stats()
-	p := s.pub
+	var refused []dashboard.Count
+	row := map[string]int{} // one row per name: a reason over every input
+	for _, r := range s.refusalCounts(fs) {
+		if i, ok := row[r.name]; ok {
+			refused[i].N += r.n
+			continue
+		}
+		row[r.name] = len(refused)
+		refused = append(refused, dashboard.Count{Name: r.name, N: r.n})
+	}
 	return dashboard.Counters{
 		Connections: fs.Conns, Streams: fs.Streams, Topics: st.Topics, Subscribers: st.Subscribers,
 		Published: st.Published, Delivered: fs.Delivered, Lagged: fs.Lagged + fs.Stalled,
 		HistoryEvents: st.HistoryEvents, HistoryBytes: st.HistoryBytes,
-		Refused: []dashboard.Count{
-			{Name: "stream: server full (503)", N: fs.Refused},
-			{Name: "stream: per-address cap (429)", N: fs.RefusedPerAddr},
-			{Name: "stream: token refused", N: fs.Unauthorized},
-			{Name: "publish: wrong secret", N: p.Unauthorized.Load()},
-			{Name: "publish: network not allowed", N: p.Forbidden.Load()},
-			{Name: "publish: too large", N: p.TooLarge.Load()},
-			{Name: "publish: rate limited", N: p.RateLimited.Load()},
-			{Name: "publish: bad request", N: p.BadRequest.Load()},
-			{Name: "admin: refused", N: s.guard.refused.Load()},
-		},
+		Refused: refused,
 	}
 }
 

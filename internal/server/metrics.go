@@ -1,6 +1,9 @@
 package server
 
 import (
+	"strings"
+
+	"github.com/hasses-go/hasses/internal/stream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -24,7 +27,8 @@ var (
 	mStalled      = desc("streams_stalled_total", "Streams closed because their writes made no progress for the write timeout.")
 	mRefused      = desc("connections_refused_total", "Connections refused, by reason.", "reason")
 	mUnauthorized = desc("streams_unauthorized_total", "Stream requests refused by the subscriber token check.")
-	mPubRefused   = desc("publish_refused_total", "Publish API requests refused, by reason.", "reason")
+	mPubRefused   = desc("publish_refused_total", "Publications refused, by input and reason (every input: control, control_json, fifo, http).", "source", "reason")
+	mPubAccepted  = desc("publications_total", "Publications accepted on this node, by input.", "source")
 	mAdminRefused = desc("admin_refused_total", "Admin listener requests refused (address not allowed, or a wrong secret).")
 	mTopics       = desc("topics", "Tokens with subscribers or history.")
 	mHistEvents   = desc("history_events", "Events retained (history of every token, and what slow streams have yet to receive).")
@@ -33,7 +37,7 @@ var (
 
 func (m metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{mConns, mStreams, mConnsMax, mDeliveries, mWrites, mPublished, mLagged, mStalled,
-		mRefused, mUnauthorized, mPubRefused, mAdminRefused, mTopics, mHistEvents, mHistBytes} {
+		mRefused, mUnauthorized, mPubRefused, mPubAccepted, mAdminRefused, mTopics, mHistEvents, mHistBytes} {
 		ch <- d
 	}
 }
@@ -58,19 +62,40 @@ func (m metrics) Collect(ch chan<- prometheus.Metric) {
 	gauge(mTopics, float64(st.Topics))
 	gauge(mHistEvents, float64(st.HistoryEvents))
 	gauge(mHistBytes, float64(st.HistoryBytes))
-	counter(mRefused, fs.Refused, "capacity")
-	counter(mRefused, fs.RefusedPerAddr, "per_ip")
 	counter(mWrites, fs.Writes)
-	counter(mUnauthorized, fs.Unauthorized)
-	p := s.pub
-	counter(mPubRefused, p.Unauthorized.Load(), "unauthorized")
-	counter(mPubRefused, p.Forbidden.Load(), "forbidden")
-	counter(mPubRefused, p.TooLarge.Load(), "too_large")
-	counter(mPubRefused, p.RateLimited.Load(), "rate_limited")
-	counter(mPubRefused, p.BadRequest.Load(), "bad_request")
-	if g := s.guard; g != nil {
-		counter(mAdminRefused, g.refused.Load())
+	for _, r := range s.refusalCounts(fs) {
+		counter(r.desc, r.n, r.labels...)
 	}
+	published, _ := s.pipe.Counts()
+	for _, c := range published {
+		counter(mPubAccepted, c.N, c.Source.String())
+	}
+}
+
+// refusalCount is one refusal counter, as /metrics and the dashboard show it.
+type refusalCount struct {
+	desc   *prometheus.Desc
+	labels []string
+	name   string // on the dashboard; rows of one name are added up
+	n      int64
+}
+
+// refusalCounts lists every refusal counter once, for /metrics and the
+// dashboard alike.
+func (s *Server) refusalCounts(fs stream.Stats) []refusalCount {
+	out := []refusalCount{
+		{mRefused, []string{"capacity"}, "stream: server full (503)", fs.Refused},
+		{mRefused, []string{"per_ip"}, "stream: per-address cap (429)", fs.RefusedPerAddr},
+		{mUnauthorized, nil, "stream: token refused", fs.Unauthorized},
+	}
+	_, refused := s.pipe.Counts()
+	for _, c := range refused {
+		out = append(out, refusalCount{mPubRefused, []string{c.Source.String(), c.Reason.String()}, "publish: " + strings.ReplaceAll(c.Reason.String(), "_", " "), c.N})
+	}
+	if g := s.guard; g != nil {
+		out = append(out, refusalCount{mAdminRefused, nil, "admin: refused", g.refused.Load()})
+	}
+	return out
 }
 
 // registry holds the server's metrics and the Go and process collectors.

@@ -27,11 +27,11 @@ import (
 	"github.com/hasses-go/hasses/internal/handshake"
 	"github.com/hasses-go/hasses/internal/httpfront"
 	"github.com/hasses-go/hasses/internal/hub"
+	"github.com/hasses-go/hasses/internal/pipeline"
 	"github.com/hasses-go/hasses/internal/pubapi"
 	"github.com/hasses-go/hasses/internal/refusal"
 	"github.com/hasses-go/hasses/internal/stream"
 	"github.com/hasses-go/hasses/internal/subauth"
-	"github.com/hasses-go/hasses/publish"
 )
 
 // Version is reported by -v and the status commands.
@@ -57,6 +57,7 @@ type Server struct {
 	pubLn   net.Listener
 
 	policy   *access.Policy
+	pipe     *pipeline.Pipeline // every publication goes through it
 	pub      *pubapi.Handler
 	guard    *adminGuard          // with -admin
 	dash     *dashboard.Dashboard // with -admin
@@ -215,23 +216,26 @@ type frontEnd interface {
 
 func (s *Server) newControl() error {
 	opts := s.opts
-	limits := publish.Limits{MaxData: opts.MaxMessage, MaxTokenLen: opts.MaxTokenLen, MaxTargets: opts.MaxTokens}
-	s.pub = &pubapi.Handler{Publisher: s.hub, Policy: s.policy, Limits: limits,
+	s.pipe = &pipeline.Pipeline{Hub: s.hub,
+		Limits: hub.Limits{MaxData: opts.MaxMessage, MaxTokenLen: opts.MaxTokenLen, MaxIDLen: handshake.DefaultMaxIDLen, MaxTargets: opts.MaxTokens}}
+	if s.cluster != nil {
+		s.pipe.Cluster = s.cluster
+	}
+	s.pub = &pubapi.Handler{Pipeline: s.pipe, Policy: s.policy,
 		Rate: access.NewRateLimiter(opts.PubRate, max(int(opts.PubRate), 1)), Logger: s.log}
 	if s.adminLn != nil {
 		s.guard = newAdminGuard(s.policy)
 		s.dash = dashboard.New(dashSource{s}, dashboard.Config{Version: Version, Login: s.policy.Secret != ""})
 	}
 	s.control = &control.Handler{
-		Policy:      s.policy,
-		Limits:      limits,
-		FIFOMode:    os.FileMode(opts.FIFOMode),
-		Backend:     s,
-		Logger:      s.log,
-		Level:       s.level,
-		Sep:         opts.Sep,
-		IdleGap:     opts.IdleGap,
-		MaxTokenLen: opts.MaxTokenLen,
+		Pipeline: s.pipe,
+		Policy:   s.policy,
+		FIFOMode: os.FileMode(opts.FIFOMode),
+		Backend:  s,
+		Logger:   s.log,
+		Level:    s.level,
+		Sep:      opts.Sep,
+		IdleGap:  opts.IdleGap,
 	}
 	return nil
 }

@@ -76,7 +76,7 @@ func (f *fixture) conn(head string) *Conn {
 }
 
 func (f *fixture) publish(token, data string) {
-	if _, err := f.hub.Publish(hub.Message{Target: token, Data: []byte(data)}); err != nil {
+	if _, err := f.hub.Publish(hub.Message{Targets: []string{token}, Data: []byte(data)}); err != nil {
 		f.t.Fatal(err)
 	}
 }
