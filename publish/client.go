@@ -39,6 +39,20 @@ func (c *Client) Publish(ctx context.Context, m Message) (*Result, error) {
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	raw, err := c.do(req, "publish")
+	if err != nil {
+		return nil, err
+	}
+	var r Result
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return nil, fmt.Errorf("hasses: publish: bad answer %q: %w", raw, err)
+	}
+	return &r, nil
+}
+
+// do sends req with the secret and returns the body of a 200 answer, or
+// the server's error.
+func (c *Client) do(req *http.Request, what string) ([]byte, error) {
 	if c.Secret != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Secret)
 	}
@@ -48,12 +62,13 @@ func (c *Client) Publish(ctx context.Context, m Message) (*Result, error) {
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("hasses: publish: %w", err)
+		return nil, fmt.Errorf("hasses: %s: %w", what, err)
 	}
 	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	// A history answer holds at most 1 MiB of data, escaped.
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
 	if err != nil {
-		return nil, fmt.Errorf("hasses: publish: %w", err)
+		return nil, fmt.Errorf("hasses: %s: %w", what, err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		var e struct {
@@ -64,9 +79,5 @@ func (c *Client) Publish(ctx context.Context, m Message) (*Result, error) {
 		}
 		return nil, &Error{Status: resp.StatusCode, Message: e.Error}
 	}
-	var r Result
-	if err := json.Unmarshal(raw, &r); err != nil {
-		return nil, fmt.Errorf("hasses: publish: bad answer %q: %w", raw, err)
-	}
-	return &r, nil
+	return raw, nil
 }

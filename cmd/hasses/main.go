@@ -23,8 +23,13 @@ func main() {
 }
 
 func run(args []string) int {
-	if len(args) > 0 && args[0] == "publish" {
-		return runPublish(args[1:])
+	if len(args) > 0 {
+		switch args[0] {
+		case "publish":
+			return runPublish(args[1:])
+		case "history":
+			return runHistory(args[1:])
+		}
 	}
 	opts, err := config.Parse(args)
 	switch {

@@ -1,6 +1,7 @@
-// Package pubapi is the HTTP publish API: POST /publish with a JSON object
-// or form fields, on its own listener (-pub), guarded by the publisher
-// secret or the network allow-list, and rate limited per publisher.
+// Package pubapi is the HTTP publish API on its own listener (-pub):
+// POST /publish with a JSON object or form fields, and GET /history. Both
+// are guarded by the publisher secret or the network allow-list, and rate
+// limited per publisher.
 package pubapi
 
 import (
@@ -29,38 +30,33 @@ import (
 // are counted by the Pipeline.
 type Handler struct {
 	Pipeline *pipeline.Pipeline // its Limits bound the request body too
+	History  HistoryReader
 	Policy   *access.Policy
 	Rate     *access.RateLimiter // nil: unlimited
 	Logger   *slog.Logger
 }
 
-// ServeHTTP routes /publish.
+// ServeHTTP routes POST /publish and GET /history.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != "/publish" {
-		h.fail(w, http.StatusNotFound, "not found: the publish API is POST /publish")
+	method := http.MethodPost
+	switch r.URL.Path {
+	case "/publish":
+	case "/history":
+		method = http.MethodGet
+	default:
+		h.fail(w, http.StatusNotFound, "not found: the publish API is POST /publish and GET /history")
 		return
 	}
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", "POST")
-		h.fail(w, http.StatusMethodNotAllowed, "use POST")
+	if r.Method != method {
+		w.Header().Set("Allow", method)
+		h.fail(w, http.StatusMethodNotAllowed, "use "+method)
 		return
 	}
-	addr := remoteAddr(r)
-	if !h.Policy.Permits(addr) {
-		h.Pipeline.Refuse(pipeline.HTTP, pipeline.Forbidden)
-		h.fail(w, http.StatusForbidden, "publishing is not allowed from "+addr.String())
+	if !h.admit(w, r) {
 		return
 	}
-	if !h.Policy.CheckSecret(bearer(r)) {
-		h.Pipeline.Refuse(pipeline.HTTP, pipeline.Unauthorized)
-		w.Header().Set("WWW-Authenticate", `Bearer realm="hasses publish"`)
-		h.fail(w, http.StatusUnauthorized, "missing or wrong secret: send Authorization: Bearer <secret>")
-		return
-	}
-	if !h.Rate.Allow(addr, time.Now()) {
-		h.Pipeline.Refuse(pipeline.HTTP, pipeline.RateLimited)
-		w.Header().Set("Retry-After", "1")
-		h.fail(w, http.StatusTooManyRequests, "publish rate limit exceeded")
+	if method == http.MethodGet {
+		h.serveHistory(w, r)
 		return
 	}
 	m, status, err := h.decode(w, r)
@@ -88,6 +84,30 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(publish.Result{IDs: []string{res.ID}, Receivers: res.Receivers})
+}
+
+// admit applies the publishers' policy, secret and rate to a request of
+// either endpoint, and answers a refusal.
+func (h *Handler) admit(w http.ResponseWriter, r *http.Request) bool {
+	addr := remoteAddr(r)
+	if !h.Policy.Permits(addr) {
+		h.Pipeline.Refuse(pipeline.HTTP, pipeline.Forbidden)
+		h.fail(w, http.StatusForbidden, "publishing is not allowed from "+addr.String())
+		return false
+	}
+	if !h.Policy.CheckSecret(bearer(r)) {
+		h.Pipeline.Refuse(pipeline.HTTP, pipeline.Unauthorized)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="hasses publish"`)
+		h.fail(w, http.StatusUnauthorized, "missing or wrong secret: send Authorization: Bearer <secret>")
+		return false
+	}
+	if !h.Rate.Allow(addr, time.Now()) {
+		h.Pipeline.Refuse(pipeline.HTTP, pipeline.RateLimited)
+		w.Header().Set("Retry-After", "1")
+		h.fail(w, http.StatusTooManyRequests, "publish rate limit exceeded")
+		return false
+	}
+	return true
 }
 
 // decode reads a JSON object or form fields (token, repeatable; data;

@@ -253,3 +253,48 @@ func TestDocumentedBodies(t *testing.T) {
 		}
 	}
 }
+
+func TestHistoryEndpoint(t *testing.T) {
+	hb := hub.New(hub.Config{Epoch: 5})
+	h := newHandler(hb)
+	h.History = hb
+	for _, body := range []string{`{"token":"a","data":"one"}`, `{"tokens":["a","b"],"event":"upd","data":"two\nlines"}`, `{"token":"b","data":"three"}`} {
+		if w := do(h, "POST", "application/json", "Bearer k", body); w.Code != 200 {
+			t.Fatalf("publish: %d %s", w.Code, w.Body)
+		}
+	}
+	get := func(query, auth string) (int, string) {
+		req := httptest.NewRequest("GET", "/history?"+query, nil)
+		req.RemoteAddr = "192.0.2.1:1234"
+		req.Header.Set("Authorization", auth)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		return w.Code, strings.TrimSpace(w.Body.String())
+	}
+	for _, c := range []struct {
+		query, auth string
+		code        int
+		body        string
+	}{
+		{"token=a&after=5-1", "Bearer k", 200, `{"events":[{"id":"5-2","event":"upd","tokens":["a"],"data":"two\nlines"}],"last_id":"5-3","replay":"complete","more":false}`},
+		{"token=a&token=b&after=5-1&limit=1", "Bearer k", 200, `{"events":[{"id":"5-2","event":"upd","tokens":["a","b"],"data":"two\nlines"}],"last_id":"5-2","replay":"complete","more":true}`},
+		{"token=b&limit=0", "Bearer k", 200, `{"events":[],"last_id":"5-3","more":false}`},
+		{"token=b&limit=1", "Bearer k", 200, `{"events":[{"id":"5-3","tokens":["b"],"data":"three"}],"last_id":"5-3","more":false}`},
+		{"token=a&after=9-1", "Bearer k", 200, `{"events":[],"last_id":"5-3","replay":"unknown","more":false}`},
+		{"token=a", "", 401, `{"error":"missing or wrong secret: send Authorization: Bearer <secret>"}`},
+		{"after=5-1", "Bearer k", 400, `{"error":"no token given: GET /history?token=T"}`},
+		{"token=a&limit=1001", "Bearer k", 400, `{"error":"limit must be a number from 0 to 1000"}`},
+	} {
+		code, body := get(c.query, c.auth)
+		if code != c.code || body != c.body {
+			t.Errorf("%s: %d %s\nwant %d %s", c.query, code, body, c.code, c.body)
+		}
+	}
+	req := httptest.NewRequest("POST", "/history", nil)
+	req.RemoteAddr = "192.0.2.1:1234"
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	if w.Code != 405 || w.Header().Get("Allow") != "GET" {
+		t.Errorf("POST /history: %d, Allow %q", w.Code, w.Header().Get("Allow"))
+	}
+}

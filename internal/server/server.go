@@ -221,7 +221,7 @@ func (s *Server) newControl() error {
 	if s.cluster != nil {
 		s.pipe.Cluster = s.cluster
 	}
-	s.pub = &pubapi.Handler{Pipeline: s.pipe, Policy: s.policy,
+	s.pub = &pubapi.Handler{Pipeline: s.pipe, History: s.hub, Policy: s.policy,
 		Rate: access.NewRateLimiter(opts.PubRate, max(int(opts.PubRate), 1)), Logger: s.log}
 	if s.adminLn != nil {
 		s.guard = newAdminGuard(s.policy)

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/hasses-go/hasses/publish"
+)
+
+// runHistory is "hasses history": what a token's stream holds, from the
+// publish API's GET /history, printed as its JSON answer.
+func runHistory(args []string) int {
+	fs := flag.NewFlagSet("hasses history", flag.ContinueOnError)
+	to := fs.String("to", "http://127.0.0.1:8086/publish", "publish API URL (its /history beside /publish is read)")
+	secret := fs.String("secret", "", "publisher secret (default $HASSES_CTL_SECRET)")
+	after := fs.String("after", "", "an event id: the events after it (default: the newest -limit events)")
+	limit := fs.Int("limit", 100, "events at most, 0 to 1000; 0 prints only the position (last_id)")
+	id := fs.String("id", "", "a stream's client id: leave out the events that exclude it")
+	timeout := fs.Duration("timeout", 10*time.Second, "give up after this")
+	fs.SetOutput(io.Discard)
+	usageError := func(err error) int {
+		fmt.Fprintf(os.Stderr, "hasses history: %v\nrun 'hasses history -h' for the options\n", err)
+		return 2
+	}
+	switch err := fs.Parse(args); {
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Print("Usage: hasses history [-to URL] [-secret S] [-after ID] [-limit N] [-id CLIENT] TOKEN[,TOKEN...]\n" +
+			"Prints the GET /history answer: the events a stream subscribed to the tokens replays after -after.\n\n")
+		fs.SetOutput(os.Stdout)
+		fs.PrintDefaults()
+		return 0
+	case err != nil:
+		return usageError(err)
+	case fs.NArg() != 1:
+		return usageError(errors.New("give the token(s), comma-separated, and nothing else"))
+	}
+	if *secret == "" {
+		*secret = os.Getenv("HASSES_CTL_SECRET")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	h, err := (&publish.Client{URL: *to, Secret: *secret}).History(ctx,
+		publish.HistoryQuery{Tokens: strings.Split(fs.Arg(0), ","), After: *after, Limit: *limit, ID: *id})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "hasses history:", err)
+		return 1
+	}
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetEscapeHTML(false)
+	enc.Encode(h)
+	return 0
+}

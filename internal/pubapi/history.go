@@ -1,0 +1,86 @@
+package pubapi
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/hasses-go/hasses/internal/hub"
+)
+
+// HistoryReader reads a node's retained events: the hub (in a cluster, the
+// node's replica of the log, so that every node answers alike).
+type HistoryReader interface {
+	History(q hub.HistoryQuery) hub.HistoryResult
+}
+
+// Bounds of a history answer.
+const (
+	DefaultHistoryLimit = 100
+	MaxHistoryLimit     = 1000
+	maxHistoryBytes     = 1 << 20 // data per answer; the rest is another page
+)
+
+// historyEvent is one event of a GET /history answer.
+type historyEvent struct {
+	ID     string   `json:"id"`
+	Event  string   `json:"event,omitempty"`
+	Tokens []string `json:"tokens"`
+	Data   string   `json:"data"`
+}
+
+type historyAnswer struct {
+	Events []historyEvent `json:"events"`
+	LastID string         `json:"last_id"`
+	Replay string         `json:"replay,omitempty"`
+	More   bool           `json:"more"`
+}
+
+// serveHistory answers GET /history?token=T[&token=...][&after=ID][&limit=N][&id=CLIENT]:
+// the events a stream subscribed to those tokens (with that client id)
+// replays after ID.
+func (h *Handler) serveHistory(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	hq := hub.HistoryQuery{Tokens: q["token"], ID: q.Get("id"), After: q.Get("after"), Limit: DefaultHistoryLimit, MaxBytes: maxHistoryBytes}
+	if err := h.checkHistory(&hq, q.Get("limit")); err != nil {
+		h.fail(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	res := h.History.History(hq)
+	ans := historyAnswer{Events: make([]historyEvent, 0, len(res.Events)), LastID: res.LastID, More: res.More}
+	if hq.After != "" {
+		ans.Replay = res.Replay.String()
+	}
+	for _, e := range res.Events {
+		ans.Events = append(ans.Events, historyEvent{ID: e.ID, Event: e.Event, Tokens: e.Tokens, Data: string(e.Data)})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(ans)
+}
+
+func (h *Handler) checkHistory(q *hub.HistoryQuery, limit string) error {
+	l := h.Pipeline.Limits
+	switch {
+	case len(q.Tokens) == 0:
+		return fmt.Errorf("no token given: GET /history?token=T")
+	case l.MaxTargets > 0 && len(q.Tokens) > l.MaxTargets:
+		return fmt.Errorf("too many tokens: %d, limit %d", len(q.Tokens), l.MaxTargets)
+	}
+	for _, t := range q.Tokens {
+		if t == "" || (l.MaxTokenLen > 0 && len(t) > l.MaxTokenLen) {
+			return fmt.Errorf("malformed token %q: empty or longer than %d bytes", t, l.MaxTokenLen)
+		}
+	}
+	if limit != "" {
+		n, err := strconv.Atoi(limit)
+		if err != nil || n < 0 || n > MaxHistoryLimit {
+			return fmt.Errorf("limit must be a number from 0 to %d", MaxHistoryLimit)
+		}
+		q.Limit = n
+	}
+	return nil
+}
