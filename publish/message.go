@@ -16,6 +16,10 @@ type Message struct {
 	Event string `json:"event,omitempty"`
 	// Exclude is a client id ("id=" of the stream) that must not receive it.
 	Exclude string `json:"exclude,omitempty"`
+	// IdempotencyKey, when set (at most 128 bytes), makes a retry safe:
+	// the same key within the server's -idempotency-window publishes
+	// nothing and answers the first publication's Result.
+	IdempotencyKey string `json:"idempotency_key,omitempty"`
 }
 
 // Result is the answer to a publication.
@@ -27,6 +31,9 @@ type Result struct {
 	// was written to: a stream subscribed to several targets counts once,
 	// the excluded stream not at all.
 	Receivers int `json:"receivers"`
+	// Duplicate says that the IdempotencyKey was published before: this
+	// request published nothing, and IDs and Receivers are the first's.
+	Duplicate bool `json:"duplicate,omitempty"`
 }
 
 // Targets returns Tokens plus Token.

@@ -42,6 +42,9 @@ type Config struct {
 	Queue int
 	// HistoryAge is how far back a joining node loads the log.
 	HistoryAge time.Duration
+	// IdempotencyWindow is how long Redis remembers a publication's
+	// idempotency key; zero means hub.DefaultIdempotencyWindow.
+	IdempotencyWindow time.Duration
 	// Coalesce is the least time between two bus reads, and between two
 	// publish batches of fire-and-forget units, while events keep coming:
 	// fewer, larger round trips to Redis for at most this much latency. A
@@ -92,6 +95,7 @@ type Engine struct {
 	pub                       rueidis.Client // sendLoop's only
 	node                      string         // random id of this process
 	kMeta, kLog, kNodes, kPub string
+	kIdem, kIdemV             string // idempotency keys by time, and their results
 	started                   time.Time
 
 	up       atomic.Bool  // the last Redis call succeeded
@@ -156,6 +160,9 @@ func New(cfg Config, h *hub.Hub) (*Engine, error) {
 	if cfg.HistoryAge <= 0 {
 		cfg.HistoryAge = hub.DefaultHistoryAge
 	}
+	if cfg.IdempotencyWindow <= 0 {
+		cfg.IdempotencyWindow = hub.DefaultIdempotencyWindow
+	}
 	cfg.Coalesce = max(cfg.Coalesce, minCoalesce)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -173,6 +180,7 @@ func New(cfg Config, h *hub.Hub) (*Engine, error) {
 		node: hex.EncodeToString(id[:]), kMeta: tag + "meta", kLog: tag + "log", kNodes: tag + "nodes",
 		started: time.Now(), joinedCh: make(chan struct{}), appliedCh: make(chan struct{}), own: make(map[uint64]int), unitIDs: make(map[uint64]reply)}
 	e.kPub = tag + "pub:" + e.node
+	e.kIdem, e.kIdemV = tag+"idem", tag+"idemv"
 	e.q.sig = make(chan struct{}, 1)
 	e.busWake = make(chan struct{}, 1)
 	h.SetReplica()

@@ -141,9 +141,9 @@ func TestPublishScript(t *testing.T) {
 		if lookup {
 			l = "1"
 		}
-		v, err := c.Do(ctx, c.B().Eval().Script(publishScript).Numkeys(3).Key("{t}:meta", "{t}:log", "{t}:pub:n1").
-			Arg("42", "1000", strconv.FormatUint(minSeq, 10), "n1", strconv.FormatUint(n, 10),
-				encodeBody("n1", hub.Message{Targets: []string{"room1"}, Data: []byte("data-" + strconv.FormatUint(n, 10))}), l).Build()).AsStrSlice()
+		v, err := c.Do(ctx, c.B().Eval().Script(publishScript).Numkeys(5).Key("{t}:meta", "{t}:log", "{t}:pub:n1", "{t}:idem", "{t}:idemv").
+			Arg("42", "1000", strconv.FormatUint(minSeq, 10), "n1", "300000", "65536", strconv.FormatUint(n, 10),
+				encodeBody("n1", hub.Message{Targets: []string{"room1"}, Data: []byte("data-" + strconv.FormatUint(n, 10))}), l, "").Build()).AsStrSlice()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -156,7 +156,7 @@ func TestPublishScript(t *testing.T) {
 	if again := run(1, 0, false); !slices.Equal(again, first) {
 		t.Fatalf("a retried unit must return its first id: %q vs %q", again, first)
 	}
-	if skipped := run(2, 0, true); !slices.Equal(skipped, []string{"0", "0"}) {
+	if skipped := run(2, 0, true); !slices.Equal(skipped, []string{"0", "0", "0", "0"}) {
 		t.Fatalf("lookup of a unit never run: %q", skipped)
 	}
 	s1, _ := strconv.ParseUint(first[1], 10, 64)
@@ -165,7 +165,7 @@ func TestPublishScript(t *testing.T) {
 	if s3 != s1+5_000_000_001 {
 		t.Fatalf("seq %d, want min seq + 1 = %d", s3, s1+5_000_000_001)
 	}
-	if again := run(2, 0, false); !slices.Equal(again, []string{"0", "0"}) {
+	if again := run(2, 0, false); !slices.Equal(again, []string{"0", "0", "0", "0"}) {
 		t.Fatalf("an old unit number must never run: %q", again)
 	}
 	msgs, err := c.Do(ctx, c.B().Xrange().Key("{t}:log").Start("-").End("+").Build()).ToArray()
@@ -285,19 +285,19 @@ func TestPublishScriptBatch(t *testing.T) {
 	body := func(d string) string { return encodeBody("", hub.Message{Targets: []string{"room1"}, Data: []byte(d)}) }
 	call := func() []string {
 		t.Helper()
-		v, err := c.Do(ctx, c.B().Eval().Script(publishScript).Numkeys(3).Key("{b}:meta", "{b}:log", "{b}:pub:n1").
-			Arg("7", "1000", "0", "n1", "1", body("a"), "0", "2", body("b"), "1", "3", body("c"), "0").Build()).AsStrSlice()
+		v, err := c.Do(ctx, c.B().Eval().Script(publishScript).Numkeys(5).Key("{b}:meta", "{b}:log", "{b}:pub:n1", "{b}:idem", "{b}:idemv").
+			Arg("7", "1000", "0", "n1", "300000", "65536", "1", body("a"), "0", "", "2", body("b"), "1", "", "3", body("c"), "0", "").Build()).AsStrSlice()
 		if err != nil {
 			t.Fatal(err)
 		}
 		return v
 	}
 	first := call()
-	if len(first) != 6 || first[0] != "7" || first[2] != "0" || first[3] != "0" || first[4] != "7" {
+	if len(first) != 12 || first[0] != "7" || first[4] != "0" || first[5] != "0" || first[8] != "7" {
 		t.Fatalf("batch reply %q: want units 1 and 3 published in epoch 7, unit 2 not", first)
 	}
 	s1, _ := strconv.ParseUint(first[1], 10, 64)
-	s3, _ := strconv.ParseUint(first[5], 10, 64)
+	s3, _ := strconv.ParseUint(first[9], 10, 64)
 	if s3 != s1+1 {
 		t.Fatalf("seqs %d and %d, want consecutive", s1, s3)
 	}
@@ -364,8 +364,8 @@ func testRollbackInTheLinks(t *testing.T, sameSeq bool) {
 	}
 	// In one step: "two" is gone from Redis, and a node that had not read
 	// it publishes "three".
-	cmds = append(cmds, c.B().Eval().Script(publishScript).Numkeys(3).Key("{rb}:meta", "{rb}:log", "{rb}:pub:other").
-		Arg("1", "1000", one, "other", "2", encodeBody("", hub.Message{Targets: []string{"room1"}, Data: []byte("three")}), "0").Build(),
+	cmds = append(cmds, c.B().Eval().Script(publishScript).Numkeys(5).Key("{rb}:meta", "{rb}:log", "{rb}:pub:other", "{rb}:idem", "{rb}:idemv").
+		Arg("1", "1000", one, "other", "300000", "65536", "2", encodeBody("", hub.Message{Targets: []string{"room1"}, Data: []byte("three")}), "0", "").Build(),
 		c.B().Exec().Build())
 	resps := c.DoMulti(context.Background(), cmds...)
 	for _, r := range resps {
@@ -435,5 +435,49 @@ func TestSettleSkipsUnitsSeenInTheLog(t *testing.T) {
 	}
 	if got := <-again.done; (sse.ID{Epoch: got.epoch, Seq: got.seq}).String() != r.ID {
 		t.Fatalf("settled unit answered %+v, want its id %s", got, r.ID)
+	}
+}
+
+// A keyed publication publishes once in the window, cluster-wide: the
+// same key through another node answers the first id and receivers.
+func TestIdempotentPublishAcrossNodes(t *testing.T) {
+	c := redisForTest(t)
+	e1, h1, o1 := engineForTest(t, c, "idem")
+	e2, _, _ := engineForTest(t, c, "idem")
+	s, _ := h1.Subscribe(o1, []string{"room1"}, "", "", nil)
+	m := hub.Message{Targets: []string{"room1"}, Data: []byte("once"), Reply: true, Key: "order-7"}
+	first, err := e1.Publish(m)
+	if err != nil || first.Duplicate || first.Receivers != 1 {
+		t.Fatalf("first: %+v %v", first, err)
+	}
+	for end := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		again, err := e2.Publish(m)
+		if err != nil || !again.Duplicate || again.ID != first.ID {
+			t.Fatalf("again on another node: %+v %v; first %+v", again, err, first)
+		}
+		if again.Receivers == first.Receivers { // recorded once the first node applied it
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("duplicate answers %d receivers, the first %d", again.Receivers, first.Receivers)
+		}
+	}
+	other, err := e2.Publish(hub.Message{Targets: []string{"room1"}, Data: []byte("other"), Reply: true, Key: "order-8"})
+	if err != nil || other.Duplicate || other.ID == first.ID {
+		t.Fatalf("another key: %+v %v", other, err)
+	}
+	var b hub.Batch
+	for end := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		h1.Fill(s, &b, 16, 1<<20)
+		if len(b.Bufs) >= 2 || time.Now().After(end) {
+			break
+		}
+	}
+	var text strings.Builder
+	for _, buf := range b.Bufs {
+		text.Write(buf)
+	}
+	if strings.Count(text.String(), "data: once") != 1 || strings.Count(text.String(), "data: other") != 1 {
+		t.Fatalf("delivered %q, want each once", text.String())
 	}
 }

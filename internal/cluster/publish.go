@@ -23,7 +23,11 @@ type unit struct {
 	gone atomic.Bool
 }
 
-type reply struct{ epoch, seq uint64 }
+type reply struct {
+	epoch, seq uint64
+	dup        bool // an idempotency key published before: the first's id
+	receivers  int  // with dup: the first publication's receivers
+}
 
 // queue holds the units in the order they were published; one goroutine
 // sends them, so units keep their order whatever happens to the
@@ -100,12 +104,12 @@ func (e *Engine) Publish(m hub.Message) (hub.Result, error) {
 	defer t.Stop()
 	select {
 	case r := <-u.done:
-		return e.result(r), nil
+		return e.result(r, m.Key), nil
 	case <-t.C:
 		u.gone.Store(true)
 		select {
 		case r := <-u.done: // answered as the timer fired
-			return e.result(r), nil
+			return e.result(r, m.Key), nil
 		default:
 		}
 		e.unavailable.Add(1)
@@ -115,12 +119,20 @@ func (e *Engine) Publish(m hub.Message) (hub.Result, error) {
 
 // result waits (briefly) for this node to apply its own publication, so
 // that the answer counts the node's receivers and a page served by this
-// node already has the event.
-func (e *Engine) result(r reply) hub.Result {
+// node already has the event. A keyed publication's receivers are then
+// recorded for its duplicates.
+func (e *Engine) result(r reply, key string) hub.Result {
 	if r.seq == 0 {
 		return hub.Result{} // a retried unit whose first id is forgotten
 	}
 	res := hub.Result{ID: sse.ID{Epoch: r.epoch, Seq: r.seq}.String()}
+	if r.dup {
+		res.Receivers, res.Duplicate = r.receivers, true
+		return res
+	}
+	if key != "" {
+		defer func() { e.recordReceivers(key, r, res.Receivers) }()
+	}
 	deadline := time.NewTimer(applyWait)
 	defer deadline.Stop()
 	// The bus does not pause while a publisher waits for it.
@@ -240,7 +252,8 @@ func (e *Engine) sendLoop(ctx context.Context) {
 		e.mu.Lock()
 		minSeq := strconv.FormatUint(e.pos, 10)
 		e.mu.Unlock()
-		args = append(args[:0], strconv.FormatInt(time.Now().UnixMilli(), 10), strconv.Itoa(e.cfg.LogLength), minSeq, e.node)
+		args = append(args[:0], strconv.FormatInt(time.Now().UnixMilli(), 10), strconv.Itoa(e.cfg.LogLength), minSeq, e.node,
+			strconv.FormatInt(e.cfg.IdempotencyWindow.Milliseconds(), 10), strconv.Itoa(hub.MaxIdempotencyKeys))
 		for _, u := range batch {
 			lookup := "0"
 			if u.gone.Load() {
@@ -250,11 +263,11 @@ func (e *Engine) sendLoop(ctx context.Context) {
 			if !u.async {
 				origin = e.node // the bus records its receivers for the waiting publisher
 			}
-			args = append(args, strconv.FormatUint(u.n, 10), encodeBody(origin, u.m), lookup)
+			args = append(args, strconv.FormatUint(u.n, 10), encodeBody(origin, u.m), lookup, u.m.Key)
 		}
 		cctx, cancel := context.WithTimeout(ctx, publishTimeout)
 		start := time.Now()
-		v, err := e.pub.Do(cctx, e.pub.B().Eval().Script(publishScript).Numkeys(3).Key(e.kMeta, e.kLog, e.kPub).
+		v, err := e.pub.Do(cctx, e.pub.B().Eval().Script(publishScript).Numkeys(5).Key(e.kMeta, e.kLog, e.kPub, e.kIdem, e.kIdemV).
 			Arg(args...).Build()).AsStrSlice()
 		cancel()
 		clear(args) // the bodies
@@ -303,17 +316,30 @@ func (e *Engine) settle(batch []*unit) []*unit {
 
 // parseReplies reads the publish script's answer for n units.
 func parseReplies(v []string, n int) ([]reply, error) {
-	if len(v) != 2*n {
+	if len(v) != 4*n {
 		return nil, fmt.Errorf("cluster publish: %d values for %d units", len(v), n)
 	}
 	out := make([]reply, n)
 	for i := range out {
-		ep, err1 := strconv.ParseUint(v[2*i], 10, 64)
-		seq, err2 := strconv.ParseUint(v[2*i+1], 10, 64)
-		if err1 != nil || err2 != nil {
-			return nil, fmt.Errorf("cluster publish: bad reply %q %q", v[2*i], v[2*i+1])
+		w := v[4*i : 4*i+4]
+		ep, err1 := strconv.ParseUint(w[0], 10, 64)
+		seq, err2 := strconv.ParseUint(w[1], 10, 64)
+		rc, err3 := strconv.Atoi(w[3])
+		if err1 != nil || err2 != nil || err3 != nil || (w[2] != "0" && w[2] != "1") {
+			return nil, fmt.Errorf("cluster publish: bad reply %q", w)
 		}
-		out[i] = reply{epoch: ep, seq: seq}
+		out[i] = reply{epoch: ep, seq: seq, dup: w[2] == "1", receivers: rc}
 	}
 	return out, nil
+}
+
+// recordReceivers stores the receivers of a keyed publication in Redis,
+// for its duplicates to answer (on any node).
+func (e *Engine) recordReceivers(key string, r reply, receivers int) {
+	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+	defer cancel()
+	v := fmt.Sprintf("%d %d %d", r.epoch, r.seq, receivers)
+	if err := e.pub.Do(ctx, e.pub.B().Eval().Script(recordScript).Numkeys(1).Key(e.kIdemV).Arg(key, v).Build()).Error(); err != nil {
+		e.log.Debug("cluster: recording a keyed publication's receivers", "err", err)
+	}
 }

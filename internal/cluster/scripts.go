@@ -14,17 +14,26 @@ package cluster
 // publishScript numbers a batch of publications and appends them to the
 // log, in order, in one atomic step.
 //
-//	KEYS: meta, log, this node's publish record
-//	ARGV: new epoch, log length, min seq, node id, then for each unit: its
-//	      unit number, its entry body (the m field, see entry.go), "1" to
-//	      only look it up
+//	KEYS: meta, log, this node's publish record, idempotency keys (a
+//	      sorted set by time), their results (a hash)
+//	ARGV: new epoch, log length, min seq, node id, idempotency window
+//	      (ms), most keys kept, then for each unit: its unit number, its
+//	      entry body (the m field, see entry.go), "1" to only look it up,
+//	      its idempotency key ("" for none)
 //
-// It returns epoch, seq for each unit. The publish record makes a retried
-// unit (its first attempt's reply was lost with the connection) a no-op
-// that returns the first attempt's id: a node numbers its units 1, 2, 3,
-// ... and sends them in order on one connection. A unit whose publisher
-// was told it failed is only looked up: 0, 0 if it never ran, and then it
-// never will.
+// It returns epoch, seq, duplicate ("1" or "0") and receivers for each
+// unit. The publish record makes a retried unit (its first attempt's reply
+// was lost with the connection) a no-op that returns the first attempt's
+// id: a node numbers its units 1, 2, 3, ... and sends them in order on one
+// connection. A unit whose publisher was told it failed is only looked up:
+// 0, 0 if it never ran, and then it never will.
+//
+// A unit with an idempotency key seen within the window is not published:
+// it answers the first publication's id and receivers (recordScript
+// stores them once its node knows them), flagged duplicate. This is the
+// one place the cluster numbers publications, so the decision is
+// cluster-wide. The keys are kept in time order: past the window or the
+// cap, the oldest go first.
 //
 // Each entry carries a tag unique in the cluster (node id:unit number) and
 // the tag of the entry before it (meta u): after a failover, two masters
@@ -35,21 +44,50 @@ const publishScript = `
 local done = tonumber(redis.call('HGET', KEYS[3], 'n') or '0')
 local t = redis.call('TIME')
 local now = (tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) * 1000
+local nowms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window, maxkeys = tonumber(ARGV[5]), tonumber(ARGV[6])
 local m = redis.call('HMGET', KEYS[1], 'e', 's', 'lost', 'u')
 local epoch, last, prevtag = m[1], tonumber(m[2] or '0'), m[4] or ''
 local minseq = math.max(tonumber(ARGV[3]), tonumber(m[3] or '0'))
 local out, rec, old = {}, {}, {}
-for i = 5, #ARGV, 3 do
+local keyed, published = false, false
+for i = 7, #ARGV, 4 do
   local n = tonumber(ARGV[i])
+  local key = ARGV[i+3]
+  local first = nil
+  if key ~= '' and n > done and ARGV[i+2] ~= '1' then
+    local at = redis.call('ZSCORE', KEYS[4], key)
+    if at and nowms - tonumber(at) <= window then
+      first = redis.call('HGET', KEYS[5], key)
+    end
+  end
   if n <= done then
     local prev = redis.call('HGET', KEYS[3], ARGV[i])
-    local e, s = '0', '0'
-    if prev then e, s = string.match(prev, '^(%d+) (%d+)$') end
+    local e, s, d, r = '0', '0', '0', '0'
+    if prev then
+      e, s = string.match(prev, '^(%d+) (%d+)')
+      d, r = string.match(prev, '^%d+ %d+ (%d) (%d+)$')
+      d, r = d or '0', r or '0'
+    end
     out[#out+1] = e
     out[#out+1] = s
+    out[#out+1] = d
+    out[#out+1] = r
   elseif ARGV[i+2] == '1' then
     out[#out+1] = '0'
     out[#out+1] = '0'
+    out[#out+1] = '0'
+    out[#out+1] = '0'
+  elseif first then
+    local e, s, r = string.match(first, '^(%d+) (%d+) (%d+)$')
+    done = n
+    rec[#rec+1] = ARGV[i]
+    rec[#rec+1] = e .. ' ' .. s .. ' 1 ' .. r
+    if n > 1024 then old[#old+1] = tostring(n - 1024) end
+    out[#out+1] = e
+    out[#out+1] = s
+    out[#out+1] = '1'
+    out[#out+1] = r
   else
     if not epoch then
       epoch = ARGV[1]
@@ -61,21 +99,52 @@ for i = 5, #ARGV, 3 do
     local tag = ARGV[4] .. ':' .. ARGV[i]
     redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], id .. '-0',
       'h', epoch .. ' ' .. string.format('%.0f', last) .. ' ' .. tag .. ' ' .. prevtag, 'm', ARGV[i+1])
-    last, done, prevtag = seq, n, tag
+    last, done, prevtag, published = seq, n, tag, true
     rec[#rec+1] = ARGV[i]
     rec[#rec+1] = epoch .. ' ' .. id
     if n > 1024 then old[#old+1] = tostring(n - 1024) end
+    if key ~= '' then
+      redis.call('ZADD', KEYS[4], nowms, key)
+      redis.call('HSET', KEYS[5], key, epoch .. ' ' .. id .. ' 0')
+      keyed = true
+    end
     out[#out+1] = epoch
     out[#out+1] = id
+    out[#out+1] = '0'
+    out[#out+1] = '0'
   end
 end
-if #rec > 0 then
+if published then
   redis.call('HSET', KEYS[1], 's', string.format('%.0f', last), 'u', prevtag)
+end
+if #rec > 0 then
   redis.call('HSET', KEYS[3], 'n', tostring(done), unpack(rec))
   if #old > 0 then redis.call('HDEL', KEYS[3], unpack(old)) end
   redis.call('PEXPIRE', KEYS[3], 86400000)
 end
+if keyed then
+  local gone = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', nowms - window - 1, 'LIMIT', 0, 256)
+  local over = redis.call('ZCARD', KEYS[4]) - #gone - maxkeys
+  if over > 0 then
+    for _, k in ipairs(redis.call('ZRANGE', KEYS[4], #gone, #gone + over - 1)) do gone[#gone+1] = k end
+  end
+  if #gone > 0 then
+    redis.call('ZREM', KEYS[4], unpack(gone))
+    redis.call('HDEL', KEYS[5], unpack(gone))
+  end
+end
 return out
+`
+
+// recordScript stores the receivers of a keyed publication, once its
+// node has applied it, for the duplicates to answer; a key already
+// forgotten stays forgotten.
+//
+//	KEYS: idempotency results
+//	ARGV: key, "epoch seq receivers"
+const recordScript = `
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+return 0
 `
 
 // joinScript returns the dataset's epoch, last sequence number, first

@@ -87,6 +87,7 @@ type Options struct {
 	HistoryCount     int           `opt:"history-count"`       // -history-count: events kept per token
 	HistoryBytes     int64         `opt:"history-bytes"`       // -history-bytes: bytes kept per token
 	HistoryAge       time.Duration `opt:"history-age"`         // -history-age: how long events are kept
+	IdemWindow       time.Duration `opt:"idempotency-window"`  // -idempotency-window: how long a publication's idempotency key is remembered
 	HistoryTotal     int64         `opt:"history-total-bytes"` // -history-total-bytes: bytes of events kept over all tokens
 
 	Cluster       string `opt:"cluster"`        // -cluster: Redis URL of the cluster to join; empty = single node
@@ -246,6 +247,7 @@ func init() {
 		{"history-bytes", "BYTES", "bytes of events kept per token", num64(func(o *Options) *int64 { return &o.HistoryBytes })},
 		{"history-total-bytes", "BYTES", "bytes of events kept over all tokens, history and what slow streams have yet to receive; the oldest go first", num64(func(o *Options) *int64 { return &o.HistoryTotal })},
 		{"history-age", "DUR", "how long events are kept for replay", dur(func(o *Options) *time.Duration { return &o.HistoryAge })},
+		{"idempotency-window", "DUR", "a publication's idempotency_key publishes once within this time (at most 65536 keys are kept, the oldest go first)", dur(func(o *Options) *time.Duration { return &o.IdemWindow })},
 		{"cluster", "URL", "join a cluster of nodes on Redis: redis://HOST:PORT/DB, rediss://..., redis+sentinel://HOST:PORT/DB?master=NAME (default: single node)", func(o *Options, v string) error {
 			if !strings.HasPrefix(v, "redis://") && !strings.HasPrefix(v, "rediss://") && !strings.HasPrefix(v, "redis+sentinel://") && !strings.HasPrefix(v, "rediss+sentinel://") {
 				return fmt.Errorf("%q is not a redis://, rediss:// or redis+sentinel:// URL", v)
@@ -288,6 +290,7 @@ func Defaults() *Options {
 		MaxConnsPerIP:    stream.DefaultMaxConnsPerAddr,
 		HistoryBytes:     hub.DefaultHistoryBytes,
 		HistoryAge:       hub.DefaultHistoryAge,
+		IdemWindow:       hub.DefaultIdempotencyWindow,
 		HistoryTotal:     hub.DefaultHistoryTotalBytes,
 		TrustedProxies:   access.DefaultTrustedProxies,
 		ClusterPrefix:    cluster.DefaultPrefix,

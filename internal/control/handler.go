@@ -298,7 +298,7 @@ func (h *Handler) handleJSON(dst []byte, unit []byte, tcp bool, src pipeline.Sou
 		h.warn("JSON refused", "control: JSON publication refused", "source", source, "err", err)
 		return h.jsonReply(dst, tcp, map[string]string{"error": err.Error()})
 	}
-	return h.jsonReply(dst, tcp, publish.Result{IDs: []string{r.ID}, Receivers: r.Receivers})
+	return h.jsonReply(dst, tcp, publish.Result{IDs: []string{r.ID}, Receivers: r.Receivers, Duplicate: r.Duplicate})
 }
 
 func (h *Handler) setLevel(l slog.Level, name string) {

@@ -41,6 +41,9 @@ type Config struct {
 	// MaxLag is how many bytes of events a subscriber may have pending before
 	// it is disconnected as too slow.
 	MaxLag int64
+	// IdempotencyWindow is how long a publication's Key is remembered;
+	// zero means DefaultIdempotencyWindow.
+	IdempotencyWindow time.Duration
 	// Now returns the current time; tests replace it.
 	Now func() time.Time
 }
@@ -126,6 +129,7 @@ type Hub struct {
 	// a topic that was dropped. A new topic's floor starts there.
 	lostSeq uint64
 
+	keys      keyed // results of keyed publications (h.mu)
 	published atomic.Int64
 	// replica is set when a cluster sequences the events (cluster.go):
 	// they arrive through Apply, and Publish refuses.
@@ -154,6 +158,9 @@ func New(cfg Config) *Hub {
 	}
 	if cfg.HistoryTotalBytes <= 0 {
 		cfg.HistoryTotalBytes = DefaultHistoryTotalBytes
+	}
+	if cfg.IdempotencyWindow <= 0 {
+		cfg.IdempotencyWindow = DefaultIdempotencyWindow
 	}
 	h := &Hub{cfg: cfg, topics: make(map[string]*topic), ids: make(map[string]int)}
 	h.all = &topic{name: "*all", special: true, ret: &h.ret}
@@ -205,13 +212,24 @@ func (h *Hub) Publish(m Message) (Result, error) {
 	now := h.cfg.Now().UnixNano()
 
 	h.mu.Lock()
+	if m.Key != "" {
+		if r, ok := h.keys.lookup(m.Key, now, h.cfg.IdempotencyWindow); ok {
+			h.mu.Unlock()
+			r.Duplicate = true
+			return r, nil
+		}
+	}
 	h.seq++
 	id, receivers := h.publishLocked(h.seq, now, m)
+	r := Result{ID: id.String(), Receivers: receivers}
+	if m.Key != "" {
+		h.keys.remember(m.Key, r, now, h.cfg.IdempotencyWindow)
+	}
 	h.mu.Unlock()
 
 	h.wakeOwners()
 	h.published.Add(1)
-	return Result{ID: id.String(), Receivers: receivers}, nil
+	return r, nil
 }
 
 // publishLocked encodes m as event seq (the caller has set h.seq to seq)

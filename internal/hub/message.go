@@ -28,6 +28,10 @@ type Message struct {
 	// queued, in order, while Redis is unreachable, where an answered one
 	// is refused at once so that its publisher can retry.
 	Reply bool
+	// Key, when set, makes the publication idempotent: the same key within
+	// the window publishes nothing and answers the first Result (see
+	// idempotency.go).
+	Key string
 }
 
 // Result tells a publisher what became of a message.
@@ -38,6 +42,9 @@ type Result struct {
 	// be written to: a stream that several targets select counts once, a
 	// stream excluded by client id not at all.
 	Receivers int
+	// Duplicate says that the message's Key was published before: nothing
+	// was published now, and ID and Receivers are the first publication's.
+	Duplicate bool
 }
 
 // Limits bound what Validate accepts. A zero field means no bound: the
@@ -66,6 +73,7 @@ var (
 	ErrEmptyData  = errors.New("empty data")
 	ErrTooLarge   = errors.New("data larger than the limit")
 	ErrNULData    = errors.New("NUL byte in the data")
+	ErrBadKey     = errors.New("idempotency key too long")
 )
 
 // Validate checks m against l. It is the guarantee the encoder relies on:
@@ -78,7 +86,7 @@ var (
 //   - the event name and the excluded client id hold no CR, LF or NUL;
 //   - the data is not empty and holds no NUL (its line breaks become
 //     "data:" lines);
-//   - nothing exceeds l.
+//   - nothing exceeds l (nor the idempotency key MaxKeyLen).
 //
 // Publish and Apply take it for granted; every input goes through
 // Validate, in internal/pipeline, and the cluster checks what it reads
@@ -100,6 +108,9 @@ func (m *Message) Validate(l Limits) error {
 	}
 	if l.MaxTokenLen > 0 && len(m.Event) > l.MaxTokenLen {
 		return fmt.Errorf("%w: %d bytes, limit %d", ErrBadEvent, len(m.Event), l.MaxTokenLen)
+	}
+	if len(m.Key) > MaxKeyLen {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrBadKey, len(m.Key), MaxKeyLen)
 	}
 	if l.MaxIDLen > 0 && len(m.Exclude) > l.MaxIDLen {
 		return fmt.Errorf("%w: %d bytes, limit %d", ErrBadExclude, len(m.Exclude), l.MaxIDLen)

@@ -144,5 +144,5 @@ func (p *Pipeline) Counts() (published, refused []Count) {
 // the one conversion from the public type. reply says whether its
 // publisher reads the answer.
 func FromJSON(m *publish.Message, reply bool) hub.Message {
-	return hub.Message{Targets: m.Targets(), Exclude: m.Exclude, Event: m.Event, Data: []byte(m.Data), Reply: reply}
+	return hub.Message{Targets: m.Targets(), Exclude: m.Exclude, Event: m.Event, Data: []byte(m.Data), Reply: reply, Key: m.IdempotencyKey}
 }

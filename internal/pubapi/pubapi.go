@@ -69,6 +69,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, status, err.Error())
 		return
 	}
+	if k := r.Header.Get("Idempotency-Key"); k != "" && m.IdempotencyKey == "" {
+		m.IdempotencyKey = k // the IETF draft's header, as an alternative to the field
+	}
 	res, err := h.Pipeline.Publish(pipeline.FromJSON(m, true), pipeline.HTTP)
 	switch {
 	case errors.Is(err, hub.ErrUnavailable): // a cluster node without Redis
@@ -83,7 +86,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(publish.Result{IDs: []string{res.ID}, Receivers: res.Receivers})
+	if res.Duplicate {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	json.NewEncoder(w).Encode(publish.Result{IDs: []string{res.ID}, Receivers: res.Receivers, Duplicate: res.Duplicate})
 }
 
 // admit applies the publishers' policy, secret and rate to a request of
@@ -175,6 +181,7 @@ func (h *Handler) decode(w http.ResponseWriter, r *http.Request) (*publish.Messa
 		m.Data = r.PostForm.Get("data")
 		m.Event = r.PostForm.Get("event")
 		m.Exclude = r.PostForm.Get("exclude")
+		m.IdempotencyKey = r.PostForm.Get("idempotency_key")
 		if len(m.Tokens) == 0 && first == '{' {
 			return nil, http.StatusBadRequest, errors.New("no token given (the body looks like JSON: send Content-Type: application/json)")
 		}

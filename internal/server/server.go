@@ -124,10 +124,11 @@ func New(opts *config.Options, log *slog.Logger, level *slog.LevelVar) (*Server,
 		HistoryBytes:      opts.HistoryBytes,
 		HistoryAge:        opts.HistoryAge,
 		HistoryTotalBytes: opts.HistoryTotal,
+		IdempotencyWindow: opts.IdemWindow,
 	})
 	if opts.Cluster != "" {
 		s.cluster, err = cluster.New(cluster.Config{URL: opts.Cluster, Prefix: opts.ClusterPrefix,
-			LogLength: opts.ClusterLog, Queue: opts.ClusterQueue, HistoryAge: opts.HistoryAge, Coalesce: opts.Coalesce,
+			LogLength: opts.ClusterLog, Queue: opts.ClusterQueue, HistoryAge: opts.HistoryAge, IdempotencyWindow: opts.IdemWindow, Coalesce: opts.Coalesce,
 			Addr: s.sseLn.Addr().String(), Logger: log}, s.hub)
 		if err != nil {
 			s.closeListeners()
