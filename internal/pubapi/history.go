@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/hasses-go/hasses/internal/hub"
+	"github.com/hasses-go/hasses/publish"
 )
 
 // HistoryReader reads a node's retained events: the hub (in a cluster, the
@@ -22,21 +23,6 @@ const (
 	maxHistoryBytes     = 1 << 20 // data per answer; the rest is another page
 )
 
-// historyEvent is one event of a GET /history answer.
-type historyEvent struct {
-	ID     string   `json:"id"`
-	Event  string   `json:"event,omitempty"`
-	Tokens []string `json:"tokens"`
-	Data   string   `json:"data"`
-}
-
-type historyAnswer struct {
-	Events []historyEvent `json:"events"`
-	LastID string         `json:"last_id"`
-	Replay string         `json:"replay,omitempty"`
-	More   bool           `json:"more"`
-}
-
 // serveHistory answers GET /history?token=T[&token=...][&after=ID][&limit=N][&id=CLIENT]:
 // the events a stream subscribed to those tokens (with that client id)
 // replays after ID.
@@ -48,12 +34,12 @@ func (h *Handler) serveHistory(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res := h.History.History(hq)
-	ans := historyAnswer{Events: make([]historyEvent, 0, len(res.Events)), LastID: res.LastID, More: res.More}
+	ans := publish.History{Events: make([]publish.HistoryEvent, 0, len(res.Events)), LastID: res.LastID, More: res.More}
 	if hq.After != "" {
 		ans.Replay = res.Replay.String()
 	}
 	for _, e := range res.Events {
-		ans.Events = append(ans.Events, historyEvent{ID: e.ID, Event: e.Event, Tokens: e.Tokens, Data: string(e.Data)})
+		ans.Events = append(ans.Events, publish.HistoryEvent{ID: e.ID, Event: e.Event, Tokens: e.Tokens, Data: string(e.Data)})
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
