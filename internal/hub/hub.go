@@ -130,6 +130,7 @@ type Hub struct {
 	lostSeq uint64
 
 	keys      keyed // results of keyed publications (h.mu)
+	trims     trims // the topics Trim looks at (h.mu)
 	published atomic.Int64
 	// replica is set when a cluster sequences the events (cluster.go):
 	// they arrive through Apply, and Publish refuses.
@@ -362,6 +363,7 @@ func (h *Hub) wakeOwners() {
 // it. It is called with h.mu held.
 func (h *Hub) append(t *topic, ev *Event) {
 	t.push(ev, &h.cfg, h.cfg.HistoryBytes+h.cfg.MaxLag)
+	h.trims.queue(t)
 	for oi, subs := range t.subs {
 		if len(subs) == 0 || t.dirty[oi] {
 			continue
@@ -390,9 +392,10 @@ func (h *Hub) topic(name string) *topic {
 
 // dropTopic removes a topic that has neither subscribers nor history.
 func (h *Hub) dropTopic(t *topic) {
-	if t.special || t.nsubs > 0 || len(t.entries) > 0 {
+	if t.special || t.dropped || t.nsubs > 0 || len(t.entries) > 0 {
 		return
 	}
+	t.dropped = true
 	h.lostSeq = max(h.lostSeq, t.floor)
 	delete(h.topics, t.name)
 	h.names.remove(t.name)

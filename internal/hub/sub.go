@@ -1,9 +1,6 @@
 package hub
 
 import (
-	"context"
-	"time"
-
 	"github.com/hasses-go/hasses/internal/sse"
 )
 
@@ -354,30 +351,3 @@ func (s *Sub) Wrote(b *Batch, n int) (delivered int) {
 // Pending reports whether s is in the middle of an event: nothing else may
 // be written to the connection until the event is complete.
 func (s *Sub) Pending() bool { return len(s.partial) > 0 }
-
-// Run trims the history by age and count once a second until ctx is done.
-func (h *Hub) Run(ctx context.Context) {
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-			h.Trim()
-		}
-	}
-}
-
-// Trim applies the history bounds to every topic now.
-func (h *Hub) Trim() {
-	now := h.cfg.Now().UnixNano()
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.all.trim(&h.cfg, now)
-	h.bcast.trim(&h.cfg, now)
-	for _, t := range h.topics {
-		t.trim(&h.cfg, now)
-		h.dropTopic(t)
-	}
-}

@@ -10,6 +10,8 @@ import (
 type topic struct {
 	name    string
 	special bool
+	dropped bool // out of h.topics: a queued reference is stale
+	queued  bool // in the hub's trims.queued
 
 	entries []entry // retained events, oldest first
 	base    uint64  // absolute index of entries[0]

@@ -1,0 +1,67 @@
+package hub
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// BenchmarkLockHold reports the longest hold of the hub's lock (what
+// publishing or delivering on unrelated tokens may wait) during one
+// operation, at 1,000 and 1,000,000 topics (one event each, per-user
+// style): a trim that expires every event at once (its longest chunk), a
+// subscribe and an unsubscribe of 64 new tokens, and a publication (one
+// hold each).
+func BenchmarkLockHold(b *testing.B) {
+	for _, topics := range []int{1000, 1000000} {
+		now := time.Unix(1000, 0)
+		h := New(Config{Now: func() time.Time { return now }, HistoryAge: time.Minute})
+		o := h.NewOwner(func() {})
+		fill := func() {
+			for i := range topics {
+				h.Publish(Message{Targets: []string{fmt.Sprint("user", i)}, Data: payload64})
+			}
+			h.Trim() // the pass over new events
+		}
+		fill()
+		tokens := make([]string, 64)
+		for i := range tokens {
+			tokens[i] = fmt.Sprint("new", i)
+		}
+		var s *Sub
+		ops := []struct {
+			name  string
+			setup func()
+			op    func() time.Duration // the longest hold
+		}{
+			{"trim-expiring-all", func() { now = now.Add(2 * time.Minute) }, func() time.Duration { h.Trim(); return h.trims.maxHold }},
+			{"subscribe-64", fill, func() time.Duration { return timed(func() { s = mustSub(h.Subscribe(o, tokens, "", "", nil)) }) }},
+			{"unsubscribe-64", nil, func() time.Duration { return timed(func() { h.Unsubscribe(s) }) }},
+			{"publish", nil, func() time.Duration {
+				return timed(func() { h.Publish(Message{Targets: []string{"user1"}, Data: payload64}) })
+			}},
+		}
+		for _, c := range ops {
+			b.Run(fmt.Sprintf("topics=%d/%s", topics, c.name), func(b *testing.B) {
+				var worst time.Duration
+				for b.Loop() {
+					if c.setup != nil {
+						b.StopTimer()
+						c.setup()
+						b.StartTimer()
+					}
+					worst = max(worst, c.op())
+				}
+				b.ReportMetric(float64(worst.Microseconds()), "max-hold-µs")
+			})
+		}
+	}
+}
+
+func mustSub(s *Sub, _ Replay) *Sub { return s }
+
+func timed(f func()) time.Duration {
+	t0 := time.Now()
+	f()
+	return time.Since(t0)
+}
