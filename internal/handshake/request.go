@@ -80,6 +80,10 @@ type Request struct {
 	Authorization string
 	Cookie        string
 	AccessToken   string // access_token= (a JWT for clients that cannot set headers), percent-decoded
+	// NoInitID is initid=0: the opening id of a stream without
+	// Last-Event-ID is not a block of its own, for client libraries that
+	// hand a data-less block to the application as an empty message.
+	NoInitID bool
 	// HTTP10 marks an HTTP/1.0 request (nginx's default towards upstreams):
 	// its stream is close-delimited, without chunks or keep-alive.
 	HTTP10 bool
@@ -384,7 +388,7 @@ func equalFold[T string | []byte](name T, lower string) bool {
 	return true
 }
 
-// parseQuery reads subscribe=, id=, lastEventId= and access_token=; the
+// parseQuery reads subscribe=, id=, lastEventId=, access_token= and initid=; the
 // last of each wins, as in hasses. Tokens and ids are not percent-decoded:
 // backends push the same encoded bytes the browser sent, and hasses
 // compared them raw (spec 2.7, 9.3).
@@ -407,6 +411,15 @@ func parseQuery(req *Request, query []byte, cfg *Config) error {
 			lastID = p[len("lastEventId="):]
 		case hasPrefix(p, "access_token="):
 			access = p[len("access_token="):]
+		case hasPrefix(p, "initid="):
+			switch string(p[len("initid="):]) {
+			case "0":
+				req.NoInitID = true
+			case "1":
+				req.NoInitID = false
+			default:
+				return fail(400, "initid must be 0 or 1")
+			}
 		}
 	}
 	if !hasSub {

@@ -195,6 +195,7 @@ func TestParseStatus(t *testing.T) {
 		{"empty value", "GET /sse?subscribe=a HTTP/1.1\r\nX:\r\n\r\n", 200},
 		{"bad header on HEAD", "HEAD /sse HTTP/1.1\r\nbad\r\n\r\n", 400},
 		{"percent-encoded CR in lastEventId", "GET /sse?subscribe=a&lastEventId=%0D HTTP/1.1\r\n\r\n", 400},
+		{"initid neither 0 nor 1", "GET /sse?subscribe=a&initid=no HTTP/1.1\r\n\r\n", 400},
 
 		// Limits (defaults 64 tokens, 256 bytes per token and id, 8192 head).
 		{"token of 256 bytes", "GET /sse?subscribe=" + long(256) + " HTTP/1.1\r\n\r\n", 200},
@@ -272,6 +273,15 @@ func TestParseFields(t *testing.T) {
 		if req.Method != "GET" || !slices.Equal(req.Tokens, c.tokens) || req.ID != c.id || req.LastEventID != c.lastID {
 			t.Errorf("%s: got method %q tokens %q id %q lastID %q, want tokens %q id %q lastID %q",
 				c.name, req.Method, req.Tokens, req.ID, req.LastEventID, c.tokens, c.id, c.lastID)
+		}
+	}
+}
+
+func TestInitID(t *testing.T) {
+	for q, want := range map[string]bool{"": false, "&initid=1": false, "&initid=0": true, "&initid=0&initid=1": false} {
+		req, err := Parse([]byte("GET /sse?subscribe=a"+q+" HTTP/1.1\r\n\r\n"), cfg)
+		if err != nil || req.NoInitID != want {
+			t.Errorf("%q: NoInitID %v, %v; want %v", q, req.NoInitID, err, want)
 		}
 	}
 }
