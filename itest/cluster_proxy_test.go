@@ -79,11 +79,11 @@ func (p *proxySub) read(s *httpStream, closed chan struct{}) {
 		if ev.Comment {
 			p.comments++
 		}
-		if ev.ID != "" || ev.Data != "" || ev.Event != "" {
+		if ev.HasData {
 			p.events = append(p.events, ev)
-			if ev.ID != "" {
-				p.lastID = ev.ID
-			}
+		}
+		if ev.ID != "" {
+			p.lastID = ev.ID // the opening id block too, as EventSource
 		}
 		p.mu.Unlock()
 	}
