@@ -656,3 +656,48 @@ func newChromium(t *testing.T, ctx context.Context) context.Context {
 	t.Cleanup(cancel)
 	return bctx
 }
+
+// TestClientLibrariesNeedInitID0 checks why the libraries given initid=0 in
+// clientLibs need it: with the default, the opening id block reaches the
+// application as an empty message.
+func TestClientLibrariesNeedInitID0(t *testing.T) {
+	if _, err := os.Stat("clients/node_modules"); err != nil {
+		t.Skip("npm packages not installed: run npm ci in itest/clients")
+	}
+	for _, lib := range clientLibs {
+		if lib.query != "&initid=0" {
+			continue
+		}
+		t.Run(lib.name, func(t *testing.T) {
+			t.Parallel()
+			d := start(t)
+			var mu sync.Mutex
+			var got []clientEvent
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				lib.run(ctx, t, "http://"+d.sse+"/sse?subscribe=t", func(e clientEvent) {
+					mu.Lock()
+					got = append(got, e)
+					mu.Unlock()
+				})
+			}()
+			defer func() { cancel(); <-done }()
+			waitFor(t, "the client to subscribe", func() bool {
+				return strings.Contains(d.command("tcpsubscribedclients:t"), `"subscribedclients": 1,`)
+			})
+			d.send("t=first")
+			waitFor(t, "the event", func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				return slices.ContainsFunc(got, func(e clientEvent) bool { return e.Data == "first" })
+			})
+			mu.Lock()
+			defer mu.Unlock()
+			if got[0].Data != "" {
+				t.Errorf("with initid=1 the library saw %+v: no empty message, so it does not need initid=0", got)
+			}
+		})
+	}
+}
