@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -87,12 +88,7 @@ var clientLibs = []clientLib{
 }
 
 func TestClientLibraries(t *testing.T) {
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Skip("node is not installed")
-	}
-	if _, err := os.Stat("clients/node_modules"); err != nil {
-		t.Skip("npm packages not installed: run npm ci in itest/clients")
-	}
+	needNodeClients(t)
 	results := make([]map[string]string, len(clientLibs))
 	t.Run("lib", func(t *testing.T) {
 		for i, lib := range clientLibs {
@@ -661,9 +657,7 @@ func newChromium(t *testing.T, ctx context.Context) context.Context {
 // clientLibs need it: with the default, the opening id block reaches the
 // application as an empty message.
 func TestClientLibrariesNeedInitID0(t *testing.T) {
-	if _, err := os.Stat("clients/node_modules"); err != nil {
-		t.Skip("npm packages not installed: run npm ci in itest/clients")
-	}
+	needNodeClients(t)
 	for _, lib := range clientLibs {
 		if lib.query != "&initid=0" {
 			continue
@@ -699,5 +693,18 @@ func TestClientLibrariesNeedInitID0(t *testing.T) {
 				t.Errorf("with initid=1 the library saw %+v: no empty message, so it does not need initid=0", got)
 			}
 		})
+	}
+}
+
+// needNodeClients skips without node or the npm packages, except in CI,
+// which installs them (.ci/run).
+func needNodeClients(t *testing.T) {
+	_, errNode := exec.LookPath("node")
+	_, errMods := os.Stat("clients/node_modules")
+	if err := errors.Join(errNode, errMods); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("node and the npm clients (npm ci in itest/clients) are needed: %v", err)
+		}
+		t.Skipf("node and the npm clients are not installed (npm ci in itest/clients): %v", err)
 	}
 }
