@@ -15,6 +15,8 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/hasses-go/hasses/web"
 )
 
 // Config holds what the parser and the answers depend on.
@@ -84,6 +86,9 @@ type Request struct {
 	// Last-Event-ID is not a block of its own, for client libraries that
 	// hand a data-less block to the application as an empty message.
 	NoInitID bool
+	// Script: a GET or HEAD of web.ScriptPath, the page helper, not a
+	// stream.
+	Script bool
 	// HTTP10 marks an HTTP/1.0 request (nginx's default towards upstreams):
 	// its stream is close-delimited, without chunks or keep-alive.
 	HTTP10 bool
@@ -171,6 +176,10 @@ func Parse(head []byte, cfg *Config) (*Request, error) {
 		return req, nil
 	}
 	path, query, hasQuery := bytes.Cut(target, []byte("?"))
+	if string(path) != cfg.Path && isScript(method, string(path)) {
+		req.Script = true
+		return req, checkVersion(version)
+	}
 	if string(path) != cfg.Path {
 		return nil, fail(404, "no stream at "+quoteCut(string(path), 64))
 	}
@@ -187,6 +196,11 @@ func Parse(head []byte, cfg *Config) (*Request, error) {
 		return nil, err
 	}
 	return req, nil
+}
+
+// isScript reports a request for the page helper (the stream path wins).
+func isScript(method, path string) bool {
+	return path == web.ScriptPath && (method == "GET" || method == "HEAD")
 }
 
 // checkVersion keeps hasses' 501 for anything but HTTP/1.1 and HTTP/1.0
@@ -599,6 +613,10 @@ func FromHTTP(method, rawPath, rawQuery string, hasQuery bool, header map[string
 		return nil, fail(403, "origin not allowed: "+quoteCut(req.Origin, 64))
 	}
 	if method == "OPTIONS" && rawPath == "*" {
+		return req, nil
+	}
+	if rawPath != cfg.Path && isScript(method, rawPath) {
+		req.Script = true
 		return req, nil
 	}
 	if rawPath != cfg.Path {

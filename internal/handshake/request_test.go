@@ -476,3 +476,28 @@ func TestParseAllocs(t *testing.T) {
 		t.Errorf("Parse of a browser request: %v allocations, want at most 5", n)
 	}
 }
+
+func TestScriptRequest(t *testing.T) {
+	for _, c := range []struct {
+		head   string
+		script bool
+		status int
+	}{
+		{"GET /hasses.js HTTP/1.1\r\n\r\n", true, 0},
+		{"HEAD /hasses.js HTTP/1.1\r\n\r\n", true, 0},
+		{"GET /hasses.js?v=2 HTTP/1.0\r\n\r\n", true, 0},
+		{"OPTIONS /hasses.js HTTP/1.1\r\n\r\n", false, 404},
+		{"GET /hasses.js HTTP/2.0\r\n\r\n", false, 501},
+		{"GET /other.js HTTP/1.1\r\n\r\n", false, 404},
+	} {
+		req, err := Parse([]byte(c.head), cfg)
+		var he *Error
+		if errors.As(err, &he) && he.Status != c.status || err == nil && (c.status != 0 || req.Script != c.script) {
+			t.Errorf("%q: %+v, %v; want script %v, status %d", c.head, req, err, c.script, c.status)
+		}
+	}
+	// The stream path wins over the helper's.
+	if req, err := Parse([]byte("GET /hasses.js?subscribe=a HTTP/1.1\r\n\r\n"), &Config{Path: "/hasses.js"}); err != nil || req.Script {
+		t.Errorf("stream at /hasses.js: %+v, %v", req, err)
+	}
+}

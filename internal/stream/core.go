@@ -242,7 +242,7 @@ func (c *Core) Check(req *handshake.Request, parseErr error, peer string, now ti
 		}
 		return time.Time{}, status
 	}
-	if req.Method != "GET" || c.cfg.Authorize == nil {
+	if req.Method != "GET" || req.Script || c.cfg.Authorize == nil {
 		return time.Time{}, 0
 	}
 	expires, status, err := c.cfg.Authorize(req, now)

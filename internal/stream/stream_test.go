@@ -15,6 +15,7 @@ import (
 
 	"github.com/hasses-go/hasses/internal/handshake"
 	"github.com/hasses-go/hasses/internal/hub"
+	"github.com/hasses-go/hasses/web"
 )
 
 // fakeWriter takes at most max bytes per call (all when max is 0), nothing
@@ -374,5 +375,22 @@ func TestOwnBytesEndNoBlock(t *testing.T) {
 	got := body(t, w.buf.Bytes())
 	if !strings.HasPrefix(got, "retry: 1000\nid: "+epoch+"-0\n:\nid: "+epoch+"-1\ndata: one\n\nretry: ") || strings.HasSuffix(got, "\n\n") {
 		t.Fatalf("body %q: want the retry, opening id and heartbeat lines in the event's block, and the end's retry line ending no block", got)
+	}
+}
+
+func TestServesScript(t *testing.T) {
+	f := newFixture(t, Config{})
+	c := f.conn("GET /hasses.js HTTP/1.1\r\n\r\n")
+	w := &fakeWriter{}
+	if s := c.Flush(w, &f.sc, f.now); s != Finished {
+		t.Fatalf("flush: %v", s)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(&w.buf), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/javascript; charset=utf-8" || !bytes.Equal(body, web.Script) {
+		t.Fatalf("%d %v, %d bytes: want the page helper", resp.StatusCode, resp.Header, len(body))
 	}
 }
