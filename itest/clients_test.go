@@ -710,3 +710,51 @@ func needNodeClients(t *testing.T) {
 		t.Skipf("node and the npm clients are not installed (npm ci in itest/clients): %v", err)
 	}
 }
+
+// TestBrowserResumesFromStreamOpen: a tab whose connection is cut before
+// its first event reconnects with the opening id and receives every event
+// published in between, with no code in the page.
+func TestBrowserResumesFromStreamOpen(t *testing.T) {
+	d := start(t, "-retry=500ms")
+	p := newCutProxy(t, d.sse)
+	p.arm(cutAfterOpen, "", func() {
+		for i := 1; i <= 3; i++ {
+			d.send(fmt.Sprintf("t=while away %d\n", i))
+		}
+	})
+	var mu sync.Mutex
+	var got []string
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runBrowser(ctx, t, "http://"+p.addr()+"/sse?subscribe=t", func(e clientEvent) {
+			mu.Lock()
+			got = append(got, e.Data)
+			mu.Unlock()
+		})
+	}()
+	defer func() { cancel(); <-done }()
+	if !p.waitStreams(2, 15*time.Second) {
+		t.Fatalf("the tab did not reconnect after the cut:\n%s", p.describe())
+	}
+	if !p.resumed(1) {
+		t.Errorf("the tab reconnected without Last-Event-ID:\n%s", p.describe())
+	}
+	d.send("t=back\n")
+	want := []string{"while away 1", "while away 2", "while away 3", "back"}
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		mu.Lock()
+		n := len(got)
+		mu.Unlock()
+		if n >= len(want) {
+			break
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // anything more
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(got, want) {
+		t.Fatalf("the tab got %q, want %q", got, want)
+	}
+}
