@@ -138,7 +138,7 @@ func TestClientLibraries(t *testing.T) {
 // behind a proxy that can cut the connection, and returns what went wrong
 // per scenario ("" when it passed).
 func runClientScenarios(t *testing.T, lib clientLib) map[string]string {
-	d := start(t, "-heartbeat=200ms", "-retry=400ms", "-lifetime=5s")
+	d := start(t, "-heartbeat=200ms", "-retry=400ms", "-lifetime=6s")
 	p := newCutProxy(t, d.sse)
 	var mu sync.Mutex
 	var got []clientEvent
@@ -189,7 +189,7 @@ func runClientScenarios(t *testing.T, lib clientLib) map[string]string {
 	before := len(got)
 	mu.Unlock()
 	streams, beats := p.count()
-	time.Sleep(2500 * time.Millisecond) // the server sweeps its streams every second
+	time.Sleep(3 * time.Second) // the server sweeps its streams every second
 	streams2, beats2 := p.count()
 	mu.Lock()
 	during := slices.Clone(got[before:])
@@ -222,8 +222,9 @@ func runClientScenarios(t *testing.T, lib clientLib) map[string]string {
 		if !p.resumed(3) {
 			res[scCut] = "reconnected without Last-Event-ID"
 		}
-		// retry: 400 ms. Browsers and most libraries wait 1-3 s by default.
-		if gap := p.gap(3); gap < 350*time.Millisecond || gap >= 900*time.Millisecond {
+		// retry: 400 ms; go-sse adds ±50 % jitter. Without it the libraries
+		// wait 1 s (fetch-event-source) or 3 s.
+		if gap := p.gap(3); gap < 150*time.Millisecond || gap >= 950*time.Millisecond {
 			res[scRetry] = fmt.Sprintf("reconnected %v after the cut, want 400 ms", gap.Round(10*time.Millisecond))
 		}
 	}

@@ -23,7 +23,7 @@ const hassesPage = `<!doctype html>
 <script src="http://%[1]s/hasses.js"></script>
 <script>
 window.got = []; window.resets = []; window.states = [];
-window.h = new Hasses("http://%[1]s/sse?subscribe=t", {
+window.h = new Hasses("http://%[3]s/sse?subscribe=t", {
   retry: 300,
   onmessage: (e) => window.got.push(e.data),
   onreset: (reason) => window.resets.push(reason),
@@ -34,8 +34,8 @@ window.h.addEventListener("update", (e) => window.got.push("update:" + e.data));
 </script>`
 
 // TestHassesJS runs the page helper in headless Chromium: resume across a
-// page reload, named events, a reset after a server restart, and token
-// renewal when the stream's token expires.
+// page reload, named events, a reset after a server restart, a cut in the
+// middle of an event, and token renewal when the stream's token expires.
 func TestHassesJS(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
@@ -90,7 +90,7 @@ func TestHassesJS(t *testing.T) {
 
 	t.Run("reload, named events, restart", func(t *testing.T) {
 		d := start(t, "-retry=300ms")
-		pages = fmt.Sprintf(hassesPage, d.sse, "")
+		pages = fmt.Sprintf(hassesPage, d.sse, "", d.sse)
 		if err := chromedp.Do(bctx, chromedp.Navigate(ps.URL)); err != nil {
 			t.Fatal(err)
 		}
@@ -133,12 +133,30 @@ func TestHassesJS(t *testing.T) {
 		}
 	})
 
+	t.Run("cut mid-event", func(t *testing.T) {
+		d := start(t, "-retry=300ms")
+		p := newCutProxy(t, d.sse)
+		pages = fmt.Sprintf(hassesPage, d.sse, "", p.addr())
+		if err := chromedp.Do(bctx, chromedp.Navigate(ps.URL)); err != nil {
+			t.Fatal(err)
+		}
+		subscribed(d)
+		d.send("t=x1\n")
+		waitGot("live", "x1")
+		p.arm(cutMidEvent, "data: x2", func() { d.send("t=x3\n") })
+		d.send("t=x2\n")
+		waitGot("after a cut in the middle of x2", "x1", "x2", "x3")
+		if !p.resumed(1) {
+			t.Errorf("reconnected without the last id:\n%s", p.describe())
+		}
+	})
+
 	t.Run("token renewal", func(t *testing.T) {
 		keyFile := filepath.Join(t.TempDir(), "jwt.key")
 		os.WriteFile(keyFile, []byte(jwtSecret), 0o600)
 		d := start(t, "-jwt-secret-file="+keyFile, "-retry=300ms")
 		before := tokens.Load()
-		pages = fmt.Sprintf(hassesPage, d.sse, `getToken: () => fetch("/token").then((r) => r.text()),`)
+		pages = fmt.Sprintf(hassesPage, d.sse, `getToken: () => fetch("/token").then((r) => r.text()),`, d.sse)
 		// A fresh tab: no id stored from the other subtest's origin port.
 		if err := chromedp.Do(bctx, chromedp.Navigate(ps.URL)); err != nil {
 			t.Fatal(err)
