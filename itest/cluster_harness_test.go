@@ -276,11 +276,11 @@ func (s *sub) connect(d *daemon) {
 			s.mu.Lock()
 			if ev.Comment {
 				s.comments++
-			} else if ev.ID != "" || ev.Data != "" || ev.Event != "" {
+			} else if ev.HasData {
 				s.events = append(s.events, ev)
-				if ev.ID != "" {
-					s.lastID = ev.ID
-				}
+			}
+			if ev.ID != "" {
+				s.lastID = ev.ID // the opening id block too, as EventSource
 			}
 			s.mu.Unlock()
 		}

@@ -66,6 +66,13 @@ func (p *proxySub) read(s *httpStream, closed chan struct{}) {
 		if err != nil {
 			return
 		}
+		if strings.HasPrefix(line, ":") {
+			// A heartbeat: a comment line that ends no block.
+			p.mu.Lock()
+			p.comments++
+			p.mu.Unlock()
+			continue
+		}
 		if line != "\n" {
 			block.WriteString(line)
 			continue
@@ -76,14 +83,11 @@ func (p *proxySub) read(s *httpStream, closed chan struct{}) {
 		ev := parseEvent(block.String())
 		block.Reset()
 		p.mu.Lock()
-		if ev.Comment {
-			p.comments++
-		}
-		if ev.ID != "" || ev.Data != "" || ev.Event != "" {
+		if ev.HasData {
 			p.events = append(p.events, ev)
-			if ev.ID != "" {
-				p.lastID = ev.ID
-			}
+		}
+		if ev.ID != "" {
+			p.lastID = ev.ID // the opening id block too, as EventSource
 		}
 		p.mu.Unlock()
 	}

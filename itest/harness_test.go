@@ -310,6 +310,10 @@ type event struct {
 	ID, Event, Data string
 	Retry           string
 	Comment         bool
+	// HasData: the block has a data field, so EventSource dispatches it.
+	// The stream's own blocks (the opening id, a retry hint, a heartbeat)
+	// have none.
+	HasData bool
 }
 
 // subscribe sends GET <path><query> and reads the response head.
@@ -349,8 +353,8 @@ func (s *stream) readHead() {
 	}
 }
 
-// next returns the next event (skipping comments unless wantComments), or
-// an error after timeout.
+// next returns the next event, skipping the stream's own data-less chunks
+// (opening id, retry hint, heartbeat), or an error after timeout.
 func (s *stream) next(timeout time.Duration) (event, error) {
 	s.c.SetReadDeadline(time.Now().Add(timeout))
 	var ev event
@@ -360,7 +364,7 @@ func (s *stream) next(timeout time.Duration) (event, error) {
 			return ev, err
 		}
 		ev = parseEvent(payload)
-		if ev.Comment || (ev.Retry != "" && ev.Data == "" && ev.ID == "") {
+		if !ev.HasData {
 			continue
 		}
 		return ev, nil
@@ -408,6 +412,7 @@ func parseEvent(payload string) event {
 			ev.Event = v
 		case "data":
 			data = append(data, v)
+			ev.HasData = true
 		case "retry":
 			ev.Retry = v
 		}

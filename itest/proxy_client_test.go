@@ -114,8 +114,9 @@ func (s *httpStream) close() {
 	}
 }
 
-// next returns the next event with data or an id, skipping comments and
-// bare retry hints; io.EOF when the body ended cleanly.
+// next returns the next event (a block with data), skipping the stream's
+// own blocks (opening id; comments and retry hints join an event's block);
+// io.EOF when the body ended cleanly.
 func (s *httpStream) next(timeout time.Duration) (event, error) {
 	s.deadline(time.Now().Add(timeout))
 	var block strings.Builder
@@ -139,8 +140,8 @@ func (s *httpStream) next(timeout time.Duration) (event, error) {
 		}
 		ev := parseEvent(block.String() + "\n")
 		block.Reset()
-		if ev.Data == "" && ev.ID == "" {
-			continue // a heartbeat or a retry hint
+		if !ev.HasData {
+			continue // the opening id
 		}
 		return ev, nil
 	}

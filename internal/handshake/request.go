@@ -15,6 +15,8 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/hasses-go/hasses/web"
 )
 
 // Config holds what the parser and the answers depend on.
@@ -80,6 +82,13 @@ type Request struct {
 	Authorization string
 	Cookie        string
 	AccessToken   string // access_token= (a JWT for clients that cannot set headers), percent-decoded
+	// NoInitID is initid=0: the opening id of a stream without
+	// Last-Event-ID is not a block of its own, for client libraries that
+	// hand a data-less block to the application as an empty message.
+	NoInitID bool
+	// Script: a GET or HEAD of web.ScriptPath, the page helper, not a
+	// stream.
+	Script bool
 	// HTTP10 marks an HTTP/1.0 request (nginx's default towards upstreams):
 	// its stream is close-delimited, without chunks or keep-alive.
 	HTTP10 bool
@@ -167,6 +176,10 @@ func Parse(head []byte, cfg *Config) (*Request, error) {
 		return req, nil
 	}
 	path, query, hasQuery := bytes.Cut(target, []byte("?"))
+	if string(path) != cfg.Path && isScript(method, string(path)) {
+		req.Script = true
+		return req, checkVersion(version)
+	}
 	if string(path) != cfg.Path {
 		return nil, fail(404, "no stream at "+quoteCut(string(path), 64))
 	}
@@ -183,6 +196,11 @@ func Parse(head []byte, cfg *Config) (*Request, error) {
 		return nil, err
 	}
 	return req, nil
+}
+
+// isScript reports a request for the page helper (the stream path wins).
+func isScript(method, path string) bool {
+	return path == web.ScriptPath && (method == "GET" || method == "HEAD")
 }
 
 // checkVersion keeps hasses' 501 for anything but HTTP/1.1 and HTTP/1.0
@@ -384,7 +402,7 @@ func equalFold[T string | []byte](name T, lower string) bool {
 	return true
 }
 
-// parseQuery reads subscribe=, id=, lastEventId= and access_token=; the
+// parseQuery reads subscribe=, id=, lastEventId=, access_token= and initid=; the
 // last of each wins, as in hasses. Tokens and ids are not percent-decoded:
 // backends push the same encoded bytes the browser sent, and hasses
 // compared them raw (spec 2.7, 9.3).
@@ -407,6 +425,15 @@ func parseQuery(req *Request, query []byte, cfg *Config) error {
 			lastID = p[len("lastEventId="):]
 		case hasPrefix(p, "access_token="):
 			access = p[len("access_token="):]
+		case hasPrefix(p, "initid="):
+			switch string(p[len("initid="):]) {
+			case "0":
+				req.NoInitID = true
+			case "1":
+				req.NoInitID = false
+			default:
+				return fail(400, "initid must be 0 or 1")
+			}
 		}
 	}
 	if !hasSub {
@@ -586,6 +613,10 @@ func FromHTTP(method, rawPath, rawQuery string, hasQuery bool, header map[string
 		return nil, fail(403, "origin not allowed: "+quoteCut(req.Origin, 64))
 	}
 	if method == "OPTIONS" && rawPath == "*" {
+		return req, nil
+	}
+	if rawPath != cfg.Path && isScript(method, rawPath) {
+		req.Script = true
 		return req, nil
 	}
 	if rawPath != cfg.Path {

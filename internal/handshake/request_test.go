@@ -195,6 +195,7 @@ func TestParseStatus(t *testing.T) {
 		{"empty value", "GET /sse?subscribe=a HTTP/1.1\r\nX:\r\n\r\n", 200},
 		{"bad header on HEAD", "HEAD /sse HTTP/1.1\r\nbad\r\n\r\n", 400},
 		{"percent-encoded CR in lastEventId", "GET /sse?subscribe=a&lastEventId=%0D HTTP/1.1\r\n\r\n", 400},
+		{"initid neither 0 nor 1", "GET /sse?subscribe=a&initid=no HTTP/1.1\r\n\r\n", 400},
 
 		// Limits (defaults 64 tokens, 256 bytes per token and id, 8192 head).
 		{"token of 256 bytes", "GET /sse?subscribe=" + long(256) + " HTTP/1.1\r\n\r\n", 200},
@@ -272,6 +273,15 @@ func TestParseFields(t *testing.T) {
 		if req.Method != "GET" || !slices.Equal(req.Tokens, c.tokens) || req.ID != c.id || req.LastEventID != c.lastID {
 			t.Errorf("%s: got method %q tokens %q id %q lastID %q, want tokens %q id %q lastID %q",
 				c.name, req.Method, req.Tokens, req.ID, req.LastEventID, c.tokens, c.id, c.lastID)
+		}
+	}
+}
+
+func TestInitID(t *testing.T) {
+	for q, want := range map[string]bool{"": false, "&initid=1": false, "&initid=0": true, "&initid=0&initid=1": false} {
+		req, err := Parse([]byte("GET /sse?subscribe=a"+q+" HTTP/1.1\r\n\r\n"), cfg)
+		if err != nil || req.NoInitID != want {
+			t.Errorf("%q: NoInitID %v, %v; want %v", q, req.NoInitID, err, want)
 		}
 	}
 }
@@ -464,5 +474,30 @@ func TestParseAllocs(t *testing.T) {
 	// Request, tokens+id string, tokens slice, User-Agent, Origin.
 	if n > 5 {
 		t.Errorf("Parse of a browser request: %v allocations, want at most 5", n)
+	}
+}
+
+func TestScriptRequest(t *testing.T) {
+	for _, c := range []struct {
+		head   string
+		script bool
+		status int
+	}{
+		{"GET /hasses.js HTTP/1.1\r\n\r\n", true, 0},
+		{"HEAD /hasses.js HTTP/1.1\r\n\r\n", true, 0},
+		{"GET /hasses.js?v=2 HTTP/1.0\r\n\r\n", true, 0},
+		{"OPTIONS /hasses.js HTTP/1.1\r\n\r\n", false, 404},
+		{"GET /hasses.js HTTP/2.0\r\n\r\n", false, 501},
+		{"GET /other.js HTTP/1.1\r\n\r\n", false, 404},
+	} {
+		req, err := Parse([]byte(c.head), cfg)
+		var he *Error
+		if errors.As(err, &he) && he.Status != c.status || err == nil && (c.status != 0 || req.Script != c.script) {
+			t.Errorf("%q: %+v, %v; want script %v, status %d", c.head, req, err, c.script, c.status)
+		}
+	}
+	// The stream path wins over the helper's.
+	if req, err := Parse([]byte("GET /hasses.js?subscribe=a HTTP/1.1\r\n\r\n"), &Config{Path: "/hasses.js"}); err != nil || req.Script {
+		t.Errorf("stream at /hasses.js: %+v, %v", req, err)
 	}
 }

@@ -168,6 +168,27 @@ func AppendOptionsResponse(dst []byte, cfg *Config, now time.Time, origin string
 	return append(dst, '\r', '\n')
 }
 
+// AppendScriptResponse appends the answer to a GET (with body) or HEAD of
+// the page helper: JavaScript any origin may load, cached for an hour, then
+// the connection closes.
+func AppendScriptResponse(dst []byte, cfg *Config, now time.Time, body []byte, withBody bool) []byte {
+	dst = appendStatus(dst, 200)
+	dst = appendDate(dst, now)
+	dst = appendServer(dst)
+	dst = appendLine(dst, "Access-Control-Allow-Origin: *")
+	dst = appendLine(dst, "Cache-Control: public, max-age=3600")
+	dst = append(dst, "Content-Length: "...)
+	dst = strconv.AppendInt(dst, int64(len(body)), 10)
+	dst = append(dst, '\r', '\n')
+	dst = appendLine(dst, "Connection: close")
+	dst = appendLine(dst, "Content-Type: text/javascript; charset=utf-8")
+	dst = append(dst, '\r', '\n')
+	if withBody {
+		dst = append(dst, body...)
+	}
+	return dst
+}
+
 // Pieces of the error body: one line of HTML naming the status.
 const (
 	bodyOpen  = "<html><head><title>"

@@ -3,11 +3,13 @@ package httpfront
 import (
 	"net/http"
 	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/hasses-go/hasses/internal/handshake"
 	"github.com/hasses-go/hasses/internal/hub"
 	"github.com/hasses-go/hasses/internal/stream"
+	"github.com/hasses-go/hasses/web"
 )
 
 // h2stream is one HTTP/2 stream.
@@ -58,6 +60,17 @@ func (s *Server) serveH2(w http.ResponseWriter, r *http.Request) {
 		handshake.SetErrorHeaders(w.Header(), hcfg, status)
 		w.WriteHeader(status)
 		w.Write(handshake.AppendErrorBody(nil, status))
+		return
+	}
+	if req.Script {
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+		w.Header().Set("Content-Length", strconv.Itoa(len(web.Script)))
+		w.WriteHeader(http.StatusOK)
+		if req.Method == "GET" {
+			w.Write(web.Script)
+		}
 		return
 	}
 	if req.Method != "GET" {

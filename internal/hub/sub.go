@@ -118,12 +118,10 @@ func (h *Hub) Subscribe(o *Owner, tokens []string, id, lastID string, conn any) 
 }
 
 // CursorID returns the id of the last event s has been given (or skipped):
-// the id a client should resume from. It is empty before the first event.
-// Only the owner's goroutine may call it.
+// the id a client should resume from. Before the epoch's first event it is
+// "<epoch>-0", which resumes from the start of the epoch. Only the owner's
+// goroutine may call it.
 func (h *Hub) CursorID(s *Sub) string {
-	if s.cursor == 0 {
-		return ""
-	}
 	h.mu.Lock() // a cluster's Reset changes the epoch
 	epoch := h.cfg.Epoch
 	h.mu.Unlock()

@@ -62,18 +62,41 @@ func forEachLine(data []byte, fn func([]byte)) {
 	}
 }
 
-// AppendComment appends an SSE comment line. Heartbeats use it: EventSource
-// ignores comments, while proxies see traffic.
+// The stream's own bytes (heartbeat, retry hint, opening id) never end a
+// block with a blank line unless the block is meant to be dispatched: a
+// data-less block ending with a blank line is ignored by browsers, but
+// several client libraries hand it to the application as an empty message
+// (docs/clients.md). A comment or field line without a blank line is part
+// of the next event's block, where every parser ignores or applies it.
+
+// AppendComment appends an SSE comment line, without ending a block.
+// Heartbeats use it: every parser ignores comments, while proxies see
+// traffic.
 func AppendComment(dst []byte, text string) []byte {
-	dst = append(dst, ": "...)
+	dst = append(dst, ':')
 	dst = append(dst, text...)
-	return append(dst, "\n\n"...)
+	return append(dst, '\n')
 }
 
-// AppendRetry appends a "retry:" field: the reconnection delay EventSource
-// should use, in milliseconds.
+// AppendRetry appends a "retry:" field line, without ending a block: the
+// reconnection delay, in milliseconds. Browsers apply it when the line
+// ends; libraries that apply it with an event get it with the next one.
 func AppendRetry(dst []byte, ms int64) []byte {
 	dst = append(dst, "retry: "...)
 	dst = strconv.AppendInt(dst, ms, 10)
-	return append(dst, "\n\n"...)
+	return append(dst, '\n')
+}
+
+// AppendID appends an "id:" field line, ending the block with a blank line
+// if dispatch: a block with an id and no data sets EventSource's last event
+// id without dispatching an event. Without dispatch the line is part of the
+// next event's block, which carries its own id.
+func AppendID(dst []byte, id []byte, dispatch bool) []byte {
+	dst = append(dst, "id: "...)
+	dst = append(dst, id...)
+	dst = append(dst, '\n')
+	if dispatch {
+		dst = append(dst, '\n')
+	}
+	return dst
 }

@@ -30,12 +30,19 @@ func TestLongBodiesAreNeverCut(t *testing.T) {
 	}
 }
 
-func TestCommentAndRetry(t *testing.T) {
-	if got := string(AppendComment(nil, "")); got != ": \n\n" {
-		t.Errorf("comment payload %q", got)
-	}
-	if got := string(AppendRetry(nil, 2500)); got != "retry: 2500\n\n" {
-		t.Errorf("retry payload %q", got)
+// The stream's own bytes never end a data-less block, except the opening id
+// when it is meant to be dispatched.
+func TestOwnLines(t *testing.T) {
+	for _, c := range []struct{ got, want string }{
+		{string(AppendComment(nil, "")), ":\n"},
+		{string(AppendComment(nil, "x")), ":x\n"},
+		{string(AppendRetry(nil, 2500)), "retry: 2500\n"},
+		{string(AppendID(nil, []byte("a-0"), false)), "id: a-0\n"},
+		{string(AppendID(nil, []byte("a-0"), true)), "id: a-0\n\n"},
+	} {
+		if c.got != c.want {
+			t.Errorf("got %q, want %q", c.got, c.want)
+		}
 	}
 }
 

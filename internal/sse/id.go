@@ -10,7 +10,7 @@ import (
 // id of its own from one handed out before the restart.
 type ID struct {
 	Epoch uint64 // server start time in milliseconds
-	Seq   uint64 // 1, 2, 3, ... within one epoch
+	Seq   uint64 // 1, 2, 3, ... within one epoch; 0 is before the first
 }
 
 // AppendTo appends the textual form "<epoch base 36>-<seq>". It is short,
@@ -24,7 +24,9 @@ func (id ID) AppendTo(dst []byte) []byte {
 func (id ID) String() string { return string(id.AppendTo(nil)) }
 
 // ParseID parses the textual form written by AppendTo. Anything else,
-// including a hasses-style Unix-time id, is reported as not ok.
+// including a hasses-style Unix-time id, is reported as not ok. Sequence 0
+// is the position before an epoch's first event: a stream opened before any
+// event is sent it, so that it can resume from there.
 func ParseID(s string) (id ID, ok bool) {
 	epoch, seq, found := strings.Cut(s, "-")
 	if !found || epoch == "" || seq == "" || len(s) > 40 {
@@ -35,7 +37,7 @@ func ParseID(s string) (id ID, ok bool) {
 		return ID{}, false
 	}
 	q, err := strconv.ParseUint(seq, 10, 64)
-	if err != nil || q == 0 {
+	if err != nil {
 		return ID{}, false
 	}
 	// Reject non-canonical spellings (leading zeros, upper case) so that an

@@ -7,6 +7,7 @@ import (
 
 	"github.com/hasses-go/hasses/internal/handshake"
 	"github.com/hasses-go/hasses/internal/hub"
+	"github.com/hasses-go/hasses/web"
 )
 
 // State is where an HTTP/1.x connection is.
@@ -131,6 +132,9 @@ func (c *Conn) request(head []byte, o *hub.Owner, self any, now time.Time) Actio
 	expires, status := core.Check(req, err, c.addrOf(client), now)
 	if status != 0 {
 		return c.fail(status, now)
+	}
+	if req.Script {
+		return c.respond(handshake.AppendScriptResponse(nil, cfg.Handshake, now, web.Script, req.Method == "GET"), now)
 	}
 	switch req.Method {
 	case "HEAD":

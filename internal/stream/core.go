@@ -242,7 +242,7 @@ func (c *Core) Check(req *handshake.Request, parseErr error, peer string, now ti
 		}
 		return time.Time{}, status
 	}
-	if req.Method != "GET" || c.cfg.Authorize == nil {
+	if req.Method != "GET" || req.Script || c.cfg.Authorize == nil {
 		return time.Time{}, 0
 	}
 	expires, status, err := c.cfg.Authorize(req, now)
@@ -293,7 +293,7 @@ func (c *Core) AddWrites(n int64) {
 func (c *Core) Open(st *Stream, o *hub.Owner, req *handshake.Request, expires time.Time, text bool, conn any, now time.Time) hub.Replay {
 	sub, replay := c.hub.Subscribe(o, req.Tokens, req.ID, req.LastEventID, conn)
 	sub.Text = text
-	*st = Stream{core: c, sub: sub, chunked: !text, lastWrite: now.UnixNano(), deadline: c.deadline(now, expires).UnixNano()}
+	*st = Stream{core: c, sub: sub, chunked: !text, initID: !req.NoInitID, lastWrite: now.UnixNano(), deadline: c.deadline(now, expires).UnixNano()}
 	c.streams.Add(1)
 	return replay
 }

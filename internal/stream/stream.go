@@ -58,6 +58,7 @@ type Stream struct {
 	outOff   int32
 	endRetry int32  // milliseconds of the retry hint sent with the end
 	chunked  bool   // frame own bytes as HTTP/1.1 chunks and end with the last chunk
+	initID   bool   // the opening id is a block of its own (initid=1, the default)
 	blocked  bool   // the writer would block; wait for Unblock
 	ending   bool   // takes no more events: the rest of the current one, then the end
 	ended    bool   // the end is queued: Finished once out is written
@@ -96,26 +97,37 @@ func (st *Stream) Idle() bool {
 }
 
 // Start queues the response head (nil when the front end writes it its own
-// way) and the preamble: the retry hint and, when the requested replay is
-// not complete, a hasses-reset event whose id is where the stream resumes,
-// so that the page can resynchronise and a reconnect does not send the
-// unusable id again.
+// way) and the preamble: the retry hint; for a stream opened without
+// Last-Event-ID, the id it would resume from, so that a client cut before
+// the first event resumes from the moment its stream opened; and, when the
+// requested replay is not complete, a hasses-reset event whose id is where
+// the stream resumes, so that the page can resynchronise and a reconnect
+// does not send the unusable id again.
+//
+// Only the opening id (with initid=1) ends a data-less block: EventSource
+// then takes the id without dispatching an event. The retry line otherwise
+// joins the next block (see package sse).
 func (st *Stream) Start(head []byte, replay hub.Replay) {
 	st.out = append(st.out, head...)
+	var text []byte
 	if r := st.core.cfg.Retry; r > 0 {
-		st.queue(sse.AppendRetry(nil, r.Milliseconds()))
+		text = sse.AppendRetry(text, r.Milliseconds())
 	}
-	if replay == hub.ReplayGap || replay == hub.ReplayUnknown {
+	switch replay {
+	case hub.ReplayNone:
+		text = sse.AppendID(text, []byte(st.core.hub.CursorID(st.sub)), st.initID)
+	case hub.ReplayGap, hub.ReplayUnknown:
 		id := st.core.hub.CursorID(st.sub)
-		st.queue(sse.AppendEvent(nil, []byte(id), "hasses-reset", []byte(replay.String())))
+		text = sse.AppendEvent(text, []byte(id), "hasses-reset", []byte(replay.String()))
 	}
-	if len(st.out) == len(head) {
+	if len(text) == 0 {
 		// A body byte at once: a proxy speaking HTTP/2 to the browser
 		// (nginx) holds the response head until the first body bytes, and
 		// the page's EventSource would stay "connecting" until the first
 		// heartbeat.
-		st.queue(heartbeatText)
+		text = heartbeatText
 	}
+	st.queue(text)
 }
 
 // queue appends SSE text to the stream's own bytes, framed for its

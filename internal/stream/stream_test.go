@@ -15,6 +15,7 @@ import (
 
 	"github.com/hasses-go/hasses/internal/handshake"
 	"github.com/hasses-go/hasses/internal/hub"
+	"github.com/hasses-go/hasses/web"
 )
 
 // fakeWriter takes at most max bytes per call (all when max is 0), nothing
@@ -289,7 +290,7 @@ func TestKeepAliveAfterCleanEnd(t *testing.T) {
 		t.Fatalf("HTTP/1.0 stream end: %v", s)
 	}
 	raw := w10.buf.String()
-	if strings.Contains(raw, "chunked") || !strings.Contains(raw, "\r\n\r\n: \n\nid: ") || !strings.HasSuffix(raw, "\ndata: plain\n\n") {
+	if strings.Contains(raw, "chunked") || !strings.Contains(raw, "\r\n\r\nid: ") || !strings.Contains(raw, "-0\n\nid: ") || !strings.HasSuffix(raw, "\ndata: plain\n\n") {
 		t.Fatalf("HTTP/1.0 stream %q: want a close-delimited body of SSE text", raw)
 	}
 }
@@ -303,3 +304,93 @@ func TestWriteErrorFails(t *testing.T) {
 }
 
 func netipAddrPort(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
+
+// body returns the decoded body of a chunked stream.
+func body(t *testing.T, raw []byte) string {
+	t.Helper()
+	br := bufio.NewReader(bytes.NewReader(raw))
+	if _, err := http.ReadResponse(br, nil); err != nil {
+		t.Fatalf("head: %v in %q", err, raw)
+	}
+	b, _ := io.ReadAll(httputil.NewChunkedReader(br))
+	return string(b)
+}
+
+// The preamble: the opening id of a stream without Last-Event-ID is the
+// only data-less block that ends with a blank line, and only with initid=1;
+// the retry hint and the opening byte join the next block.
+func TestPreamble(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		retry   time.Duration
+		request string
+		before  int // events published before the stream opens
+		want    string
+	}{
+		{"default", 0, "subscribe=t", 0, "id: E-0\n\n"},
+		{"after events", 0, "subscribe=t", 2, "id: E-2\n\n"},
+		{"initid=0", 0, "subscribe=t&initid=0", 2, "id: E-2\n"},
+		{"initid=1", 0, "subscribe=t&initid=1", 0, "id: E-0\n\n"},
+		{"retry", 3 * time.Second, "subscribe=t", 0, "retry: 3000\nid: E-0\n\n"},
+		{"retry initid=0", 3 * time.Second, "subscribe=t&initid=0", 0, "retry: 3000\nid: E-0\n"},
+		{"complete replay", 0, "subscribe=t&lastEventId=E-1", 2, ":\nid: E-2\ndata: x\n\n"},
+		{"complete replay with retry", time.Second, "subscribe=t&lastEventId=E-2", 2, "retry: 1000\n"},
+		{"unknown id", time.Second, "subscribe=t&lastEventId=zz-1", 1, "retry: 1000\nid: E-1\nevent: hasses-reset\ndata: unknown\n\n"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t, Config{Retry: c.retry})
+			for range c.before {
+				f.publish("t", "x")
+			}
+			epoch := strings.TrimSuffix(f.hub.CursorID(&hub.Sub{}), "-0")
+			conn := f.conn("GET /sse?" + strings.ReplaceAll(c.request, "E-", epoch+"-") + " HTTP/1.1\r\n\r\n")
+			w := &fakeWriter{}
+			conn.Flush(w, &f.sc, f.now)
+			if got, want := body(t, w.buf.Bytes()), strings.ReplaceAll(c.want, "E-", epoch+"-"); got != want {
+				t.Errorf("body %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// Heartbeats and the retry hint at the end are lines that end no block.
+func TestOwnBytesEndNoBlock(t *testing.T) {
+	f := newFixture(t, Config{Heartbeat: 10 * time.Second, Retry: time.Second})
+	c := f.conn("GET /sse?subscribe=t&initid=0 HTTP/1.1\r\n\r\n")
+	w := &fakeWriter{}
+	c.Flush(w, &f.sc, f.now)
+	idle := f.now.Add(11 * time.Second)
+	if a := c.Tick(idle); a != Flush {
+		t.Fatalf("no heartbeat after 11 s idle: %v", a)
+	}
+	c.Flush(w, &f.sc, idle)
+	f.publish("t", "one")
+	c.Flush(w, &f.sc, idle)
+	f.core.Drain()
+	c.Drain(idle)
+	if s := c.Flush(w, &f.sc, idle); s != Finished {
+		t.Fatalf("flush after drain: %v", s)
+	}
+	epoch := strings.TrimSuffix(f.hub.CursorID(&hub.Sub{}), "-0")
+	got := body(t, w.buf.Bytes())
+	if !strings.HasPrefix(got, "retry: 1000\nid: "+epoch+"-0\n:\nid: "+epoch+"-1\ndata: one\n\nretry: ") || strings.HasSuffix(got, "\n\n") {
+		t.Fatalf("body %q: want the retry, opening id and heartbeat lines in the event's block, and the end's retry line ending no block", got)
+	}
+}
+
+func TestServesScript(t *testing.T) {
+	f := newFixture(t, Config{})
+	c := f.conn("GET /hasses.js HTTP/1.1\r\n\r\n")
+	w := &fakeWriter{}
+	if s := c.Flush(w, &f.sc, f.now); s != Finished {
+		t.Fatalf("flush: %v", s)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(&w.buf), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/javascript; charset=utf-8" || !bytes.Equal(body, web.Script) {
+		t.Fatalf("%d %v, %d bytes: want the page helper", resp.StatusCode, resp.Header, len(body))
+	}
+}
