@@ -302,6 +302,7 @@ func (s *Server) Run(ctx context.Context) error {
 		s.log.Info("shutting down: ending every stream", "drain", s.opts.Drain)
 	})
 	defer stopLog()
+	defer s.refusals.Close() // its end-of-second timer
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
