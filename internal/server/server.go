@@ -266,9 +266,9 @@ func (s *Server) CheckFIFO() error {
 	case err == nil && fi.Mode()&os.ModeNamedPipe == 0:
 		return fmt.Errorf("control: %s exists and is not a FIFO", path)
 	case err == nil:
-		f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+		f, err := s.control.OpenFIFO(path) // also checks its owner and mode
 		if err != nil {
-			return fmt.Errorf("control: opening FIFO %s: %w", path, err)
+			return err
 		}
 		return f.Close()
 	case !errors.Is(err, fs.ErrNotExist):
