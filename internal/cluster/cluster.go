@@ -217,6 +217,7 @@ func parseURL(s string) (rueidis.ClientOption, error) {
 	// behind our back: the engine retries it itself, with its unit number.
 	opt.DisableRetry = true
 	opt.DisableCache = true
+	opt.DialCtxFn = guardDial // a malformed reply must not crash the client
 	opt.Dialer.Timeout = 2 * time.Second
 	opt.ConnWriteTimeout = publishTimeout
 	opt.ClientName = "hasses"
