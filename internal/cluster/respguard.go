@@ -39,12 +39,12 @@ const (
 
 // The kinds of RESP types, as the client reads them.
 const (
-	kindNone   = iota // unknown type byte: refused
-	kindLine          // a line up to '\n': + - : , (
-	kindExact         // a fixed line: # (one byte and CRLF), _ (CRLF)
-	kindBlob          // a length line and a body: $ ! =
-	kindArray         // a count line and as many elements: * ~ >
-	kindMap           // a count line and twice as many elements: % |
+	kindNone  = iota // unknown type byte: refused
+	kindLine         // a line up to '\n': + - : , (
+	kindExact        // a fixed line: # (one byte and CRLF), _ (CRLF)
+	kindBlob         // a length line and a body: $ ! =
+	kindArray        // a count line and as many elements: * ~ >
+	kindMap          // a count line and twice as many elements: % |
 )
 
 var respKinds = [256]uint8{
