@@ -25,6 +25,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/hasses-go/hasses/internal/hub"
+	"github.com/hasses-go/hasses/internal/lograte"
 )
 
 // Config configures an Engine.
@@ -122,6 +123,12 @@ type Engine struct {
 	waiting atomic.Int32 // publishers waiting for the bus to apply their event
 
 	view atomic.Pointer[[]Node]
+
+	// skipTo is the id of the latest malformed entry read while e.pos was
+	// skipAt: the bus reads on from there (guarded by mu).
+	skipAt uint64
+	skipTo string
+	badLog lograte.Limiter[string] // malformed entries come in floods
 
 	// Counters for /metrics.
 	gaps, epochs, rollbacks, dropped, unavailable, badEntries, orderErrors atomic.Int64
