@@ -18,6 +18,7 @@ import (
 
 	"github.com/hasses-go/hasses/internal/access"
 	"github.com/hasses-go/hasses/internal/cluster"
+	"github.com/hasses-go/hasses/internal/control"
 	"github.com/hasses-go/hasses/internal/epoll"
 	"github.com/hasses-go/hasses/internal/handshake"
 	"github.com/hasses-go/hasses/internal/hub"
@@ -84,6 +85,8 @@ type Options struct {
 	Drain            time.Duration `opt:"drain"`               // -drain: graceful shutdown bound
 	Coalesce         time.Duration `opt:"coalesce"`            // -coalesce: least time between flush passes
 	IdleGap          time.Duration `opt:"ctl-idle-gap"`        // -ctl-idle-gap: control framing idle gap
+	CtlMaxConns      int           `opt:"ctl-max-conns"`       // -ctl-max-conns: open control connections
+	CtlIdleTimeout   time.Duration `opt:"ctl-idle-timeout"`    // -ctl-idle-timeout: a silent control connection is closed
 	HistoryCount     int           `opt:"history-count"`       // -history-count: events kept per token
 	HistoryBytes     int64         `opt:"history-bytes"`       // -history-bytes: bytes kept per token
 	HistoryAge       time.Duration `opt:"history-age"`         // -history-age: how long events are kept
@@ -267,6 +270,8 @@ func init() {
 		{"coalesce", "DUR", "least time between two flush passes (in a cluster, also between two reads of the bus): more events per write, less CPU, more latency", dur(maxWait, func(o *Options) *time.Duration { return &o.Coalesce })},
 		{"drain", "DUR", "on SIGTERM, how long streams get to end cleanly", dur(maxWait, func(o *Options) *time.Duration { return &o.Drain })},
 		{"ctl-idle-gap", "DUR", "a control message without terminator ends after this silence", dur(maxWait, func(o *Options) *time.Duration { return &o.IdleGap })},
+		{"ctl-max-conns", "N", "open connections on the control port; more get an error line", num(1, maxCount, func(o *Options) *int { return &o.CtlMaxConns })},
+		{"ctl-idle-timeout", "DUR", "a control connection that sends nothing for this long is closed", dur(maxWait, func(o *Options) *time.Duration { return &o.CtlIdleTimeout })},
 		{"history-count", "N", "events kept per token for Last-Event-ID replay; 0 keeps no history", num(0, maxCount, func(o *Options) *int { return &o.HistoryCount })},
 		{"history-bytes", "BYTES", "bytes of events kept per token", num64(0, maxBytes, func(o *Options) *int64 { return &o.HistoryBytes })},
 		{"history-total-bytes", "BYTES", "bytes of events kept over all tokens, history and what slow streams have yet to receive; the oldest go first", num64(0, maxBytes, func(o *Options) *int64 { return &o.HistoryTotal })},
@@ -308,6 +313,8 @@ func Defaults() *Options {
 		Heartbeat:        stream.DefaultHeartbeat,
 		Drain:            stream.DefaultDrain,
 		IdleGap:          200 * time.Millisecond,
+		CtlMaxConns:      control.DefaultMaxConns,
+		CtlIdleTimeout:   control.DefaultIdleTimeout,
 		HistoryCount:     hub.DefaultHistoryCount,
 		FIFOMode:         0o660,
 		MaxConnsPerIP:    stream.DefaultMaxConnsPerAddr,

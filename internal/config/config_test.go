@@ -296,6 +296,8 @@ func TestNumericBounds(t *testing.T) {
 		{"coalesce", "24h", "25h"},
 		{"drain", "24h", "86401"},
 		{"ctl-idle-gap", "24h", "86401"},
+		{"ctl-max-conns", "1073741824", "1073741825"},
+		{"ctl-idle-timeout", "24h", "86401"},
 		{"history-age", "8760h", "8761h"},
 		{"pub-rate", "1000000", "1000001"},
 		{"fifo-mode", "777", "1000"},

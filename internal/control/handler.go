@@ -79,10 +79,23 @@ type Handler struct {
 	// wait to do so; more are turned away with an error line.
 	AuthTimeout time.Duration
 	MaxUnauthed int
+	// MaxConns caps the open control connections (0 means
+	// DefaultMaxConns); IdleTimeout closes one that sent nothing for that
+	// long (0 means DefaultIdleTimeout).
+	MaxConns    int
+	IdleTimeout time.Duration
 
 	processed atomic.Int64            // msgproccnt
+	drains    atomic.Int64            // earlier connections a new one drained (tests)
 	logs      lograte.Limiter[string] // bad units and refused connections, per reason
 }
+
+// Bounds of the control port: the -ctl-max-conns and -ctl-idle-timeout
+// defaults.
+const (
+	DefaultMaxConns    = 1024
+	DefaultIdleTimeout = 5 * time.Minute
+)
 
 // Bounds of a connection before it has authenticated.
 const (
@@ -125,6 +138,20 @@ func (h *Handler) authTimeout() time.Duration {
 		return h.AuthTimeout
 	}
 	return defaultAuthTimeout
+}
+
+func (h *Handler) maxConns() int {
+	if h.MaxConns > 0 {
+		return h.MaxConns
+	}
+	return DefaultMaxConns
+}
+
+func (h *Handler) idleTimeout() time.Duration {
+	if h.IdleTimeout > 0 {
+		return h.IdleTimeout
+	}
+	return DefaultIdleTimeout
 }
 
 func (h *Handler) maxUnauthed() int {

@@ -232,6 +232,8 @@ func (s *Server) newControl() error {
 		Sep:         opts.Sep,
 		IdleGap:     opts.IdleGap,
 		MaxTokenLen: opts.MaxTokenLen,
+		MaxConns:    opts.CtlMaxConns,
+		IdleTimeout: opts.CtlIdleTimeout,
 	}
 	return nil
 }
