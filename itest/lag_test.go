@@ -47,7 +47,7 @@ func TestReplayOnManyTokensNotCut(t *testing.T) {
 	s.c.Close()
 
 	publish(20, body) // 120 KB since the first
-	for range 3 { // every reconnect, not just one
+	for range 3 {     // every reconnect, not just one
 		s = d.subscribe(query, "Last-Event-ID: "+last)
 		if s.Status != 200 || s.Header.Get("X-Hasses-Replay") != "gap" {
 			t.Fatalf("120 KB replay: status %d, replay %q", s.Status, s.Header.Get("X-Hasses-Replay"))
