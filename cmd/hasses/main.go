@@ -88,16 +88,22 @@ func run(args []string) int {
 	if err != nil {
 		return fail(err)
 	}
+	if opts.User != "" {
+		if logFile != nil {
+			if err := logFile.Chown(opts.User); err != nil {
+				return fail(err)
+			}
+		}
+		if err := daemon.DropPrivileges(opts.User); err != nil {
+			return fail(err)
+		}
+	}
+	// As -user: the process that writes the pid file can remove it at exit.
 	if opts.PidFile != "" {
 		if err := daemon.WritePidFile(opts.PidFile); err != nil {
 			return fail(err)
 		}
 		defer daemon.RemovePidFile(opts.PidFile)
-	}
-	if opts.User != "" {
-		if err := daemon.DropPrivileges(opts.User); err != nil {
-			return fail(err)
-		}
 	}
 	// After the drop (the FIFO is created as -user), before Ready: a bad
 	// path must reach the person who started the daemon.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -192,6 +193,7 @@ func (e *Engine) warm(ctx context.Context, epoch, head, lost uint64) error {
 			en, err := parseEntry(x.id, x.h, x.m)
 			if err != nil {
 				e.badEntries.Add(1)
+				e.skipAt, e.skipTo = e.pos, x.id // as in read
 				continue
 			}
 			if first {
@@ -226,12 +228,16 @@ func (e *Engine) warm(ctx context.Context, epoch, head, lost uint64) error {
 func (e *Engine) read(ctx context.Context) (int, error) {
 	e.mu.Lock()
 	pos := e.pos
+	from := strconv.FormatUint(pos, 10)
+	if e.skipAt == pos && e.skipTo != "" {
+		from = e.skipTo // past malformed entries, which do not move e.pos
+	}
 	e.mu.Unlock()
 	cctx, cancel := context.WithTimeout(ctx, busBlock+busGrace)
 	defer cancel()
 	start := time.Now()
 	res, err := e.client.Do(cctx, e.client.B().Xread().Count(busCount).Block(busBlock.Milliseconds()).
-		Streams().Key(e.kLog).Id(strconv.FormatUint(pos, 10)).Build()).AsMap()
+		Streams().Key(e.kLog).Id(from).Build()).AsMap()
 	if rueidis.IsRedisNil(err) {
 		e.lastRead.Store(time.Now().UnixNano())
 		return 0, nil
@@ -255,12 +261,17 @@ func (e *Engine) read(ctx context.Context) (int, error) {
 	for _, x := range list {
 		en, err := parseEntry(x.id, x.h, x.m)
 		if err != nil {
+			// An entry no node can deliver is skipped by every node alike:
+			// no stream diverges from another, so none is reset. It does
+			// not move e.pos, which the next entry's link is checked
+			// against: an entry written outside the publish scripts is not
+			// in the chain of links, and the next one links past it; if it
+			// was in the chain (a publication that got corrupted), the
+			// next entry links to it, and that break resets the live
+			// streams once, as a trimmed log does.
 			e.badEntries.Add(1)
-			e.log.Error("cluster: malformed log entry skipped", "id", x.id)
-			if seq, _, ok := cutSeq(x.id); ok && seq > e.pos {
-				e.hub.Reset(0, seq, "gap")
-				e.pos, e.tag = seq, ""
-			}
+			e.badLog.Log(e.log, slog.LevelError, "", "cluster: malformed log entries skipped", "id", x.id, "err", err)
+			e.skipAt, e.skipTo = e.pos, x.id // the reply is in id order
 			continue
 		}
 		if en.epoch != e.epoch {
@@ -343,14 +354,4 @@ func (e *Engine) ownUnit(tag string) (uint64, bool) {
 	}
 	n, err := strconv.ParseUint(rest[1:], 10, 64)
 	return n, err == nil
-}
-
-func cutSeq(id string) (uint64, string, bool) {
-	for i := 0; i < len(id); i++ {
-		if id[i] == '-' {
-			s, err := strconv.ParseUint(id[:i], 10, 64)
-			return s, id[i+1:], err == nil
-		}
-	}
-	return 0, "", false
 }

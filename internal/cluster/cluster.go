@@ -25,6 +25,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/hasses-go/hasses/internal/hub"
+	"github.com/hasses-go/hasses/internal/lograte"
 )
 
 // Config configures an Engine.
@@ -127,6 +128,12 @@ type Engine struct {
 
 	view atomic.Pointer[[]Node]
 
+	// skipTo is the id of the latest malformed entry read while e.pos was
+	// skipAt: the bus reads on from there (guarded by mu).
+	skipAt uint64
+	skipTo string
+	badLog lograte.Limiter[string] // malformed entries come in floods
+
 	// Counters for /metrics.
 	gaps, epochs, rollbacks, dropped, unavailable, badEntries, orderErrors atomic.Int64
 	lagNs, rttNs                                                           atomic.Int64
@@ -225,6 +232,7 @@ func parseURL(s string) (rueidis.ClientOption, error) {
 	// behind our back: the engine retries it itself, with its unit number.
 	opt.DisableRetry = true
 	opt.DisableCache = true
+	opt.DialCtxFn = guardDial // a malformed reply must not crash the client
 	opt.Dialer.Timeout = 2 * time.Second
 	opt.ConnWriteTimeout = publishTimeout
 	opt.ClientName = "hasses"

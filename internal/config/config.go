@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -84,6 +85,8 @@ type Options struct {
 	Drain            time.Duration `opt:"drain"`               // -drain: graceful shutdown bound
 	Coalesce         time.Duration `opt:"coalesce"`            // -coalesce: least time between flush passes
 	IdleGap          time.Duration `opt:"ctl-idle-gap"`        // -ctl-idle-gap: control framing idle gap
+	CtlMaxConns      int           `opt:"ctl-max-conns"`       // -ctl-max-conns: open control connections
+	CtlIdleTimeout   time.Duration `opt:"ctl-idle-timeout"`    // -ctl-idle-timeout: a silent control connection is closed
 	HistoryCount     int           `opt:"history-count"`       // -history-count: events kept per token
 	HistoryBytes     int64         `opt:"history-bytes"`       // -history-bytes: bytes kept per token
 	HistoryAge       time.Duration `opt:"history-age"`         // -history-age: how long events are kept
@@ -95,6 +98,20 @@ type Options struct {
 	ClusterLog    int    `opt:"cluster-log"`    // -cluster-log: entries the cluster's log stream keeps
 	ClusterQueue  int    `opt:"cluster-queue"`  // -cluster-queue: control units held while Redis is unreachable
 }
+
+// The ranges of numeric options: wide enough for any real deployment,
+// narrow enough that no value overflows where it is used (sums, doubling
+// by the kernel, conversions to milliseconds).
+const (
+	maxCount      = 1 << 30              // counts: connections, tokens, events, entries
+	maxBytes      = 1 << 50              // byte budgets (1 PiB)
+	maxMessage    = 1 << 30              // one message or token (1 GiB)
+	maxSendBuffer = 1 << 30              // the kernel doubles SO_SNDBUF into an int
+	maxLoops      = 1024                 // epoll loops
+	maxWait       = 24 * time.Hour       // timeouts and intervals
+	maxAge        = 365 * 24 * time.Hour // stream lifetime, history age
+	maxPubRate    = 1e6                  // publications per second per address
+)
 
 // option describes one command-line option.
 type option struct {
@@ -129,29 +146,34 @@ func init() {
 			return nil
 		}
 	}
-	num := func(f func(o *Options) *int) func(*Options, string) error {
-		return func(o *Options, v string) error {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 {
-				return fmt.Errorf("%q is not a non-negative number", v)
-			}
-			*f(o) = n
-			return nil
-		}
-	}
-	num64 := func(f func(o *Options) *int64) func(*Options, string) error {
+	// Every number has a range, so a value cannot overflow into a small or
+	// negative one where it is used (-lifetime=18446744074 was 0.26 s).
+	num := func(lo, hi int, f func(o *Options) *int) func(*Options, string) error {
 		return func(o *Options, v string) error {
 			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil || n < 0 {
-				return fmt.Errorf("%q is not a non-negative number", v)
+			if err != nil || n < int64(lo) || n > int64(hi) {
+				return fmt.Errorf("%q is not a number in %d-%d", v, lo, hi)
+			}
+			*f(o) = int(n)
+			return nil
+		}
+	}
+	num64 := func(lo, hi int64, f func(o *Options) *int64) func(*Options, string) error {
+		return func(o *Options, v string) error {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < lo || n > hi {
+				return fmt.Errorf("%q is not a number in %d-%d", v, lo, hi)
 			}
 			*f(o) = n
 			return nil
 		}
 	}
-	dur := func(f func(o *Options) *time.Duration) func(*Options, string) error {
+	dur := func(hi time.Duration, f func(o *Options) *time.Duration) func(*Options, string) error {
 		return func(o *Options, v string) error {
 			d, err := parseDuration(v)
+			if err == nil && d > hi {
+				err = fmt.Errorf("%q is longer than %s", v, formatDuration(hi))
+			}
 			*f(o) = d
 			return err
 		}
@@ -196,13 +218,19 @@ func init() {
 		}},
 		{"pprof", "", "serve the Go profiler at /debug/pprof on the admin listener", flag(func(o *Options) *bool { return &o.Pprof })},
 		{"pub", "ADDR", "HTTP publish API (POST /publish), e.g. 127.0.0.1:8086 (default: none)", addr(func(o *Options) *string { return &o.Pub })},
-		{"ctl-secret", "SECRET", "secret publishers must present (control port: first line \"auth SECRET\"; HTTP: Bearer); also $HASSES_CTL_SECRET", str(func(o *Options) *string { return &o.CtlSecret })},
+		{"ctl-secret", "SECRET", "secret publishers must present (control port: first line \"auth SECRET\"; HTTP: Bearer); also $HASSES_CTL_SECRET", func(o *Options, v string) error {
+			if strings.TrimSpace(v) == "" {
+				return errors.New("the secret is empty: give one, or omit the option")
+			}
+			o.CtlSecret = v
+			return nil
+		}},
 		{"ctl-secret-file", "FILE", "read the publisher secret from FILE", str(func(o *Options) *string { return &o.CtlSecretFile })},
 		{"ctl-allow", "CIDRS", "networks publishers may connect from, comma-separated (default: private networks without a secret, any with one)", str(func(o *Options) *string { return &o.CtlAllow })},
 		{"pub-rate", "N", "publications per second per publisher address on the HTTP API; 0 = unlimited", func(o *Options, v string) error {
 			f, err := strconv.ParseFloat(v, 64)
-			if err != nil || f < 0 {
-				return fmt.Errorf("%q is not a non-negative number", v)
+			if err != nil || !(f >= 0 && f <= maxPubRate) { // also refuses NaN
+				return fmt.Errorf("%q is not a number in 0-%g", v, maxPubRate)
 			}
 			o.PubRate = f
 			return nil
@@ -221,7 +249,7 @@ func init() {
 		{"jwt-require-exp", "", "refuse subscriber tokens without an exp claim", flag(func(o *Options) *bool { return &o.JWTRequireExp })},
 		{"jwt-audience", "AUD", "refuse subscriber tokens whose aud claim does not contain AUD", str(func(o *Options) *string { return &o.JWTAudience })},
 		{"jwt-issuer", "ISS", "refuse subscriber tokens whose iss claim is not ISS", str(func(o *Options) *string { return &o.JWTIssuer })},
-		{"max-conns-per-ip", "N", "streams one client address may hold; more get 429; 0 = unlimited", num(func(o *Options) *int { return &o.MaxConnsPerIP })},
+		{"max-conns-per-ip", "N", "streams one client address may hold; more get 429; 0 = unlimited", num(0, maxCount, func(o *Options) *int { return &o.MaxConnsPerIP })},
 		{"trusted-proxies", "CIDRS", "reverse proxies whose X-Forwarded-For, Forwarded or X-Real-IP names the client (per-address cap, clientlist, logs; never publishing); their own streams are not capped per address; none = trust nobody", func(o *Options, v string) error {
 			if _, err := access.ParseProxies(v); err != nil {
 				return err
@@ -229,25 +257,27 @@ func init() {
 			o.TrustedProxies = strings.TrimSpace(v)
 			return nil
 		}},
-		{"max-message", "BYTES", "largest message body; longer ones are rejected whole", num(func(o *Options) *int { return &o.MaxMessage })},
-		{"max-lag", "BYTES", "a stream this far behind is closed as too slow", num64(func(o *Options) *int64 { return &o.MaxLag })},
-		{"loops", "N", "epoll loops (default: one per two CPUs)", num(func(o *Options) *int { return &o.Loops })},
-		{"max-tokens", "N", "tokens one stream may subscribe to", num(func(o *Options) *int { return &o.MaxTokens })},
-		{"max-token-len", "BYTES", "longest token", num(func(o *Options) *int { return &o.MaxTokenLen })},
-		{"max-conns", "N", "connections on the SSE port; more get 503 (default: from the file limit)", num(func(o *Options) *int { return &o.MaxConns })},
-		{"sndbuf", "BYTES", "kernel send buffer of each stream; bounds kernel memory per slow client, 0 = kernel default", num(func(o *Options) *int { return &o.SendBuffer })},
-		{"handshake-timeout", "DUR", "close connections without a complete request after this", dur(func(o *Options) *time.Duration { return &o.HandshakeTimeout })},
-		{"lifetime", "DUR", "maximum stream age; each stream gets 80-100% of it", dur(func(o *Options) *time.Duration { return &o.Lifetime })},
-		{"heartbeat", "DUR", "comment sent on idle streams so proxies keep them; 0 disables", dur(func(o *Options) *time.Duration { return &o.Heartbeat })},
-		{"retry", "DUR", "reconnection delay hinted to clients on connect; 0 sends none", dur(func(o *Options) *time.Duration { return &o.Retry })},
-		{"coalesce", "DUR", "least time between two flush passes (in a cluster, also between two reads of the bus): more events per write, less CPU, more latency", dur(func(o *Options) *time.Duration { return &o.Coalesce })},
-		{"drain", "DUR", "on SIGTERM, how long streams get to end cleanly", dur(func(o *Options) *time.Duration { return &o.Drain })},
-		{"ctl-idle-gap", "DUR", "a control message without terminator ends after this silence", dur(func(o *Options) *time.Duration { return &o.IdleGap })},
-		{"history-count", "N", "events kept per token for Last-Event-ID replay; 0 keeps no history", num(func(o *Options) *int { return &o.HistoryCount })},
-		{"history-bytes", "BYTES", "bytes of events kept per token", num64(func(o *Options) *int64 { return &o.HistoryBytes })},
-		{"history-total-bytes", "BYTES", "bytes of events kept over all tokens, history and what slow streams have yet to receive; the oldest go first", num64(func(o *Options) *int64 { return &o.HistoryTotal })},
-		{"history-age", "DUR", "how long events are kept for replay", dur(func(o *Options) *time.Duration { return &o.HistoryAge })},
-		{"idempotency-window", "DUR", "a publication's idempotency_key publishes once within this time (at most 65536 keys are kept, the oldest go first)", dur(func(o *Options) *time.Duration { return &o.IdemWindow })},
+		{"max-message", "BYTES", "largest message body; longer ones are rejected whole", num(1, maxMessage, func(o *Options) *int { return &o.MaxMessage })},
+		{"max-lag", "BYTES", "a stream this far behind is closed as too slow", num64(0, maxBytes, func(o *Options) *int64 { return &o.MaxLag })},
+		{"loops", "N", "epoll loops (default: one per two CPUs)", num(0, maxLoops, func(o *Options) *int { return &o.Loops })},
+		{"max-tokens", "N", "tokens one stream may subscribe to", num(0, maxCount, func(o *Options) *int { return &o.MaxTokens })},
+		{"max-token-len", "BYTES", "longest token", num(0, maxMessage, func(o *Options) *int { return &o.MaxTokenLen })},
+		{"max-conns", "N", "connections on the SSE port; more get 503 (default: from the file limit)", num(0, maxCount, func(o *Options) *int { return &o.MaxConns })},
+		{"sndbuf", "BYTES", "kernel send buffer of each stream; bounds kernel memory per slow client, 0 = kernel default", num(0, maxSendBuffer, func(o *Options) *int { return &o.SendBuffer })},
+		{"handshake-timeout", "DUR", "close connections without a complete request after this", dur(maxWait, func(o *Options) *time.Duration { return &o.HandshakeTimeout })},
+		{"lifetime", "DUR", "maximum stream age; each stream gets 80-100% of it", dur(maxAge, func(o *Options) *time.Duration { return &o.Lifetime })},
+		{"heartbeat", "DUR", "comment sent on idle streams so proxies keep them; 0 disables", dur(maxWait, func(o *Options) *time.Duration { return &o.Heartbeat })},
+		{"retry", "DUR", "reconnection delay hinted to clients on connect; 0 sends none", dur(maxWait, func(o *Options) *time.Duration { return &o.Retry })},
+		{"coalesce", "DUR", "least time between two flush passes (in a cluster, also between two reads of the bus): more events per write, less CPU, more latency", dur(maxWait, func(o *Options) *time.Duration { return &o.Coalesce })},
+		{"drain", "DUR", "on SIGTERM, how long streams get to end cleanly", dur(maxWait, func(o *Options) *time.Duration { return &o.Drain })},
+		{"ctl-idle-gap", "DUR", "a control message without terminator ends after this silence", dur(maxWait, func(o *Options) *time.Duration { return &o.IdleGap })},
+		{"ctl-max-conns", "N", "open connections on the control port; more get an error line", num(1, maxCount, func(o *Options) *int { return &o.CtlMaxConns })},
+		{"ctl-idle-timeout", "DUR", "a control connection that sends nothing for this long is closed", dur(maxWait, func(o *Options) *time.Duration { return &o.CtlIdleTimeout })},
+		{"history-count", "N", "events kept per token for Last-Event-ID replay; 0 keeps no history", num(0, maxCount, func(o *Options) *int { return &o.HistoryCount })},
+		{"history-bytes", "BYTES", "bytes of events kept per token", num64(0, maxBytes, func(o *Options) *int64 { return &o.HistoryBytes })},
+		{"history-total-bytes", "BYTES", "bytes of events kept over all tokens, history and what slow streams have yet to receive; the oldest go first", num64(0, maxBytes, func(o *Options) *int64 { return &o.HistoryTotal })},
+		{"history-age", "DUR", "how long events are kept for replay", dur(maxAge, func(o *Options) *time.Duration { return &o.HistoryAge })},
+		{"idempotency-window", "DUR", "a publication's idempotency_key publishes once within this time (at most 65536 keys are kept, the oldest go first)", dur(maxAge, func(o *Options) *time.Duration { return &o.IdemWindow })},
 		{"cluster", "URL", "join a cluster of nodes on Redis: redis://HOST:PORT/DB, rediss://..., redis+sentinel://HOST:PORT/DB?master=NAME (default: single node)", func(o *Options, v string) error {
 			if !strings.HasPrefix(v, "redis://") && !strings.HasPrefix(v, "rediss://") && !strings.HasPrefix(v, "redis+sentinel://") && !strings.HasPrefix(v, "rediss+sentinel://") {
 				return fmt.Errorf("%q is not a redis://, rediss:// or redis+sentinel:// URL", v)
@@ -262,8 +292,8 @@ func init() {
 			o.ClusterPrefix = v
 			return nil
 		}},
-		{"cluster-log", "N", "entries the cluster's log stream in Redis keeps; a node stalled longer misses events", num(func(o *Options) *int { return &o.ClusterLog })},
-		{"cluster-queue", "N", "control units held in order while Redis is unreachable; more are dropped", num(func(o *Options) *int { return &o.ClusterQueue })},
+		{"cluster-log", "N", "entries the cluster's log stream in Redis keeps; a node stalled longer misses events", num(0, maxCount, func(o *Options) *int { return &o.ClusterLog })},
+		{"cluster-queue", "N", "control units held in order while Redis is unreachable; more are dropped", num(0, maxCount, func(o *Options) *int { return &o.ClusterQueue })},
 		{"h", "", "print this help and exit (also -help, --help)", func(*Options, string) error { return ErrHelp }},
 		{"v", "", "print the version and exit (also -version)", func(*Options, string) error { return ErrVersion }},
 	}
@@ -285,6 +315,8 @@ func Defaults() *Options {
 		Heartbeat:        stream.DefaultHeartbeat,
 		Drain:            stream.DefaultDrain,
 		IdleGap:          control.DefaultIdleGap,
+		CtlMaxConns:      control.DefaultMaxConns,
+		CtlIdleTimeout:   control.DefaultIdleTimeout,
 		HistoryCount:     hub.DefaultHistoryCount,
 		FIFOMode:         control.DefaultFIFOMode,
 		MaxConnsPerIP:    stream.DefaultMaxConnsPerAddr,
@@ -357,8 +389,15 @@ func Parse(args []string) (*Options, error) {
 			return nil, fmt.Errorf("option -%s: %w", s.name, err)
 		}
 	}
-	if o.CtlSecret == "" {
-		o.CtlSecret = os.Getenv("HASSES_CTL_SECRET")
+	// A secret that was given but is empty is a mistake (an unwritten file,
+	// an unset variable in a unit file), not a wish to run open: refuse it.
+	if o.CtlSecret == "" && o.CtlSecretFile == "" {
+		if v, ok := os.LookupEnv("HASSES_CTL_SECRET"); ok {
+			if strings.TrimSpace(v) == "" {
+				return nil, errors.New("HASSES_CTL_SECRET is set but empty: give a secret or unset it")
+			}
+			o.CtlSecret = v
+		}
 	}
 	if o.CtlSecretFile != "" {
 		b, err := os.ReadFile(o.CtlSecretFile)
@@ -366,6 +405,9 @@ func Parse(args []string) (*Options, error) {
 			return nil, fmt.Errorf("option -ctl-secret-file: %w", err)
 		}
 		o.CtlSecret = strings.TrimSpace(string(b))
+		if o.CtlSecret == "" {
+			return nil, fmt.Errorf("option -ctl-secret-file: %s is empty", o.CtlSecretFile)
+		}
 	}
 	return o, o.validate()
 }
@@ -460,7 +502,10 @@ func listenAddr(v string) (string, error) {
 
 // parseDuration accepts Go durations ("20s") and bare seconds ("20").
 func parseDuration(v string) (time.Duration, error) {
-	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
+		if n > math.MaxInt64/int64(time.Second) {
+			return 0, fmt.Errorf("%q seconds is too long", v)
+		}
 		return time.Duration(n) * time.Second, nil
 	}
 	d, err := time.ParseDuration(v)

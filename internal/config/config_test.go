@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -266,5 +267,100 @@ func TestTrustedProxies(t *testing.T) {
 		if o.TrustedProxies != c.want {
 			t.Errorf("%q: %q, want %q", c.arg, o.TrustedProxies, c.want)
 		}
+	}
+}
+
+// Every numeric option has a range: its largest value is accepted, the
+// next is refused with an error naming the option, and so is a value that
+// would overflow where it is used.
+func TestNumericBounds(t *testing.T) {
+	base := []string{"-p=8080", "-cp=8085", "-murl=/sse"}
+	cases := []struct{ name, max, over string }{
+		{"max-conns-per-ip", "1073741824", "1073741825"},
+		{"max-message", "1073741824", "1073741825"},
+		{"max-lag", "1125899906842624", "1125899906842625"},
+		{"loops", "1024", "1025"},
+		{"max-tokens", "1073741824", "1073741825"},
+		{"max-token-len", "1073741824", "1073741825"},
+		{"max-conns", "1073741824", "1073741825"},
+		{"sndbuf", "1073741824", "1073741825"},
+		{"history-count", "1073741824", "1073741825"},
+		{"history-bytes", "1125899906842624", "1125899906842625"},
+		{"history-total-bytes", "1125899906842624", "1125899906842625"},
+		{"cluster-log", "1073741824", "1073741825"},
+		{"cluster-queue", "1073741824", "1073741825"},
+		{"handshake-timeout", "86400", "86401"},
+		{"lifetime", "8760h", "31536001"},
+		{"heartbeat", "24h", "24h1s"},
+		{"retry", "24h", "86401"},
+		{"coalesce", "24h", "25h"},
+		{"drain", "24h", "86401"},
+		{"ctl-idle-gap", "24h", "86401"},
+		{"ctl-max-conns", "1073741824", "1073741825"},
+		{"ctl-idle-timeout", "24h", "86401"},
+		{"history-age", "8760h", "8761h"},
+		{"idempotency-window", "8760h", "8761h"},
+		{"pub-rate", "1000000", "1000001"},
+		{"fifo-mode", "777", "1000"},
+	}
+	covered := map[string]bool{}
+	for _, c := range cases {
+		covered[c.name] = true
+		if _, err := Parse(append(base, "-"+c.name+"="+c.max)); err != nil {
+			t.Errorf("-%s=%s refused: %v", c.name, c.max, err)
+		}
+		for _, bad := range []string{c.over, "-1", "99999999999999999999", "NaN"} {
+			_, err := Parse(append(base, "-"+c.name+"="+bad))
+			if err == nil || !strings.Contains(err.Error(), "-"+c.name) {
+				t.Errorf("-%s=%s: error %v, want one naming the option", c.name, bad, err)
+			}
+		}
+	}
+	if _, err := Parse(append(base, "-lifetime=18446744074")); err == nil { // was 0.26 s
+		t.Error("-lifetime=18446744074 accepted")
+	}
+	if _, err := Parse(append(base, "-max-message=0")); err == nil {
+		t.Error("-max-message=0 accepted")
+	}
+	// Every numeric option is in the table.
+	v := reflect.TypeOf(Options{})
+	for i := range v.NumField() {
+		f := v.Field(i)
+		switch f.Type.Kind() {
+		case reflect.Int, reflect.Int64, reflect.Uint32, reflect.Float64:
+			if !covered[f.Tag.Get("opt")] {
+				t.Errorf("-%s is numeric but has no bound test", f.Tag.Get("opt"))
+			}
+		}
+	}
+}
+
+// A secret that is given but empty refuses the start: it would otherwise
+// run the control port open.
+func TestEmptyCtlSecret(t *testing.T) {
+	base := []string{"-p=8080", "-cp=8085", "-murl=/sse"}
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty")
+	os.WriteFile(empty, []byte(" \n"), 0o600)
+	good := filepath.Join(dir, "good")
+	os.WriteFile(good, []byte("a-long-enough-secret\n"), 0o600)
+
+	if _, err := Parse(append(base, "-ctl-secret-file="+empty)); err == nil || !strings.Contains(err.Error(), "empty") {
+		t.Errorf("empty -ctl-secret-file: %v", err)
+	}
+	if _, err := Parse(append(base, "-ctl-secret=")); err == nil {
+		t.Error("empty -ctl-secret accepted")
+	}
+	t.Setenv("HASSES_CTL_SECRET", "")
+	if _, err := Parse(base); err == nil || !strings.Contains(err.Error(), "HASSES_CTL_SECRET") {
+		t.Errorf("empty HASSES_CTL_SECRET: %v", err)
+	}
+	// The file wins over an empty variable; the variable works when set.
+	if o, err := Parse(append(base, "-ctl-secret-file="+good)); err != nil || o.CtlSecret != "a-long-enough-secret" {
+		t.Errorf("file with empty variable: %v %+v", err, o)
+	}
+	t.Setenv("HASSES_CTL_SECRET", "from-the-environment")
+	if o, err := Parse(base); err != nil || o.CtlSecret != "from-the-environment" {
+		t.Errorf("variable: %v %+v", err, o)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -579,5 +580,60 @@ func TestFIFOWriterCloseEndsUnit(t *testing.T) {
 	wait(2)
 	if got := strings.Join(b.data(), ","); got != "x=first,x=second" {
 		t.Fatalf("got %q", got)
+	}
+}
+
+// An existing FIFO is served only if this process's user owns it and its
+// mode is within -fifo-mode: another local user could pre-create it open to
+// all in a shared directory and publish to any token.
+func TestFIFORefusesForeignOrWide(t *testing.T) {
+	dir := t.TempDir()
+	os.Chmod(dir, 0o777)
+	mk := func(name string, mode uint32) string {
+		p := filepath.Join(dir, name)
+		old := syscall.Umask(0)
+		defer syscall.Umask(old)
+		if err := syscall.Mkfifo(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	serve := func(path string) error {
+		h := newHandler(&fakeBackend{})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- h.ServeFIFO(ctx, path) }()
+		select {
+		case err := <-done:
+			cancel()
+			return err
+		case <-time.After(300 * time.Millisecond): // serving: it would have refused at once
+			cancel()
+			return <-done
+		}
+	}
+	wide := mk("wide", 0o666)
+	if err := serve(wide); err == nil || !strings.Contains(err.Error(), "wider than -fifo-mode") {
+		t.Errorf("FIFO 0666 with -fifo-mode 0660: %v", err)
+	}
+	if err := serve(mk("narrow", 0o600)); err != nil {
+		t.Errorf("FIFO 0600 refused: %v", err)
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("a FIFO of another user needs root to make")
+	}
+	foreign := mk("foreign", 0o600)
+	if err := os.Chown(foreign, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if err := serve(foreign); err == nil || !strings.Contains(err.Error(), "owned by uid 65534") {
+		t.Errorf("FIFO of another user: %v", err)
+	}
+	link := filepath.Join(dir, "link")
+	os.Symlink(foreign, link)
+	h := newHandler(&fakeBackend{})
+	if f, err := h.OpenFIFO(link); err == nil {
+		f.Close()
+		t.Error("FIFO through a symlink opened")
 	}
 }

@@ -46,15 +46,50 @@ func (h *Handler) ServeFIFO(ctx context.Context, path string) error {
 	handle := func(u Unit) { h.handleUnit(nil, u, false, "fifo") }
 	var problem string // what is wrong with the path, logged once
 	for ctx.Err() == nil {
-		f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+		f, err := h.OpenFIFO(path)
 		if err != nil {
-			return fmt.Errorf("control: opening FIFO %s: %w", path, err)
+			return err
 		}
 		reopen, err := h.readFIFO(ctx, f, path, fr, handle, &problem)
 		f.Close()
 		if err != nil || !reopen {
 			return err
 		}
+	}
+	return nil
+}
+
+// OpenFIFO opens the FIFO at path for reading, without blocking, and
+// checks the FIFO it opened (not the path, which may change in between):
+// it must be owned by this process's user and give no permission that
+// -fifo-mode does not. Another local user could otherwise pre-create it,
+// open to all, in a shared directory and publish to any token.
+func (h *Handler) OpenFIFO(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, fmt.Errorf("control: opening FIFO %s: %w", path, err)
+	}
+	fi, err := f.Stat()
+	if err == nil {
+		err = h.fifoAcceptable(fi)
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("control: FIFO %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// fifoAcceptable says why fi is not a FIFO this process may serve.
+func (h *Handler) fifoAcceptable(fi os.FileInfo) error {
+	if fi.Mode()&os.ModeNamedPipe == 0 {
+		return errors.New("not a FIFO")
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("owned by uid %d, not by this server's (%d): remove it, hasses creates its own", st.Uid, os.Geteuid())
+	}
+	if extra := fi.Mode().Perm() &^ h.fifoMode(); extra != 0 {
+		return fmt.Errorf("mode %04o is wider than -fifo-mode %04o: remove it or narrow its mode", fi.Mode().Perm(), h.fifoMode())
 	}
 	return nil
 }
@@ -168,11 +203,16 @@ func (h *Handler) checkFIFO(f *os.File, path string, problem *string) bool {
 		report("FIFO path is no longer a FIFO: writers fill it and nothing reads it", "mode", fi.Mode().String())
 		return false
 	}
-	*problem = ""
 	cur, err := f.Stat()
 	if err != nil || !os.SameFile(fi, cur) {
+		if err := h.fifoAcceptable(fi); err != nil {
+			report("FIFO replaced by one hasses refuses: still reading the old one, which writers no longer reach", "err", err)
+			return false
+		}
+		*problem = ""
 		h.Logger.Info("control: FIFO replaced by another FIFO: reading the new one", "path", path)
 		return true
 	}
+	*problem = ""
 	return false
 }

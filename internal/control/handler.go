@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hasses-go/hasses/internal/access"
@@ -79,8 +80,14 @@ type Handler struct {
 	// with an error line.
 	AuthTimeout time.Duration
 	MaxUnauthed int
+	// MaxConns caps the open control connections (0 means
+	// DefaultMaxConns); IdleTimeout closes one that sent nothing for that
+	// long (0 means DefaultIdleTimeout).
+	MaxConns    int
+	IdleTimeout time.Duration
 
-	logs lograte.Limiter[string] // bad units and refused connections, per reason
+	drains atomic.Int64            // earlier connections a new one drained (tests)
+	logs   lograte.Limiter[string] // bad units and refused connections, per reason
 }
 
 // Defaults of the control inputs, read by internal/config. The lengths of
@@ -92,6 +99,8 @@ const (
 	DefaultFIFOMode    = 0o660
 	DefaultAuthTimeout = 10 * time.Second
 	DefaultMaxUnauthed = 64
+	DefaultMaxConns    = 1024            // -ctl-max-conns
+	DefaultIdleTimeout = 5 * time.Minute // -ctl-idle-timeout
 )
 
 // warn logs a refused or ignored input at the normal level, at most a line
@@ -130,6 +139,20 @@ func (h *Handler) authTimeout() time.Duration {
 		return h.AuthTimeout
 	}
 	return DefaultAuthTimeout
+}
+
+func (h *Handler) maxConns() int {
+	if h.MaxConns > 0 {
+		return h.MaxConns
+	}
+	return DefaultMaxConns
+}
+
+func (h *Handler) idleTimeout() time.Duration {
+	if h.IdleTimeout > 0 {
+		return h.IdleTimeout
+	}
+	return DefaultIdleTimeout
 }
 
 func (h *Handler) maxUnauthed() int {

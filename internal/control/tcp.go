@@ -1,9 +1,12 @@
 package control
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"slices"
@@ -23,6 +26,7 @@ const (
 	authTimedOut = `{"error": "authentication timeout"}` + "\n"
 	authBusy     = `{"error": "too many connections waiting to authenticate"}` + "\n"
 	notReading   = `{"error": "replies not read"}` + "\n"
+	connsBusy    = `{"error": "too many control connections"}` + "\n"
 )
 
 const (
@@ -55,8 +59,23 @@ var readBufs = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b 
 // accepted (the accept queue is in order), so they are handled first, by
 // construction, whatever the scheduler does. Only a fragment still waiting
 // for its idle gap on a connection held open can come after.
+//
+// The earlier connections to drain are found in O(1) per idle connection:
+// every control socket is also in an epoll set of the server's own (level
+// triggered), which names those with bytes or an end of file waiting; and
+// a connection whose goroutine has read bytes it is still handling is in
+// the busy set until it has. Those two are all that can hold bytes from
+// before the accept; the idle ones are not looked at.
+//
+// Connections are capped (MaxConns) and closed after IdleTimeout without
+// input, authenticated or not.
 func (h *Handler) ServeTCP(ctx context.Context, ln net.Listener) error {
-	s := &tcpServer{h: h}
+	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("control: epoll: %w", err)
+	}
+	defer unix.Close(ep)
+	s := &tcpServer{h: h, ep: ep, conns: map[uint64]*ctlConn{}, busy: map[uint64]*ctlConn{}}
 	stop := context.AfterFunc(ctx, func() {
 		ln.Close()
 		s.closeAll()
@@ -95,9 +114,13 @@ type tcpServer struct {
 	h        *Handler
 	wg       sync.WaitGroup
 	unauthed atomic.Int64 // connections still to authenticate
+	ep       int          // epoll set of every open connection, data = its seq
 
-	mu   sync.Mutex
-	live []*ctlConn // open connections, in accept order
+	mu     sync.Mutex
+	seq    uint64              // accept order
+	conns  map[uint64]*ctlConn // open connections by seq
+	busy   map[uint64]*ctlConn // connections handling bytes they read
+	events []unix.EpollEvent
 }
 
 func (s *tcpServer) start(ctx context.Context, c net.Conn) {
@@ -120,7 +143,18 @@ func (s *tcpServer) start(ctx context.Context, c net.Conn) {
 		c.Close()
 		return
 	}
-	cc := &ctlConn{h: h, c: c, rc: rc, source: source, fr: h.newFramer(), authed: true}
+	s.mu.Lock()
+	full := len(s.conns) >= h.maxConns()
+	s.mu.Unlock()
+	if full {
+		h.warn("conn cap", "control: connection refused: too many control connections",
+			"remote", source, "limit", h.maxConns())
+		c.SetWriteDeadline(time.Now().Add(time.Second))
+		c.Write([]byte(connsBusy))
+		c.Close()
+		return
+	}
+	cc := &ctlConn{h: h, srv: s, c: c, rc: rc, source: source, fr: h.newFramer(), authed: true, lastRead: time.Now()}
 	if h.Policy != nil && h.Policy.Secret != "" {
 		if s.unauthed.Add(1) > int64(h.maxUnauthed()) {
 			s.unauthed.Add(-1)
@@ -136,23 +170,67 @@ func (s *tcpServer) start(ctx context.Context, c net.Conn) {
 		cc.authBy = time.Now().Add(h.authTimeout())
 	}
 	s.mu.Lock()
-	cc.prev = slices.Clone(s.live)
-	s.live = append(s.live, cc)
+	s.seq++
+	cc.seq = s.seq
+	s.conns[cc.seq] = cc
 	s.mu.Unlock()
+	var epErr error
+	rc.Control(func(fd uintptr) {
+		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(uint32(cc.seq)), Pad: int32(uint32(cc.seq >> 32))}
+		epErr = unix.EpollCtl(s.ep, unix.EPOLL_CTL_ADD, int(fd), &ev)
+	})
+	if epErr != nil {
+		h.Logger.Error("control: epoll", "err", epErr, "remote", source)
+		s.forget(cc)
+		cc.close()
+		return
+	}
 	s.wg.Go(func() {
 		cc.serve(ctx)
 		cc.close()
-		s.mu.Lock()
-		if i := slices.Index(s.live, cc); i >= 0 {
-			s.live = slices.Delete(s.live, i, i+1)
-		}
-		s.mu.Unlock()
+		s.forget(cc)
 	})
+}
+
+func (s *tcpServer) forget(cc *ctlConn) {
+	s.mu.Lock()
+	delete(s.conns, cc.seq)
+	s.mu.Unlock()
+}
+
+// earlier returns, in accept order, the connections accepted before seq
+// that may hold bytes from before it: those with input waiting in their
+// socket, and those handling what they read.
+func (s *tcpServer) earlier(seq uint64) []*ctlConn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n := len(s.conns) + 1; cap(s.events) < n {
+		s.events = make([]unix.EpollEvent, n) // level triggered: all ready ones at once
+	}
+	var out []*ctlConn
+	n, err := unix.EpollWait(s.ep, s.events[:cap(s.events)], 0)
+	for err == unix.EINTR {
+		n, err = unix.EpollWait(s.ep, s.events[:cap(s.events)], 0)
+	}
+	for _, ev := range s.events[:max(n, 0)] {
+		k := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
+		if cc := s.conns[k]; cc != nil && k < seq {
+			out = append(out, cc)
+		}
+	}
+	for k, cc := range s.busy {
+		if k < seq && !slices.Contains(out, cc) {
+			out = append(out, cc)
+		}
+	}
+	slices.SortFunc(out, func(a, b *ctlConn) int { return cmp.Compare(a.seq, b.seq) })
+	s.h.drains.Add(int64(len(out)))
+	return out
 }
 
 func (s *tcpServer) closeAll() {
 	s.mu.Lock()
-	live := slices.Clone(s.live)
+	live := slices.Collect(maps.Values(s.conns))
 	s.mu.Unlock()
 	for _, cc := range live {
 		cc.close()
@@ -162,10 +240,11 @@ func (s *tcpServer) closeAll() {
 // ctlConn is one control connection.
 type ctlConn struct {
 	h      *Handler
+	srv    *tcpServer
+	seq    uint64 // accept order
 	c      net.Conn
 	rc     syscall.RawConn
 	source string
-	prev   []*ctlConn // earlier connections to drain before reading this one
 
 	// mu is held while reading the socket and handling what was read, by
 	// the connection's goroutine or by a later connection draining it.
@@ -176,6 +255,7 @@ type ctlConn struct {
 	lastRead time.Time
 	eof      bool // end of file (or a read error) handled
 	refused  bool // authentication failed: nothing more is handled
+	idle     bool // closed for sending nothing for the idle timeout
 	closed   bool
 	authed   bool
 	authBy   time.Time     // authentication deadline
@@ -195,6 +275,18 @@ const (
 func (cc *ctlConn) read(fd int) (int, readResult) {
 	bp := readBufs.Get().(*[]byte)
 	defer readBufs.Put(bp)
+	// Busy from before the read until what it read is handled: a
+	// connection accepted meanwhile finds it here, since its socket no
+	// longer shows the bytes (see ServeTCP).
+	s := cc.srv
+	s.mu.Lock()
+	s.busy[cc.seq] = cc
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.busy, cc.seq)
+		s.mu.Unlock()
+	}()
 	n, err := syscall.Read(fd, *bp)
 	for err == syscall.EINTR {
 		n, err = syscall.Read(fd, *bp)
@@ -260,7 +352,7 @@ func (cc *ctlConn) leaveUnauthed() {
 	}
 }
 
-func (cc *ctlConn) done() bool { return cc.eof || cc.refused || cc.closed }
+func (cc *ctlConn) done() bool { return cc.eof || cc.refused || cc.idle || cc.closed }
 
 // drain is called by a later connection before it handles anything: it
 // handles the bytes that had arrived on cc by then, and its end of file.
@@ -296,11 +388,11 @@ func (cc *ctlConn) drain(ctx context.Context) {
 // serve runs the connection until it ends; the replies are written by
 // this goroutine only, in order.
 func (cc *ctlConn) serve(ctx context.Context) {
-	for _, p := range cc.prev {
+	for _, p := range cc.srv.earlier(cc.seq) {
 		p.drain(ctx)
 	}
-	cc.prev = nil
 	gap := cc.h.idleGap()
+	idle := cc.h.idleTimeout()
 	for ctx.Err() == nil {
 		cc.mu.Lock()
 		out := cc.reply
@@ -312,6 +404,9 @@ func (cc *ctlConn) serve(ctx context.Context) {
 		}
 		if !cc.authed && (deadline.IsZero() || cc.authBy.Before(deadline)) {
 			deadline = cc.authBy
+		}
+		if end := cc.lastRead.Add(idle); deadline.IsZero() || end.Before(deadline) {
+			deadline = end
 		}
 		cc.mu.Unlock()
 		if len(out) > 0 {
@@ -349,6 +444,9 @@ func (cc *ctlConn) serve(ctx context.Context) {
 			cc.refuse(authTimedOut)
 		case cc.fr.Pending() && !now.Before(cc.lastRead.Add(gap)):
 			cc.fr.Flush(cc.handle) // the idle gap ended a fragment
+		case !now.Before(cc.lastRead.Add(idle)):
+			cc.h.Logger.Debug("control: connection closed: idle", "remote", cc.source, "after", idle)
+			cc.idle = true // nothing to say: a client that sends nothing reads nothing
 		}
 		cc.mu.Unlock()
 	}
@@ -365,6 +463,7 @@ func (cc *ctlConn) close() {
 	cc.leaveUnauthed()
 	cc.mu.Unlock()
 	if first {
+		cc.rc.Control(func(fd uintptr) { unix.EpollCtl(cc.srv.ep, unix.EPOLL_CTL_DEL, int(fd), nil) })
 		cc.c.Close()
 	}
 }

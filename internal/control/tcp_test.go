@@ -246,3 +246,136 @@ func TestShutdownWhileReading(t *testing.T) {
 type discardBackend struct{ fakeBackend }
 
 func (*discardBackend) Publish(hub.Message) (hub.Result, error) { return hub.Result{}, nil }
+
+// A new connection drains only the earlier connections that may hold
+// bytes from before it, not every open one: with 300 idle connections,
+// an open-publish-close drains none of them (it drained all 300, an ioctl
+// and a read each). The order across connections still holds (see
+// TestCrossConnectionOrder and the others here).
+func TestIdleConnectionsNotDrained(t *testing.T) {
+	b := &fakeBackend{}
+	h := newHandler(b)
+	addr := serveTCP(t, h)
+	var idle []net.Conn
+	for range 300 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		idle = append(idle, c)
+	}
+	for _, c := range idle { // each one's goroutine has started and waits
+		io.WriteString(c, "tcpnumberofclients\n")
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Read(make([]byte, 100)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// One of them has sent a unit without closing: it is drained.
+	io.WriteString(idle[7], "a=1\n")
+	waitUntil(t, "the unit of the open connection", func() bool { return len(b.data()) == 1 })
+	before := h.drains.Load()
+	for i := range 5 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, "b="+strconv.Itoa(i)+"\n")
+		c.Close()
+		waitUntil(t, "the short connection's unit", func() bool { return len(b.data()) == 2+i })
+	}
+	// Each may drain the one before it (closed, its end of file not yet
+	// handled) and one caught in the instant of a read; 1,500 before.
+	if n := h.drains.Load() - before; n > 15 {
+		t.Errorf("5 open-publish-close with 300 idle connections drained %d connections, want a few", n)
+	}
+	if got := strings.Join(b.data(), ","); got != "a=1,b=0,b=1,b=2,b=3,b=4" {
+		t.Errorf("units %q", got)
+	}
+}
+
+// Control connections are capped: one over the cap gets an error line and
+// is closed; a place freed is taken again.
+func TestControlConnectionCap(t *testing.T) {
+	h := newHandler(&fakeBackend{})
+	h.MaxConns = 3
+	addr := serveTCP(t, h)
+	var open []net.Conn
+	for range 3 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		io.WriteString(c, "tcpnumberofclients\n") // answered: it was accepted and counted
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Read(make([]byte, 100)); err != nil {
+			t.Fatal(err)
+		}
+		open = append(open, c)
+	}
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	out, _ := io.ReadAll(c)
+	c.Close()
+	if string(out) != connsBusy {
+		t.Fatalf("connection over the cap got %q", out)
+	}
+	open[0].Close()
+	waitUntil(t, "a place freed", func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		io.WriteString(c, "tcpnumberofclients\n")
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 100)
+		n, _ := c.Read(buf)
+		return strings.Contains(string(buf[:n]), "numberofclients")
+	})
+}
+
+// A control connection that sends nothing for the idle timeout is closed,
+// authenticated or not; one that keeps sending is not.
+func TestControlIdleTimeout(t *testing.T) {
+	for _, secret := range []string{"", "s"} {
+		h := newHandler(&fakeBackend{})
+		h.IdleTimeout = 200 * time.Millisecond
+		if secret != "" {
+			h.Policy = &access.Policy{Secret: secret}
+			h.AuthTimeout = time.Minute
+		}
+		addr := serveTCP(t, h)
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if secret != "" {
+			io.WriteString(c, "auth s\n")
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		out, err := io.ReadAll(c)
+		if err != nil {
+			t.Fatalf("secret %q: idle connection not closed: %v", secret, err)
+		}
+		if secret != "" && string(out) != authOK {
+			t.Errorf("got %q", out)
+		}
+	}
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}

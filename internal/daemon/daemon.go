@@ -38,9 +38,9 @@ func Detach(logFile string) (isParent bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("daemon: own executable: %w", err)
 	}
-	logf, err := os.OpenFile(logFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	logf, err := openLogFile(logFile)
 	if err != nil {
-		return false, fmt.Errorf("daemon: log file: %w", err)
+		return false, fmt.Errorf("daemon: %w", err)
 	}
 	defer logf.Close()
 	null, err := os.Open(os.DevNull)
@@ -129,7 +129,14 @@ func Ready() { tell("ok") }
 func Failed(err error) { tell(err.Error()) }
 
 // WritePidFile writes the process id atomically (temporary file, rename).
+// It refuses when the file names another live hasses: two daemons would
+// share one pid file, and the first to stop would remove the other's. The
+// daemon writes it as the user it runs as (after -user), so that it can
+// remove it at exit.
 func WritePidFile(path string) error {
+	if pid, ok := livePid(path); ok {
+		return fmt.Errorf("pid file %s: hasses is already running with pid %d", path, pid)
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".hasses-pid-*")
 	if err != nil {
 		return fmt.Errorf("pid file: %w", err)
@@ -149,6 +156,26 @@ func WritePidFile(path string) error {
 		return fmt.Errorf("pid file: %w", err)
 	}
 	return nil
+}
+
+// livePid returns the pid the file names if that process runs the same
+// program as this one (its command name; /proc/PID/exe may be unreadable
+// across users).
+func livePid(path string) (int, bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 || pid == os.Getpid() {
+		return 0, false
+	}
+	if syscall.Kill(pid, 0) == syscall.ESRCH {
+		return 0, false
+	}
+	self, err1 := os.ReadFile("/proc/self/comm")
+	other, err2 := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+	return pid, err1 == nil && err2 == nil && string(self) == string(other)
 }
 
 // RemovePidFile removes the pid file if it still names this process.
@@ -217,11 +244,61 @@ func OpenDaemonLog(path string) (*LogWriter, error) {
 	return w, w.Reopen()
 }
 
+// openLogFile opens (or creates) the log file for appending, as root
+// too: so never through a symbolic link, and only a regular file with no
+// other name. Whoever may write the log's directory (the -user account)
+// could otherwise make root create, append to or hand over any file.
+func openLogFile(path string) (*os.File, error) {
+	// O_NONBLOCK: a FIFO in its place must not hang the open (no effect on
+	// a regular file).
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("log file: %w", err)
+	}
+	fi, err := f.Stat()
+	if err == nil {
+		st, _ := fi.Sys().(*syscall.Stat_t)
+		switch {
+		case !fi.Mode().IsRegular():
+			err = errors.New("not a regular file")
+		case st != nil && st.Nlink > 1:
+			err = errors.New("the file has other hard links")
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("log file %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// Chown gives the log file to the named user (with its group), when root:
+// after the drop to that user, a reopen after rotation must be able to
+// open the file logrotate created in its place, which takes the owner of
+// the rotated one.
+func (w *LogWriter) Chown(name string) error {
+	if os.Getuid() != 0 {
+		return nil
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		return fmt.Errorf("user %s: %w", name, err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.f.Chown(uid, gid); err != nil {
+		return fmt.Errorf("log file: %w", err)
+	}
+	return nil
+}
+
 // Reopen closes the file and opens path again (SIGHUP after logrotate).
 func (w *LogWriter) Reopen() error {
-	f, err := os.OpenFile(w.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	f, err := openLogFile(w.path)
 	if err != nil {
-		return fmt.Errorf("log file: %w", err)
+		return err
 	}
 	if w.stdio {
 		sc, err := f.SyscallConn()

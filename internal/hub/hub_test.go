@@ -576,3 +576,79 @@ func TestNoHistory(t *testing.T) {
 		t.Errorf("replay without history: %v, want gap", replay)
 	}
 }
+
+// An event routed to several of a stream's tokens is written once, so it
+// counts once against the lag limit: a stream on 64 tokens is not cut by
+// one event sent to all of them.
+func TestLagCountsAnEventOnce(t *testing.T) {
+	h, o, _ := newHub(t, Config{MaxLag: 100_000, HistoryBytes: 1 << 20})
+	tokens := make([]string, 64)
+	targets := make([]string, 64)
+	for i := range tokens {
+		tokens[i] = fmt.Sprint("t", i)
+		targets[i] = tokens[i]
+	}
+	r := sub(h, o, "", "", tokens...)
+	body := strings.Repeat("x", 60_000) // 64 x 60 KB counted per token: 3.8 MB
+	if _, err := h.Publish(Message{Targets: targets, Data: []byte(body)}); err != nil {
+		t.Fatal(err)
+	}
+	if h.Lagging(r.s) || h.Behind(r.s, r.s.Cursor()) {
+		t.Fatal("one 60 KB event to 64 tokens counted as over a 100 KB limit")
+	}
+	if r.drain(t, -1) || len(r.got) != 1 {
+		t.Fatalf("lagged or got %d events", len(r.got))
+	}
+	// Two such events are over it: distinct bytes still add up.
+	for range 2 {
+		h.Publish(Message{Targets: targets, Data: []byte(body)})
+	}
+	if !h.Lagging(r.s) || !h.Behind(r.s, r.s.Cursor()) {
+		t.Fatal("120 KB of distinct events pending not over a 100 KB limit")
+	}
+}
+
+// A replay larger than the lag limit is answered as a gap (the stream
+// starts live, with hasses-reset) rather than cut before its first write,
+// on every reconnect. One within the limit, counted once per event, is
+// complete even when the sum over tokens is not.
+func TestReplayOverLagLimitIsAGap(t *testing.T) {
+	h, o, _ := newHub(t, Config{MaxLag: 50_000, HistoryBytes: 1 << 20, HistoryCount: 1000})
+	tokens := make([]string, 20)
+	for i := range tokens {
+		tokens[i] = fmt.Sprint("t", i)
+	}
+	first := pub(t, h, "t0", "first")
+	body := strings.Repeat("x", 4000)
+	for range 10 { // 40 KB, to all 20 tokens: 800 KB per token sum
+		h.Publish(Message{Targets: tokens, Data: []byte(body)})
+	}
+	s, replay := h.Subscribe(o, tokens, "", first.ID, nil)
+	if replay != ReplayComplete {
+		t.Fatalf("40 KB replay with a 50 KB limit: %v", replay)
+	}
+	r := &reader{h: h, s: s}
+	if r.drain(t, -1) || len(r.got) != 10 {
+		t.Fatalf("replay cut, or %d events", len(r.got))
+	}
+	h.Unsubscribe(s)
+	for range 10 { // 80 KB now
+		h.Publish(Message{Targets: tokens, Data: []byte(body)})
+	}
+	pub(t, h, "other", "not for the stream")
+	s, replay = h.Subscribe(o, tokens, "", first.ID, nil)
+	if replay != ReplayGap {
+		t.Fatalf("80 KB replay with a 50 KB limit: %v, want gap", replay)
+	}
+	if got, want := h.CursorID(s), fmt.Sprintf("%s-%d", strings.Split(first.ID, "-")[0], h.LastSeq()); got != want {
+		t.Errorf("gap resumes at %s, want the newest event %s", got, want)
+	}
+	r = &reader{h: h, s: s}
+	if r.drain(t, -1) || len(r.got) != 0 {
+		t.Fatalf("gap replay sent %d old events or lagged", len(r.got))
+	}
+	pub(t, h, "t5", "live")
+	if r.drain(t, -1) || strings.Join(r.got, ",") != "live" {
+		t.Fatalf("after the gap: %q", r.got)
+	}
+}

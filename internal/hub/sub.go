@@ -108,6 +108,18 @@ func (h *Hub) Subscribe(o *Owner, tokens []string, id, lastID string, conn any) 
 	}
 	for i, t := range s.topics {
 		s.next[i] = t.after(s.cursor)
+	}
+	if replay != ReplayUnknown && h.pendingOver(s, s.next, h.cfg.MaxLag) {
+		// A replay the stream would be cut for before its first write
+		// (and again on every reconnect): answer it as a gap, and the
+		// stream starts live.
+		replay = ReplayGap
+		s.cursor = h.seq
+		for i, t := range s.topics {
+			s.next[i] = t.after(s.cursor)
+		}
+	}
+	for i, t := range s.topics {
 		t.addSub(o.idx, s, i)
 	}
 	h.nsubs++
@@ -288,22 +300,21 @@ func (s *Sub) Cursor() uint64 { return s.cursor }
 func (h *Hub) Behind(s *Sub, cursor uint64) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	var pending int64
+	var pos [8]uint64
+	next := pos[:0]
 	for _, t := range s.topics { // nil once unsubscribed
 		if t.floor > cursor { // dropped after the stream subscribed
 			return true
 		}
-		if n := t.after(cursor); n < t.head() {
-			pending += t.total - t.entries[n-t.base].off
-		}
+		next = append(next, t.after(cursor))
 	}
-	return pending > h.cfg.MaxLag
+	return h.pendingOver(s, next, h.cfg.MaxLag)
 }
 
-// lagging moves s's per-topic positions past its cursor and sums what is
-// pending. Called with h.mu held.
+// lagging moves s's per-topic positions past its cursor and reports
+// whether it lost events or what is pending is over the lag limit. Called
+// with h.mu held.
 func (h *Hub) lagging(s *Sub) bool {
-	var pending int64
 	for i, t := range s.topics {
 		n := s.next[i]
 		if n < t.base {
@@ -316,11 +327,53 @@ func (h *Hub) lagging(s *Sub) bool {
 			n++
 		}
 		s.next[i] = n
-		if n < t.head() {
-			pending += t.total - t.entries[n-t.base].off
+	}
+	return h.pendingOver(s, s.next, h.cfg.MaxLag)
+}
+
+// pendingOver reports whether the events s has yet to receive from the
+// per-topic positions next weigh more than limit bytes. An event routed to
+// several of s's topics is written once, so it counts once. The sum over
+// topics, from their stream offsets, is an upper bound found in O(topics):
+// only when it is over the limit are the distinct events counted, merging
+// the topics by sequence number until the count passes the limit. Called
+// with h.mu held.
+func (h *Hub) pendingOver(s *Sub, next []uint64, limit int64) bool {
+	var sum int64
+	for i, t := range s.topics {
+		if n := next[i]; n < t.head() {
+			sum += t.total - t.entries[n-t.base].off
 		}
 	}
-	return pending > h.cfg.MaxLag
+	if sum <= limit || len(s.topics) == 1 {
+		return sum > limit
+	}
+	var pos [8]uint64
+	idx := append(pos[:0], next...)
+	var distinct int64
+	for {
+		var ev *Event
+		for i, t := range s.topics {
+			if idx[i] < t.head() {
+				if e := t.entries[idx[i]-t.base].ev; ev == nil || e.Seq < ev.Seq {
+					ev = e
+				}
+			}
+		}
+		if ev == nil {
+			return false
+		}
+		for i, t := range s.topics {
+			if idx[i] < t.head() && t.entries[idx[i]-t.base].ev == ev {
+				idx[i]++
+			}
+		}
+		if ev.Exclude == "" || ev.Exclude != s.ID {
+			if distinct += ev.size(); distinct > limit {
+				return true
+			}
+		}
+	}
 }
 
 // Wrote records that the first n bytes of b reached s's connection, and

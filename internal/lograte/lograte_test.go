@@ -160,3 +160,53 @@ func TestBoundedKeys(t *testing.T) {
 		t.Fatalf("the held-back count was lost: %d, %v", n, ok)
 	}
 }
+
+// Report: a count held back is reported when its interval closes with no
+// next event, once; a line let through calls report at once; Stop ends it.
+func TestReportAtIntervalEnd(t *testing.T) {
+	c := newClock()
+	var timers []func()
+	var waits []time.Duration
+	l := Limiter[string]{Now: c.now, AfterFunc: func(d time.Duration, f func()) Timer {
+		timers, waits = append(timers, f), append(waits, d)
+		return stopper{}
+	}}
+	var got []string
+	rep := func(s string) func(int) { return func(n int) { got = append(got, fmt.Sprint(s, n)) } }
+	l.Report("a", rep("a"))
+	c.add(100 * time.Millisecond)
+	l.Report("b", rep("b"))
+	c.add(100 * time.Millisecond)
+	for i := range 5 {
+		l.Report("a", rep(fmt.Sprint("a", i, "/")))
+		l.Report("b", rep("b"))
+	}
+	if fmt.Sprint(got) != "[a1 b1]" || len(timers) != 1 || waits[0] != 800*time.Millisecond {
+		t.Fatalf("lines %v, timers %v", got, waits)
+	}
+	c.add(800 * time.Millisecond) // a's interval closes, not b's
+	timers[0]()
+	if fmt.Sprint(got) != "[a1 b1 a4/5]" || len(timers) != 2 || waits[1] != 100*time.Millisecond {
+		t.Fatalf("lines %v, timers %v", got, waits)
+	}
+	c.add(100 * time.Millisecond)
+	timers[1]()
+	if fmt.Sprint(got) != "[a1 b1 a4/5 b5]" || len(timers) != 2 {
+		t.Fatalf("lines %v, timers %v", got, waits)
+	}
+	// The flushed line starts the interval: an event right after is held.
+	l.Report("a", rep("a"))
+	if len(got) != 4 || len(timers) != 3 {
+		t.Fatalf("lines %v, timers %v", got, waits)
+	}
+	l.Stop()
+	c.add(time.Second)
+	timers[2]()
+	if len(got) != 4 {
+		t.Fatalf("report after Stop: %v", got)
+	}
+}
+
+type stopper struct{}
+
+func (stopper) Stop() bool { return true }

@@ -44,17 +44,24 @@ func New(log *slog.Logger) *Log { return &Log{log: log} }
 // Refused records one refused stream from addr (the client address, as
 // shown in clientlist) with its status and, optionally, the error that
 // explains it. The first refusal of a reason is written at once; those
-// within the next second are counted, and the next line of the reason
-// says how many refusals it stands for.
+// within the next second are counted, and a line says how many refusals it
+// stands for: the next refusal's, or, when none comes, one written as the
+// second closes (so a burst followed by silence is reported whole).
 func (l *Log) Refused(reason Reason, status int, addr string, err error) {
 	if l == nil {
 		return
 	}
-	held, ok := l.limit.Allow(key{reason, status})
-	if !ok {
-		return
+	l.limit.Report(key{reason, status}, func(n int) { l.write(reason, status, addr, err, n) })
+}
+
+// Close stops the end-of-second lines; refusals still pending are dropped.
+func (l *Log) Close() {
+	if l != nil {
+		l.limit.Stop()
 	}
-	n := held + 1
+}
+
+func (l *Log) write(reason Reason, status int, addr string, err error, n int) {
 	level := slog.LevelInfo // an authorisation check doing its job
 	if status == 429 || status == 503 {
 		level = slog.LevelWarn // a capacity limit: the operator may need to act

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hasses-go/hasses/internal/lograte"
 )
 
 // newTest returns a Log with a clock the test moves.
@@ -63,3 +65,51 @@ func TestNilDiscards(t *testing.T) {
 	var l *Log
 	l.Refused(Origin, 403, "z", nil)
 }
+
+// 3,000 refusals followed by silence are reported whole when the second
+// closes, not as "refused 1 stream" and nothing more.
+func TestBurstThenSilence(t *testing.T) {
+	l, out, now := newTest()
+	var fire []func()
+	var waits []time.Duration
+	l.limit.AfterFunc = func(d time.Duration, f func()) lograte.Timer {
+		waits, fire = append(waits, d), append(fire, f)
+		return fakeTimer{}
+	}
+	start := *now
+	for i := range 3000 {
+		*now = start.Add(time.Duration(i) * 300 * time.Microsecond) // 0.9 s in all
+		l.Refused(ConnCap, 503, "192.0.2.9", nil)
+	}
+	if got := lines(out); len(got) != 1 || !strings.Contains(got[0], "refused 1 stream") {
+		t.Fatalf("first line: %q", got)
+	}
+	if len(fire) != 1 || waits[0] != time.Second-300*time.Microsecond {
+		t.Fatalf("timers %v, want one for the end of the second", waits)
+	}
+	*now = start.Add(time.Second)
+	fire[0]()
+	got := lines(out)
+	if len(got) != 1 || !strings.Contains(got[0], `msg="refused 2999 streams: connection cap (503), last from 192.0.2.9"`) {
+		t.Fatalf("end of the second: %q", got)
+	}
+	if len(fire) != 1 {
+		t.Fatalf("timer set again with nothing held back: %v", waits)
+	}
+	// Once closed, nothing more is written.
+	*now = now.Add(10 * time.Millisecond)
+	l.Refused(ConnCap, 503, "192.0.2.9", nil)
+	l.Close()
+	if len(fire) != 2 {
+		t.Fatalf("timers %v", waits)
+	}
+	*now = now.Add(time.Second)
+	fire[1]()
+	if got := lines(out); len(got) != 0 {
+		t.Fatalf("after Close: %q", got)
+	}
+}
+
+type fakeTimer struct{}
+
+func (fakeTimer) Stop() bool { return true }

@@ -229,14 +229,16 @@ func (s *Server) newControl() error {
 		s.dash = dashboard.New(dashSource{s}, dashboard.Config{Version: Version, Login: s.policy.Secret != ""})
 	}
 	s.control = &control.Handler{
-		Pipeline: s.pipe,
-		Policy:   s.policy,
-		FIFOMode: os.FileMode(opts.FIFOMode),
-		Backend:  s,
-		Logger:   s.log,
-		Level:    s.level,
-		Sep:      opts.Sep,
-		IdleGap:  opts.IdleGap,
+		Pipeline:    s.pipe,
+		Policy:      s.policy,
+		FIFOMode:    os.FileMode(opts.FIFOMode),
+		Backend:     s,
+		Logger:      s.log,
+		Level:       s.level,
+		Sep:         opts.Sep,
+		IdleGap:     opts.IdleGap,
+		MaxConns:    opts.CtlMaxConns,
+		IdleTimeout: opts.CtlIdleTimeout,
 	}
 	return nil
 }
@@ -271,9 +273,9 @@ func (s *Server) CheckFIFO() error {
 	case err == nil && fi.Mode()&os.ModeNamedPipe == 0:
 		return fmt.Errorf("control: %s exists and is not a FIFO", path)
 	case err == nil:
-		f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+		f, err := s.control.OpenFIFO(path) // also checks its owner and mode
 		if err != nil {
-			return fmt.Errorf("control: opening FIFO %s: %w", path, err)
+			return err
 		}
 		return f.Close()
 	case !errors.Is(err, fs.ErrNotExist):
@@ -307,6 +309,7 @@ func (s *Server) Run(ctx context.Context) error {
 		s.log.Info("shutting down: ending every stream", "drain", s.opts.Drain)
 	})
 	defer stopLog()
+	defer s.refusals.Close() // its end-of-second timer
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
