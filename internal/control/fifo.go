@@ -157,7 +157,13 @@ func (h *Handler) readFIFO(ctx context.Context, f *os.File, path string, fr *Fra
 		}
 		now := time.Now()
 		if fr.Pending() && !now.Before(lastRead.Add(gap)) {
-			fr.Flush(handle) // the idle gap ended a fragment
+			// Bytes that came while this goroutine waited to run continue
+			// the fragment: read them before deciding.
+			wait := true
+			rc.Control(func(fd uintptr) { wait = readOnce(int(fd)) })
+			if wait {
+				fr.Flush(handle) // the idle gap ended a fragment
+			}
 		}
 		if now.Before(nextCheck) {
 			continue

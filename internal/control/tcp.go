@@ -443,7 +443,13 @@ func (cc *ctlConn) serve(ctx context.Context) {
 			cc.h.warn("auth timeout", "control: connection closed: no authentication in time", "remote", cc.source)
 			cc.refuse(authTimedOut)
 		case cc.fr.Pending() && !now.Before(cc.lastRead.Add(gap)):
-			cc.fr.Flush(cc.handle) // the idle gap ended a fragment
+			// Bytes that came while this goroutine waited to run (a busy
+			// machine) continue the fragment: read them before deciding.
+			r := readAgain
+			cc.rc.Control(func(fd uintptr) { _, r = cc.read(int(fd)) })
+			if r == readAgain {
+				cc.fr.Flush(cc.handle) // the idle gap ended a fragment
+			}
 		case !now.Before(cc.lastRead.Add(idle)):
 			cc.h.Logger.Debug("control: connection closed: idle", "remote", cc.source, "after", idle)
 			cc.idle = true // nothing to say: a client that sends nothing reads nothing
