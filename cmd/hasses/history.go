@@ -57,3 +57,47 @@ func runHistory(args []string) int {
 	enc.Encode(h)
 	return 0
 }
+
+// runDisconnect is "hasses disconnect": ends the streams of a client id, a
+// user or a token (POST /disconnect).
+func runDisconnect(args []string) int {
+	fs := flag.NewFlagSet("hasses disconnect", flag.ContinueOnError)
+	to := fs.String("to", "http://127.0.0.1:8086/publish", "publish API URL (its /disconnect beside /publish is used)")
+	secret := fs.String("secret", "", "publisher secret (default $HASSES_CTL_SECRET)")
+	var d publish.Disconnect
+	fs.StringVar(&d.ID, "id", "", "end the streams of this client id")
+	fs.StringVar(&d.User, "user", "", "end the streams of this user (a subscriber token's sub)")
+	fs.StringVar(&d.Token, "token", "", "end the streams subscribed to this token")
+	timeout := fs.Duration("timeout", 10*time.Second, "give up after this")
+	fs.SetOutput(io.Discard)
+	usageError := func(err error) int {
+		fmt.Fprintf(os.Stderr, "hasses disconnect: %v\nrun 'hasses disconnect -h' for the options\n", err)
+		return 2
+	}
+	switch err := fs.Parse(args); {
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Print("Usage: hasses disconnect [-to URL] [-secret S] [-id ID] [-user USER] [-token TOKEN]\n" +
+			"Ends the matching streams on every node; they get a hasses-disconnect event and may reconnect.\n\n")
+		fs.SetOutput(os.Stdout)
+		fs.PrintDefaults()
+		return 0
+	case err != nil:
+		return usageError(err)
+	case fs.NArg() != 0:
+		return usageError(fmt.Errorf("unexpected argument %q", fs.Arg(0)))
+	case d == publish.Disconnect{}:
+		return usageError(errors.New("say whose streams: -id, -user or -token"))
+	}
+	if *secret == "" {
+		*secret = os.Getenv("HASSES_CTL_SECRET")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	n, err := (&publish.Client{URL: *to, Secret: *secret}).Disconnect(ctx, d)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "hasses disconnect:", err)
+		return 1
+	}
+	fmt.Printf("%d streams ended\n", n)
+	return 0
+}

@@ -29,6 +29,8 @@ func run(args []string) int {
 			return runPublish(args[1:])
 		case "history":
 			return runHistory(args[1:])
+		case "disconnect":
+			return runDisconnect(args[1:])
 		}
 	}
 	opts, err := config.Parse(args)

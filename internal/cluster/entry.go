@@ -27,7 +27,8 @@ import (
 //	m  the publication, written by the publishing node (encodeBody): the
 //	   id of the node waiting for its answer (empty for fire-and-forget
 //	   units), the excluded client id, the event name, the data, then the
-//	   targets
+//	   targets; a disconnection starts with 0xff and the client id and user
+//	   it matches
 type entry struct {
 	seq, prev, epoch uint64
 	origin           string
@@ -36,6 +37,9 @@ type entry struct {
 }
 
 var errBadEntry = errors.New("cluster: malformed log entry")
+
+// disconnectMark starts the body of a disconnection (hub.Message.Disconnect).
+const disconnectMark = 0xff
 
 // appendStrings packs strings (raw bytes, any content) as length-prefixed
 // values.
@@ -53,7 +57,14 @@ func encodeBody(origin string, m hub.Message) string {
 	for _, t := range m.Targets {
 		n += len(t) + binary.MaxVarintLen32
 	}
-	b := appendStrings(make([]byte, 0, n), origin, m.Exclude, m.Event)
+	b := make([]byte, 0, n+2*binary.MaxVarintLen32+1)
+	if d := m.Disconnect; d != nil {
+		// A mark no older body starts with (an origin is a short id, so
+		// its length is one byte below 0x80), then what it matches.
+		b = append(b, disconnectMark)
+		b = appendStrings(b, d.ID, d.User)
+	}
+	b = appendStrings(b, origin, m.Exclude, m.Event)
 	b = binary.AppendUvarint(b, uint64(len(m.Data)))
 	b = append(b, m.Data...)
 	return string(appendStrings(b, m.Targets...))
@@ -80,6 +91,16 @@ func nextString(s string) (v, rest string, ok bool) {
 
 // decodeBody reverses encodeBody.
 func decodeBody(s string) (origin string, m hub.Message, err error) {
+	if len(s) > 0 && s[0] == disconnectMark {
+		var d hub.Match
+		var ok1, ok2 bool
+		d.ID, s, ok1 = nextString(s[1:])
+		d.User, s, ok2 = nextString(s)
+		if !ok1 || !ok2 {
+			return "", m, errBadEntry
+		}
+		m.Disconnect = &d
+	}
 	var data string
 	var ok1, ok2, ok3, ok4 bool
 	origin, s, ok1 = nextString(s)

@@ -581,13 +581,15 @@ func Usage() string {
 	var b strings.Builder
 	b.WriteString("Usage: hasses -p=PORT -murl=PATH (-cp=PORT | -fifo=FILE) [options]\n")
 	b.WriteString("       hasses publish [-to URL] [-secret S] TOKEN[,TOKEN...] [MESSAGE]\n")
-	b.WriteString("       hasses history [-to URL] [-secret S] [-after ID] [-limit N] TOKEN[,TOKEN...]\n\n")
+	b.WriteString("       hasses history [-to URL] [-secret S] [-after ID] [-limit N] TOKEN[,TOKEN...]\n")
+	b.WriteString("       hasses disconnect [-to URL] [-secret S] [-id ID] [-user USER] [-token TOKEN]\n\n")
 	b.WriteString("A Server-Sent Events notification server, compatible with hasses 1.30.\n")
 	b.WriteString("Example: hasses -nodaemon -p=8080 -cp=127.0.0.1:8085 -murl=/sse\n\n")
 	b.WriteString("'hasses publish' sends one message to a running server, through the HTTP API\n")
 	b.WriteString("(-to http://HOST:PORT/publish) or the control port (-to tcp://HOST:PORT);\n")
-	b.WriteString("'hasses history' prints what a token's stream holds (GET /history beside /publish).\n")
-	b.WriteString("'hasses publish -h' and 'hasses history -h' list their options.\n\nOptions:\n")
+	b.WriteString("'hasses history' prints what a token's stream holds (GET /history beside /publish);\n")
+	b.WriteString("'hasses disconnect' ends streams by client id, user or token (POST /disconnect).\n")
+	b.WriteString("Each lists its options with -h.\n\nOptions:\n")
 	defaults := DefaultText()
 	for _, opt := range options {
 		left := "-" + opt.name

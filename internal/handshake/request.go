@@ -82,6 +82,9 @@ type Request struct {
 	Authorization string
 	Cookie        string
 	AccessToken   string // access_token= (a JWT for clients that cannot set headers), percent-decoded
+	// User is who the subscriber token says the client is (its "sub"),
+	// set by the authorization; empty without one.
+	User string
 	// NoInitID is initid=0: the opening id of a stream without
 	// Last-Event-ID is not a block of its own, for client libraries that
 	// hand a data-less block to the application as an empty message.

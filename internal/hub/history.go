@@ -123,7 +123,7 @@ func (h *Hub) History(q HistoryQuery) HistoryResult {
 					idx[i]--
 				}
 			}
-			if ev.Exclude != "" && ev.Exclude == q.ID {
+			if (ev.Exclude != "" && ev.Exclude == q.ID) || ev.end != nil {
 				n--
 			}
 			cursor = ev.Seq - 1
@@ -161,7 +161,7 @@ func (h *Hub) History(q HistoryQuery) HistoryResult {
 			}
 		}
 		last = ev.Seq
-		if ev.Exclude != "" && ev.Exclude == q.ID {
+		if (ev.Exclude != "" && ev.Exclude == q.ID) || ev.end != nil { // a disconnection is no one's history
 			continue
 		}
 		he := decodeEvent(ev.Text())

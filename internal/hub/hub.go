@@ -70,6 +70,7 @@ type Event struct {
 	frame   []byte // chunk header, SSE text, chunk trailer
 	hdr     uint8  // length of the chunk header
 	at      int64  // publication time, Unix nanoseconds
+	end     *Match // a disconnection: the streams it selects end with it
 	// topics are the logs that hold the event (h.mu): it is retained
 	// until the last drops it.
 	topics []*topic
@@ -260,7 +261,12 @@ func (h *Hub) publishLocked(seq uint64, now int64, m Message) (sse.ID, int) {
 		}
 	}
 	add(h.all)
-	receivers := h.receivers(hit, everyone, m.Exclude, ev.Seq)
+	var receivers int
+	if ev.end != nil {
+		receivers = h.countMatching(hit, ev.end, ev.Seq)
+	} else {
+		receivers = h.receivers(hit, everyone, m.Exclude, ev.Seq)
+	}
 	clear(hit)
 	h.hit = hit[:0]
 	h.retain(ev)
@@ -340,7 +346,7 @@ func (h *Hub) encode(id sse.ID, m Message, now int64) *Event {
 	hdr := chunked.HeaderLen(n)
 	chunked.PutHeader(buf[chunked.MaxHeader-hdr:chunked.MaxHeader], n)
 	buf = append(buf, chunked.Trailer...)
-	ev := &Event{Seq: id.Seq, Exclude: m.Exclude, frame: slices.Clone(buf[chunked.MaxHeader-hdr:]), hdr: uint8(hdr), at: now}
+	ev := &Event{Seq: id.Seq, Exclude: m.Exclude, frame: slices.Clone(buf[chunked.MaxHeader-hdr:]), hdr: uint8(hdr), at: now, end: m.Disconnect}
 	h.enc = buf
 	if cap(h.enc) > 1<<20 {
 		h.enc = nil // do not pin one huge message's buffer

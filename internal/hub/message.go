@@ -32,6 +32,10 @@ type Message struct {
 	// the window publishes nothing and answers the first Result (see
 	// idempotency.go).
 	Key string
+	// Disconnect, when set, makes the message a disconnection: the streams
+	// of its targets that match receive it as their last event and end
+	// (disconnect.go).
+	Disconnect *Match
 }
 
 // Result tells a publisher what became of a message.
@@ -108,6 +112,9 @@ func (m *Message) Validate(l Limits) error {
 	}
 	if l.MaxTokenLen > 0 && len(m.Event) > l.MaxTokenLen {
 		return fmt.Errorf("%w: %d bytes, limit %d", ErrBadEvent, len(m.Event), l.MaxTokenLen)
+	}
+	if d := m.Disconnect; d != nil && (strings.ContainsAny(d.ID, "\r\n\x00") || strings.ContainsAny(d.User, "\r\n\x00")) {
+		return ErrInjection
 	}
 	if len(m.Key) > MaxKeyLen {
 		return fmt.Errorf("%w: %d bytes, limit %d", ErrBadKey, len(m.Key), MaxKeyLen)

@@ -23,6 +23,10 @@ type Sub struct {
 
 	cursor  uint64 // sequence number of the last event taken
 	partial []byte // unwritten tail of the event with sequence cursor
+
+	user  string // from SetUser (h.mu), for disconnections
+	since uint64 // the newest event when it subscribed: older disconnections are not its
+	endAt uint64 // the disconnection it received: its last event
 }
 
 // clusterAhead is how far ahead of this node's newest event a cluster
@@ -80,6 +84,7 @@ func (h *Hub) Subscribe(o *Owner, tokens []string, id, lastID string, conn any) 
 
 	replay := ReplayNone
 	s.cursor = h.seq
+	s.since = h.seq
 	if lastID != "" {
 		replay = ReplayUnknown
 		// In a cluster, a client may reconnect to this node before it has
@@ -236,7 +241,7 @@ func (h *Hub) FillUntil(s *Sub, b *Batch, maxBufs, maxBytes int, last uint64) (l
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if s.topics == nil {
+	if s.topics == nil || s.endAt != 0 {
 		return false
 	}
 	if h.lagging(s) {
@@ -270,6 +275,14 @@ func (h *Hub) FillUntil(s *Sub, b *Batch, maxBufs, maxBytes int, last uint64) (l
 		if ev.Exclude != "" && ev.Exclude == s.ID {
 			b.add(ev.Seq, nil, false)
 			continue
+		}
+		if ev.end != nil {
+			if ev.Seq <= s.since || !ev.end.matches(s) {
+				b.add(ev.Seq, nil, false) // not this stream's
+				continue
+			}
+			s.endAt = ev.Seq // its last event
+			last = ev.Seq
 		}
 		if s.Text {
 			b.add(ev.Seq, ev.Text(), false)

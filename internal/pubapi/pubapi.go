@@ -1,6 +1,6 @@
 // Package pubapi is the HTTP publish API on its own listener (-pub):
-// POST /publish with a JSON object or form fields, and GET /history. Both
-// are guarded by the publisher secret or the network allow-list, and rate
+// POST /publish with a JSON object or form fields, GET /history and POST
+// /disconnect. All are guarded by the publisher secret or the network allow-list, and rate
 // limited per publisher.
 package pubapi
 
@@ -40,11 +40,11 @@ type Handler struct {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	method := http.MethodPost
 	switch r.URL.Path {
-	case "/publish":
+	case "/publish", "/disconnect":
 	case "/history":
 		method = http.MethodGet
 	default:
-		h.fail(w, http.StatusNotFound, "not found: the publish API is POST /publish and GET /history")
+		h.fail(w, http.StatusNotFound, "not found: the publish API is POST /publish, GET /history and POST /disconnect")
 		return
 	}
 	if r.Method != method {
@@ -55,8 +55,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !h.admit(w, r) {
 		return
 	}
-	if method == http.MethodGet {
+	switch r.URL.Path {
+	case "/history":
 		h.serveHistory(w, r)
+		return
+	case "/disconnect":
+		h.serveDisconnect(w, r)
 		return
 	}
 	m, status, err := h.decode(w, r)

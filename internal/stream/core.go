@@ -292,6 +292,9 @@ func (c *Core) AddWrites(n int64) {
 // head is not missed.
 func (c *Core) Open(st *Stream, o *hub.Owner, req *handshake.Request, expires time.Time, text bool, conn any, now time.Time) hub.Replay {
 	sub, replay := c.hub.Subscribe(o, req.Tokens, req.ID, req.LastEventID, conn)
+	if req.User != "" {
+		c.hub.SetUser(sub, req.User)
+	}
 	sub.Text = text
 	*st = Stream{core: c, sub: sub, chunked: !text, initID: !req.NoInitID, lastWrite: now.UnixNano(), deadline: c.deadline(now, expires).UnixNano()}
 	c.streams.Add(1)

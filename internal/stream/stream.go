@@ -220,6 +220,11 @@ func (st *Stream) Flush(w Writer, sc *Scratch, now time.Time) Status {
 			st.blocked = true
 			return Blocked
 		}
+		if !st.ending && st.sub.Ended() { // a disconnection was its last event
+			st.ending, st.endSeq = true, st.sub.Cursor()
+			st.deadline = now.Add(Linger).UnixNano()
+			continue
+		}
 		if !st.ending && len(b.Bufs) < MaxWriteBufs && b.Bytes < MaxWriteBytes {
 			return Waiting // everything pending was written
 		}

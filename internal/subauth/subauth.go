@@ -261,7 +261,7 @@ type Error struct {
 func (e *Error) Error() string { return e.Reason }
 
 // Authorize checks req's token and its grants. It may set req.ID from the
-// token's client_id. It returns when the token expires (zero: never).
+// token's client_id, and sets req.User to its "sub". It returns when the token expires (zero: never).
 func (v *Verifier) Authorize(req *handshake.Request, now time.Time) (expires time.Time, err error) {
 	raw := tokenOf(req)
 	if raw == "" {
@@ -284,6 +284,7 @@ func (v *Verifier) Authorize(req *handshake.Request, now time.Time) (expires tim
 		}
 		req.ID = c.ClientID
 	}
+	req.User = c.Subject
 	if c.ExpiresAt != nil {
 		expires = c.ExpiresAt.Time
 	}

@@ -1,0 +1,50 @@
+package hub
+
+// A disconnection travels as an event, in the order of the streams' other
+// events (and through the cluster's log like any publication): each stream
+// of its targets that Match selects receives it as its last event, then
+// ends. A stream that subscribed after it was published never sees it, so
+// a replay cannot end a stream that reconnected.
+
+// Match selects streams by client id and by user (a subscriber token's
+// "sub"); an empty field matches any, so a Match with neither selects
+// every stream of the message's targets.
+type Match struct {
+	ID   string
+	User string
+}
+
+func (m *Match) matches(s *Sub) bool {
+	return (m.ID == "" || m.ID == s.ID) && (m.User == "" || m.User == s.user)
+}
+
+// SetUser records the user a stream authenticated as, for Match. The owner
+// calls it after Subscribe, before the stream's first Fill.
+func (h *Hub) SetUser(s *Sub, user string) {
+	h.mu.Lock()
+	s.user = user
+	h.mu.Unlock()
+}
+
+// Ended reports that s received a disconnection in full: nothing more is
+// to be written to it. Only the owner's goroutine may call it.
+func (s *Sub) Ended() bool { return s.endAt != 0 && s.cursor >= s.endAt && len(s.partial) == 0 }
+
+// countMatching counts the streams of topics that m selects, each once.
+// Called with h.mu held.
+func (h *Hub) countMatching(topics []*topic, m *Match, mark uint64) int {
+	n := 0
+	for _, t := range topics {
+		for _, subs := range t.subs {
+			for _, r := range subs {
+				if s := r.s; s.mark != mark {
+					s.mark = mark
+					if m.matches(s) {
+						n++
+					}
+				}
+			}
+		}
+	}
+	return n
+}
