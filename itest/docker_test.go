@@ -72,7 +72,7 @@ func TestDockerImage(t *testing.T) {
 	daemonCmd := exec.Command(dockerd,
 		"--data-root", filepath.Join(dir, "data"), "--exec-root", filepath.Join(dir, "exec"),
 		"-H", "unix://"+sock, "--pidfile", filepath.Join(dir, "docker.pid"),
-		"--storage-driver=vfs", // the image is one 10 MB layer; vfs works on any file system
+		"--storage-driver=vfs", // the image is one 23 MB layer; vfs works on any file system
 		"--bridge", bridge, "--iptables=false", "--ip-forward=false", "--ip-masq=false")
 	daemonCmd.Stdout, daemonCmd.Stderr = dlog, dlog
 	if err := daemonCmd.Start(); err != nil {

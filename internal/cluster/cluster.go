@@ -48,7 +48,7 @@ type Config struct {
 	// publication whose publisher waits for its answer is never held back.
 	// It is at least minCoalesce.
 	Coalesce time.Duration
-	// Addr names this node in the cluster view.
+	// Addr names this node in the cluster view (host:port of its SSE port).
 	Addr   string
 	Logger *slog.Logger
 }
