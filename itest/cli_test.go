@@ -83,3 +83,38 @@ func TestPublishUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestPublishErrors: what hasses publish says when something is wrong names
+// the cause and the fix, without library prefixes.
+func TestPublishErrors(t *testing.T) {
+	d := start(t, "-ctl-secret=s3cret", "-pub=127.0.0.1:0")
+	closed := "127.0.0.1:" + freePort(t)
+	for _, c := range []struct {
+		args []string
+		code int
+		want []string
+	}{
+		{[]string{"-to", d.ctl, "t", "m"}, 2, []string{"has no scheme", "-to=tcp://" + d.ctl, "-to=http://" + d.ctl + "/publish"}},
+		{[]string{"-to", "tcp://" + closed, "t", "m"}, 1, []string{"cannot connect to tcp://" + closed, "connection refused", "-cp=" + closed}},
+		{[]string{"-to", "http://" + closed, "t", "m"}, 1, []string{"cannot connect to http://" + closed + "/publish", "-pub=" + closed}},
+		{[]string{"-to", "tcp://" + d.ctl, "t", "m"}, 1, []string{"hasses publish: control port: authentication required"}},
+		{[]string{"-to", "http://" + d.pub, "t", "m"}, 1, []string{"hasses publish: 401 Unauthorized: missing or wrong secret"}},
+		{[]string{"-to", "http://" + d.pub, "-secret", "s3cret", "user-42", "m"}, 1, []string{`malformed token: "user-42": '-' separates tokens in ?subscribe=`}},
+		{[]string{"-to", "tcp://" + d.ctl, "-secret", "s3cret", "user-42", "m"}, 1, []string{`control port: malformed token: "user-42": '-' separates tokens`}},
+	} {
+		code, _, errOut := runHasses(t, nil, append([]string{"publish"}, c.args...)...)
+		if code != c.code || strings.Contains(errOut, "hasses: ") {
+			t.Errorf("%q: exit %d, want %d; stderr %q", c.args, code, c.code, errOut)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(errOut, w) {
+				t.Errorf("%q: stderr %q lacks %q", c.args, errOut, w)
+			}
+		}
+	}
+	// The address given with a bare http://HOST:PORT gets /publish.
+	code, out, errOut := runHasses(t, nil, "publish", "-to", "http://"+d.pub, "-secret", "s3cret", "t", "m")
+	if code != 0 || !strings.Contains(out, "0 receivers") {
+		t.Errorf("-to http://HOST:PORT: exit %d, %q %q", code, out, errOut)
+	}
+}

@@ -26,7 +26,14 @@ type Error struct {
 	Message string
 }
 
-func (e *Error) Error() string { return fmt.Sprintf("hasses: %d: %s", e.Status, e.Message) }
+// Error reads "401 Unauthorized: missing or wrong secret: ..." for the HTTP
+// API and "control port: ..." for the control port (Status 0).
+func (e *Error) Error() string {
+	if e.Status == 0 {
+		return "control port: " + e.Message
+	}
+	return fmt.Sprintf("%d %s: %s", e.Status, http.StatusText(e.Status), e.Message)
+}
 
 // Publish sends m and returns the server's answer.
 func (c *Client) Publish(ctx context.Context, m Message) (*Result, error) {
@@ -48,12 +55,12 @@ func (c *Client) Publish(ctx context.Context, m Message) (*Result, error) {
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("hasses: publish: %w", err)
+		return nil, fmt.Errorf("publish API: %w", err)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return nil, fmt.Errorf("hasses: publish: %w", err)
+		return nil, fmt.Errorf("publish API: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		var e struct {
@@ -66,7 +73,7 @@ func (c *Client) Publish(ctx context.Context, m Message) (*Result, error) {
 	}
 	var r Result
 	if err := json.Unmarshal(raw, &r); err != nil {
-		return nil, fmt.Errorf("hasses: publish: bad answer %q: %w", raw, err)
+		return nil, fmt.Errorf("publish API: bad answer %q: %w", raw, err)
 	}
 	return &r, nil
 }

@@ -76,8 +76,8 @@ func (m *Message) Validate(l Limits) error {
 		if strings.ContainsAny(t, "\r\n\x00") {
 			return ErrInjection
 		}
-		if t == "" || (l.MaxTokenLen > 0 && len(t) > l.MaxTokenLen) || strings.ContainsAny(t, " \t-#") {
-			return fmt.Errorf("%w: %q", ErrBadToken, truncate(t))
+		if why := tokenProblem(t, l.MaxTokenLen); why != "" {
+			return fmt.Errorf("%w: %q: %s", ErrBadToken, truncate(t), why)
 		}
 		if i := strings.IndexByte(t, '*'); i >= 0 && i != len(t)-1 {
 			return fmt.Errorf("%w: '*' must end the token: %q", ErrBadToken, truncate(t))
@@ -96,6 +96,24 @@ func (m *Message) Validate(l Limits) error {
 		return ErrBadUTF8
 	}
 	return nil
+}
+
+// tokenProblem says why t cannot be a token, or "" if it can: each reason
+// names the syntax the character already has, so the publisher sees why.
+func tokenProblem(t string, maxLen int) string {
+	switch {
+	case t == "":
+		return "empty"
+	case maxLen > 0 && len(t) > maxLen:
+		return fmt.Sprintf("%d bytes, limit %d (-max-token-len)", len(t), maxLen)
+	case strings.Contains(t, "-"):
+		return "'-' separates tokens in ?subscribe=a-b, so no stream can subscribe to it"
+	case strings.Contains(t, "#"):
+		return "'#' starts the event name in a control unit (token#event=data)"
+	case strings.ContainsAny(t, " \t"):
+		return "a space or tab cannot be in a token"
+	}
+	return ""
 }
 
 func truncate(s string) string {
