@@ -3,7 +3,9 @@ package itest
 import (
 	"bytes"
 	"errors"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -116,5 +118,50 @@ func TestPublishErrors(t *testing.T) {
 	code, out, errOut := runHasses(t, nil, "publish", "-to", "http://"+d.pub, "-secret", "s3cret", "t", "m")
 	if code != 0 || !strings.Contains(out, "0 receivers") {
 		t.Errorf("-to http://HOST:PORT: exit %d, %q %q", code, out, errOut)
+	}
+}
+
+// hasses -v names the version, commit, build date and Go version.
+func TestVersionInfo(t *testing.T) {
+	code, out, _ := runHasses(t, nil, "-v")
+	for _, want := range []string{"hasses 2.", "\ncommit:  ", "\nbuilt:   ", "\ngo:      go1."} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("-v: exit %d, %q lacks %q", code, out, want)
+		}
+	}
+}
+
+// hasses -check loads what the options name, prints the effective
+// configuration with secrets hidden and exits 0; or lists every problem
+// and exits 2. It binds nothing: the ports may be in use.
+func TestCheck(t *testing.T) {
+	dir := t.TempDir()
+	cert, key, _ := writeCert(t, dir)
+	conf := filepath.Join(dir, "hasses.conf")
+	os.WriteFile(conf, []byte("-p=8080\n-murl=/sse\n-cp=127.0.0.1:8085\n-ctl-secret=hunter2\n"), 0o600)
+	busy := start(t)
+	code, out, errOut := runHasses(t, nil, "-check", "-config="+conf, "-ssl", "-cert-file="+cert, "-privatekey-file="+key, "-p="+busy.sse,
+		"-cluster=redis://:redispw@127.0.0.1:6379/0")
+	if code != 0 || !strings.Contains(out, "-p="+busy.sse+"\n") || !strings.Contains(out, "-ctl-secret=REDACTED\n") ||
+		!strings.Contains(out, "-ssl\n") || strings.Contains(out+errOut, "hunter2") || strings.Contains(out+errOut, "redispw") {
+		t.Errorf("good config: exit %d\nstdout:\n%s\nstderr: %s", code, out, errOut)
+	}
+	// What it printed is a config file hasses accepts.
+	eff := filepath.Join(dir, "effective.conf")
+	os.WriteFile(eff, []byte(out), 0o600)
+	if code, _, errOut := runHasses(t, nil, "-check", "-config="+eff); code != 0 {
+		t.Errorf("the printed configuration does not check: %s", errOut)
+	}
+
+	os.WriteFile(conf, []byte("-p 8080\n-heartbeat=soon\n"), 0o600)
+	code, out, errOut = runHasses(t, nil, "-check", "-config="+conf, "-ssl", "-cert-file="+key, "-privatekey-file="+cert,
+		"-jwt-key="+filepath.Join(dir, "none.pem"), "-ctl-allow=10.0.0.0/33", "-bogus")
+	for _, want := range []string{"-p 8080\": write -p=8080", ":2: -heartbeat=soon", "unknown option -bogus", "missing -murl", "TLS certificate", "-jwt-key", "-ctl-allow"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("bad config: stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+	if code != 2 || out != "" {
+		t.Errorf("bad config: exit %d, stdout %q", code, out)
 	}
 }

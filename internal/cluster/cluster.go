@@ -318,3 +318,9 @@ func (e *Engine) Stats() Stats {
 		Queued: e.q.len(), Gaps: e.gaps.Load(), EpochChanges: e.epochs.Load(), Rollbacks: e.rollbacks.Load(), Dropped: e.dropped.Load(),
 		Refused: e.unavailable.Load(), BadEntries: e.badEntries.Load(), OrderErrors: e.orderErrors.Load()}
 }
+
+// CheckURL reports whether s is a usable -cluster URL, without connecting.
+func CheckURL(s string) error {
+	_, err := parseURL(s)
+	return err
+}
