@@ -1,6 +1,9 @@
 package itest
 
 import (
+	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -67,4 +70,85 @@ func TestPublisherExamples(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestGrafanaDashboard checks that every query of
+// examples/grafana/hasses.json uses metrics a running server exports: a
+// single node for the hasses_*, go_* and process_* ones, a cluster node for
+// hasses_cluster_*.
+func TestGrafanaDashboard(t *testing.T) {
+	b, err := os.ReadFile("../examples/grafana/hasses.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash any
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatalf("not JSON: %v", err)
+	}
+	var exprs []string
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, x := range v {
+				if s, ok := x.(string); ok && (k == "expr" || k == "definition") {
+					exprs = append(exprs, s)
+				}
+				walk(x)
+			}
+		case []any:
+			for _, x := range v {
+				walk(x)
+			}
+		}
+	}
+	walk(dash)
+	if len(exprs) < 20 {
+		t.Fatalf("only %d queries found", len(exprs))
+	}
+	selRE := regexp.MustCompile(`([a-zA-Z_:][a-zA-Z0-9_:]*)\{|label_values\(([a-zA-Z_:][a-zA-Z0-9_:]*)`)
+	used := map[string]bool{}
+	for _, e := range exprs {
+		ms := selRE.FindAllStringSubmatch(e, -1)
+		if len(ms) == 0 {
+			t.Errorf("query %q names no metric", e)
+		}
+		for _, m := range ms {
+			used[m[1]+m[2]] = true
+		}
+	}
+	exported := func(d *daemon) map[string]bool {
+		resp, err := http.Get("http://" + d.adm + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		names := map[string]bool{}
+		for _, m := range regexp.MustCompile(`(?m)^(?:# TYPE )?([a-zA-Z_:][a-zA-Z0-9_:]*)`).FindAllStringSubmatch(string(body), -1) {
+			names[m[1]] = true
+		}
+		return names
+	}
+	single := exported(start(t, "-admin=127.0.0.1:0"))
+	var clusterOnly []string
+	for name := range used {
+		switch {
+		case strings.HasPrefix(name, "hasses_cluster_"):
+			clusterOnly = append(clusterOnly, name)
+		case !single[name]:
+			t.Errorf("the dashboard queries %s, which /metrics does not export", name)
+		}
+	}
+	if len(clusterOnly) == 0 {
+		return
+	}
+	t.Run("cluster", func(t *testing.T) {
+		node := exported(startNode(t, startRedis(t)))
+		for _, name := range clusterOnly {
+			if !node[name] {
+				t.Errorf("the dashboard queries %s, which a cluster node's /metrics does not export", name)
+			}
+		}
+	})
 }
