@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -56,6 +57,12 @@ func docCommands(t *testing.T) []docCmd {
 				}
 				continue
 			case !in:
+				// A complete command quoted in the text runs too.
+				for _, m := range regexp.MustCompile("`([^`]+)`").FindAllStringSubmatch(line, -1) {
+					if docInlineRE.MatchString(m[1]) && !strings.Contains(m[1], "...") {
+						out = append(out, docCmd{where: fmt.Sprintf("%s:%d", name, i+1), text: m[1]})
+					}
+				}
 				continue
 			}
 			if cur == "" {
@@ -83,6 +90,10 @@ func docCommands(t *testing.T) []docCmd {
 	}
 	return out
 }
+
+// docInlineRE matches the commands quoted in running text that are run:
+// complete ones a reader would paste (others are fragments, "curl -d").
+var docInlineRE = regexp.MustCompile(`^(echo '[^']*' > /dev/tcp/\S+|curl \S+:\d+\S*|docker run .* hasses -.*)$`)
 
 // stripShellComment drops a trailing " # comment" that is outside quotes.
 func stripShellComment(s string) string {
@@ -154,7 +165,12 @@ func TestDocCommands(t *testing.T) {
 				i--
 			}
 			if i > 1 {
-				env.server(t, c, append(imageEntrypoint(t), words[i+1:]...))
+				opts := words[i+1:]
+				if !slices.Contains(words[:i], "--entrypoint") {
+					opts = append(imageEntrypoint(t), opts...)
+				}
+				env.container(t, c, opts)
+				env.server(t, c, opts)
 			}
 			continue
 		}
@@ -256,23 +272,18 @@ func (e *docEnv) server(t *testing.T, c docCmd, opts []string) {
 			continue // the test reads the addresses from the start-up log line
 		case "-p", "-cp", "-pub", "-admin":
 			a = name + "=127.0.0.1:0"
-		case "-ctl-secret-file":
-			a = name + "=" + e.secret
-		case "-cert-file":
-			a = name + "=" + e.cert[0]
-		case "-privatekey-file":
-			a = name + "=" + e.cert[1]
-		case "-l", "-pidfile", "-fifo":
-			a = name + "=" + filepath.Join(e.dir, filepath.Base(value))
 		case "-cluster":
 			if _, err := exec.LookPath("redis-server"); err != nil {
 				t.Logf("%s: not run: redis-server is not installed", c.where)
 				return
 			}
 			a = name + "=" + startRedis(t).url()
-		case "-jwt-key", "-jwt-secret-file", "-config", "-user":
-			t.Errorf("%s: %q: no test stand-in for %s yet: add one in docEnv.server", c.where, c.text, name)
-			return
+		default:
+			var ok bool
+			if a, ok = e.standIn(name, value, a); !ok {
+				t.Errorf("%s: %q: no test stand-in for %s yet: add one in docEnv.standIn", c.where, c.text, name)
+				return
+			}
 		}
 		args = append(args, a)
 	}
@@ -280,6 +291,60 @@ func (e *docEnv) server(t *testing.T, c docCmd, opts []string) {
 	d := start(t, args...)
 	if err := d.stop(); err != nil {
 		t.Errorf("%s: %q: exit %v\n%s", c.where, c.text, err, tail(d.log.String(), 2000))
+	}
+}
+
+// standIn returns the option a (named name, with value) with a test file
+// in place of the file it names; false if there is none yet.
+func (e *docEnv) standIn(name, value, a string) (string, bool) {
+	switch name {
+	case "-ctl-secret-file":
+		return name + "=" + e.secret, true
+	case "-cert-file":
+		return name + "=" + e.cert[0], true
+	case "-privatekey-file":
+		return name + "=" + e.cert[1], true
+	case "-l", "-pidfile", "-fifo":
+		return name + "=" + filepath.Join(e.dir, filepath.Base(value)), true
+	case "-config":
+		if filepath.Base(value) != "hasses.conf" {
+			return a, false
+		}
+		p, _ := filepath.Abs("../examples/hasses.conf") // the example of every option
+		return name + "=" + p, true
+	case "-jwt-key", "-jwt-secret-file", "-user":
+		return a, false
+	}
+	return a, true
+}
+
+// container checks, with hasses -check, that the options a doc gives a
+// container bind the control port, the publish API and the admin listener
+// where a published port reaches them: not on the container's loopback.
+func (e *docEnv) container(t *testing.T, c docCmd, opts []string) {
+	t.Helper()
+	args := []string{"-check"}
+	for _, a := range opts {
+		name, value, _ := strings.Cut(a, "=")
+		if name == "-h" || name == "-v" {
+			return
+		}
+		a, ok := e.standIn(name, value, a)
+		if !ok {
+			t.Errorf("%s: %q: no test stand-in for %s yet: add one in docEnv.standIn", c.where, c.text, name)
+			return
+		}
+		args = append(args, a)
+	}
+	code, out, errOut := runHasses(t, nil, args...)
+	if code != 0 {
+		t.Errorf("%s: %q: hasses -check: %s", c.where, c.text, errOut)
+		return
+	}
+	for _, m := range regexp.MustCompile(`(?m)^-(cp|pub|admin)=(\S+)$`).FindAllStringSubmatch(out, -1) {
+		if strings.HasPrefix(m[2], "127.") || strings.HasPrefix(m[2], "[::1]") || strings.HasPrefix(m[2], "localhost") {
+			t.Errorf("%s: %q: in a container -%s=%s binds its loopback, which a published port does not reach", c.where, c.text, m[1], m[2])
+		}
 	}
 }
 
@@ -337,7 +402,8 @@ func (e *docEnv) shell(t *testing.T, c docCmd) {
 	if stream && errors.As(err, &ee) && ee.ExitCode() == 28 { // curl's timeout: the stream stayed open
 		err = nil
 	}
-	if err != nil || len(out) == 0 || bytes.Contains(out, []byte(`"error"`)) {
+	silent := !strings.HasPrefix(cmd, "curl ") && !strings.Contains(cmd, "<&") // a write that reads no answer
+	if err != nil || (len(out) == 0 && !silent) || bytes.Contains(out, []byte(`"error"`)) {
 		t.Errorf("%s: %q\nran %q: %v\n%s", c.where, c.text, cmd, err, out)
 		return
 	}
