@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -431,6 +432,9 @@ func readFile(o *Options, path string, fail func(error) bool) (stop bool) {
 	return false
 }
 
+// twoOptionsRE finds a second option on a config file line ("-a=1 -b=2").
+var twoOptionsRE = regexp.MustCompile(`\s-{1,2}([a-z][a-z0-9-]*)(?:=|\s|$)`)
+
 // applyLine applies line n of a config file; its errors show the line as
 // it should be written.
 func applyLine(o *Options, path string, n int, line string) error {
@@ -441,6 +445,9 @@ func applyLine(o *Options, path string, n int, line string) error {
 	if before, after, ok := strings.Cut(name, " "); ok && !hasValue && lookup(before) != nil && lookup(before).arg != "" {
 		// "-p 8080": the command line's other spelling.
 		return fmt.Errorf("%s:%d: %q: write -%s=%s (one option per line, as on the command line)", path, n, line, before, strings.TrimSpace(after))
+	}
+	if m := twoOptionsRE.FindStringSubmatch(line); m != nil && lookup(m[1]) != nil {
+		return fmt.Errorf("%s:%d: %q holds two options: write one per line (-%s on a line of its own)", path, n, line, m[1])
 	}
 	opt := lookup(name)
 	switch {

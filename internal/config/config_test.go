@@ -337,3 +337,34 @@ func TestEffective(t *testing.T) {
 		t.Errorf("round trip:\n%+v\n%+v", o, again)
 	}
 }
+
+// FuzzConfigFile feeds arbitrary config files to Check: it never panics,
+// every problem names the file and a line (or is a validation message), and
+// a file it accepts parses to valid options.
+func FuzzConfigFile(f *testing.F) {
+	for _, s := range []string{
+		"-p=8080\n-cp=8085\n-murl=/sse\n",
+		"p 8080\n-ra=1\n-x\n# c\n-cors-base=a\\#b\n",
+		"-user=a -admin=1\n-p\n-config=/x\n",
+	} {
+		f.Add(s)
+	}
+	path := filepath.Join(f.TempDir(), "fuzz.conf")
+	f.Fuzz(func(t *testing.T, body string) {
+		if strings.Contains(body, "secret-file") || strings.Contains(body, "-config") {
+			return // reads other files
+		}
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		o, errs := Check([]string{"-config=" + path})
+		if len(errs) == 0 && (o.Port == "" || o.MURL == "" || (o.CtlPort == "" && o.FIFO == "")) {
+			t.Fatalf("accepted invalid options %+v from %q", o, body)
+		}
+		for _, err := range errs {
+			if err.Error() == "" {
+				t.Fatalf("empty problem for %q", body)
+			}
+		}
+	})
+}
