@@ -271,8 +271,20 @@ func (e *docEnv) server(t *testing.T, c docCmd, opts []string) {
 		name, value, _ := strings.Cut(a, "=")
 		switch name {
 		case "-h", "-help", "--help", "-v", "-version", "-check":
-			if code, _, errOut := runHasses(t, nil, opts...); code != 0 {
+			var mapped []string
+			for _, o := range opts {
+				n, v, _ := strings.Cut(o, "=")
+				o, ok := e.standIn(n, v, o)
+				if !ok {
+					t.Errorf("%s: %q: no test stand-in for %s yet: add one in docEnv.standIn", c.where, c.text, n)
+					return
+				}
+				mapped = append(mapped, o)
+			}
+			if code, _, errOut := runHasses(t, nil, mapped...); code != 0 {
 				t.Errorf("%s: %q: exit %d: %s", c.where, c.text, code, errOut)
+			} else {
+				t.Logf("%s: ran hasses %q", c.where, mapped)
 			}
 			return
 		case "-q":
