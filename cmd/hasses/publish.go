@@ -20,7 +20,7 @@ import (
 // to the HTTP API (http://...) or the control port (tcp://host:port).
 func runPublish(args []string) int {
 	fs := flag.NewFlagSet("hasses publish", flag.ContinueOnError)
-	to := fs.String("to", "http://127.0.0.1:8086/publish", "publish API URL, or tcp://HOST:PORT for the control port")
+	to := fs.String("to", "http://127.0.0.1:8086/publish", "publish API URL (http://HOST:PORT, /publish implied), or tcp://HOST:PORT for the control port")
 	// The default is read after parsing, so that -h never prints the secret.
 	secret := fs.String("secret", "", "publisher secret (default $HASSES_CTL_SECRET)")
 	event := fs.String("event", "", "SSE event name")
