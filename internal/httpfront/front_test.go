@@ -272,6 +272,9 @@ func TestHTTP1StreamGetsEvents(t *testing.T) {
 			t.Fatalf("event: %q %v, want %q", got, err, want)
 		}
 	}
+	// The writer counts a delivery once its write has returned, which may
+	// be after the client has read the bytes.
+	waitFor(t, "2 deliveries counted", func() bool { return f.srv.Stats().Delivered == 2 })
 	st := f.srv.Stats()
 	if st.Conns != 1 || st.Streams != 1 || st.Delivered != 2 {
 		t.Errorf("stats %+v", st)
