@@ -1,6 +1,6 @@
 module github.com/hasses-go/hasses
 
-go 1.26.8
+go 1.26.0
 
 require (
 	github.com/chromedp/chromedp v0.23.0
@@ -10,6 +10,7 @@ require (
 	github.com/r3labs/sse/v2 v2.10.0
 	github.com/redis/rueidis v1.0.79
 	github.com/tmaxmax/go-sse v0.12.0
+	go.yaml.in/yaml/v3 v3.0.5
 	golang.org/x/net v0.62.0
 	golang.org/x/sys v0.49.0
 )

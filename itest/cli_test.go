@@ -3,7 +3,9 @@ package itest
 import (
 	"bytes"
 	"errors"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -81,5 +83,85 @@ func TestPublishUsage(t *testing.T) {
 			lines[1] != "run 'hasses publish -h' for the options" {
 			t.Errorf("%q: exit %d, stdout %q, stderr %q", args, code, out, errOut)
 		}
+	}
+}
+
+// TestPublishErrors: what hasses publish says when something is wrong names
+// the cause and the fix, without library prefixes.
+func TestPublishErrors(t *testing.T) {
+	d := start(t, "-ctl-secret=s3cret", "-pub=127.0.0.1:0")
+	closed := "127.0.0.1:" + freePort(t)
+	for _, c := range []struct {
+		args []string
+		code int
+		want []string
+	}{
+		{[]string{"-to", d.ctl, "t", "m"}, 2, []string{"has no scheme", "-to=tcp://" + d.ctl, "-to=http://" + d.ctl + "/publish"}},
+		{[]string{"-to", "tcp://" + closed, "t", "m"}, 1, []string{"cannot connect to tcp://" + closed, "connection refused", "-cp=" + closed}},
+		{[]string{"-to", "http://" + closed, "t", "m"}, 1, []string{"cannot connect to http://" + closed + "/publish", "-pub=" + closed}},
+		{[]string{"-to", "tcp://" + d.ctl, "t", "m"}, 1, []string{"hasses publish: control port: authentication required"}},
+		{[]string{"-to", "http://" + d.pub, "t", "m"}, 1, []string{"hasses publish: 401 Unauthorized: missing or wrong secret"}},
+		{[]string{"-to", "http://" + d.pub, "-secret", "s3cret", "user-42", "m"}, 1, []string{`malformed token: "user-42": '-' separates tokens in ?subscribe=`}},
+		{[]string{"-to", "tcp://" + d.ctl, "-secret", "s3cret", "user-42", "m"}, 1, []string{`control port: malformed token: "user-42": '-' separates tokens`}},
+	} {
+		code, _, errOut := runHasses(t, nil, append([]string{"publish"}, c.args...)...)
+		if code != c.code || strings.Contains(errOut, "hasses: ") {
+			t.Errorf("%q: exit %d, want %d; stderr %q", c.args, code, c.code, errOut)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(errOut, w) {
+				t.Errorf("%q: stderr %q lacks %q", c.args, errOut, w)
+			}
+		}
+	}
+	// The address given with a bare http://HOST:PORT gets /publish.
+	code, out, errOut := runHasses(t, nil, "publish", "-to", "http://"+d.pub, "-secret", "s3cret", "t", "m")
+	if code != 0 || !strings.Contains(out, "0 receivers") {
+		t.Errorf("-to http://HOST:PORT: exit %d, %q %q", code, out, errOut)
+	}
+}
+
+// hasses -v names the version, commit, build date and Go version.
+func TestVersionInfo(t *testing.T) {
+	code, out, _ := runHasses(t, nil, "-v")
+	for _, want := range []string{"hasses 2.", "\ncommit:  ", "\nbuilt:   ", "\ngo:      go1."} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("-v: exit %d, %q lacks %q", code, out, want)
+		}
+	}
+}
+
+// hasses -check loads what the options name, prints the effective
+// configuration with secrets hidden and exits 0; or lists every problem
+// and exits 2. It binds nothing: the ports may be in use.
+func TestCheck(t *testing.T) {
+	dir := t.TempDir()
+	cert, key, _ := writeCert(t, dir)
+	conf := filepath.Join(dir, "hasses.conf")
+	os.WriteFile(conf, []byte("-p=8080\n-murl=/sse\n-cp=127.0.0.1:8085\n-ctl-secret=hunter2\n"), 0o600)
+	busy := start(t)
+	code, out, errOut := runHasses(t, nil, "-check", "-config="+conf, "-ssl", "-cert-file="+cert, "-privatekey-file="+key, "-p="+busy.sse,
+		"-cluster=redis://:redispw@127.0.0.1:6379/0")
+	if code != 0 || !strings.Contains(out, "-p="+busy.sse+"\n") || !strings.Contains(out, "-ctl-secret=REDACTED\n") ||
+		!strings.Contains(out, "-ssl\n") || strings.Contains(out+errOut, "hunter2") || strings.Contains(out+errOut, "redispw") {
+		t.Errorf("good config: exit %d\nstdout:\n%s\nstderr: %s", code, out, errOut)
+	}
+	// What it printed is a config file hasses accepts.
+	eff := filepath.Join(dir, "effective.conf")
+	os.WriteFile(eff, []byte(out), 0o600)
+	if code, _, errOut := runHasses(t, nil, "-check", "-config="+eff); code != 0 {
+		t.Errorf("the printed configuration does not check: %s", errOut)
+	}
+
+	os.WriteFile(conf, []byte("-p 8080\n-heartbeat=soon\n"), 0o600)
+	code, out, errOut = runHasses(t, nil, "-check", "-config="+conf, "-ssl", "-cert-file="+key, "-privatekey-file="+cert,
+		"-jwt-key="+filepath.Join(dir, "none.pem"), "-ctl-allow=10.0.0.0/33", "-bogus")
+	for _, want := range []string{"-p 8080\": write -p=8080", ":2: -heartbeat=soon", "unknown option -bogus", "missing -murl", "TLS certificate", "-jwt-key", "-ctl-allow"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("bad config: stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+	if code != 2 || out != "" {
+		t.Errorf("bad config: exit %d, stdout %q", code, out)
 	}
 }

@@ -73,3 +73,46 @@ func TestReadmeLayout(t *testing.T) {
 		}
 	}
 }
+
+// TestReadmeGoSnippet keeps the README's Go snippet compiling: each of its
+// lines is a line of publish/example_test.go, which go vet and go test
+// compile.
+func TestReadmeGoSnippet(t *testing.T) {
+	_, rest, ok := strings.Cut(readme(t), "```go\n")
+	if !ok {
+		t.Fatal("README has no Go snippet")
+	}
+	snippet, _, _ := strings.Cut(rest, "```")
+	b, err := os.ReadFile("../publish/example_test.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	example := map[string]bool{}
+	for _, l := range strings.Split(string(b), "\n") {
+		example[strings.TrimSpace(l)] = true
+	}
+	for _, l := range strings.Split(strings.TrimSpace(snippet), "\n") {
+		if !example[strings.TrimSpace(l)] {
+			t.Errorf("README's Go line %q is not in publish/example_test.go", l)
+		}
+	}
+}
+
+// TestGoVersionAgrees keeps go.mod's go line and the README's "Go 1.N or
+// later" the same release.
+func TestGoVersionAgrees(t *testing.T) {
+	b, err := os.ReadFile("../go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^go (1\.\d+)(\.\d+)?$`).FindStringSubmatch(string(b))
+	if m == nil {
+		t.Fatal("go.mod has no go line")
+	}
+	if m[2] != "" && m[2] != ".0" {
+		t.Errorf("go.mod asks for go %s%s: the README promises any %s", m[1], m[2], m[1])
+	}
+	if !strings.Contains(readme(t), "Go "+m[1]+" or later") {
+		t.Errorf("README does not say Go %s or later, as go.mod", m[1])
+	}
+}

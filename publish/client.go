@@ -26,7 +26,14 @@ type Error struct {
 	Message string
 }
 
-func (e *Error) Error() string { return fmt.Sprintf("hasses: %d: %s", e.Status, e.Message) }
+// Error reads "401 Unauthorized: missing or wrong secret: ..." for the HTTP
+// API and "control port: ..." for the control port (Status 0).
+func (e *Error) Error() string {
+	if e.Status == 0 {
+		return "control port: " + e.Message
+	}
+	return fmt.Sprintf("%d %s: %s", e.Status, http.StatusText(e.Status), e.Message)
+}
 
 // Publish sends m and returns the server's answer.
 func (c *Client) Publish(ctx context.Context, m Message) (*Result, error) {
@@ -39,7 +46,7 @@ func (c *Client) Publish(ctx context.Context, m Message) (*Result, error) {
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	raw, err := c.do(req, "publish")
+	raw, err := c.do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -52,7 +59,7 @@ func (c *Client) Publish(ctx context.Context, m Message) (*Result, error) {
 
 // do sends req with the secret and returns the body of a 200 answer, or
 // the server's error.
-func (c *Client) do(req *http.Request, what string) ([]byte, error) {
+func (c *Client) do(req *http.Request) ([]byte, error) {
 	if c.Secret != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Secret)
 	}
@@ -62,13 +69,13 @@ func (c *Client) do(req *http.Request, what string) ([]byte, error) {
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("hasses: %s: %w", what, err)
+		return nil, fmt.Errorf("publish API: %w", err)
 	}
 	defer resp.Body.Close()
 	// A history answer holds at most 1 MiB of data, escaped.
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
 	if err != nil {
-		return nil, fmt.Errorf("hasses: %s: %w", what, err)
+		return nil, fmt.Errorf("publish API: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		var e struct {

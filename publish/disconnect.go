@@ -26,16 +26,16 @@ type Disconnect struct {
 func (c *Client) Disconnect(ctx context.Context, d Disconnect) (int, error) {
 	u, err := url.Parse(c.URL)
 	if err != nil {
-		return 0, fmt.Errorf("disconnect: %w", err)
+		return 0, fmt.Errorf("publish API: disconnect: %w", err)
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/publish") + "/disconnect"
 	body, _ := json.Marshal(d)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body))
 	if err != nil {
-		return 0, fmt.Errorf("disconnect: %w", err)
+		return 0, fmt.Errorf("publish API: disconnect: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	raw, err := c.do(req, "disconnect")
+	raw, err := c.do(req)
 	if err != nil {
 		return 0, err
 	}
@@ -43,7 +43,7 @@ func (c *Client) Disconnect(ctx context.Context, d Disconnect) (int, error) {
 		Streams int `json:"streams"`
 	}
 	if err := json.Unmarshal(raw, &r); err != nil {
-		return 0, fmt.Errorf("disconnect: bad answer %q: %w", raw, err)
+		return 0, fmt.Errorf("publish API: bad answer %q: %w", raw, err)
 	}
 	return r.Streams, nil
 }

@@ -55,7 +55,7 @@ func (c *Client) Position(ctx context.Context, tokens ...string) (string, error)
 func (c *Client) History(ctx context.Context, q HistoryQuery) (*History, error) {
 	u, err := url.Parse(c.URL)
 	if err != nil {
-		return nil, fmt.Errorf("hasses: history: %w", err)
+		return nil, fmt.Errorf("publish API: history: %w", err)
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/publish") + "/history"
 	v := url.Values{"token": q.Tokens, "limit": {strconv.Itoa(q.Limit)}}
@@ -68,15 +68,15 @@ func (c *Client) History(ctx context.Context, q HistoryQuery) (*History, error) 
 	u.RawQuery = v.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return nil, fmt.Errorf("hasses: history: %w", err)
+		return nil, fmt.Errorf("publish API: history: %w", err)
 	}
-	raw, err := c.do(req, "history")
+	raw, err := c.do(req)
 	if err != nil {
 		return nil, err
 	}
 	var h History
 	if err := json.Unmarshal(raw, &h); err != nil {
-		return nil, fmt.Errorf("hasses: history: bad answer %q: %w", raw, err)
+		return nil, fmt.Errorf("publish API: bad answer %q: %w", raw, err)
 	}
 	return &h, nil
 }

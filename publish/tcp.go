@@ -16,7 +16,7 @@ func PublishTCP(ctx context.Context, addr, secret string, m Message) (*Result, e
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("hasses: control port: %w", err)
+		return nil, fmt.Errorf("control port: %w", err)
 	}
 	defer c.Close()
 	if dl, ok := ctx.Deadline(); ok {
@@ -34,13 +34,13 @@ func PublishTCP(ctx context.Context, addr, secret string, m Message) (*Result, e
 	}
 	out = append(append(out, line...), '\n')
 	if _, err := c.Write(out); err != nil {
-		return nil, fmt.Errorf("hasses: control port: %w", err)
+		return nil, fmt.Errorf("control port: %w", err)
 	}
 	r := bufio.NewReader(c)
 	for {
 		reply, err := r.ReadString('\n')
 		if err != nil {
-			return nil, fmt.Errorf("hasses: control port: no answer: %w", err)
+			return nil, fmt.Errorf("control port: no answer: %w", err)
 		}
 		if strings.HasPrefix(reply, `{"auth"`) {
 			continue
@@ -50,7 +50,7 @@ func PublishTCP(ctx context.Context, addr, secret string, m Message) (*Result, e
 			Error string `json:"error"`
 		}
 		if err := json.Unmarshal([]byte(reply), &res); err != nil {
-			return nil, fmt.Errorf("hasses: control port: bad answer %q", reply)
+			return nil, fmt.Errorf("control port: bad answer %q", reply)
 		}
 		if res.Error != "" {
 			return nil, &Error{Status: 0, Message: res.Error}

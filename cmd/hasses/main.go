@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
 	"syscall"
 
 	"github.com/hasses-go/hasses/internal/config"
@@ -33,13 +34,17 @@ func run(args []string) int {
 			return runDisconnect(args[1:])
 		}
 	}
+	if slices.Contains(args, "-check") || slices.Contains(args, "--check") {
+		return runCheck(args, os.Stdout, os.Stderr)
+	}
 	opts, err := config.Parse(args)
 	switch {
 	case errors.Is(err, config.ErrHelp):
 		fmt.Print(config.Usage())
 		return 0
 	case errors.Is(err, config.ErrVersion):
-		fmt.Printf("hasses %s\n", server.Version)
+		bi, _ := debug.ReadBuildInfo()
+		fmt.Print(versionText(bi, buildDate))
 		return 0
 	case err != nil:
 		// The error and where to look, not the whole help: it would push

@@ -58,8 +58,13 @@ func TestRateLimiter(t *testing.T) {
 func TestPerAddr(t *testing.T) {
 	p := &PerAddr{Limit: 2}
 	a, b := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
-	if !p.Take(a) || !p.Take(a) || p.Take(a) || !p.Take(b) {
-		t.Fatal("cap of 2 per address")
+	for i, want := range []bool{true, true, false} {
+		if got := p.Take(a); got != want {
+			t.Fatalf("take %d of a: %v, want %v (cap of 2 per address)", i+1, got, want)
+		}
+	}
+	if !p.Take(b) {
+		t.Fatal("another address was refused")
 	}
 	p.Release(a)
 	if !p.Take(a) {

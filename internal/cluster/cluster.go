@@ -52,7 +52,7 @@ type Config struct {
 	// publication whose publisher waits for its answer is never held back.
 	// It is at least minCoalesce.
 	Coalesce time.Duration
-	// Addr names this node in the cluster view.
+	// Addr names this node in the cluster view (host:port of its SSE port).
 	Addr   string
 	Logger *slog.Logger
 }
@@ -333,4 +333,10 @@ func (e *Engine) Stats() Stats {
 	return Stats{Ready: e.Ready(), Epoch: epoch, Seq: seq, Lag: time.Duration(e.lagNs.Load()), RTT: time.Duration(e.rttNs.Load()),
 		Queued: e.q.len(), Gaps: e.gaps.Load(), EpochChanges: e.epochs.Load(), Rollbacks: e.rollbacks.Load(), Dropped: e.dropped.Load(),
 		Refused: e.unavailable.Load(), BadEntries: e.badEntries.Load(), OrderErrors: e.orderErrors.Load()}
+}
+
+// CheckURL reports whether s is a usable -cluster URL, without connecting.
+func CheckURL(s string) error {
+	_, err := parseURL(s)
+	return err
 }

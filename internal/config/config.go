@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -51,6 +53,7 @@ type Options struct {
 	User       string `opt:"user"`            // -user
 	NoDaemon   bool   `opt:"nodaemon"`        // -nodaemon
 	ConfigFile string `opt:"config"`          // -config
+	Check      bool   `opt:"check"`           // -check: check the configuration and exit
 	Admin      string `opt:"admin"`           // -admin: address of the admin listener (dashboard, /metrics, /healthz); a bare port means loopback
 	Pprof      bool   `opt:"pprof"`           // -pprof: serve /debug/pprof on the admin listener
 	Pub        string `opt:"pub"`             // -pub: address of the HTTP publish API
@@ -294,6 +297,7 @@ func init() {
 		}},
 		{"cluster-log", "N", "entries the cluster's log stream in Redis keeps; a node stalled longer misses events", num(0, maxCount, func(o *Options) *int { return &o.ClusterLog })},
 		{"cluster-queue", "N", "control units held in order while Redis is unreachable; more are dropped", num(0, maxCount, func(o *Options) *int { return &o.ClusterQueue })},
+		{"check", "", "check the options, the config file, keys and certificates, print the effective configuration (secrets hidden) and exit: 0, or 2 listing every problem", flag(func(o *Options) *bool { return &o.Check })},
 		{"h", "", "print this help and exit (also -help, --help)", func(*Options, string) error { return ErrHelp }},
 		{"v", "", "print the version and exit (also -version)", func(*Options, string) error { return ErrVersion }},
 	}
@@ -343,13 +347,36 @@ func lookup(name string) *option {
 // Parse reads args (without the program name). A -config file is read
 // first; options on the command line override it.
 func Parse(args []string) (*Options, error) {
+	o, errs := parse(args, false)
+	if len(errs) > 0 {
+		return nil, errs[0]
+	}
+	return o, nil
+}
+
+// Check reads args as Parse does, but goes on past a problem: it returns
+// the options as far as they could be read and every problem found (for
+// hasses -check).
+func Check(args []string) (*Options, []error) { return parse(args, true) }
+
+// parse stops at the first problem unless all is set.
+func parse(args []string, all bool) (*Options, []error) {
 	o := Defaults()
+	var errs []error
+	// fail records err and says whether to stop.
+	fail := func(err error) bool {
+		errs = append(errs, err)
+		return !all
+	}
 	type setting struct{ name, value string }
 	var cmdline []setting
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		if !strings.HasPrefix(a, "-") || a == "-" || a == "--" {
-			return nil, fmt.Errorf("unexpected argument %q", a)
+			if fail(fmt.Errorf("unexpected argument %q", a)) {
+				return nil, errs
+			}
+			continue
 		}
 		name, value, hasValue := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-"), "=")
 		switch name { // the spellings users try first
@@ -360,33 +387,44 @@ func Parse(args []string) (*Options, error) {
 		}
 		opt := lookup(name)
 		if opt == nil {
-			return nil, fmt.Errorf("unknown option -%s", name)
+			if fail(fmt.Errorf("unknown option -%s", name)) {
+				return nil, errs
+			}
+			continue
 		}
 		if opt.arg != "" && !hasValue {
 			if i+1 == len(args) {
-				return nil, fmt.Errorf("option -%s needs a value (-%s=%s)", name, name, opt.arg)
+				if fail(fmt.Errorf("option -%s needs a value (-%s=%s)", name, name, opt.arg)) {
+					return nil, errs
+				}
+				continue
 			}
 			i++
 			value = args[i]
 		}
 		if opt.arg == "" && hasValue {
-			return nil, fmt.Errorf("option -%s takes no value", name)
+			if fail(fmt.Errorf("option -%s takes no value", name)) {
+				return nil, errs
+			}
+			continue
 		}
 		if name == "h" || name == "v" {
-			return nil, opt.set(o, "")
+			return nil, []error{opt.set(o, "")}
 		}
 		cmdline = append(cmdline, setting{name, value})
 	}
 	for _, s := range cmdline {
 		if s.name == "config" {
-			if err := readFile(o, s.value); err != nil {
-				return nil, err
+			if readFile(o, s.value, fail) {
+				return nil, errs
 			}
 		}
 	}
 	for _, s := range cmdline {
 		if err := lookup(s.name).set(o, s.value); err != nil {
-			return nil, fmt.Errorf("option -%s: %w", s.name, err)
+			if fail(fmt.Errorf("option -%s: %w", s.name, err)) {
+				return nil, errs
+			}
 		}
 	}
 	// A secret that was given but is empty is a mistake (an unwritten file,
@@ -394,7 +432,9 @@ func Parse(args []string) (*Options, error) {
 	if o.CtlSecret == "" && o.CtlSecretFile == "" {
 		if v, ok := os.LookupEnv("HASSES_CTL_SECRET"); ok {
 			if strings.TrimSpace(v) == "" {
-				return nil, errors.New("HASSES_CTL_SECRET is set but empty: give a secret or unset it")
+				if fail(errors.New("HASSES_CTL_SECRET is set but empty: give a secret or unset it")) {
+					return nil, errs
+				}
 			}
 			o.CtlSecret = v
 		}
@@ -402,44 +442,78 @@ func Parse(args []string) (*Options, error) {
 	if o.CtlSecretFile != "" {
 		b, err := os.ReadFile(o.CtlSecretFile)
 		if err != nil {
-			return nil, fmt.Errorf("option -ctl-secret-file: %w", err)
+			if fail(fmt.Errorf("option -ctl-secret-file: %w", err)) {
+				return nil, errs
+			}
 		}
 		o.CtlSecret = strings.TrimSpace(string(b))
-		if o.CtlSecret == "" {
-			return nil, fmt.Errorf("option -ctl-secret-file: %s is empty", o.CtlSecretFile)
+		if o.CtlSecret == "" && err == nil {
+			if fail(fmt.Errorf("option -ctl-secret-file: %s is empty", o.CtlSecretFile)) {
+				return nil, errs
+			}
 		}
 	}
-	return o, o.validate()
+	for _, err := range o.problems() {
+		if fail(err) {
+			return nil, errs
+		}
+	}
+	return o, errs
 }
 
 // readFile applies a config file: one option per line as on the command
-// line, "#" starts a comment ("\#" is a literal "#").
-func readFile(o *Options, path string) error {
+// line, "#" starts a comment ("\#" is a literal "#"). It reports each
+// problem to fail and returns true when fail says to stop.
+func readFile(o *Options, path string, fail func(error) bool) (stop bool) {
 	f, err := os.Open(path)
 	if err != nil {
-		return fmt.Errorf("config file: %w", err)
+		return fail(fmt.Errorf("config file: %w", err))
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for n := 1; sc.Scan(); n++ {
-		line := stripComment(sc.Text())
-		if line == "" {
-			continue
-		}
-		name, value, hasValue := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(line, "-"), "-"), "=")
-		opt := lookup(name)
-		if !strings.HasPrefix(line, "-") || opt == nil || name == "config" || name == "h" || name == "v" {
-			return fmt.Errorf("%s:%d: unknown option %q", path, n, line)
-		}
-		if opt.arg != "" && !hasValue {
-			return fmt.Errorf("%s:%d: option -%s needs a value", path, n, name)
-		}
-		if err := opt.set(o, strings.TrimSpace(value)); err != nil {
-			return fmt.Errorf("%s:%d: option -%s: %w", path, n, name, err)
+		if err := applyLine(o, path, n, stripComment(sc.Text())); err != nil && fail(err) {
+			return true
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return fmt.Errorf("config file %s: %w", path, err)
+		return fail(fmt.Errorf("config file %s: %w", path, err))
+	}
+	return false
+}
+
+// twoOptionsRE finds a second option on a config file line ("-a=1 -b=2").
+var twoOptionsRE = regexp.MustCompile(`\s-{1,2}([a-z][a-z0-9-]*)(?:=|\s|$)`)
+
+// applyLine applies line n of a config file; its errors show the line as
+// it should be written.
+func applyLine(o *Options, path string, n int, line string) error {
+	if line == "" {
+		return nil
+	}
+	name, value, hasValue := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(line, "-"), "-"), "=")
+	if before, after, ok := strings.Cut(name, " "); ok && !hasValue && lookup(before) != nil && lookup(before).arg != "" {
+		// "-p 8080": the command line's other spelling.
+		return fmt.Errorf("%s:%d: %q: write -%s=%s (one option per line, as on the command line)", path, n, line, before, strings.TrimSpace(after))
+	}
+	if m := twoOptionsRE.FindStringSubmatch(line); m != nil && lookup(m[1]) != nil {
+		return fmt.Errorf("%s:%d: %q holds two options: write one per line (-%s on a line of its own)", path, n, line, m[1])
+	}
+	opt := lookup(name)
+	switch {
+	case opt == nil:
+		return fmt.Errorf("%s:%d: unknown option %q: one option per line, -name=value as on the command line ('hasses -h' lists them)", path, n, line)
+	case name == "config" || name == "h" || name == "v" || name == "check":
+		return fmt.Errorf("%s:%d: -%s cannot be used in a config file", path, n, name)
+	case !strings.HasPrefix(line, "-"):
+		return fmt.Errorf("%s:%d: %q: write -%s (options are spelled as on the command line)", path, n, line, line)
+	case opt.arg != "" && !hasValue:
+		return fmt.Errorf("%s:%d: option -%s needs a value: -%s=%s", path, n, name, name, opt.arg)
+	case opt.arg == "" && hasValue:
+		return fmt.Errorf("%s:%d: option -%s takes no value: write -%s alone", path, n, name, name)
+	}
+	if err := opt.set(o, strings.TrimSpace(value)); err != nil {
+		return fmt.Errorf("%s:%d: -%s=%s: %w", path, n, name, strings.TrimSpace(value), err)
 	}
 	return nil
 }
@@ -460,26 +534,23 @@ func stripComment(line string) string {
 	return strings.TrimSpace(b.String())
 }
 
-func (o *Options) validate() error {
-	switch {
-	case o.Port == "":
-		return errors.New("missing -p (the SSE port)")
-	case o.MURL == "":
-		return errors.New("missing -murl (the SSE path)")
-	case o.CtlPort == "" && o.FIFO == "":
-		return errors.New("missing -cp or -fifo: there must be a way to send messages")
-	case o.SSL && (o.CertFile == "" || o.KeyFile == ""):
-		return errors.New("-ssl needs -cert-file and -privatekey-file")
-	case o.MaxMessage == 0:
-		return errors.New("-max-message must be positive")
-	case strings.ContainsAny(o.CtlSecret, ";\r\n") || strings.IndexByte(o.CtlSecret, o.Sep) >= 0:
-		return errors.New("the publisher secret must not contain the separator or line breaks")
-	case o.JWTKey != "" && o.JWTSecretFile != "":
-		return errors.New("-jwt-key and -jwt-secret-file exclude each other: give one")
-	case (o.JWTRequireExp || o.JWTAudience != "" || o.JWTIssuer != "") && o.JWTKey == "" && o.JWTSecretFile == "":
-		return errors.New("-jwt-require-exp, -jwt-audience and -jwt-issuer need -jwt-key or -jwt-secret-file")
+// problems lists what makes o unusable, most basic first.
+func (o *Options) problems() []error {
+	var errs []error
+	add := func(cond bool, msg string) {
+		if cond {
+			errs = append(errs, errors.New(msg))
+		}
 	}
-	return nil
+	add(o.Port == "", "missing -p (the SSE port)")
+	add(o.MURL == "", "missing -murl (the SSE path)")
+	add(o.CtlPort == "" && o.FIFO == "", "missing -cp or -fifo: there must be a way to send messages")
+	add(o.SSL && (o.CertFile == "" || o.KeyFile == ""), "-ssl needs -cert-file and -privatekey-file")
+	add(o.MaxMessage == 0, "-max-message must be positive")
+	add(strings.ContainsAny(o.CtlSecret, ";\r\n") || strings.IndexByte(o.CtlSecret, o.Sep) >= 0, "the publisher secret must not contain the separator or line breaks")
+	add(o.JWTKey != "" && o.JWTSecretFile != "", "-jwt-key and -jwt-secret-file exclude each other: give one")
+	add((o.JWTRequireExp || o.JWTAudience != "" || o.JWTIssuer != "") && o.JWTKey == "" && o.JWTSecretFile == "", "-jwt-require-exp, -jwt-audience and -jwt-issuer need -jwt-key or -jwt-secret-file")
+	return errs
 }
 
 // listenAddr turns "8080" into ":8080" and checks "host:port".
@@ -607,4 +678,65 @@ func Usage() string {
 	b.WriteString("  HASSES_CTL_SECRET          the publisher secret, when -ctl-secret and -ctl-secret-file are not given\n")
 	b.WriteString("  GOGC, GOMAXPROCS, GOMEMLIMIT  Go runtime settings (hasses sets GOGC=50 unless GOGC is set)\n")
 	return b.String()
+}
+
+// Effective returns o as a config file: every option with its value, one per
+// line (a switch that is off, or an empty value, commented out), secrets
+// replaced by REDACTED. hasses -check prints it.
+func Effective(o *Options) string {
+	var b strings.Builder
+	v := reflect.ValueOf(o).Elem()
+	for i := range v.NumField() {
+		name := v.Type().Field(i).Tag.Get("opt")
+		switch name {
+		case "", "config", "check":
+			continue
+		}
+		var val string
+		switch f := v.Field(i).Interface().(type) {
+		case bool:
+			if f {
+				fmt.Fprintf(&b, "-%s\n", name)
+			} else {
+				fmt.Fprintf(&b, "#-%s\n", name)
+			}
+			continue
+		case time.Duration:
+			val = "0"
+			if f != 0 {
+				val = formatDuration(f)
+			}
+		case byte:
+			val = string([]byte{f})
+		case uint32:
+			val = fmt.Sprintf("%04o", f)
+		case float64:
+			val = strconv.FormatFloat(f, 'g', -1, 64)
+		default:
+			val = fmt.Sprint(f)
+		}
+		switch {
+		case val == "":
+			fmt.Fprintf(&b, "#-%s=\n", name)
+			continue
+		case name == "ctl-secret":
+			val = "REDACTED"
+		case name == "cluster":
+			val = redactURL(val)
+		}
+		fmt.Fprintf(&b, "-%s=%s\n", name, strings.ReplaceAll(val, "#", `\#`))
+	}
+	return b.String()
+}
+
+// redactURL hides the password of a URL (redis://:pass@host).
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "REDACTED")
+	}
+	return u.String()
 }

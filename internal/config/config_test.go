@@ -142,7 +142,7 @@ func TestExampleConfigComplete(t *testing.T) {
 		}
 	}
 	for _, o := range options {
-		if o.name == "h" || o.name == "v" || o.name == "config" { // not allowed in a file
+		if o.name == "h" || o.name == "v" || o.name == "config" || o.name == "check" { // not allowed in a file
 			continue
 		}
 		if !present[o.name] {
@@ -363,4 +363,103 @@ func TestEmptyCtlSecret(t *testing.T) {
 	if o, err := Parse(base); err != nil || o.CtlSecret != "from-the-environment" {
 		t.Errorf("variable: %v %+v", err, o)
 	}
+}
+
+// A config file's errors name the file and line and show the line as it
+// should be written.
+func TestConfigFileErrors(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hasses.conf")
+	for line, want := range map[string]string{
+		"p=8080":          `:1: "p=8080": write -p=8080 `,
+		"-cp 8085":        `:1: "-cp 8085": write -cp=8085 `,
+		"cp 8085":         `:1: "cp 8085": write -cp=8085 `,
+		"-nope=1":         `:1: unknown option "-nope=1": one option per line, -name=value`,
+		"-p":              `:1: option -p needs a value: -p=PORT`,
+		"-ra=yes":         `:1: option -ra takes no value: write -ra alone`,
+		"-heartbeat=soon": `:1: -heartbeat=soon: `,
+		"-config=/x":      `:1: -config cannot be used in a config file`,
+	} {
+		os.WriteFile(path, []byte(line+"\n"), 0o644)
+		_, err := Parse([]string{"-config=" + path})
+		if err == nil || !strings.Contains(err.Error(), path+want) {
+			t.Errorf("%q: %v, want %q", line, err, want)
+		}
+	}
+}
+
+// Check goes on past problems and lists every one, from the command line,
+// the config file and the validation.
+func TestCheckListsEveryProblem(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hasses.conf")
+	os.WriteFile(path, []byte("-bogus\n-heartbeat=soon\n-ssl\n"), 0o644)
+	_, errs := Check([]string{"-check", "-config=" + path, "-nope", "-retry=x"})
+	var all []string
+	for _, e := range errs {
+		all = append(all, e.Error())
+	}
+	got := strings.Join(all, "\n")
+	for _, want := range []string{"unknown option -nope", ":1: unknown option \"-bogus\"", ":2: -heartbeat=soon", "option -retry", "missing -p", "missing -murl", "missing -cp or -fifo", "-ssl needs -cert-file"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("problems lack %q:\n%s", want, got)
+		}
+	}
+	// Parse stops at the first.
+	if _, err := Parse([]string{"-config=" + path, "-nope"}); err == nil || strings.Contains(err.Error(), "\n") {
+		t.Errorf("Parse: %v", err)
+	}
+}
+
+// Effective is a config file that reads back to the same options, with the
+// secrets hidden.
+func TestEffective(t *testing.T) {
+	o, err := Parse([]string{"-p=8080", "-cp=127.0.0.1:8085", "-murl=/s#x", "-ra", "-sep=|", "-pub-rate=2.5",
+		"-ctl-secret=hunter2", "-cluster=redis://:pw@127.0.0.1:6379/0", "-heartbeat=1500ms"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eff := Effective(o)
+	if strings.Contains(eff, "hunter2") || strings.Contains(eff, "pw@") || !strings.Contains(eff, "-ctl-secret=REDACTED") {
+		t.Errorf("secrets shown:\n%s", eff)
+	}
+	path := filepath.Join(t.TempDir(), "eff.conf")
+	os.WriteFile(path, []byte(eff), 0o644)
+	again, err := Parse([]string{"-config=" + path})
+	if err != nil {
+		t.Fatalf("%v in\n%s", err, eff)
+	}
+	again.CtlSecret, again.Cluster, again.ConfigFile = o.CtlSecret, o.Cluster, o.ConfigFile
+	if !reflect.DeepEqual(again, o) {
+		t.Errorf("round trip:\n%+v\n%+v", o, again)
+	}
+}
+
+// FuzzConfigFile feeds arbitrary config files to Check: it never panics,
+// every problem names the file and a line (or is a validation message), and
+// a file it accepts parses to valid options.
+func FuzzConfigFile(f *testing.F) {
+	for _, s := range []string{
+		"-p=8080\n-cp=8085\n-murl=/sse\n",
+		"p 8080\n-ra=1\n-x\n# c\n-cors-base=a\\#b\n",
+		"-user=a -admin=1\n-p\n-config=/x\n",
+	} {
+		f.Add(s)
+	}
+	path := filepath.Join(f.TempDir(), "fuzz.conf")
+	f.Fuzz(func(t *testing.T, body string) {
+		if strings.Contains(body, "secret-file") || strings.Contains(body, "-config") {
+			return // reads other files
+		}
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		o, errs := Check([]string{"-config=" + path})
+		if len(errs) == 0 && (o.Port == "" || o.MURL == "" || (o.CtlPort == "" && o.FIFO == "")) {
+			t.Fatalf("accepted invalid options %+v from %q", o, body)
+		}
+		for _, err := range errs {
+			if err.Error() == "" {
+				t.Fatalf("empty problem for %q", body)
+			}
+		}
+	})
 }

@@ -10,6 +10,7 @@ package handshake
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net/netip"
 	"net/url"
@@ -110,7 +111,23 @@ type Request struct {
 // Error is a request the server refuses, with the status to answer.
 type Error struct {
 	Status int
-	Reason string
+	Reason string // for the log: may quote the request
+	// Hint, when set, is told to the client in the error body: a fixed
+	// text (never the request's bytes), for mistakes a developer makes
+	// while wiring a page, such as a URL without ?subscribe=.
+	Hint string
+}
+
+// HintMissingSubscribe answers a request to the SSE path without tokens.
+const HintMissingSubscribe = "missing the subscribe parameter: add ?subscribe=TOKEN (several tokens: ?subscribe=a-b)"
+
+// Hint returns the hint of err, a *Error, or "".
+func Hint(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Hint
+	}
+	return ""
 }
 
 func (e *Error) Error() string {
@@ -193,7 +210,7 @@ func Parse(head []byte, cfg *Config) (*Request, error) {
 		return req, nil // HEAD and OPTIONS need no parameters
 	}
 	if !hasQuery {
-		return nil, fail(400, "missing subscribe parameter (no query string)")
+		return nil, &Error{Status: 400, Hint: HintMissingSubscribe, Reason: "missing subscribe parameter (no query string)"}
 	}
 	if err := parseQuery(req, query, cfg); err != nil {
 		return nil, err
@@ -440,7 +457,7 @@ func parseQuery(req *Request, query []byte, cfg *Config) error {
 		}
 	}
 	if !hasSub {
-		return fail(400, "missing subscribe parameter")
+		return &Error{Status: 400, Hint: HintMissingSubscribe, Reason: "missing subscribe parameter"}
 	}
 	if maxID := orDefault(cfg.MaxIDLen, DefaultMaxIDLen); len(id) > maxID {
 		return fail(400, fmt.Sprintf("id longer than %d bytes", maxID))
@@ -629,7 +646,7 @@ func FromHTTP(method, rawPath, rawQuery string, hasQuery bool, header map[string
 		return req, nil
 	}
 	if !hasQuery {
-		return nil, fail(400, "missing subscribe parameter (no query string)")
+		return nil, &Error{Status: 400, Hint: HintMissingSubscribe, Reason: "missing subscribe parameter (no query string)"}
 	}
 	if err := parseQuery(req, []byte(rawQuery), cfg); err != nil {
 		return nil, err

@@ -193,7 +193,10 @@ func AppendScriptResponse(dst []byte, cfg *Config, now time.Time, body []byte, w
 const (
 	bodyOpen  = "<html><head><title>"
 	bodyMid   = "</title></head><body><h1>"
-	bodyClose = "</h1></body></html>\n"
+	bodyHead  = "</h1>" // the hint, if any, follows the heading
+	bodyClose = "</body></html>\n"
+	hintOpen  = "<p>"
+	hintClose = "</p>"
 )
 
 // AppendError appends a complete error answer for status (400, 401, 403,
@@ -205,13 +208,21 @@ const (
 // a network error; the TLS front end does the same. 501 and 405 also list
 // the methods served (hasses said "GET, HEAD" while serving OPTIONS too).
 func AppendError(dst []byte, cfg *Config, status int, now time.Time) []byte {
+	return AppendErrorHint(dst, cfg, status, "", now)
+}
+
+// AppendErrorHint is AppendError with a hint (see Error.Hint) in the body.
+func AppendErrorHint(dst []byte, cfg *Config, status int, hint string, now time.Time) []byte {
 	cfg = orZero(cfg)
 	if status < 100 || status > 999 {
 		status = 500
 	}
 	text := statusText(status)
 	// "NNN Text" twice, in the title and in the heading.
-	bodyLen := len(bodyOpen) + len(bodyMid) + len(bodyClose) + 2*(3+1+len(text))
+	bodyLen := len(bodyOpen) + len(bodyMid) + len(bodyHead) + len(bodyClose) + 2*(3+1+len(text))
+	if hint != "" {
+		bodyLen += len(hintOpen) + len(hint) + len(hintClose)
+	}
 	dst = appendStatus(dst, status)
 	dst = appendDate(dst, now)
 	dst = appendServer(dst)
@@ -225,12 +236,16 @@ func AppendError(dst []byte, cfg *Config, status int, now time.Time) []byte {
 	dst = appendLine(dst, "Connection: close")
 	dst = appendLine(dst, "Content-Type: text/html; charset=utf-8")
 	dst = append(dst, '\r', '\n')
-	return AppendErrorBody(dst, status)
+	return AppendErrorBodyHint(dst, status, hint)
 }
 
 // AppendErrorBody appends the body of an error answer: one line of HTML
 // naming the status, never the reason (that goes to the debug log).
-func AppendErrorBody(dst []byte, status int) []byte {
+func AppendErrorBody(dst []byte, status int) []byte { return AppendErrorBodyHint(dst, status, "") }
+
+// AppendErrorBodyHint is AppendErrorBody with a hint (a fixed text, see
+// Error.Hint) after the heading.
+func AppendErrorBodyHint(dst []byte, status int, hint string) []byte {
 	if status < 100 || status > 999 {
 		status = 500
 	}
@@ -239,6 +254,10 @@ func AppendErrorBody(dst []byte, status int) []byte {
 	dst = appendStatusText(dst, status, text)
 	dst = append(dst, bodyMid...)
 	dst = appendStatusText(dst, status, text)
+	dst = append(dst, bodyHead...)
+	if hint != "" {
+		dst = append(append(append(dst, hintOpen...), hint...), hintClose...)
+	}
 	return append(dst, bodyClose...)
 }
 

@@ -238,3 +238,29 @@ func TestAnswersDoNotAllocate(t *testing.T) {
 		}
 	}
 }
+
+// A hint is in the body, after the heading, and counted in Content-Length;
+// only the missing subscribe parameter carries one.
+func TestErrorHint(t *testing.T) {
+	_, err := Parse([]byte("GET /sse?id=x HTTP/1.1\r\nHost: x\r\n\r\n"), cfg)
+	if Hint(err) != HintMissingSubscribe {
+		t.Fatalf("hint of %v: %q", err, Hint(err))
+	}
+	_, err = Parse([]byte("GET /nope?subscribe=a HTTP/1.1\r\nHost: x\r\n\r\n"), cfg)
+	if err == nil || Hint(err) != "" {
+		t.Fatalf("a 404 has hint %q (%v)", Hint(err), err)
+	}
+	b := AppendErrorHint(nil, cfg, 400, HintMissingSubscribe, fixedNow)
+	resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(b)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	want := "<html><head><title>400 Bad Request</title></head><body><h1>400 Bad Request</h1><p>" + HintMissingSubscribe + "</p></body></html>\n"
+	if err != nil || string(body) != want || resp.ContentLength != int64(len(want)) {
+		t.Errorf("body %q (length %d), want %q", body, resp.ContentLength, want)
+	}
+	if got := string(AppendErrorBodyHint(nil, 400, HintMissingSubscribe)); got != want {
+		t.Errorf("AppendErrorBodyHint: %q", got)
+	}
+}

@@ -2,6 +2,8 @@ package httpfront
 
 import (
 	"crypto/tls"
+	"errors"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -59,6 +61,12 @@ func (c *conn) serve() {
 	c.tc.SetDeadline(time.Now().Add(cfg.HandshakeTimeout))
 	if err := c.tc.Handshake(); err != nil {
 		s.core.Logger().Debug("TLS handshake failed", "peer", c.Peer, "err", err)
+		var re tls.RecordHeaderError
+		if errors.As(err, &re) && re.Conn != nil && looksLikeHTTP(re.RecordHeader) {
+			// As net/http: tell the developer who typed http:// what happened,
+			// instead of an empty reply.
+			io.WriteString(re.Conn, plainHTTPAnswer)
+		}
 		c.nc.Close()
 		s.forget(c)
 		return
@@ -157,4 +165,19 @@ func (c *conn) writev(bufs [][]byte) (int, error) {
 		writeBufs.Put(p)
 	}
 	return n, err
+}
+
+// plainHTTPAnswer is the answer to plain HTTP sent to the TLS port, in
+// net/http's words (the handshake deadline bounds its write).
+const plainHTTPAnswer = "HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n" +
+	"Client sent an HTTP request to an HTTPS server: this port speaks TLS, use https://\n"
+
+// looksLikeHTTP reports whether the five bytes read as a TLS record header
+// are the start of an HTTP request.
+func looksLikeHTTP(hdr [5]byte) bool {
+	switch string(hdr[:]) {
+	case "GET /", "HEAD ", "POST ", "PUT /", "OPTIO", "DELET", "PATCH", "CONNE":
+		return true
+	}
+	return false
 }

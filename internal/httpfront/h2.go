@@ -59,7 +59,7 @@ func (s *Server) serveH2(w http.ResponseWriter, r *http.Request) {
 	if status != 0 {
 		handshake.SetErrorHeaders(w.Header(), hcfg, status)
 		w.WriteHeader(status)
-		w.Write(handshake.AppendErrorBody(nil, status))
+		w.Write(handshake.AppendErrorBodyHint(nil, status, handshake.Hint(err)))
 		return
 	}
 	if req.Script {

@@ -51,10 +51,8 @@ func BenchmarkDeliver(b *testing.B) {
 		b.Run(fmt.Sprintf("events-per-write=%d", perWrite), func(b *testing.B) {
 			h := New(Config{})
 			o := h.NewOwner(func() {})
-			var subs []*Sub
 			for i := range 1000 {
-				s, _ := h.Subscribe(o, []string{fmt.Sprintf("t%d", i%100)}, fmt.Sprint(i), "", nil)
-				subs = append(subs, s)
+				h.Subscribe(o, []string{fmt.Sprintf("t%d", i%100)}, fmt.Sprint(i), "", nil)
 			}
 			var batch Batch
 			var ready []*Sub

@@ -129,7 +129,7 @@ func New(opts *config.Options, log *slog.Logger, level *slog.LevelVar) (*Server,
 	if opts.Cluster != "" {
 		s.cluster, err = cluster.New(cluster.Config{URL: opts.Cluster, Prefix: opts.ClusterPrefix,
 			LogLength: opts.ClusterLog, Queue: opts.ClusterQueue, HistoryAge: opts.HistoryAge, IdempotencyWindow: opts.IdemWindow, Coalesce: opts.Coalesce,
-			Addr: s.sseLn.Addr().String(), Logger: log}, s.hub)
+			Addr: nodeName(s.sseLn.Addr()), Logger: log}, s.hub)
 		if err != nil {
 			s.closeListeners()
 			return nil, err
@@ -303,7 +303,7 @@ func (s *Server) Reload() error {
 // ended cleanly within the drain time.
 func (s *Server) Run(ctx context.Context) error {
 	s.log.Info("hasses started", "version", Version, "pid", os.Getpid(),
-		"sse", s.sseLn.Addr().String(), "path", s.opts.MURL, "control", addrString(s.ctlLn), "fifo", s.opts.FIFO, "admin", addrString(s.adminLn), "publish", addrString(s.pubLn))
+		"sse", s.sseLn.Addr().String(), "path", s.opts.MURL, "control", addrString(s.ctlLn), "fifo", s.opts.FIFO, "admin", addrString(s.adminLn), "publish", addrString(s.pubLn), "node", nodeName(s.sseLn.Addr()))
 
 	stopLog := context.AfterFunc(ctx, func() {
 		s.log.Info("shutting down: ending every stream", "drain", s.opts.Drain)
@@ -389,4 +389,20 @@ func addrString(ln net.Listener) string {
 		return ""
 	}
 	return ln.Addr().String()
+}
+
+// nodeName names this process in logs and the cluster view: its SSE
+// address, with the host name in place of an unspecified address, so that
+// nodes bound to [::]:8080 on different machines tell apart.
+func nodeName(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		if h, err := os.Hostname(); err == nil && h != "" {
+			host = h
+		}
+	}
+	return net.JoinHostPort(host, port)
 }

@@ -131,6 +131,9 @@ func (c *Conn) request(head []byte, o *hub.Owner, self any, now time.Time) Actio
 	}
 	expires, status := core.Check(req, err, c.addrOf(client), now)
 	if status != 0 {
+		if hint := handshake.Hint(err); hint != "" {
+			return c.respond(handshake.AppendErrorHint(nil, cfg.Handshake, status, hint, now), now)
+		}
 		return c.fail(status, now)
 	}
 	if req.Script {
