@@ -134,6 +134,7 @@ var docCovered = []struct {
 	{`^redis-server .*--save '' --appendonly no`, "TestClusterBehindNginx", "itest/cluster_harness_test.go", `"--save", "", "--appendonly", "no"`},
 	{`^bench/(core|compare|cluster)\.sh \d+`, "", ".ci/run", `for f in bench/*.sh; do bash -n "$f"; done`},
 	{`^go run \./bench/tlsmem `, "", ".ci/run", "go vet ./..."},
+	{`^go run \./examples/chat$`, "TestChatExample", "itest/chat_test.go", `"../examples/chat"`},
 	{`^/tmp/hasses-load `, "TestLoadFlags", "itest/doccmds_test.go", "cmd/hasses-load/main.go"},
 }
 
