@@ -298,15 +298,14 @@ type cutProxy struct {
 	ln       net.Listener
 	upstream string
 
-	mu        sync.Mutex
-	conns     []*proxied
-	beats     int
-	mode      cutMode
-	marker    string
-	onCut     func()
-	endFn     func()
-	cutAt     time.Time
-	closeOnce sync.Once
+	mu     sync.Mutex
+	conns  []*proxied
+	beats  int
+	mode   cutMode
+	marker string
+	onCut  func()
+	endFn  func()
+	cutAt  time.Time
 }
 
 type cutMode int
