@@ -6,8 +6,10 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,14 +50,9 @@ func (s *stream) expectDisconnected() {
 // a token, each after a hasses-disconnect event; the others go on, and a
 // stream may reconnect.
 func TestDisconnect(t *testing.T) {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	der, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
-	keyFile := filepath.Join(t.TempDir(), "jwt.pem")
-	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600)
+	keyFile, issue := jwtFixture(t)
 	d := start(t, "-pub=127.0.0.1:0", "-jwt-key="+keyFile)
-	tok := func(sub string) string {
-		return token(t, jwt.SigningMethodES256, key, jwt.MapClaims{"subscribe": []string{"*"}, "sub": sub, "exp": time.Now().Add(time.Hour).Unix()})
-	}
+	tok := func(sub string) string { return issue(sub, time.Now()) }
 	alice1 := d.subscribe("?subscribe=room1&id=tab1&access_token=" + tok("alice"))
 	alice2 := d.subscribe("?subscribe=room2&id=tab2&access_token=" + tok("alice"))
 	bob := d.subscribe("?subscribe=room1-room2&id=tab3&access_token=" + tok("bob"))
@@ -122,5 +119,91 @@ func TestClusterDisconnect(t *testing.T) {
 		tabs[i].expect("before")
 		tabs[i].expectDisconnected()
 		others[i].expect("before", "after")
+	}
+}
+
+// revokeUser asks d's publish API to revoke user's tokens.
+func revokeUser(t *testing.T, d *daemon, user string) int {
+	t.Helper()
+	resp, err := http.Post("http://"+d.pub+"/revoke", "application/json", strings.NewReader(`{"user":"`+user+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct{ Streams int }
+	if resp.StatusCode != 200 || json.NewDecoder(resp.Body).Decode(&out) != nil {
+		t.Fatalf("revoke %s: %d", user, resp.StatusCode)
+	}
+	return out.Streams
+}
+
+// jwtFixture starts the key of a test's subscriber tokens.
+func jwtFixture(t *testing.T) (keyFile string, tok func(sub string, iat time.Time) string) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	keyFile = filepath.Join(t.TempDir(), "jwt.pem")
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600)
+	return keyFile, func(sub string, iat time.Time) string {
+		return token(t, jwt.SigningMethodES256, key, jwt.MapClaims{"subscribe": []string{"*"}, "sub": sub,
+			"iat": iat.Unix(), "exp": time.Now().Add(time.Hour).Unix()})
+	}
+}
+
+// POST /revoke ends the user's streams and refuses the tokens issued
+// before it; a token issued after is accepted; GET /revoke lists it.
+func TestRevoke(t *testing.T) {
+	keyFile, tok := jwtFixture(t)
+	d := start(t, "-pub=127.0.0.1:0", "-jwt-key="+keyFile)
+	old := tok("alice", time.Now().Add(-time.Minute))
+	s := d.subscribe("?subscribe=room1&access_token=" + old)
+	bob := d.subscribe("?subscribe=room1&access_token=" + tok("bob", time.Now()))
+	waitFor(t, "2 streams", func() bool { return strings.Contains(d.command("tcpnumberofclients"), `"numberofclients": 2}`) })
+	if n := revokeUser(t, d, "alice"); n != 1 {
+		t.Fatalf("revoke ended %d streams, want 1", n)
+	}
+	ev, err := s.next(5 * time.Second)
+	if err != nil || ev.Event != "hasses-disconnect" || ev.Data != `{"reason":"revoked"}` {
+		t.Fatalf("last event: %+v %v", ev, err)
+	}
+	if again := d.subscribe("?subscribe=room1&access_token=" + old); again.Status != 401 {
+		t.Fatalf("old token after the revocation: %d", again.Status)
+	}
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(2 * time.Second))) // the next whole second
+	if fresh := d.subscribe("?subscribe=room1&access_token=" + tok("alice", time.Now())); fresh.Status != 200 {
+		t.Fatalf("a token issued after the revocation: %d", fresh.Status)
+	}
+	d.send("room1=still here")
+	bob.expect("still here")
+	code, out, errOut := runHasses(t, nil, "revoke", "-to", "http://"+d.pub+"/publish", "-list")
+	if code != 0 || !strings.HasPrefix(out, "alice until ") {
+		t.Fatalf("hasses revoke -list: %d %q %q", code, out, errOut)
+	}
+	code, out, errOut = runHasses(t, nil, "revoke", "-to", "http://"+d.pub+"/publish", "bob")
+	if code != 0 || out != "bob revoked, 1 streams ended\n" {
+		t.Fatalf("hasses revoke bob: %d %q %q", code, out, errOut)
+	}
+}
+
+// Across a cluster a revocation reaches every node, and a node started
+// after it finds it in Redis.
+func TestClusterRevoke(t *testing.T) {
+	keyFile, tok := jwtFixture(t)
+	r := startRedis(t)
+	args := []string{"-jwt-key=" + keyFile}
+	nodes := []*daemon{startNode(t, r, args...), startNode(t, r, args...)}
+	old := tok("alice", time.Now().Add(-time.Minute))
+	far := nodes[1].subscribe("?subscribe=room1&access_token=" + old)
+	waitFor(t, "the stream", func() bool { return strings.Contains(nodes[1].command("tcpnumberofclients"), `"numberofclients": 1}`) })
+	revokeUser(t, nodes[0], "alice")
+	ev, err := far.next(5 * time.Second)
+	if err != nil || ev.Event != "hasses-disconnect" {
+		t.Fatalf("the other node's stream: %+v %v", ev, err)
+	}
+	if s := nodes[1].subscribe("?subscribe=room1&access_token=" + old); s.Status != 401 {
+		t.Fatalf("the other node accepts the revoked token: %d", s.Status)
+	}
+	late := startNode(t, r, args...)
+	if s := late.subscribe("?subscribe=room1&access_token=" + old); s.Status != 401 {
+		t.Fatalf("a node started after the revocation accepts the token: %d", s.Status)
 	}
 }

@@ -2,12 +2,9 @@ package publish
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 )
 
 // HistoryQuery selects what History reads (GET /history).
@@ -53,11 +50,6 @@ func (c *Client) Position(ctx context.Context, tokens ...string) (string, error)
 // after q.After, from the server's GET /history (beside Client.URL's
 // /publish).
 func (c *Client) History(ctx context.Context, q HistoryQuery) (*History, error) {
-	u, err := url.Parse(c.URL)
-	if err != nil {
-		return nil, fmt.Errorf("publish API: history: %w", err)
-	}
-	u.Path = strings.TrimSuffix(u.Path, "/publish") + "/history"
 	v := url.Values{"token": q.Tokens, "limit": {strconv.Itoa(q.Limit)}}
 	if q.After != "" {
 		v.Set("after", q.After)
@@ -65,18 +57,9 @@ func (c *Client) History(ctx context.Context, q HistoryQuery) (*History, error) 
 	if q.ID != "" {
 		v.Set("id", q.ID)
 	}
-	u.RawQuery = v.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return nil, fmt.Errorf("publish API: history: %w", err)
-	}
-	raw, err := c.do(req)
-	if err != nil {
-		return nil, err
-	}
 	var h History
-	if err := json.Unmarshal(raw, &h); err != nil {
-		return nil, fmt.Errorf("publish API: bad answer %q: %w", raw, err)
+	if err := c.call(ctx, http.MethodGet, "/history", v, nil, &h); err != nil {
+		return nil, err
 	}
 	return &h, nil
 }

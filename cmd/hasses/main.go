@@ -32,6 +32,8 @@ func run(args []string) int {
 			return runHistory(args[1:])
 		case "disconnect":
 			return runDisconnect(args[1:])
+		case "revoke":
+			return runRevoke(args[1:])
 		}
 	}
 	if slices.Contains(args, "-check") || slices.Contains(args, "--check") {

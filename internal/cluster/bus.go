@@ -104,6 +104,9 @@ func (e *Engine) joinOnce(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		if err := e.loadRevocations(ctx); err != nil {
+			return err
+		}
 		e.joined.Store(true)
 		close(e.joinedCh)
 		e.log.Info("cluster: joined", "node", e.node, "epoch", strconv.FormatUint(epoch, 36), "seq", e.pos)
@@ -318,6 +321,9 @@ func (e *Engine) read(ctx context.Context) (int, error) {
 // applyLocked hands one entry to the hub. Called with e.mu held.
 func (e *Engine) applyLocked(en entry) {
 	at := time.UnixMilli(int64(en.seq / 1000))
+	if d := en.msg.Disconnect; d != nil && d.Revoke != nil && e.cfg.OnRevoke != nil {
+		e.cfg.OnRevoke(d.User, *d.Revoke) // before its streams end: they may not come back
+	}
 	n, err := e.hub.Apply(en.seq, at, en.msg)
 	if err != nil {
 		e.orderErrors.Add(1)

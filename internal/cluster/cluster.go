@@ -52,6 +52,10 @@ type Config struct {
 	// publication whose publisher waits for its answer is never held back.
 	// It is at least minCoalesce.
 	Coalesce time.Duration
+	// OnRevoke is called, in the log's order, for every revocation a node
+	// published (and, at join, for those kept in Redis), so that every node
+	// refuses the revoked tokens.
+	OnRevoke func(user string, r hub.Revocation)
 	// Addr names this node in the cluster view (host:port of its SSE port).
 	Addr   string
 	Logger *slog.Logger
@@ -97,6 +101,7 @@ type Engine struct {
 	node                      string         // random id of this process
 	kMeta, kLog, kNodes, kPub string
 	kIdem, kIdemV             string // idempotency keys by time, and their results
+	kRevoked                  string // revocations: user -> "<at> <until>" (Unix ms)
 	started                   time.Time
 
 	up       atomic.Bool  // the last Redis call succeeded
@@ -187,7 +192,7 @@ func New(cfg Config, h *hub.Hub) (*Engine, error) {
 		node: hex.EncodeToString(id[:]), kMeta: tag + "meta", kLog: tag + "log", kNodes: tag + "nodes",
 		started: time.Now(), joinedCh: make(chan struct{}), appliedCh: make(chan struct{}), own: make(map[uint64]int), unitIDs: make(map[uint64]reply)}
 	e.kPub = tag + "pub:" + e.node
-	e.kIdem, e.kIdemV = tag+"idem", tag+"idemv"
+	e.kIdem, e.kIdemV, e.kRevoked = tag+"idem", tag+"idemv", tag+"revoked"
 	e.q.sig = make(chan struct{}, 1)
 	e.busWake = make(chan struct{}, 1)
 	h.SetReplica()

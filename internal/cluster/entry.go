@@ -27,8 +27,8 @@ import (
 //	m  the publication, written by the publishing node (encodeBody): the
 //	   id of the node waiting for its answer (empty for fire-and-forget
 //	   units), the excluded client id, the event name, the data, then the
-//	   targets; a disconnection starts with 0xff and the client id and user
-//	   it matches
+//	   targets; a disconnection starts with 0xff, the client id and user it
+//	   matches, and "<at> <until>" (Unix ms) if it revokes the user's tokens
 type entry struct {
 	seq, prev, epoch uint64
 	origin           string
@@ -62,7 +62,11 @@ func encodeBody(origin string, m hub.Message) string {
 		// A mark no older body starts with (an origin is a short id, so
 		// its length is one byte below 0x80), then what it matches.
 		b = append(b, disconnectMark)
-		b = appendStrings(b, d.ID, d.User)
+		rev := ""
+		if r := d.Revoke; r != nil {
+			rev = strconv.FormatInt(r.At, 10) + " " + strconv.FormatInt(r.Until, 10)
+		}
+		b = appendStrings(b, d.ID, d.User, rev)
 	}
 	b = appendStrings(b, origin, m.Exclude, m.Event)
 	b = binary.AppendUvarint(b, uint64(len(m.Data)))
@@ -93,11 +97,24 @@ func nextString(s string) (v, rest string, ok bool) {
 func decodeBody(s string) (origin string, m hub.Message, err error) {
 	if len(s) > 0 && s[0] == disconnectMark {
 		var d hub.Match
-		var ok1, ok2 bool
+		var rev string
+		var ok1, ok2, ok3 bool
 		d.ID, s, ok1 = nextString(s[1:])
 		d.User, s, ok2 = nextString(s)
-		if !ok1 || !ok2 {
+		rev, s, ok3 = nextString(s)
+		if !ok1 || !ok2 || !ok3 {
 			return "", m, errBadEntry
+		}
+		if rev != "" {
+			at, until, _ := strings.Cut(rev, " ")
+			var r hub.Revocation
+			var err1, err2 error
+			r.At, err1 = strconv.ParseInt(at, 10, 64)
+			r.Until, err2 = strconv.ParseInt(until, 10, 64)
+			if err1 != nil || err2 != nil {
+				return "", m, errBadEntry
+			}
+			d.Revoke = &r
 		}
 		m.Disconnect = &d
 	}

@@ -12,7 +12,14 @@ package hub
 type Match struct {
 	ID   string
 	User string
+	// Revoke, when set, also revokes User's subscriber tokens issued
+	// before it: every node applies it as it delivers the event.
+	Revoke *Revocation
 }
+
+// Revocation refuses a user's tokens issued before At until Until (Unix
+// milliseconds).
+type Revocation struct{ At, Until int64 }
 
 func (m *Match) matches(s *Sub) bool {
 	return (m.ID == "" || m.ID == s.ID) && (m.User == "" || m.User == s.user)

@@ -1,6 +1,6 @@
 // Package pubapi is the HTTP publish API on its own listener (-pub):
-// POST /publish with a JSON object or form fields, GET /history and POST
-// /disconnect. All are guarded by the publisher secret or the network allow-list, and rate
+// POST /publish with a JSON object or form fields, GET /history, POST
+// /disconnect and POST or GET /revoke. All are guarded by the publisher secret or the network allow-list, and rate
 // limited per publisher.
 package pubapi
 
@@ -31,6 +31,7 @@ import (
 type Handler struct {
 	Pipeline *pipeline.Pipeline // its Limits bound the request body too
 	History  HistoryReader
+	Revoker  Revoker
 	Policy   *access.Policy
 	Rate     *access.RateLimiter // nil: unlimited
 	Logger   *slog.Logger
@@ -43,8 +44,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/publish", "/disconnect":
 	case "/history":
 		method = http.MethodGet
+	case "/revoke":
+		if r.Method == http.MethodGet {
+			method = http.MethodGet
+		}
 	default:
-		h.fail(w, http.StatusNotFound, "not found: the publish API is POST /publish, GET /history and POST /disconnect")
+		h.fail(w, http.StatusNotFound, "not found: the publish API is POST /publish, GET /history, POST /disconnect and POST or GET /revoke")
 		return
 	}
 	if r.Method != method {
@@ -61,6 +66,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case "/disconnect":
 		h.serveDisconnect(w, r)
+		return
+	case "/revoke":
+		h.serveRevoke(w, r)
 		return
 	}
 	m, status, err := h.decode(w, r)

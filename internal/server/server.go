@@ -64,13 +64,14 @@ type Server struct {
 	refusals *refusal.Log
 
 	cluster *cluster.Engine // nil on a single node
+	revoked *subauth.Revocations
 }
 
 // New binds the listeners and builds the components. Binding happens here,
 // before privileges are dropped and before a detached daemon reports that it
 // started, so "could not bind" reaches the person who ran the command.
 func New(opts *config.Options, log *slog.Logger, level *slog.LevelVar) (*Server, error) {
-	s := &Server{opts: opts, log: log, level: level, started: time.Now()}
+	s := &Server{opts: opts, log: log, level: level, started: time.Now(), revoked: &subauth.Revocations{}}
 	s.reinit.Store(opts.Reinit)
 	fileLimit := raiseFileLimit(log)
 	maxConns := opts.MaxConns
@@ -129,7 +130,7 @@ func New(opts *config.Options, log *slog.Logger, level *slog.LevelVar) (*Server,
 	if opts.Cluster != "" {
 		s.cluster, err = cluster.New(cluster.Config{URL: opts.Cluster, Prefix: opts.ClusterPrefix,
 			LogLength: opts.ClusterLog, Queue: opts.ClusterQueue, HistoryAge: opts.HistoryAge, IdempotencyWindow: opts.IdemWindow, Coalesce: opts.Coalesce,
-			Addr: nodeName(s.sseLn.Addr()), Logger: log}, s.hub)
+			Addr: nodeName(s.sseLn.Addr()), Logger: log, OnRevoke: s.applyRevocation}, s.hub)
 		if err != nil {
 			s.closeListeners()
 			return nil, err
@@ -163,6 +164,7 @@ func New(opts *config.Options, log *slog.Logger, level *slog.LevelVar) (*Server,
 			s.closeListeners()
 			return nil, err
 		}
+		v.CheckRevoked(s.revoked)
 		authorize = func(req *handshake.Request, now time.Time) (time.Time, int, error) {
 			exp, err := v.Authorize(req, now)
 			if e := (*subauth.Error)(nil); errors.As(err, &e) {
@@ -222,7 +224,7 @@ func (s *Server) newControl() error {
 	if s.cluster != nil {
 		s.pipe.Cluster = s.cluster
 	}
-	s.pub = &pubapi.Handler{Pipeline: s.pipe, History: s.hub, Policy: s.policy,
+	s.pub = &pubapi.Handler{Pipeline: s.pipe, History: s.hub, Revoker: s, Policy: s.policy,
 		Rate: access.NewRateLimiter(opts.PubRate, max(int(opts.PubRate), 1)), Logger: s.log}
 	if s.adminLn != nil {
 		s.guard = newAdminGuard(s.policy)

@@ -55,6 +55,7 @@ type Verifier struct {
 	key     any
 	methods []string
 	opts    []jwt.ParserOption
+	revoked *Revocations
 }
 
 // MinSecret is the shortest HMAC secret accepted: the output size of
@@ -101,6 +102,10 @@ func New(o Options) (*Verifier, error) {
 	}
 	return &v, nil
 }
+
+// CheckRevoked makes Authorize refuse the tokens l revokes. Call it
+// before serving.
+func (v *Verifier) CheckRevoked(l *Revocations) { v.revoked = l }
 
 // Methods returns the signing algorithms the key verifies.
 func (v *Verifier) Methods() []string { return v.methods }
@@ -272,6 +277,13 @@ func (v *Verifier) Authorize(req *handshake.Request, now time.Time) (expires tim
 	_, err = jwt.ParseWithClaims(raw, &c, func(*jwt.Token) (any, error) { return v.key, nil }, opts...)
 	if err != nil {
 		return time.Time{}, &Error{401, "invalid token: " + err.Error()}
+	}
+	var iat time.Time
+	if c.IssuedAt != nil {
+		iat = c.IssuedAt.Time
+	}
+	if v.revoked.Revoked(c.Subject, iat, now) {
+		return time.Time{}, &Error{401, "token revoked: get a new one"}
 	}
 	for _, tok := range req.Tokens {
 		if !granted(c.Subscribe, tok) {

@@ -101,3 +101,61 @@ func runDisconnect(args []string) int {
 	fmt.Printf("%d streams ended\n", n)
 	return 0
 }
+
+// runRevoke is "hasses revoke": refuses a user's subscriber tokens issued
+// until now and ends their streams (POST /revoke), or lists the
+// revocations in force (-list).
+func runRevoke(args []string) int {
+	fs := flag.NewFlagSet("hasses revoke", flag.ContinueOnError)
+	to := fs.String("to", "http://127.0.0.1:8086/publish", "publish API URL (its /revoke beside /publish is used)")
+	secret := fs.String("secret", "", "publisher secret (default $HASSES_CTL_SECRET)")
+	until := fs.String("until", "", "RFC 3339 time the revocation lasts until (default: a day, the most)")
+	list := fs.Bool("list", false, "list the revocations in force instead")
+	timeout := fs.Duration("timeout", 10*time.Second, "give up after this")
+	fs.SetOutput(io.Discard)
+	usageError := func(err error) int {
+		fmt.Fprintf(os.Stderr, "hasses revoke: %v\nrun 'hasses revoke -h' for the options\n", err)
+		return 2
+	}
+	var end time.Time
+	switch err := fs.Parse(args); {
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Print("Usage: hasses revoke [-to URL] [-secret S] [-until TIME] USER\n       hasses revoke -list\n" +
+			"Refuses USER's subscriber tokens issued until now and ends their streams on every node.\n\n")
+		fs.SetOutput(os.Stdout)
+		fs.PrintDefaults()
+		return 0
+	case err != nil:
+		return usageError(err)
+	case *list && fs.NArg() != 0, !*list && fs.NArg() != 1:
+		return usageError(errors.New("give one user (the tokens' sub), or -list"))
+	case *until != "":
+		if end, err = time.Parse(time.RFC3339, *until); err != nil {
+			return usageError(fmt.Errorf("-until: %w", err))
+		}
+	}
+	if *secret == "" {
+		*secret = os.Getenv("HASSES_CTL_SECRET")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	c := &publish.Client{URL: *to, Secret: *secret}
+	if *list {
+		l, err := c.Revocations(ctx)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "hasses revoke:", err)
+			return 1
+		}
+		for _, r := range l {
+			fmt.Printf("%s until %s\n", r.User, r.Until.UTC().Format(time.RFC3339))
+		}
+		return 0
+	}
+	n, err := c.Revoke(ctx, fs.Arg(0), end)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "hasses revoke:", err)
+		return 1
+	}
+	fmt.Printf("%s revoked, %d streams ended\n", fs.Arg(0), n)
+	return 0
+}
