@@ -26,6 +26,14 @@ const (
 	Origin       Reason = "origin not allowed"      // 403, -cors-origins
 )
 
+// The reasons of the admin and publish-API listeners, whose refusals are
+// requests or connections, not streams.
+const (
+	HTTPCap     Reason = "admin/publish listener connection cap" // 503 in total, 429 per address
+	WrongSecret Reason = "wrong publisher secret"                // 401
+	Guessing    Reason = "too many wrong secrets"                // 429, the address is throttled
+)
+
 // Log writes the refusal lines. A nil *Log discards everything, so front
 // ends need not check.
 type Log struct {
@@ -60,8 +68,12 @@ func (l *Log) Refused(reason Reason, status int, addr string, err error) {
 		level = slog.LevelWarn // a capacity limit: the operator may need to act
 	}
 	noun := "streams"
+	switch reason {
+	case HTTPCap, WrongSecret, Guessing:
+		noun = "requests"
+	}
 	if n == 1 {
-		noun = "stream"
+		noun = noun[:len(noun)-1]
 	}
 	msg := fmt.Sprintf("refused %d %s: %s (%d), last from %s", n, noun, reason, status, addr)
 	attrs := []slog.Attr{slog.String("reason", string(reason)), slog.Int("status", status),

@@ -5,14 +5,22 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"log/slog"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/hasses-go/hasses/internal/access"
+	"github.com/hasses-go/hasses/internal/refusal"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
+
+// adminMaxBody bounds a request body on the admin listener: only the login
+// form has one.
+const adminMaxBody = 4 << 10
 
 // adminHandler serves what operators look at: the live dashboard at /,
 // Prometheus metrics, and with -pprof the Go profiler. All of it is guarded
@@ -85,9 +93,20 @@ func redactArgs(args []string) []string {
 }
 
 // serveHTTP serves an auxiliary HTTP listener (admin, publish API) until
-// ctx is done.
-func (s *Server) serveHTTP(ctx context.Context, ln net.Listener, h http.Handler) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+// ctx is done. Every connection and request is bounded: the listener's
+// caps, a deadline for the head and another for the body, the head's size
+// and, if maxBody > 0, the body's.
+func (s *Server) serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, maxBody int64) error {
+	ln = access.LimitListener(ln, access.HTTPMaxConns, access.HTTPMaxConnsPerAddr, func(addr netip.Addr, status int) {
+		s.refusals.Refused(refusal.HTTPCap, status, addr.String(), nil)
+	})
+	srv := &http.Server{
+		Handler:           access.BoundRequests(h, maxBody),
+		ReadHeaderTimeout: access.HTTPReadTimeout,
+		IdleTimeout:       access.HTTPIdleTimeout,
+		MaxHeaderBytes:    access.HTTPMaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
 	stop := context.AfterFunc(ctx, func() {
 		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()

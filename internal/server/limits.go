@@ -30,10 +30,12 @@ func raiseFileLimit(log *slog.Logger) uint64 {
 }
 
 // defaultMaxConns keeps the SSE port under the file limit, so that a full
-// SSE port never locks out the control channel.
-func defaultMaxConns(fileLimit uint64) int {
+// SSE port never locks out the control channel; reserved more descriptors
+// stay free besides the headroom (the caps of the admin and publish-API
+// listeners).
+func defaultMaxConns(fileLimit uint64, reserved int) int {
 	if fileLimit == 0 || fileLimit > 1<<30 {
 		return 0
 	}
-	return max(int(fileLimit)-connHeadroom, 1)
+	return max(int(fileLimit)-connHeadroom-reserved, 1)
 }

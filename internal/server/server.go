@@ -72,11 +72,19 @@ func New(opts *config.Options, log *slog.Logger, level *slog.LevelVar) (*Server,
 	s := &Server{opts: opts, log: log, level: level, started: time.Now()}
 	s.reinit.Store(opts.Reinit)
 	fileLimit := raiseFileLimit(log)
+	// The admin and publish-API listeners are capped, and their caps are
+	// kept out of the SSE port's share of the file limit.
+	reserved := 0
+	for _, a := range []string{opts.Admin, opts.Pub} {
+		if a != "" {
+			reserved += access.HTTPMaxConns
+		}
+	}
 	maxConns := opts.MaxConns
 	if maxConns == 0 {
-		maxConns = defaultMaxConns(fileLimit)
+		maxConns = defaultMaxConns(fileLimit, reserved)
 	}
-	log.Info("connection limit", "open_files", fileLimit, "max_conns", maxConns)
+	log.Info("connection limit", "open_files", fileLimit, "max_conns", maxConns, "reserved_http", reserved)
 
 	var err error
 	s.sseLn, err = net.Listen("tcp", opts.Port)
@@ -323,7 +331,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	if s.adminLn != nil {
 		wg.Go(func() { s.dash.Run(ctx) })
-		run("admin port", func() error { return s.serveHTTP(ctx, s.adminLn, s.adminHandler()) })
+		run("admin port", func() error { return s.serveHTTP(ctx, s.adminLn, s.adminHandler(), adminMaxBody) })
 		level := slog.LevelInfo
 		if s.policy.Secret == "" {
 			level = slog.LevelWarn
@@ -332,7 +340,7 @@ func (s *Server) Run(ctx context.Context) error {
 			"secret", s.policy.Secret != "", "pprof", s.opts.Pprof)
 	}
 	if s.pubLn != nil {
-		run("publish API", func() error { return s.serveHTTP(ctx, s.pubLn, s.pub) })
+		run("publish API", func() error { return s.serveHTTP(ctx, s.pubLn, s.pub, 0) })
 	}
 	if s.ctlLn != nil || s.pubLn != nil {
 		if s.policy.Secret == "" {
