@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -145,4 +146,94 @@ func (b *eofBody) Read(p []byte) (int, error) {
 		b.eof()
 	}
 	return n, err
+}
+
+// Secret guessing: after SecretFailures wrong secrets from one address (an
+// IPv6 /64) within SecretWindow, the address gets 429 until the window
+// ends, whatever it sends.
+const (
+	SecretFailures = 10
+	SecretWindow   = time.Minute
+	// MinSecretLen is the shortest publisher secret accepted at start.
+	MinSecretLen = 16
+	// throttleKeys bounds the addresses remembered; past it, new addresses
+	// share one entry (a flood of addresses throttles itself, not memory).
+	throttleKeys = 4096
+)
+
+// Throttle counts wrong secrets per address. The zero value is ready; it
+// is safe for concurrent use; a nil *Throttle throttles nobody.
+type Throttle struct {
+	mu sync.Mutex
+	m  map[netip.Addr]*failures
+}
+
+type failures struct {
+	n     int
+	start time.Time
+}
+
+// Blocked reports whether addr has failed too often; if so, after how long
+// it may try again.
+func (t *Throttle) Blocked(addr netip.Addr, now time.Time) (retry time.Duration, blocked bool) {
+	if t == nil {
+		return 0, false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	f := t.m[t.key(addr)]
+	if f == nil || f.n < SecretFailures || now.Sub(f.start) >= SecretWindow {
+		return 0, false
+	}
+	return f.start.Add(SecretWindow).Sub(now), true
+}
+
+// Fail counts a wrong secret from addr.
+func (t *Throttle) Fail(addr netip.Addr, now time.Time) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.m == nil {
+		t.m = map[netip.Addr]*failures{}
+	}
+	k := t.key(addr)
+	f := t.m[k]
+	if f == nil {
+		if len(t.m) >= throttleKeys {
+			for a, f := range t.m {
+				if now.Sub(f.start) >= SecretWindow {
+					delete(t.m, a)
+				}
+			}
+			if len(t.m) >= throttleKeys {
+				k = netip.Addr{}
+				f = t.m[k]
+			}
+		}
+		if f == nil {
+			f = &failures{start: now}
+			t.m[k] = f
+		}
+	}
+	if now.Sub(f.start) >= SecretWindow {
+		f.n, f.start = 0, now
+	}
+	f.n++
+}
+
+// key is the entry addr counts under: its own, or the shared overflow
+// entry (the zero Addr) once the table is full. Called with mu held.
+func (t *Throttle) key(addr netip.Addr) netip.Addr {
+	k := Key(addr)
+	if _, ok := t.m[k]; !ok && len(t.m) >= throttleKeys {
+		return netip.Addr{}
+	}
+	return k
+}
+
+// RetryAfter spells d as a Retry-After value: whole seconds, at least 1.
+func RetryAfter(d time.Duration) string {
+	return strconv.Itoa(max(1, int((d+time.Second-1)/time.Second)))
 }

@@ -57,6 +57,8 @@ type Server struct {
 	pubLn   net.Listener
 
 	policy   *access.Policy
+	proxies  *access.Proxies
+	throttle access.Throttle // wrong secrets per address, on the admin and publish-API listeners
 	pub      *pubapi.Handler
 	guard    *adminGuard          // with -admin
 	dash     *dashboard.Dashboard // with -admin
@@ -155,6 +157,7 @@ func New(opts *config.Options, log *slog.Logger, level *slog.LevelVar) (*Server,
 		}
 	}
 	proxies, err := access.ParseProxies(opts.TrustedProxies)
+	s.proxies = proxies
 	if err != nil {
 		s.closeListeners()
 		return nil, fmt.Errorf("option -trusted-proxies: %w", err)
@@ -225,9 +228,10 @@ func (s *Server) newControl() error {
 	opts := s.opts
 	limits := publish.Limits{MaxData: opts.MaxMessage, MaxTokenLen: opts.MaxTokenLen, MaxTargets: opts.MaxTokens}
 	s.pub = &pubapi.Handler{Publisher: s.hub, Policy: s.policy, Limits: limits,
-		Rate: access.NewRateLimiter(opts.PubRate, max(int(opts.PubRate), 1)), Logger: s.log}
+		Rate: access.NewRateLimiter(opts.PubRate, max(int(opts.PubRate), 1)), Logger: s.log,
+		Throttle: &s.throttle, Refusals: s.refusals}
 	if s.adminLn != nil {
-		s.guard = newAdminGuard(s.policy)
+		s.guard = newAdminGuard(s.policy, s.proxies, &s.throttle, s.refusals)
 		s.dash = dashboard.New(dashSource{s}, dashboard.Config{Version: Version, Login: s.policy.Secret != ""})
 	}
 	s.control = &control.Handler{
