@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -113,5 +114,55 @@ func TestHTTPListenersCapped(t *testing.T) {
 	s.expect("still here")
 	if !strings.Contains(d.log.String(), "admin/publish listener connection cap") {
 		t.Error("refusals not logged")
+	}
+}
+
+// Issue 16, items 7 and 13: a short secret is refused at start; wrong
+// secrets are throttled per address on the publish API and the admin
+// listener alike (one count), and logged; the admin listener takes the
+// Bearer scheme in any letter case.
+func TestSecretGuessing(t *testing.T) {
+	code, _, errOut := runHasses(t, nil, "-nodaemon", "-p=127.0.0.1:0", "-cp=127.0.0.1:0", "-murl=/sse", "-ctl-secret=s3cret")
+	if code == 0 || !strings.Contains(errOut, "at least 16") {
+		t.Errorf("-ctl-secret=s3cret: exit %d, %q", code, errOut)
+	}
+	const secret = "test-secret-0123456789"
+	d := start(t, "-admin=127.0.0.1:0", "-pub=127.0.0.1:0", "-ctl-secret="+secret)
+	if code, _, _ := adminGet(t, d, "/metrics", "Authorization", "bearer "+secret); code != 200 {
+		t.Errorf("admin with lower-case bearer: %d", code)
+	}
+	publish := func(auth string) (int, string) {
+		req, _ := http.NewRequest("POST", "http://"+d.pub+"/publish", strings.NewReader(`{"token":"a","data":"x"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", auth)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("Retry-After")
+	}
+	for i := range 5 {
+		if code, _ := publish("Bearer wrong"); code != 401 {
+			t.Fatalf("wrong secret %d: %d", i, code)
+		}
+		if code, _, _ := adminGet(t, d, "/metrics", "Authorization", "Bearer wrong"); code != 401 {
+			t.Fatalf("wrong admin secret %d: %d", i, code)
+		}
+	}
+	if code, retry := publish("Bearer " + secret); code != 429 || retry == "" {
+		t.Errorf("after 10 wrong secrets: %d, Retry-After %q", code, retry)
+	}
+	if code, _, _ := adminGet(t, d, "/metrics", "Authorization", "Bearer "+secret); code != 429 {
+		t.Errorf("admin after 10 wrong secrets: %d", code)
+	}
+	if code, _, _ := adminGetFrom(t, d, "127.0.0.2", "/metrics", "Authorization", "Bearer "+secret); code != 200 {
+		t.Errorf("another address: %d", code)
+	}
+	for _, want := range []string{"wrong publisher secret (401)", "too many wrong secrets (429)"} {
+		if !strings.Contains(d.log.String(), want) {
+			t.Errorf("log lacks %q", want)
+		}
 	}
 }

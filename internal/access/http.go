@@ -118,7 +118,7 @@ func (c *limitConn) Close() error {
 
 // BoundRequests bounds each request h serves in time and size: a body
 // must arrive within HTTPReadTimeout of the head and is cut at maxBody
-// bytes (413 from MaxBytesReader). The read deadline is lifted once the
+// bytes if maxBody > 0 (413 from MaxBytesReader). The read deadline is lifted once the
 // body is read, so that a long answer (a live feed, a profile) is not
 // ended by net/http's background read timing out.
 func BoundRequests(h http.Handler, maxBody int64) http.Handler {
@@ -126,7 +126,10 @@ func BoundRequests(h http.Handler, maxBody int64) http.Handler {
 		if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
 			rc := http.NewResponseController(w)
 			rc.SetReadDeadline(time.Now().Add(HTTPReadTimeout))
-			r.Body = &eofBody{ReadCloser: http.MaxBytesReader(w, r.Body, maxBody), eof: func() { rc.SetReadDeadline(time.Time{}) }}
+			if maxBody > 0 {
+				r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+			}
+			r.Body = &eofBody{ReadCloser: r.Body, eof: func() { rc.SetReadDeadline(time.Time{}) }}
 		}
 		h.ServeHTTP(w, r)
 	})

@@ -428,6 +428,9 @@ func (o *Options) validate() error {
 		return errors.New("-max-message must be positive")
 	case strings.ContainsAny(o.CtlSecret, ";\r\n") || strings.IndexByte(o.CtlSecret, o.Sep) >= 0:
 		return errors.New("the publisher secret must not contain the separator or line breaks")
+	case o.CtlSecret != "" && len(o.CtlSecret) < access.MinSecretLen:
+		// A short secret is guessed, throttle or not: the JWT secret needs 32.
+		return fmt.Errorf("the publisher secret (-ctl-secret, -ctl-secret-file, $HASSES_CTL_SECRET) has %d bytes, it needs at least %d: make one with openssl rand -base64 24", len(o.CtlSecret), access.MinSecretLen)
 	case o.JWTKey != "" && o.JWTSecretFile != "":
 		return errors.New("-jwt-key and -jwt-secret-file exclude each other: give one")
 	case (o.JWTRequireExp || o.JWTAudience != "" || o.JWTIssuer != "") && o.JWTKey == "" && o.JWTSecretFile == "":

@@ -67,10 +67,15 @@ func TestUsageErrors(t *testing.T) {
 		"-p=8080 -cp=8085 -murl=/sse -jwt-require-exp",
 		"-p=8080 -cp=8085 -murl=/sse -trusted-proxies=10.0.0.0/33",
 		"-p=8080 -cp=8085 -murl=/sse -trusted-proxies=proxy.example",
+		"-p=8080 -cp=8085 -murl=/sse -ctl-secret=s3cret", // issue 16, item 7: too short
+		"-p=8080 -cp=8085 -murl=/sse -ctl-secret=0123456789abcde",
 	} {
 		if _, err := Parse(strings.Fields(args)); err == nil || errors.Is(err, ErrHelp) {
 			t.Errorf("%q: no usage error", args)
 		}
+	}
+	if _, err := Parse(strings.Fields("-p=8080 -cp=8085 -murl=/sse -ctl-secret=0123456789abcdef")); err != nil {
+		t.Errorf("a 16-byte secret: %v", err)
 	}
 	o, err := Parse(strings.Fields("-p=8080 -cp=8085 -murl=/sse -jwt-secret-file=/k -jwt-require-exp -jwt-audience=a -jwt-issuer=i"))
 	if err != nil || o.JWTSecretFile != "/k" || !o.JWTRequireExp || o.JWTAudience != "a" || o.JWTIssuer != "i" {
