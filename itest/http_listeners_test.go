@@ -166,3 +166,24 @@ func TestSecretGuessing(t *testing.T) {
 		}
 	}
 }
+
+// Issue 16, item 12: the profiler's command line and the log never show
+// the Redis password of -cluster, not even for a malformed URL.
+func TestClusterPasswordHidden(t *testing.T) {
+	const pw = "Pa55word-in-url"
+	for _, bad := range []string{"redis://u:" + pw + "@[::1/0", "redis://u:" + pw + "@h:port/0", "http://u:" + pw + "@h/0"} {
+		code, out, errOut := runHasses(t, nil, "-nodaemon", "-p=127.0.0.1:0", "-cp=127.0.0.1:0", "-murl=/sse", "-cluster="+bad)
+		if code == 0 || strings.Contains(out+errOut, pw) || !strings.Contains(errOut, "REDACTED") {
+			t.Errorf("-cluster=%s: exit %d, %q", bad, code, out+errOut)
+		}
+	}
+	const secret = "test-secret-0123456789"
+	d := start(t, "-admin=127.0.0.1:0", "-ctl-secret="+secret, "-pprof", "-cluster=redis://u:"+pw+"@127.0.0.1:1/0")
+	code, body, _ := adminGet(t, d, "/debug/pprof/cmdline", "Authorization", "Bearer "+secret)
+	if code != 200 || strings.Contains(body, pw) || !strings.Contains(body, "-cluster=redis://u:REDACTED@127.0.0.1:1/0") {
+		t.Errorf("/debug/pprof/cmdline: %d %q", code, body)
+	}
+	if strings.Contains(d.log.String(), pw) {
+		t.Error("the log shows the password")
+	}
+}

@@ -247,7 +247,7 @@ func init() {
 		{"history-age", "DUR", "how long events are kept for replay", dur(func(o *Options) *time.Duration { return &o.HistoryAge })},
 		{"cluster", "URL", "join a cluster of nodes on Redis: redis://HOST:PORT/DB, rediss://..., redis+sentinel://HOST:PORT/DB?master=NAME (default: single node)", func(o *Options, v string) error {
 			if !strings.HasPrefix(v, "redis://") && !strings.HasPrefix(v, "rediss://") && !strings.HasPrefix(v, "redis+sentinel://") && !strings.HasPrefix(v, "rediss+sentinel://") {
-				return fmt.Errorf("%q is not a redis://, rediss:// or redis+sentinel:// URL", v)
+				return fmt.Errorf("%q is not a redis://, rediss:// or redis+sentinel:// URL", cluster.Redact(v))
 			}
 			o.Cluster = v
 			return nil

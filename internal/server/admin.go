@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hasses-go/hasses/internal/access"
+	"github.com/hasses-go/hasses/internal/cluster"
 	"github.com/hasses-go/hasses/internal/refusal"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -72,21 +73,26 @@ func cmdline(w http.ResponseWriter, r *http.Request) {
 }
 
 // redactArgs blanks the value of -ctl-secret (as -ctl-secret=X, --ctl-secret=X
-// or -ctl-secret X).
+// or -ctl-secret X) and the password in -cluster's URL.
 func redactArgs(args []string) []string {
+	redact := map[string]func(string) string{
+		"ctl-secret": func(string) string { return "REDACTED" },
+		"cluster":    cluster.Redact,
+	}
 	out := make([]string, len(args))
 	for i := 0; i < len(args); i++ {
 		a := args[i]
-		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
 		out[i] = a
-		if name != "ctl-secret" || !strings.HasPrefix(a, "-") {
+		r := redact[name]
+		if r == nil || !strings.HasPrefix(a, "-") {
 			continue
 		}
 		if hasValue {
-			out[i] = a[:strings.IndexByte(a, '=')+1] + "REDACTED"
+			out[i] = a[:len(a)-len(value)] + r(value)
 		} else if i+1 < len(args) {
 			i++
-			out[i] = "REDACTED"
+			out[i] = r(args[i])
 		}
 	}
 	return out

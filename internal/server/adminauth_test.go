@@ -14,8 +14,10 @@ import (
 )
 
 func TestRedactArgs(t *testing.T) {
-	in := []string{"hasses", "-ctl-secret=one", "--ctl-secret=two", "-ctl-secret", "three", "-ctl-secret-file=/etc/s", "-p=8080"}
-	want := []string{"hasses", "-ctl-secret=REDACTED", "--ctl-secret=REDACTED", "-ctl-secret", "REDACTED", "-ctl-secret-file=/etc/s", "-p=8080"}
+	in := []string{"hasses", "-ctl-secret=one", "--ctl-secret=two", "-ctl-secret", "three", "-ctl-secret-file=/etc/s", "-p=8080",
+		"-cluster=redis://u:PASS@r:6379/0", "--cluster", "rediss://:PASS@r/1", "-cluster=redis://r/0"}
+	want := []string{"hasses", "-ctl-secret=REDACTED", "--ctl-secret=REDACTED", "-ctl-secret", "REDACTED", "-ctl-secret-file=/etc/s", "-p=8080",
+		"-cluster=redis://u:REDACTED@r:6379/0", "--cluster", "rediss://:REDACTED@r/1", "-cluster=redis://r/0"}
 	if got := redactArgs(in); !reflect.DeepEqual(got, want) {
 		t.Fatalf("redactArgs = %q, want %q", got, want)
 	}
