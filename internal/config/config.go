@@ -65,6 +65,8 @@ type Options struct {
 	JWTAudience   string  `opt:"jwt-audience"`     // -jwt-audience: required "aud"
 	JWTIssuer     string  `opt:"jwt-issuer"`       // -jwt-issuer: required "iss"
 	MaxConnsPerIP int     `opt:"max-conns-per-ip"` // -max-conns-per-ip
+	// MaxConnsPerProxy caps a trusted proxy's streams that name no client.
+	MaxConnsPerProxy int `opt:"max-conns-per-proxy"`
 	// TrustedProxies lists the reverse proxies whose forwarding headers
 	// name the client (-trusted-proxies), or "none".
 	TrustedProxies string `opt:"trusted-proxies"`
@@ -220,7 +222,8 @@ func init() {
 		{"jwt-audience", "AUD", "refuse subscriber tokens whose aud claim does not contain AUD", str(func(o *Options) *string { return &o.JWTAudience })},
 		{"jwt-issuer", "ISS", "refuse subscriber tokens whose iss claim is not ISS", str(func(o *Options) *string { return &o.JWTIssuer })},
 		{"max-conns-per-ip", "N", "streams one client address may hold; more get 429; 0 = unlimited", num(func(o *Options) *int { return &o.MaxConnsPerIP })},
-		{"trusted-proxies", "CIDRS", "reverse proxies whose X-Forwarded-For, Forwarded or X-Real-IP names the client (per-address cap, clientlist, logs; never publishing); their own streams are not capped per address; none = trust nobody", func(o *Options, v string) error {
+		{"max-conns-per-proxy", "N", "streams one trusted proxy may carry whose requests name no client (no X-Forwarded-For); more get 429; 0 = unlimited", num(func(o *Options) *int { return &o.MaxConnsPerProxy })},
+		{"trusted-proxies", "CIDRS", "reverse proxies whose X-Forwarded-For, Forwarded or X-Real-IP names the client (per-address cap, clientlist, logs; never publishing), e.g. 127.0.0.1 for a proxy on this host; their streams that name no client count under -max-conns-per-proxy; none = trust nobody", func(o *Options, v string) error {
 			if _, err := access.ParseProxies(v); err != nil {
 				return err
 			}
@@ -285,6 +288,7 @@ func Defaults() *Options {
 		HistoryCount:     hub.DefaultHistoryCount,
 		FIFOMode:         0o660,
 		MaxConnsPerIP:    stream.DefaultMaxConnsPerAddr,
+		MaxConnsPerProxy: stream.DefaultMaxConnsPerProxy,
 		HistoryBytes:     hub.DefaultHistoryBytes,
 		HistoryAge:       hub.DefaultHistoryAge,
 		HistoryTotal:     hub.DefaultHistoryTotalBytes,

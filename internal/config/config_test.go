@@ -255,7 +255,7 @@ func TestAdminAddress(t *testing.T) {
 }
 func TestTrustedProxies(t *testing.T) {
 	for _, c := range []struct{ arg, want string }{
-		{"", "127.0.0.0/8,::1"}, // loopback by default
+		{"", "none"}, // issue 16, item 3: not even loopback by default
 		{"-trusted-proxies=none", "none"},
 		{"-trusted-proxies=10.0.3.0/24,127.0.0.1", "10.0.3.0/24,127.0.0.1"},
 		{"-trusted-proxies= 192.0.2.1 , fd00::/8 ", "192.0.2.1 , fd00::/8"},

@@ -19,6 +19,7 @@ type Reason string
 // The reasons of the SSE port.
 const (
 	PerAddrCap   Reason = "per-address cap"         // 429, -max-conns-per-ip
+	PerProxyCap  Reason = "per-proxy cap"           // 429, -max-conns-per-proxy: a trusted proxy's streams that name no client
 	ConnCap      Reason = "connection cap"          // 503, -max-conns
 	OutOfFiles   Reason = "out of file descriptors" // 503, the process's file limit
 	Unauthorized Reason = "no valid token"          // 401, -jwt-key

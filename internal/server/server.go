@@ -162,7 +162,12 @@ func New(opts *config.Options, log *slog.Logger, level *slog.LevelVar) (*Server,
 		s.closeListeners()
 		return nil, fmt.Errorf("option -trusted-proxies: %w", err)
 	}
-	log.Info("trusted proxies: their forwarding headers name the client for -max-conns-per-ip and logs", "trusted_proxies", proxies.String())
+	if proxies == nil {
+		log.Info("trusted proxies: none; X-Forwarded-For, Forwarded and X-Real-IP are ignored (-trusted-proxies)", "trusted_proxies", proxies.String())
+	} else {
+		log.Info("trusted proxies: the forwarding headers of these peers name the client for -max-conns-per-ip, clientlist and logs; their streams that name none count under -max-conns-per-proxy",
+			"trusted_proxies", proxies.String(), "max_conns_per_proxy", opts.MaxConnsPerProxy)
+	}
 	s.refusals = refusal.New(log)
 	var authorize func(*handshake.Request, time.Time) (time.Time, int, error)
 	if opts.JWTKey != "" || opts.JWTSecretFile != "" {
@@ -190,6 +195,7 @@ func New(opts *config.Options, log *slog.Logger, level *slog.LevelVar) (*Server,
 		Drain:            opts.Drain,
 		MaxConns:         maxConns,
 		MaxConnsPerAddr:  opts.MaxConnsPerIP,
+		MaxConnsPerProxy: opts.MaxConnsPerProxy,
 		TrustedProxies:   proxies,
 		Refusals:         s.refusals,
 		Authorize:        authorize,
