@@ -221,6 +221,28 @@ func (c *Core) takeAddr(addr netip.Addr, shown string) bool {
 	return false
 }
 
+// AdmitStream counts one more HTTP/2 stream of a connection from peer,
+// beyond the one that the connection's own admission stands for, so that
+// the per-address cap counts streams, not connections; a trusted proxy's
+// streams (every one: its connection is not counted) count under the
+// per-proxy cap. False means refused (429), counted and logged; an
+// admitted stream is given back with LeaveStream.
+func (c *Core) AdmitStream(peer netip.Addr) bool {
+	if c.cfg.TrustedProxies.Trusts(peer) {
+		return c.takeProxy(peer, peer.String())
+	}
+	return c.takeAddr(peer, peer.String())
+}
+
+// LeaveStream forgets a stream that AdmitStream counted.
+func (c *Core) LeaveStream(peer netip.Addr) {
+	if c.cfg.TrustedProxies.Trusts(peer) {
+		c.perProxy.Release(peer)
+	} else {
+		c.perAddr.Release(peer)
+	}
+}
+
 // takeProxy counts a stream that trusted proxy addr carries without
 // naming its client, or counts and logs the refusal.
 func (c *Core) takeProxy(addr netip.Addr, shown string) bool {
