@@ -17,19 +17,19 @@ import (
 // serves.
 type conn struct {
 	stream.Conn
-	mu   sync.Mutex // guards Conn: the reader and the writer goroutine share it
-	srv  *Server
-	nc   net.Conn
-	tc   *tls.Conn
-	h2   bool
+	mu  sync.Mutex // guards Conn: the reader and the writer goroutine share it
+	srv *Server
+	nc  net.Conn
+	tc  *tls.Conn
+	h2  bool
 	// The open streams of an HTTP/2 connection, and the places they hold
 	// under the per-address cap beyond the connection's own: always one
 	// fewer than the streams (the connection stands for one).
 	h2mu              sync.Mutex
 	h2active, h2extra int
-	wake chan struct{}
-	gone chan struct{} // closed when the reader is done
-	shut bool          // the write side is closed
+	wake              chan struct{}
+	gone              chan struct{} // closed when the reader is done
+	shut              bool          // the write side is closed
 	// served is set once the TLS handshake is done: a shutdown closes
 	// connections still in their handshake at once.
 	served atomic.Bool
