@@ -242,3 +242,21 @@ func TestLimitListener(t *testing.T) {
 		t.Errorf("refusals reported: %v", refused)
 	}
 }
+
+// FuzzBearer: Bearer returns credentials only from a Bearer scheme (any
+// case), trimmed, and never panics.
+func FuzzBearer(f *testing.F) {
+	for _, s := range []string{"Bearer abc", "bearer  abc ", "Basic abc", "Bearer", " BEARER x y", "Bearer\tx", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, h string) {
+		v := Bearer(&http.Request{Header: http.Header{"Authorization": {h}}})
+		if v == "" {
+			return
+		}
+		scheme, _, _ := strings.Cut(strings.TrimSpace(h), " ")
+		if !strings.EqualFold(scheme, "Bearer") || v != strings.TrimSpace(v) || !strings.Contains(h, v) {
+			t.Fatalf("Bearer(%q) = %q", h, v)
+		}
+	})
+}
