@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -65,9 +66,15 @@ func TestHTTPListenersCutAnUnfinishedBody(t *testing.T) {
 // with more stalled connections than the file limit, a new stream and the
 // control port still work.
 func TestHTTPListenersCapped(t *testing.T) {
-	const files, perAddr, total = 1000, 64, 256
+	const files, perAddr = 1000, 64
 	d := startWrapped(t, []string{"prlimit", fmt.Sprintf("--nofile=%d:%d", files, files)}, start,
 		"-admin=127.0.0.1:0", "-pub=127.0.0.1:0")
+	// Under a small file limit, each listener gets an eighth of it.
+	m := regexp.MustCompile(`http_max_conns=(\d+) reserved_http=(\d+)`).FindStringSubmatch(d.log.String())
+	if m == nil || m[1] != "125" || m[2] != "250" {
+		t.Fatalf("connection limit log line: %v", m)
+	}
+	total := 125
 	var conns []net.Conn
 	defer func() {
 		for _, c := range conns {

@@ -103,7 +103,7 @@ func redactArgs(args []string) []string {
 // caps, a deadline for the head and another for the body, the head's size
 // and, if maxBody > 0, the body's.
 func (s *Server) serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, maxBody int64) error {
-	ln = access.LimitListener(ln, access.HTTPMaxConns, access.HTTPMaxConnsPerAddr, func(addr netip.Addr, status int) {
+	ln = access.LimitListener(ln, s.httpMaxConns, min(access.HTTPMaxConnsPerAddr, s.httpMaxConns), func(addr netip.Addr, status int) {
 		s.refusals.Refused(refusal.HTTPCap, status, addr.String(), nil)
 	})
 	srv := &http.Server{

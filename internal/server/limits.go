@@ -3,6 +3,7 @@ package server
 import (
 	"log/slog"
 
+	"github.com/hasses-go/hasses/internal/access"
 	"golang.org/x/sys/unix"
 )
 
@@ -38,4 +39,14 @@ func defaultMaxConns(fileLimit uint64, reserved int) int {
 		return 0
 	}
 	return max(int(fileLimit)-connHeadroom-reserved, 1)
+}
+
+// httpMaxConns is the connection cap of each auxiliary HTTP listener:
+// access.HTTPMaxConns, or an eighth of a small file limit, so that the
+// reserve does not eat the SSE port's share.
+func httpMaxConns(fileLimit uint64) int {
+	if fileLimit == 0 || fileLimit/8 >= access.HTTPMaxConns {
+		return access.HTTPMaxConns
+	}
+	return max(int(fileLimit/8), 8)
 }

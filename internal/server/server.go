@@ -59,10 +59,12 @@ type Server struct {
 	policy   *access.Policy
 	proxies  *access.Proxies
 	throttle access.Throttle // wrong secrets per address, on the admin and publish-API listeners
-	pub      *pubapi.Handler
-	guard    *adminGuard          // with -admin
-	dash     *dashboard.Dashboard // with -admin
-	refusals *refusal.Log
+	// httpMaxConns caps each of the admin and publish-API listeners.
+	httpMaxConns int
+	pub          *pubapi.Handler
+	guard        *adminGuard          // with -admin
+	dash         *dashboard.Dashboard // with -admin
+	refusals     *refusal.Log
 
 	cluster *cluster.Engine // nil on a single node
 }
@@ -76,17 +78,18 @@ func New(opts *config.Options, log *slog.Logger, level *slog.LevelVar) (*Server,
 	fileLimit := raiseFileLimit(log)
 	// The admin and publish-API listeners are capped, and their caps are
 	// kept out of the SSE port's share of the file limit.
+	s.httpMaxConns = httpMaxConns(fileLimit)
 	reserved := 0
 	for _, a := range []string{opts.Admin, opts.Pub} {
 		if a != "" {
-			reserved += access.HTTPMaxConns
+			reserved += s.httpMaxConns
 		}
 	}
 	maxConns := opts.MaxConns
 	if maxConns == 0 {
 		maxConns = defaultMaxConns(fileLimit, reserved)
 	}
-	log.Info("connection limit", "open_files", fileLimit, "max_conns", maxConns, "reserved_http", reserved)
+	log.Info("connection limit", "open_files", fileLimit, "max_conns", maxConns, "http_max_conns", s.httpMaxConns, "reserved_http", reserved)
 
 	var err error
 	s.sseLn, err = net.Listen("tcp", opts.Port)
