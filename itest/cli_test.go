@@ -2,17 +2,23 @@ package itest
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 )
 
 // runHasses runs the binary to completion and returns its exit code and
 // outputs.
 func runHasses(t *testing.T, env []string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	cmd := exec.Command(binPath, args...)
+	// A hasses that starts where it should have refused is killed: the
+	// test fails instead of hanging.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binPath, args...)
 	if env != nil {
 		cmd.Env = env
 	}

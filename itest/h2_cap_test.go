@@ -45,7 +45,7 @@ func TestHTTP2StreamsCountedPerAddress(t *testing.T) {
 		t.Fatalf("first two streams: %d %d", first.StatusCode, second.StatusCode)
 	}
 	if third.StatusCode != 429 {
-		t.Errorf("third stream on one connection: %d, want 429", third.StatusCode)
+		t.Fatalf("third stream on one connection: %d, want 429", third.StatusCode)
 	}
 	if body, _ := io.ReadAll(third.Body); len(body) == 0 {
 		t.Error("429 without a body")
