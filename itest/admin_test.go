@@ -2,6 +2,7 @@ package itest
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -52,6 +53,19 @@ func TestAdminMetricsAndHealth(t *testing.T) {
 // returns the status and body.
 func adminGet(t *testing.T, d *daemon, path string, headers ...string) (int, string, http.Header) {
 	t.Helper()
+	return adminGetFrom(t, d, "", path, headers...)
+}
+
+// adminGetFrom is adminGet from the loopback address src (127.0.0.N): wrong
+// secrets are throttled per address.
+func adminGetFrom(t *testing.T, d *daemon, src, path string, headers ...string) (int, string, http.Header) {
+	t.Helper()
+	client := http.DefaultClient
+	if src != "" {
+		dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+		client = &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext}}
+		defer client.CloseIdleConnections()
+	}
 	req, err := http.NewRequest("GET", "http://"+d.adm+path, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +73,7 @@ func adminGet(t *testing.T, d *daemon, path string, headers ...string) (int, str
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,17 +109,18 @@ func TestAdminBarePortBindsLoopback(t *testing.T) {
 // Issue 9: with a secret, everything on the admin listener but /healthz
 // needs it; the profiler is off unless asked for.
 func TestAdminNeedsTheSecret(t *testing.T) {
-	d := start(t, "-admin=127.0.0.1:0", "-ctl-secret=s3cret")
+	d := start(t, "-admin=127.0.0.1:0", "-ctl-secret=test-secret-0123456789")
 	if code, body, _ := adminGet(t, d, "/healthz"); code != 200 || body != "ok\n" {
 		t.Errorf("/healthz without the secret: %d %q, want 200 \"ok\\n\"", code, body)
 	}
-	for _, path := range []string{"/metrics", "/", "/dashboard/events", "/dashboard/app.js", "/debug/pprof/cmdline"} {
-		for _, auth := range []string{"", "Bearer wrong", "Basic czNjcmV0", "s3cret"} {
-			code, body, h := adminGet(t, d, path, "Authorization", auth)
+	for i, path := range []string{"/metrics", "/", "/dashboard/events", "/dashboard/app.js", "/debug/pprof/cmdline"} {
+		src := fmt.Sprintf("127.0.0.%d", i+2) // wrong secrets are throttled per address
+		for _, auth := range []string{"", "Bearer wrong", "Basic dGVzdC1zZWNyZXQtMDEyMzQ1Njc4OQ==", "test-secret-0123456789"} {
+			code, body, h := adminGetFrom(t, d, src, path, "Authorization", auth)
 			if code != 401 {
 				t.Errorf("%s with Authorization %q: %d, want 401", path, auth, code)
 			}
-			if strings.Contains(body, "s3cret") || strings.Contains(body, "hasses_") {
+			if strings.Contains(body, "test-secret-0123456789") || strings.Contains(body, "hasses_") {
 				t.Errorf("%s with Authorization %q reveals: %q", path, auth, tail(body, 300))
 			}
 			if path != "/" && h.Get("WWW-Authenticate") == "" {
@@ -117,7 +132,7 @@ func TestAdminNeedsTheSecret(t *testing.T) {
 	if code, body, _ := adminGet(t, d, "/"); code != 401 || !strings.Contains(body, `action="login"`) {
 		t.Errorf("/ without the secret: %d, no login form:\n%s", code, body)
 	}
-	bearer := []string{"Authorization", "Bearer s3cret"}
+	bearer := []string{"Authorization", "Bearer test-secret-0123456789"}
 	if code, body, _ := adminGet(t, d, "/metrics", bearer...); code != 200 || !strings.Contains(body, "hasses_streams 0") {
 		t.Errorf("/metrics with the secret: %d %q", code, tail(body, 200))
 	}
@@ -134,15 +149,15 @@ func TestAdminNeedsTheSecret(t *testing.T) {
 // Issue 9: -pprof turns the profiler on, behind the secret, and its command
 // line does not show the secret.
 func TestAdminPprofOptIn(t *testing.T) {
-	d := start(t, "-admin=127.0.0.1:0", "-ctl-secret=s3cret", "-pprof")
+	d := start(t, "-admin=127.0.0.1:0", "-ctl-secret=test-secret-0123456789", "-pprof")
 	if code, _, _ := adminGet(t, d, "/debug/pprof/cmdline"); code != 401 {
 		t.Errorf("/debug/pprof/cmdline without the secret: %d, want 401", code)
 	}
-	code, body, _ := adminGet(t, d, "/debug/pprof/cmdline", "Authorization", "Bearer s3cret")
-	if code != 200 || strings.Contains(body, "s3cret") || !strings.Contains(body, "-ctl-secret=REDACTED") {
+	code, body, _ := adminGet(t, d, "/debug/pprof/cmdline", "Authorization", "Bearer test-secret-0123456789")
+	if code != 200 || strings.Contains(body, "test-secret-0123456789") || !strings.Contains(body, "-ctl-secret=REDACTED") {
 		t.Errorf("/debug/pprof/cmdline: %d %q", code, body)
 	}
-	if code, body, _ := adminGet(t, d, "/debug/pprof/", "Authorization", "Bearer s3cret"); code != 200 || !strings.Contains(body, "goroutine") {
+	if code, body, _ := adminGet(t, d, "/debug/pprof/", "Authorization", "Bearer test-secret-0123456789"); code != 200 || !strings.Contains(body, "goroutine") {
 		t.Errorf("/debug/pprof/: %d", code)
 	}
 }
@@ -164,7 +179,7 @@ func TestAdminAllowList(t *testing.T) {
 // The login form turns the secret into an HttpOnly, SameSite=Strict cookie
 // that lets EventSource (which cannot send headers) into the live feed.
 func TestAdminLogin(t *testing.T) {
-	d := start(t, "-admin=127.0.0.1:0", "-ctl-secret=s3cret")
+	d := start(t, "-admin=127.0.0.1:0", "-ctl-secret=test-secret-0123456789")
 	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	post := func(secret string) *http.Response {
 		resp, err := noRedirect.PostForm("http://"+d.adm+"/login", url.Values{"secret": {secret}})
@@ -178,12 +193,12 @@ func TestAdminLogin(t *testing.T) {
 	if resp := post("nope"); resp.StatusCode != 401 || len(resp.Cookies()) != 0 {
 		t.Fatalf("wrong secret: %d, cookies %v", resp.StatusCode, resp.Cookies())
 	}
-	resp := post("s3cret")
+	resp := post("test-secret-0123456789")
 	if resp.StatusCode != http.StatusSeeOther || len(resp.Cookies()) != 1 || resp.Header.Get("Location") != "./" {
 		t.Fatalf("login: %d, cookies %v", resp.StatusCode, resp.Cookies())
 	}
 	set := resp.Header.Get("Set-Cookie")
-	if !strings.Contains(set, "HttpOnly") || !strings.Contains(set, "SameSite=Strict") || strings.Contains(set, "s3cret") {
+	if !strings.Contains(set, "HttpOnly") || !strings.Contains(set, "SameSite=Strict") || strings.Contains(set, "test-secret-0123456789") {
 		t.Fatalf("Set-Cookie: %s", set)
 	}
 	cookie := resp.Cookies()[0].Name + "=" + resp.Cookies()[0].Value

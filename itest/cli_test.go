@@ -2,19 +2,25 @@ package itest
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // runHasses runs the binary to completion and returns its exit code and
 // outputs.
 func runHasses(t *testing.T, env []string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	cmd := exec.Command(binPath, args...)
+	// A hasses that starts where it should have refused is killed: the
+	// test fails instead of hanging.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binPath, args...)
 	if env != nil {
 		cmd.Env = env
 	}
@@ -89,7 +95,7 @@ func TestPublishUsage(t *testing.T) {
 // TestPublishErrors: what hasses publish says when something is wrong names
 // the cause and the fix, without library prefixes.
 func TestPublishErrors(t *testing.T) {
-	d := start(t, "-ctl-secret=s3cret", "-pub=127.0.0.1:0")
+	d := start(t, "-ctl-secret=docs-secret-0123456789", "-pub=127.0.0.1:0")
 	closed := "127.0.0.1:" + freePort(t)
 	for _, c := range []struct {
 		args []string
@@ -101,8 +107,8 @@ func TestPublishErrors(t *testing.T) {
 		{[]string{"-to", "http://" + closed, "t", "m"}, 1, []string{"cannot connect to http://" + closed + "/publish", "-pub=" + closed}},
 		{[]string{"-to", "tcp://" + d.ctl, "t", "m"}, 1, []string{"hasses publish: control port: authentication required"}},
 		{[]string{"-to", "http://" + d.pub, "t", "m"}, 1, []string{"hasses publish: 401 Unauthorized: missing or wrong secret"}},
-		{[]string{"-to", "http://" + d.pub, "-secret", "s3cret", "user-42", "m"}, 1, []string{`malformed token: "user-42": '-' separates tokens in ?subscribe=`}},
-		{[]string{"-to", "tcp://" + d.ctl, "-secret", "s3cret", "user-42", "m"}, 1, []string{`control port: malformed token: "user-42": '-' separates tokens`}},
+		{[]string{"-to", "http://" + d.pub, "-secret", "docs-secret-0123456789", "user-42", "m"}, 1, []string{`malformed token "user-42": '-' separates tokens in a subscription`}},
+		{[]string{"-to", "tcp://" + d.ctl, "-secret", "docs-secret-0123456789", "user-42", "m"}, 1, []string{`control port: malformed token "user-42": '-' separates tokens`}},
 	} {
 		code, _, errOut := runHasses(t, nil, append([]string{"publish"}, c.args...)...)
 		if code != c.code || strings.Contains(errOut, "hasses: ") {
@@ -115,7 +121,7 @@ func TestPublishErrors(t *testing.T) {
 		}
 	}
 	// The address given with a bare http://HOST:PORT gets /publish.
-	code, out, errOut := runHasses(t, nil, "publish", "-to", "http://"+d.pub, "-secret", "s3cret", "t", "m")
+	code, out, errOut := runHasses(t, nil, "publish", "-to", "http://"+d.pub, "-secret", "docs-secret-0123456789", "t", "m")
 	if code != 0 || !strings.Contains(out, "0 receivers") {
 		t.Errorf("-to http://HOST:PORT: exit %d, %q %q", code, out, errOut)
 	}

@@ -13,7 +13,7 @@ import (
 // may wait at once: more are turned away with a short error line (2,000 of
 // them held 320 MB).
 func TestControlUnauthenticatedCap(t *testing.T) {
-	d := start(t, "-ctl-secret=s3cret")
+	d := start(t, "-ctl-secret=test-secret-0123456789")
 	var conns []net.Conn
 	defer func() {
 		for _, c := range conns {
@@ -44,11 +44,11 @@ func TestControlUnauthenticatedCap(t *testing.T) {
 		t.Fatalf("65th connection: %q", line)
 	}
 	// One that authenticates frees its place.
-	io.WriteString(conns[0], "auth s3cret\ntcpnumberofclients\n")
+	io.WriteString(conns[0], "auth test-secret-0123456789\ntcpnumberofclients\n")
 	if got := readQuiet(conns[0], 3*time.Second); !strings.HasPrefix(got, `{"auth": "ok"}`) {
 		t.Fatalf("auth reply %q", got)
 	}
-	if got := d.send("auth s3cret\ntcpnumberofclients"); !strings.HasPrefix(got, `{"auth": "ok"}`) {
+	if got := d.send("auth test-secret-0123456789\ntcpnumberofclients"); !strings.HasPrefix(got, `{"auth": "ok"}`) {
 		t.Errorf("after one authenticated: %q", got)
 	}
 	// Something else than auth first: refused.

@@ -14,12 +14,12 @@ import (
 // Issue 9: in a JSON line longer than the limit, what followed a ';' inside
 // "data" ran as separate units and commands, even with -ctl-secret set.
 func TestControlOversizedJSONNoInjection(t *testing.T) {
-	d := start(t, "-ctl-secret=s3cret")
+	d := start(t, "-ctl-secret=test-secret-0123456789")
 	evil := d.subscribe("?subscribe=evil")
 	ok := d.subscribe("?subscribe=ok")
 	for _, n := range []int{90 << 10, 1 << 20} { // over -max-message; also over the longest valid JSON unit
 		data := strings.Repeat("x", n) + ";evil=injected;evil=again;" + strings.Repeat("y", 1000)
-		reply := d.send("auth s3cret\n" + `{"token":"ok","data":"` + data + `"}` + "\nok=after\n")
+		reply := d.send("auth test-secret-0123456789\n" + `{"token":"ok","data":"` + data + `"}` + "\nok=after\n")
 		if !strings.HasPrefix(reply, `{"auth": "ok"}`+"\n"+`{"error":"`) || !strings.Contains(reply, "limit") {
 			t.Errorf("reply %q: want auth ok and a JSON error", reply)
 		}

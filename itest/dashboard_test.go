@@ -26,7 +26,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		}
 		t.Skip("chromium is not installed (apt-get install chromium)")
 	}
-	const secret = "dash-s3cret"
+	const secret = "dash-test-secret-0123456789"
 	d := start(t, "-admin=127.0.0.1:0", "-pub=127.0.0.1:0", "-ctl-secret="+secret)
 	for _, tok := range []string{"news", "news", "news", "sports", "sports", "weather"} {
 		d.subscribe("?subscribe=" + tok)

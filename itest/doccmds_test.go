@@ -51,7 +51,7 @@ func docCommands(t *testing.T) []docCmd {
 				in = false
 				secret := false
 				for _, c := range out[blockStart:] {
-					secret = secret || strings.Contains(c.text, "secret") || strings.Contains(c.text, "s3cret")
+					secret = secret || strings.Contains(strings.ToLower(c.text), "secret")
 				}
 				for i := blockStart; i < len(out); i++ {
 					out[i].secret = secret
@@ -142,7 +142,7 @@ var docCovered = []struct {
 // docs cannot drift from the program: a hasses server command starts (on
 // loopback ports, with test files for the files it names), hasses publish,
 // curl and shell lines run against a server (one without a secret, one with
-// the docs' s3cret), `docker run IMAGE OPTIONS` runs its OPTIONS after the
+// the docs' docs-secret-0123456789), `docker run IMAGE OPTIONS` runs its OPTIONS after the
 // image's entry point; the rest is in docCovered, with the test that covers
 // it. A command no rule knows fails the test: add a rule.
 func TestDocCommands(t *testing.T) {
@@ -239,7 +239,7 @@ func shellWords(t *testing.T, s string) []string {
 // docEnv is what the commands run against.
 type docEnv struct {
 	dir      string
-	secret   string // a file holding s3cret, for /etc/hasses/secret
+	secret   string // a file holding docs-secret-0123456789, for /etc/hasses/secret
 	jwtKey   string // a public key, for -jwt-key
 	user     string // the user running the test, for -user
 	open     *daemon
@@ -250,7 +250,7 @@ type docEnv struct {
 func newDocEnv(t *testing.T) *docEnv {
 	e := &docEnv{dir: t.TempDir()}
 	e.secret = filepath.Join(e.dir, "secret")
-	os.WriteFile(e.secret, []byte("s3cret\n"), 0o600)
+	os.WriteFile(e.secret, []byte("docs-secret-0123456789\n"), 0o600)
 	e.cert[0], e.cert[1], _ = writeCert(t, e.dir)
 	os.Symlink(binPath, filepath.Join(e.dir, "hasses"))
 	e.jwtKey, _ = esKey(t)
@@ -258,7 +258,7 @@ func newDocEnv(t *testing.T) *docEnv {
 		e.user = u.Username
 	}
 	e.open = start(t, "-pub=127.0.0.1:0", "-admin=127.0.0.1:0")
-	e.withAuth = start(t, "-pub=127.0.0.1:0", "-admin=127.0.0.1:0", "-ctl-secret=s3cret")
+	e.withAuth = start(t, "-pub=127.0.0.1:0", "-admin=127.0.0.1:0", "-ctl-secret=docs-secret-0123456789")
 	return e
 }
 
@@ -421,6 +421,9 @@ func (e *docEnv) shell(t *testing.T, c docCmd) {
 	defer cancel()
 	run := exec.CommandContext(ctx, "bash", "-c", "set -o pipefail; "+cmd)
 	run.Dir = e.dir
+	if c.secret {
+		run.Env = append(os.Environ(), "HASSES_CTL_SECRET=docs-secret-0123456789") // the docs' $HASSES_CTL_SECRET
+	}
 	out, err := run.CombinedOutput()
 	var ee *exec.ExitError
 	if stream && errors.As(err, &ee) && ee.ExitCode() == 28 { // curl's timeout: the stream stayed open
@@ -507,7 +510,7 @@ var docPending = map[string]string{
 func TestDocConfigFiles(t *testing.T) {
 	e := &docEnv{dir: t.TempDir()}
 	e.secret = filepath.Join(e.dir, "secret")
-	os.WriteFile(e.secret, []byte("s3cret\n"), 0o600)
+	os.WriteFile(e.secret, []byte("docs-secret-0123456789\n"), 0o600)
 	e.cert[0], e.cert[1], _ = writeCert(t, e.dir)
 	e.jwtKey, _ = esKey(t)
 	if u, err := user.Current(); err == nil {

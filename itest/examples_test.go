@@ -35,7 +35,7 @@ func TestPublisherExamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := start(t, "-pub=127.0.0.1:0", "-ctl-secret=s3cret")
+	d := start(t, "-pub=127.0.0.1:0", "-ctl-secret=docs-secret-0123456789")
 	idRE := regexp.MustCompile(`(?m)^HTTP API: \{"ids":\["[0-9a-z]+-\d+"\],"receivers":1\}$`)
 	for _, c := range []struct{ tool, file string }{
 		{"php", "publish.php"},
@@ -55,7 +55,7 @@ func TestPublisherExamples(t *testing.T) {
 			}
 			s := d.subscribe("?subscribe=" + token)
 			cmd := exec.Command(tool, filepath.Join(dir, c.file), token, msg)
-			cmd.Env = append(os.Environ(), "HASSES_CTL="+d.ctl, "HASSES_PUB=http://"+d.pub+"/publish", "HASSES_CTL_SECRET=s3cret")
+			cmd.Env = append(os.Environ(), "HASSES_CTL="+d.ctl, "HASSES_PUB=http://"+d.pub+"/publish", "HASSES_CTL_SECRET=docs-secret-0123456789")
 			out, err := cmd.CombinedOutput()
 			if err != nil || !idRE.Match(out) || !strings.Contains(string(out), "control port: ") {
 				t.Fatalf("%s: %v\n%s", c.file, err, out)

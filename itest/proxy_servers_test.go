@@ -136,8 +136,9 @@ func (p *proxyProc) stop() {
 }
 
 // nginxConf is the test's nginx configuration. Location /sse is the recipe
-// of docs/operations.md (the seed recipe plus X-Forwarded-For); the other
-// locations vary one thing each.
+// of docs/operations.md, the seed's exactly (no X-Forwarded-For: every
+// stream counts under -max-conns-per-proxy); /hb/ adds X-Forwarded-For, as
+// the docs recommend; the other locations vary one thing each.
 const nginxConf = `
 daemon off;
 master_process on;
@@ -184,7 +185,6 @@ http {
             proxy_set_header Connection "Keep-Alive";
             proxy_http_version 1.1;
             chunked_transfer_encoding on;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             proxy_pass http://ssebackend;
         }
         # Upstream keep-alive in front of hasses -ra -lifetime=2s.

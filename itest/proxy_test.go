@@ -1,6 +1,7 @@
 package itest
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -12,12 +13,16 @@ import (
 // Behind a reverse proxy (issues 9 and 11). The recipes tested here are
 // the ones docs/operations.md gives.
 
-// TestManyStreamsThroughLoopbackProxy: with default options, more than
+// proxyOnThisHost is the one option the proxy recipes of docs/operations.md
+// name: the proxy on this host is trusted.
+const proxyOnThisHost = "-trusted-proxies=127.0.0.1"
+
+// TestManyStreamsThroughLoopbackProxy: with the proxy trusted, more than
 // -max-conns-per-ip (1000) streams pass through a proxy on loopback that
 // names no client (nginx with the seed recipe looks just like this to
 // hasses). Before -trusted-proxies the 1,001st got 429.
 func TestManyStreamsThroughLoopbackProxy(t *testing.T) {
-	d := start(t)
+	d := start(t, proxyOnThisHost)
 	r := startRelay(t, d.sse)
 	streams := openMany(t, r.addr(), "/sse?subscribe=many", 1001)
 	waitFor(t, "1001 subscribers", func() bool {
@@ -35,7 +40,7 @@ func TestManyStreamsThroughLoopbackProxy(t *testing.T) {
 // client; clientlist shows it; a closed stream frees its place; an IPv6
 // /64 is one address.
 func TestForwardedClientCap(t *testing.T) {
-	d := start(t, "-max-conns-per-ip=2")
+	d := start(t, "-max-conns-per-ip=2", proxyOnThisHost)
 	xff := func(a string) string { return "X-Forwarded-For: 198.51.100.99, " + a } // the left part is the client's own claim
 	a1 := d.subscribe("?subscribe=t", xff("203.0.113.7"))
 	d.subscribe("?subscribe=t", xff("203.0.113.7"))
@@ -82,6 +87,58 @@ func TestForwardedClientCap(t *testing.T) {
 	})
 }
 
+// Issue 16, item 3: by default nobody is trusted, loopback included: behind
+// a same-host TCP relay (stunnel, haproxy mode tcp, ssh -L), which adds no
+// header, a remote client cannot pick its own address with
+// X-Forwarded-For, and the relay is capped like any address. The start-up
+// log says whose headers are trusted.
+func TestRelayNotTrustedByDefault(t *testing.T) {
+	d := start(t, "-max-conns-per-ip=3")
+	r := startRelay(t, d.sse)
+	for i := range 3 {
+		mustGet(t, r.addr(), "/sse?subscribe=t", 200, fmt.Sprintf("X-Forwarded-For: 203.0.113.%d", i))
+	}
+	mustGet(t, r.addr(), "/sse?subscribe=t", 429, "X-Forwarded-For: 203.0.113.9")
+	if !strings.Contains(d.log.String(), "trusted proxies: none; X-Forwarded-For, Forwarded and X-Real-IP are ignored") {
+		t.Error("the start-up log does not say that no proxy is trusted")
+	}
+	for _, c := range d.clients() {
+		if strings.Contains(c.Addr, "203.0.113.") {
+			t.Errorf("clientlist shows a forged address: %s", c.Addr)
+		}
+	}
+}
+
+// Issue 16, item 3: a trusted proxy's requests that name no client are
+// capped by -max-conns-per-proxy, those that name one by the client's cap.
+func TestPerProxyCap(t *testing.T) {
+	d := start(t, proxyOnThisHost, "-max-conns-per-proxy=3", "-max-conns-per-ip=2")
+	if !strings.Contains(d.log.String(), "trusted_proxies=127.0.0.1/32 max_conns_per_proxy=3") {
+		t.Error("the start-up log does not name the trusted proxies and their cap")
+	}
+	first := d.subscribe("?subscribe=t")
+	d.subscribe("?subscribe=t")
+	d.subscribe("?subscribe=t", "X-Forwarded-For: 127.0.0.1") // names only a trusted proxy: no client
+	if s := d.subscribe("?subscribe=t"); s.Status != 429 {
+		t.Errorf("4th stream naming no client: %d, want 429", s.Status)
+	}
+	if s := d.subscribe("?subscribe=t", "X-Forwarded-For: 203.0.113.7"); s.Status != 200 {
+		t.Errorf("a stream naming its client: %d, want 200", s.Status)
+	}
+	waitFor(t, "the refusal log line", func() bool {
+		return strings.Contains(d.log.String(), `refused 1 stream: per-proxy cap (429), last from 127.0.0.1:`)
+	})
+	first.c.Close()
+	waitFor(t, "the place to be freed", func() bool {
+		s, err := get(t, d.sse, "/sse?subscribe=t")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer t.Cleanup(s.close)
+		return s.resp.StatusCode == 200
+	})
+}
+
 // TestForwardedIgnoredWithoutTrust: with -trusted-proxies=none the headers
 // are ignored and loopback is capped like any address.
 func TestForwardedIgnoredWithoutTrust(t *testing.T) {
@@ -109,10 +166,10 @@ func testBehindProxy(t *testing.T, bin string, run func(*testing.T, string, prox
 	dir := t.TempDir()
 	os.Chmod(dir, 0o755) // the proxy's workers run as nobody when started by root
 	cert, key, pool := writeCert(t, dir)
-	os.Chmod(key, 0o644) // read by the workers only where the master does not
-	main := start(t)     // default options: only the ports and the path
-	hb := start(t, "-heartbeat=1s", "-max-conns-per-ip=2")
-	ka := start(t, "-ra", "-lifetime=2s")
+	os.Chmod(key, 0o644)              // read by the workers only where the master does not
+	main := start(t, proxyOnThisHost) // default options but the one the recipes name
+	hb := start(t, "-heartbeat=1s", "-max-conns-per-ip=2", proxyOnThisHost)
+	ka := start(t, "-ra", "-lifetime=2s", proxyOnThisHost)
 	p := run(t, path, proxyVars{Dir: dir, Port: freePort(t), TLSPort: freePort(t), ShortPort: freePort(t), Cert: cert, Key: key,
 		Main: main.sse, HB: hb.sse, KA: ka.sse, Root: os.Geteuid() == 0})
 	t.Cleanup(func() {

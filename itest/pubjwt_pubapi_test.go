@@ -11,7 +11,7 @@ import (
 // encoding, JSON needs no Content-Type, and the Bearer scheme is read in
 // any case.
 func TestPubJWTPublishBodies(t *testing.T) {
-	d := start(t, "-pub=127.0.0.1:0", "-max-message=1000", "-ctl-secret=s3cret")
+	d := start(t, "-pub=127.0.0.1:0", "-max-message=1000", "-ctl-secret=test-secret-0123456789")
 	api := "http://" + d.pub + "/publish"
 	s := d.subscribe("?subscribe=room1")
 	post := func(ctype, auth, body string) (int, string) {
@@ -37,11 +37,11 @@ func TestPubJWTPublishBodies(t *testing.T) {
 		"multipart/form-data; boundary=b":   "--b\r\nContent-Disposition: form-data; name=\"token\"\r\n\r\nroom1\r\n--b\r\nContent-Disposition: form-data; name=\"data\"\r\n\r\n" + big + "\r\n--b--\r\n",
 		"":                                  `{"token":"room1","data":"` + big + `"}`,
 	} {
-		if code, got := post(ctype, "Bearer s3cret", body); code != 413 || got != over {
+		if code, got := post(ctype, "Bearer test-secret-0123456789", body); code != 413 || got != over {
 			t.Errorf("%q: %d %s", ctype, code, got)
 		}
 	}
-	if code, got := post("", "bearer s3cret", `{"token":"room1","data":"no type"}`); code != 200 || !strings.Contains(got, `"receivers":1`) {
+	if code, got := post("", "bearer test-secret-0123456789", `{"token":"room1","data":"no type"}`); code != 200 || !strings.Contains(got, `"receivers":1`) {
 		t.Errorf("JSON without Content-Type: %d %s", code, got)
 	}
 	s.expect("no type")

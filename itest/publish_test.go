@@ -95,7 +95,7 @@ func TestHTTPPublishAPI(t *testing.T) {
 }
 
 func TestPublisherSecret(t *testing.T) {
-	d := start(t, "-pub=127.0.0.1:0", "-ctl-secret=s3cret")
+	d := start(t, "-pub=127.0.0.1:0", "-ctl-secret=test-secret-0123456789")
 	api := "http://" + d.pub + "/publish"
 	s := d.subscribe("?subscribe=t")
 	if status, v := postJSON(t, api, "", `{"token":"t","data":"x"}`); status != 401 {
@@ -110,14 +110,14 @@ func TestPublisherSecret(t *testing.T) {
 	if got := d.send("auth nope\nt=wrong auth\n"); !strings.Contains(got, "authentication required") {
 		t.Errorf("control port with a wrong secret: %q", got)
 	}
-	if status, _ := postJSON(t, api, "s3cret", `{"token":"t","data":"via api"}`); status != 200 {
+	if status, _ := postJSON(t, api, "test-secret-0123456789", `{"token":"t","data":"via api"}`); status != 200 {
 		t.Errorf("right secret: %d", status)
 	}
-	d.send("auth s3cret\nt=via control port\n")
+	d.send("auth test-secret-0123456789\nt=via control port\n")
 	s.expect("via api", "via control port")
 
 	// The Go client and the CLI.
-	c := &publish.Client{URL: api, Secret: "s3cret"}
+	c := &publish.Client{URL: api, Secret: "test-secret-0123456789"}
 	if _, err := c.Publish(context.Background(), publish.Message{Token: "t", Data: "via client"}); err != nil {
 		t.Fatal(err)
 	}
@@ -125,12 +125,12 @@ func TestPublisherSecret(t *testing.T) {
 	if _, err := (&publish.Client{URL: api}).Publish(context.Background(), publish.Message{Token: "t", Data: "x"}); !errors.As(err, &pe) || pe.Status != 401 {
 		t.Errorf("client without secret: %v", err)
 	}
-	cli := exec.Command(binPath, "publish", "-to", api, "-secret", "s3cret", "-event", "ev", "t")
+	cli := exec.Command(binPath, "publish", "-to", api, "-secret", "test-secret-0123456789", "-event", "ev", "t")
 	cli.Stdin = strings.NewReader("from stdin\nsecond line\n")
 	if out, err := cli.CombinedOutput(); err != nil || !strings.Contains(string(out), "1 receivers") {
 		t.Errorf("CLI over HTTP: %v %s", err, out)
 	}
-	cli = exec.Command(binPath, "publish", "-to", "tcp://"+d.ctl, "-secret", "s3cret", "t", "cli over tcp")
+	cli = exec.Command(binPath, "publish", "-to", "tcp://"+d.ctl, "-secret", "test-secret-0123456789", "t", "cli over tcp")
 	if out, err := cli.CombinedOutput(); err != nil {
 		t.Errorf("CLI over TCP: %v %s", err, out)
 	}

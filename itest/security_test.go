@@ -94,7 +94,7 @@ func TestCORSOriginList(t *testing.T) {
 }
 
 func TestPerIPLimitAndRecovery(t *testing.T) {
-	d := start(t, "-max-conns-per-ip=3", "-trusted-proxies=none") // loopback is a trusted proxy by default
+	d := start(t, "-max-conns-per-ip=3", "-trusted-proxies=none") // the default, stated: loopback is capped like any address
 	var streams []*stream
 	for range 3 {
 		streams = append(streams, d.subscribe("?subscribe=t"))

@@ -1,7 +1,11 @@
 package access
 
 import (
+	"io"
+	"net"
+	"net/http"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 )
@@ -12,11 +16,11 @@ func TestPolicy(t *testing.T) {
 	if open.Permits(public) || !open.Permits(private) || !open.Permits(loop) {
 		t.Error("default without a secret must admit private networks only")
 	}
-	withSecret := &Policy{Secret: "s3cret"}
+	withSecret := &Policy{Secret: "a-long-enough-secret"}
 	if !withSecret.Permits(public) {
 		t.Error("with a secret, any network may try")
 	}
-	if withSecret.CheckSecret("s3cre") || withSecret.CheckSecret("") || !withSecret.CheckSecret("s3cret") {
+	if withSecret.CheckSecret("a-long-enough-secre") || withSecret.CheckSecret("") || !withSecret.CheckSecret("a-long-enough-secret") {
 		t.Error("secret comparison")
 	}
 	allow, err := ParseAllow("10.1.0.0/16, 192.0.2.7")
@@ -151,4 +155,113 @@ func TestProxies(t *testing.T) {
 	if _, err := ParseProxies("127.0.0.1/40"); err == nil {
 		t.Error("bad prefix accepted")
 	}
+}
+
+func TestBearer(t *testing.T) {
+	for h, want := range map[string]string{"Bearer abc": "abc", "bearer abc": "abc", " BEARER  abc ": "abc",
+		"Basic abc": "", "Bearer": "", "abc": "", "": ""} {
+		r := &http.Request{Header: http.Header{"Authorization": {h}}}
+		if got := Bearer(r); got != want {
+			t.Errorf("Bearer(%q) = %q, want %q", h, got, want)
+		}
+	}
+}
+
+func TestThrottle(t *testing.T) {
+	var th Throttle
+	a, b := netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("2001:db8::2") // one /64
+	now := time.Unix(1000, 0)
+	for range SecretFailures - 1 {
+		th.Fail(a, now)
+	}
+	if _, blocked := th.Blocked(b, now); blocked {
+		t.Fatal("blocked before the limit")
+	}
+	th.Fail(b, now)
+	if retry, blocked := th.Blocked(a, now.Add(time.Second)); !blocked || retry != SecretWindow-time.Second {
+		t.Fatalf("at the limit: %v %v", retry, blocked)
+	}
+	if _, blocked := th.Blocked(a, now.Add(SecretWindow)); blocked {
+		t.Fatal("still blocked after the window")
+	}
+	// Memory is bounded: a flood of addresses shares one entry.
+	for i := range throttleKeys + 100 {
+		th.Fail(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), now)
+	}
+	if len(th.m) > throttleKeys+1 { // and the shared entry
+		t.Fatalf("%d entries", len(th.m))
+	}
+	if _, blocked := th.Blocked(netip.MustParseAddr("192.0.2.1"), now); !blocked {
+		t.Fatal("a new address past the table's bound is not throttled with the flood")
+	}
+}
+
+func TestLimitListener(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refused []int
+	ln := LimitListener(inner, 3, 2, func(_ netip.Addr, status int) { refused = append(refused, status) })
+	defer ln.Close()
+	accepted := make(chan net.Conn, 10)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				close(accepted)
+				return
+			}
+			accepted <- c
+		}
+	}()
+	dial := func(src string) net.Conn {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+		c, err := d.Dial("tcp", inner.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	status := func(c net.Conn) string {
+		b, _ := io.ReadAll(c)
+		return string(b)
+	}
+	dial("127.0.0.1")
+	dial("127.0.0.1")
+	first := <-accepted
+	<-accepted
+	if s := status(dial("127.0.0.1")); !strings.HasPrefix(s, "HTTP/1.1 429 ") {
+		t.Errorf("third from one address: %q", s)
+	}
+	dial("127.0.0.2")
+	<-accepted
+	if s := status(dial("127.0.0.3")); !strings.HasPrefix(s, "HTTP/1.1 503 ") {
+		t.Errorf("fourth in all: %q", s)
+	}
+	first.Close()
+	dial("127.0.0.3")
+	<-accepted
+	if len(refused) != 2 {
+		t.Errorf("refusals reported: %v", refused)
+	}
+}
+
+// FuzzBearer: Bearer returns credentials only from a Bearer scheme (any
+// case), trimmed, and never panics.
+func FuzzBearer(f *testing.F) {
+	for _, s := range []string{"Bearer abc", "bearer  abc ", "Basic abc", "Bearer", " BEARER x y", "Bearer\tx", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, h string) {
+		v := Bearer(&http.Request{Header: http.Header{"Authorization": {h}}})
+		if v == "" {
+			return
+		}
+		scheme, _, _ := strings.Cut(strings.TrimSpace(h), " ")
+		if !strings.EqualFold(scheme, "Bearer") || v != strings.TrimSpace(v) || !strings.Contains(h, v) {
+			t.Fatalf("Bearer(%q) = %q", h, v)
+		}
+	})
 }

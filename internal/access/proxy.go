@@ -77,9 +77,10 @@ func (p *Proxies) Client(peer netip.Addr, chain []netip.Addr) netip.Addr {
 
 // Capped reports whether the streams of addr, an address returned by
 // Client, count under the per-address cap. A trusted proxy's address is
-// never capped: behind a proxy every subscriber arrives from it, and a
-// request that names no client behind it cannot be told apart from the
-// thousands of others it carries.
+// not: behind a proxy every subscriber arrives from it, and a request that
+// names no client behind it cannot be told apart from the thousands of
+// others it carries; such requests count under a cap of their own, per
+// proxy (-max-conns-per-proxy).
 func (p *Proxies) Capped(addr netip.Addr) bool { return !p.Trusts(addr) }
 
 // String lists the trusted networks, or "none".
@@ -94,8 +95,9 @@ func (p *Proxies) String() string {
 	return strings.Join(s, ",")
 }
 
-// DefaultTrustedProxies is the -trusted-proxies default: the loopback
-// addresses, where a reverse proxy on the same host connects from. Nothing
-// on the network can arrive from them, so no remote client can use the
-// trust to escape its cap.
-const DefaultTrustedProxies = "127.0.0.0/8,::1"
+// DefaultTrustedProxies is the -trusted-proxies default: nobody. Loopback
+// is not trusted by default: a same-host TCP relay (stunnel, haproxy mode
+// tcp, ssh -L, a sidecar) connects from it and adds no header, and trusting
+// it would let every remote client name its own address. A proxy on this
+// host is listed with -trusted-proxies=127.0.0.1.
+const DefaultTrustedProxies = NoProxies

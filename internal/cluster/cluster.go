@@ -14,6 +14,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -199,8 +200,56 @@ func New(cfg Config, h *hub.Hub) (*Engine, error) {
 	return e, nil
 }
 
-// parseURL turns the -cluster URL into client options.
+// Redact returns the -cluster URL s with the password of its user info
+// replaced, for logs, errors and the profiler's command line. It works on
+// the text, so that a URL too malformed to parse is redacted too.
+func Redact(s string) string {
+	i, j := passwordAt(s)
+	if i < 0 {
+		return s
+	}
+	return s[:i] + "REDACTED" + s[j:]
+}
+
+// passwordAt returns where the password of URL s is, s[i:j], or -1, -1.
+func passwordAt(s string) (i, j int) {
+	_, rest, ok := strings.Cut(s, "://")
+	if !ok {
+		return -1, -1
+	}
+	start := len(s) - len(rest)
+	authority := rest
+	if k := strings.IndexAny(rest, "/?#"); k >= 0 {
+		authority = rest[:k]
+	}
+	at := strings.LastIndexByte(authority, '@')
+	colon := strings.IndexByte(authority[:max(at, 0)], ':')
+	if at < 0 || colon < 0 {
+		return -1, -1
+	}
+	return start + colon + 1, start + at
+}
+
+// parseURL turns the -cluster URL into client options. Its errors never
+// carry the password (a parser's error may quote the URL, or part of it).
 func parseURL(s string) (rueidis.ClientOption, error) {
+	opt, err := parseURLUnsafe(s)
+	if err == nil {
+		return opt, nil
+	}
+	msg := err.Error()
+	if i, j := passwordAt(s); j > i {
+		pw := s[i:j]
+		msg = strings.ReplaceAll(msg, s, Redact(s))
+		msg = strings.ReplaceAll(msg, pw, "REDACTED")
+		if un, err := url.PathUnescape(pw); err == nil && un != "" {
+			msg = strings.ReplaceAll(msg, un, "REDACTED")
+		}
+	}
+	return opt, errors.New(msg)
+}
+
+func parseURLUnsafe(s string) (rueidis.ClientOption, error) {
 	u, err := url.Parse(s)
 	if err != nil {
 		return rueidis.ClientOption{}, fmt.Errorf("-cluster: %w", err)

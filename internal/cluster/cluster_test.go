@@ -103,6 +103,32 @@ func TestParseURL(t *testing.T) {
 			t.Errorf("%q accepted", bad)
 		}
 	}
+	// Issue 16, item 12: an error never carries the password.
+	for _, bad := range []string{"redis://u:Pa55word@[::1/0", "redis://u:Pa55word@h:port/0", "redis://u:Pa55word@h/x",
+		"redis+sentinel://u:Pa55word@s1/0", "ftp://u:Pa55word@h", "redis://u:Pa55word@h:6379/zz", "redis://u:Pa%55word@h%/0"} {
+		_, err := parseURL(bad)
+		if err == nil {
+			t.Errorf("%q accepted", bad)
+		} else if strings.Contains(err.Error(), "Pa55word") || strings.Contains(err.Error(), "Pa%55word") {
+			t.Errorf("%q: the error shows the password: %v", bad, err)
+		}
+	}
+}
+
+func TestRedact(t *testing.T) {
+	for in, want := range map[string]string{
+		"redis://u:pw@h:6379/0":              "redis://u:REDACTED@h:6379/0",
+		"redis://:p@w@h/0":                   "redis://:REDACTED@h/0",
+		"rediss+sentinel://u:pw@a,b/0?m=x@y": "rediss+sentinel://u:REDACTED@a,b/0?m=x@y",
+		"redis://u@h/0":                      "redis://u@h/0",
+		"redis://h:6379/0":                   "redis://h:6379/0",
+		"redis://u:pw@[::1/0":                "redis://u:REDACTED@[::1/0",
+		"no url":                             "no url",
+	} {
+		if got := Redact(in); got != want {
+			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
+		}
+	}
 }
 
 // redisForTest starts a redis-server on a loopback port for the test.
@@ -484,4 +510,29 @@ func TestIdempotentPublishAcrossNodes(t *testing.T) {
 	if strings.Count(text.String(), "data: once") != 1 || strings.Count(text.String(), "data: other") != 1 {
 		t.Fatalf("delivered %q, want each once", text.String())
 	}
+}
+
+// FuzzParseURLHidesPassword: whatever the URL, an error of parseURL does
+// not carry its password, and Redact removes it.
+func FuzzParseURLHidesPassword(f *testing.F) {
+	for _, s := range []string{"redis://u:Pa55word9@[::1/0", "redis://u:Pa55word9@h:port/0", "redis://:Pa55word9@h/0?master=x",
+		"redis+sentinel://u:Pa55word9@a,b/0", "rediss://u:Pa%55word9@h%zz/0"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		i, j := passwordAt(s)
+		if i < 0 {
+			return
+		}
+		pw := s[i:j]
+		if len(pw) < 9 || strings.ContainsAny(pw, "REDACT") {
+			return // too short to tell from the error's own words
+		}
+		if strings.Contains(Redact(s), pw) && !strings.Contains(s[:i]+s[j:], pw) {
+			t.Fatalf("Redact(%q) = %q", s, Redact(s))
+		}
+		if _, err := parseURL(s); err != nil && strings.Contains(err.Error(), pw) && !strings.Contains(s[:i]+s[j:], pw) {
+			t.Fatalf("parseURL(%q): %v", s, err)
+		}
+	})
 }

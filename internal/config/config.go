@@ -70,6 +70,8 @@ type Options struct {
 	JWTAudience   string  `opt:"jwt-audience"`     // -jwt-audience: required "aud"
 	JWTIssuer     string  `opt:"jwt-issuer"`       // -jwt-issuer: required "iss"
 	MaxConnsPerIP int     `opt:"max-conns-per-ip"` // -max-conns-per-ip
+	// MaxConnsPerProxy caps a trusted proxy's streams that name no client.
+	MaxConnsPerProxy int `opt:"max-conns-per-proxy"`
 	// TrustedProxies lists the reverse proxies whose forwarding headers
 	// name the client (-trusted-proxies), or "none".
 	TrustedProxies string `opt:"trusted-proxies"`
@@ -253,7 +255,8 @@ func init() {
 		{"jwt-audience", "AUD", "refuse subscriber tokens whose aud claim does not contain AUD", str(func(o *Options) *string { return &o.JWTAudience })},
 		{"jwt-issuer", "ISS", "refuse subscriber tokens whose iss claim is not ISS", str(func(o *Options) *string { return &o.JWTIssuer })},
 		{"max-conns-per-ip", "N", "streams one client address may hold; more get 429; 0 = unlimited", num(0, maxCount, func(o *Options) *int { return &o.MaxConnsPerIP })},
-		{"trusted-proxies", "CIDRS", "reverse proxies whose X-Forwarded-For, Forwarded or X-Real-IP names the client (per-address cap, clientlist, logs; never publishing); their own streams are not capped per address; none = trust nobody", func(o *Options, v string) error {
+		{"max-conns-per-proxy", "N", "streams one trusted proxy may carry whose requests name no client (no X-Forwarded-For); more get 429; 0 = unlimited", num(0, maxCount, func(o *Options) *int { return &o.MaxConnsPerProxy })},
+		{"trusted-proxies", "CIDRS", "reverse proxies whose X-Forwarded-For, Forwarded or X-Real-IP names the client (per-address cap, clientlist, logs; never publishing), e.g. 127.0.0.1 for a proxy on this host; their streams that name no client count under -max-conns-per-proxy; none = trust nobody", func(o *Options, v string) error {
 			if _, err := access.ParseProxies(v); err != nil {
 				return err
 			}
@@ -283,7 +286,7 @@ func init() {
 		{"idempotency-window", "DUR", "a publication's idempotency_key publishes once within this time (at most 65536 keys are kept, the oldest go first)", dur(maxAge, func(o *Options) *time.Duration { return &o.IdemWindow })},
 		{"cluster", "URL", "join a cluster of nodes on Redis: redis://HOST:PORT/DB, rediss://..., redis+sentinel://HOST:PORT/DB?master=NAME (default: single node)", func(o *Options, v string) error {
 			if !strings.HasPrefix(v, "redis://") && !strings.HasPrefix(v, "rediss://") && !strings.HasPrefix(v, "redis+sentinel://") && !strings.HasPrefix(v, "rediss+sentinel://") {
-				return fmt.Errorf("%q is not a redis://, rediss:// or redis+sentinel:// URL", v)
+				return fmt.Errorf("%q is not a redis://, rediss:// or redis+sentinel:// URL", cluster.Redact(v))
 			}
 			o.Cluster = v
 			return nil
@@ -324,6 +327,7 @@ func Defaults() *Options {
 		HistoryCount:     hub.DefaultHistoryCount,
 		FIFOMode:         control.DefaultFIFOMode,
 		MaxConnsPerIP:    stream.DefaultMaxConnsPerAddr,
+		MaxConnsPerProxy: stream.DefaultMaxConnsPerProxy,
 		HistoryBytes:     hub.DefaultHistoryBytes,
 		HistoryAge:       hub.DefaultHistoryAge,
 		IdemWindow:       hub.DefaultIdempotencyWindow,
@@ -548,6 +552,8 @@ func (o *Options) problems() []error {
 	add(o.SSL && (o.CertFile == "" || o.KeyFile == ""), "-ssl needs -cert-file and -privatekey-file")
 	add(o.MaxMessage == 0, "-max-message must be positive")
 	add(strings.ContainsAny(o.CtlSecret, ";\r\n") || strings.IndexByte(o.CtlSecret, o.Sep) >= 0, "the publisher secret must not contain the separator or line breaks")
+	// A short secret is guessed, throttle or not: the JWT secret needs 32.
+	add(o.CtlSecret != "" && len(o.CtlSecret) < access.MinSecretLen, fmt.Sprintf("the publisher secret (-ctl-secret, -ctl-secret-file, $HASSES_CTL_SECRET) has %d bytes, it needs at least %d: make one with openssl rand -base64 24", len(o.CtlSecret), access.MinSecretLen))
 	add(o.JWTKey != "" && o.JWTSecretFile != "", "-jwt-key and -jwt-secret-file exclude each other: give one")
 	add((o.JWTRequireExp || o.JWTAudience != "" || o.JWTIssuer != "") && o.JWTKey == "" && o.JWTSecretFile == "", "-jwt-require-exp, -jwt-audience and -jwt-issuer need -jwt-key or -jwt-secret-file")
 	return errs

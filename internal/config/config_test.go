@@ -68,10 +68,15 @@ func TestUsageErrors(t *testing.T) {
 		"-p=8080 -cp=8085 -murl=/sse -jwt-require-exp",
 		"-p=8080 -cp=8085 -murl=/sse -trusted-proxies=10.0.0.0/33",
 		"-p=8080 -cp=8085 -murl=/sse -trusted-proxies=proxy.example",
+		"-p=8080 -cp=8085 -murl=/sse -ctl-secret=s3cret", // issue 16, item 7: too short
+		"-p=8080 -cp=8085 -murl=/sse -ctl-secret=0123456789abcde",
 	} {
 		if _, err := Parse(strings.Fields(args)); err == nil || errors.Is(err, ErrHelp) {
 			t.Errorf("%q: no usage error", args)
 		}
+	}
+	if _, err := Parse(strings.Fields("-p=8080 -cp=8085 -murl=/sse -ctl-secret=0123456789abcdef")); err != nil {
+		t.Errorf("a 16-byte secret: %v", err)
 	}
 	o, err := Parse(strings.Fields("-p=8080 -cp=8085 -murl=/sse -jwt-secret-file=/k -jwt-require-exp -jwt-audience=a -jwt-issuer=i"))
 	if err != nil || o.JWTSecretFile != "/k" || !o.JWTRequireExp || o.JWTAudience != "a" || o.JWTIssuer != "i" {
@@ -251,7 +256,7 @@ func TestAdminAddress(t *testing.T) {
 }
 func TestTrustedProxies(t *testing.T) {
 	for _, c := range []struct{ arg, want string }{
-		{"", "127.0.0.0/8,::1"}, // loopback by default
+		{"", "none"}, // issue 16, item 3: not even loopback by default
 		{"-trusted-proxies=none", "none"},
 		{"-trusted-proxies=10.0.3.0/24,127.0.0.1", "10.0.3.0/24,127.0.0.1"},
 		{"-trusted-proxies= 192.0.2.1 , fd00::/8 ", "192.0.2.1 , fd00::/8"},
@@ -277,6 +282,7 @@ func TestNumericBounds(t *testing.T) {
 	base := []string{"-p=8080", "-cp=8085", "-murl=/sse"}
 	cases := []struct{ name, max, over string }{
 		{"max-conns-per-ip", "1073741824", "1073741825"},
+		{"max-conns-per-proxy", "1073741824", "1073741825"},
 		{"max-message", "1073741824", "1073741825"},
 		{"max-lag", "1125899906842624", "1125899906842625"},
 		{"loops", "1024", "1025"},
@@ -413,7 +419,7 @@ func TestCheckListsEveryProblem(t *testing.T) {
 // secrets hidden.
 func TestEffective(t *testing.T) {
 	o, err := Parse([]string{"-p=8080", "-cp=127.0.0.1:8085", "-murl=/s#x", "-ra", "-sep=|", "-pub-rate=2.5",
-		"-ctl-secret=hunter2", "-cluster=redis://:pw@127.0.0.1:6379/0", "-heartbeat=1500ms"})
+		"-ctl-secret=hunter2-long-enough-secret", "-cluster=redis://:pw@127.0.0.1:6379/0", "-heartbeat=1500ms"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -421,8 +427,9 @@ func TestEffective(t *testing.T) {
 	if strings.Contains(eff, "hunter2") || strings.Contains(eff, "pw@") || !strings.Contains(eff, "-ctl-secret=REDACTED") {
 		t.Errorf("secrets shown:\n%s", eff)
 	}
+	// Put back a secret of the right length: the rest must read back alike.
 	path := filepath.Join(t.TempDir(), "eff.conf")
-	os.WriteFile(path, []byte(eff), 0o644)
+	os.WriteFile(path, []byte(strings.Replace(eff, "-ctl-secret=REDACTED", "-ctl-secret=another-long-enough-secret", 1)), 0o644)
 	again, err := Parse([]string{"-config=" + path})
 	if err != nil {
 		t.Fatalf("%v in\n%s", err, eff)

@@ -336,7 +336,7 @@ func FuzzFramer(f *testing.F) {
 	f.Add([]byte("a=1;b=2\nc=3\nline\ntcpstatus"), uint8(3))
 	f.Add([]byte("t="+strings.Repeat("x", 200)+";u=1"), uint8(50))
 	f.Add([]byte(`{"token":"a","data":"x;y"}`+"\nb=1;"+`{"tokens":["c"],"data":"q"}`), uint8(9))
-	f.Add([]byte("auth s3cret\n{\"token\":\"a\",\"data\":\"x\"}\n"), uint8(12))
+	f.Add([]byte("auth test-secret-0123456789\n{\"token\":\"a\",\"data\":\"x\"}\n"), uint8(12))
 	f.Add([]byte(`{"token":"a","data":"`+strings.Repeat("x;y=1;", 20)+`"}`+"\nb=2"), uint8(40))
 	f.Add([]byte("a=x\n  {\"j\":1;x}\nsubscribedclients:a b=c\ntcpstatus\r\nq=1"), uint8(7))
 	f.Fuzz(func(t *testing.T, in []byte, cut uint8) {
@@ -484,7 +484,7 @@ func TestJSONUnits(t *testing.T) {
 func TestTCPSecret(t *testing.T) {
 	b := &fakeBackend{}
 	h := newHandler(b)
-	h.Policy = &access.Policy{Secret: "s3cret"}
+	h.Policy = &access.Policy{Secret: "test-secret-0123456789"}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -511,7 +511,7 @@ func TestTCPSecret(t *testing.T) {
 	if got := talk("auth wrong\na=x\n"); !strings.Contains(got, "authentication required") {
 		t.Errorf("wrong secret: %q", got)
 	}
-	if got := talk("auth s3cret\na=yes\ntcpnumberofclients"); got != `{"auth": "ok"}`+"\n"+`{"numberofclients": 4}` {
+	if got := talk("auth test-secret-0123456789\na=yes\ntcpnumberofclients"); got != `{"auth": "ok"}`+"\n"+`{"numberofclients": 4}` {
 		t.Errorf("with the secret: %q", got)
 	}
 	if d := b.data(); len(d) != 1 || d[0] != "a=yes" {

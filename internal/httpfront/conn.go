@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,14 +19,19 @@ import (
 // serves.
 type conn struct {
 	stream.Conn
-	mu   sync.Mutex // guards Conn: the reader and the writer goroutine share it
-	srv  *Server
-	nc   net.Conn
-	tc   *tls.Conn
-	h2   bool
-	wake chan struct{}
-	gone chan struct{} // closed when the reader is done
-	shut bool          // the write side is closed
+	mu  sync.Mutex // guards Conn: the reader and the writer goroutine share it
+	srv *Server
+	nc  net.Conn
+	tc  *tls.Conn
+	h2  bool
+	// The open streams of an HTTP/2 connection, and the places they hold
+	// under the per-address cap beyond the connection's own: always one
+	// fewer than the streams (the connection stands for one).
+	h2mu              sync.Mutex
+	h2active, h2extra int
+	wake              chan struct{}
+	gone              chan struct{} // closed when the reader is done
+	shut              bool          // the write side is closed
 	// served is set once the TLS handshake is done: a shutdown closes
 	// connections still in their handshake at once.
 	served atomic.Bool
@@ -49,6 +55,42 @@ func (c *conn) wakeup() {
 	case c.wake <- struct{}{}:
 	default:
 	}
+}
+
+// openH2 counts a new stream of the HTTP/2 connection; false if the
+// per-address cap refuses it.
+func (c *conn) openH2(core *stream.Core, peer netip.Addr) bool {
+	c.h2mu.Lock()
+	defer c.h2mu.Unlock()
+	if c.h2extra < h2places(core, peer, c.h2active+1) {
+		if !core.AdmitStream(peer) {
+			return false
+		}
+		c.h2extra++
+	}
+	c.h2active++
+	return true
+}
+
+// closeH2 forgets a stream that openH2 counted.
+func (c *conn) closeH2(core *stream.Core, peer netip.Addr) {
+	c.h2mu.Lock()
+	defer c.h2mu.Unlock()
+	c.h2active--
+	for c.h2extra > h2places(core, peer, c.h2active) {
+		core.LeaveStream(peer)
+		c.h2extra--
+	}
+}
+
+// h2places is how many places active streams of one connection hold
+// beyond the connection's own: all but one, or all for a trusted proxy,
+// whose connection is not counted.
+func h2places(core *stream.Core, peer netip.Addr, active int) int {
+	if core.Config().TrustedProxies.Trusts(peer) {
+		return active
+	}
+	return max(active-1, 0)
 }
 
 // serve runs the TLS handshake, then hands an HTTP/2 connection to

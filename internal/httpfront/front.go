@@ -94,6 +94,12 @@ func New(core *stream.Core, cfg Config) *Server {
 		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: cfg.MaxStreamsPerConn},
 		ErrorLog:          slog.NewLogLogger(core.Logger().Handler(), slog.LevelDebug),
 		ConnState:         s.h2ConnState,
+		ConnContext: func(ctx context.Context, nc net.Conn) context.Context {
+			s.mu.Lock()
+			c := s.byNet[nc]
+			s.mu.Unlock()
+			return context.WithValue(ctx, connKey{}, c)
+		},
 	}
 	return s
 }
@@ -184,6 +190,9 @@ func (s *Server) accept(nc net.Conn) {
 	s.mu.Unlock()
 	s.wg.Go(c.serve)
 }
+
+// connKey finds an HTTP/2 request's *conn in its context.
+type connKey struct{}
 
 // forget drops an admitted connection.
 func (s *Server) forget(c *conn) {

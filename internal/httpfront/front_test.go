@@ -468,12 +468,14 @@ func TestMaxConnsClosedBeforeHandshake(t *testing.T) {
 	get(t, f.dialH1(t, 0), nil, "?subscribe=t")
 }
 
-// So is a connection over the per-address cap.
+// So is a connection over the per-address cap, which counts HTTP/2
+// streams (issue 16, item 2): a connection with two streams holds two
+// places.
 func TestPerAddrCapClosedBeforeHandshake(t *testing.T) {
-	f := startFront(t, hub.Config{}, stream.Config{MaxConnsPerAddr: 1}, Config{})
+	f := startFront(t, hub.Config{}, stream.Config{MaxConnsPerAddr: 2}, Config{})
 	client := f.h2client(t)
 	r1, _ := f.openH2(t, client, "?subscribe=t")
-	r2, _ := f.openH2(t, client, "?subscribe=t") // the same connection: it counts once
+	r2, _ := f.openH2(t, client, "?subscribe=t") // the same connection: the cap counts streams
 	f.refusedHandshake(t)
 	if st := f.srv.Stats(); st.RefusedPerAddr != 1 || st.Conns != 1 || st.Streams != 2 {
 		t.Errorf("stats %+v, want 1 refused per address, 1 connection, 2 streams", st)

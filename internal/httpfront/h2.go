@@ -78,6 +78,17 @@ func (s *Server) serveH2(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
+	if c, _ := r.Context().Value(connKey{}).(*conn); c != nil {
+		// The per-address cap counts streams: the connection's admission
+		// stands for its first, every other counts on its own.
+		if !c.openH2(s.core, peer.Addr()) {
+			handshake.SetErrorHeaders(w.Header(), hcfg, http.StatusTooManyRequests)
+			w.WriteHeader(http.StatusTooManyRequests)
+			w.Write(handshake.AppendErrorBody(nil, http.StatusTooManyRequests))
+			return
+		}
+		defer c.closeH2(s.core, peer.Addr())
+	}
 	st := &h2stream{wake: make(chan struct{}, 1), peer: peer, userAgent: req.UserAgent, opened: now}
 	replay := s.core.Open(&st.Stream, s.owner, req, expires, true, st, now)
 	s.mu.Lock()

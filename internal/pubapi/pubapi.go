@@ -12,9 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"mime"
-	"net"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -23,6 +21,7 @@ import (
 	"github.com/hasses-go/hasses/internal/access"
 	"github.com/hasses-go/hasses/internal/hub"
 	"github.com/hasses-go/hasses/internal/pipeline"
+	"github.com/hasses-go/hasses/internal/refusal"
 	"github.com/hasses-go/hasses/publish"
 )
 
@@ -34,6 +33,8 @@ type Handler struct {
 	Revoker  Revoker
 	Policy   *access.Policy
 	Rate     *access.RateLimiter // nil: unlimited
+	Throttle *access.Throttle    // wrong secrets per address; nil: none
+	Refusals *refusal.Log        // logs wrong secrets; nil: none
 	Logger   *slog.Logger
 }
 
@@ -105,16 +106,25 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // admit applies the publishers' policy, secret and rate to a request of
-// either endpoint, and answers a refusal.
+// any endpoint, and answers a refusal.
 func (h *Handler) admit(w http.ResponseWriter, r *http.Request) bool {
-	addr := remoteAddr(r)
+	addr := access.Peer(r)
 	if !h.Policy.Permits(addr) {
 		h.Pipeline.Refuse(pipeline.HTTP, pipeline.Forbidden)
 		h.fail(w, http.StatusForbidden, "publishing is not allowed from "+addr.String())
 		return false
 	}
-	if !h.Policy.CheckSecret(bearer(r)) {
+	if retry, blocked := h.Throttle.Blocked(addr, time.Now()); blocked {
+		h.Pipeline.Refuse(pipeline.HTTP, pipeline.RateLimited)
+		h.Refusals.Refused(refusal.Guessing, http.StatusTooManyRequests, addr.String(), nil)
+		w.Header().Set("Retry-After", access.RetryAfter(retry))
+		h.fail(w, http.StatusTooManyRequests, "too many wrong secrets: try again later")
+		return false
+	}
+	if !h.Policy.CheckSecret(access.Bearer(r)) {
 		h.Pipeline.Refuse(pipeline.HTTP, pipeline.Unauthorized)
+		h.Throttle.Fail(addr, time.Now())
+		h.Refusals.Refused(refusal.WrongSecret, http.StatusUnauthorized, addr.String(), nil)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="hasses publish"`)
 		h.fail(w, http.StatusUnauthorized, "missing or wrong secret: send Authorization: Bearer <secret>")
 		return false
@@ -245,24 +255,4 @@ func (h *Handler) fail(w http.ResponseWriter, status int, msg string) {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false) // the body is JSON, never HTML: keep "<secret>" readable
 	enc.Encode(map[string]string{"error": msg})
-}
-
-// bearer returns the credentials of an "Authorization: Bearer" header; the
-// scheme is case-insensitive (RFC 9110, 11.1).
-func bearer(r *http.Request) string {
-	scheme, cred, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return ""
-	}
-	return strings.TrimSpace(cred)
-}
-
-func remoteAddr(r *http.Request) netip.Addr {
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		host, _, _ := net.SplitHostPort(r.RemoteAddr)
-		a, _ := netip.ParseAddr(host)
-		return a
-	}
-	return ap.Addr()
 }

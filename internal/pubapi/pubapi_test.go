@@ -298,3 +298,19 @@ func TestHistoryEndpoint(t *testing.T) {
 		t.Errorf("POST /history: %d, Allow %q", w.Code, w.Header().Get("Allow"))
 	}
 }
+
+// Issue 16, item 7: wrong secrets are throttled per address, the right one
+// included, with a Retry-After.
+func TestWrongSecretsThrottled(t *testing.T) {
+	h := newHandler(&recorder{})
+	h.Throttle = &access.Throttle{}
+	for i := range access.SecretFailures {
+		if w := do(h, "POST", "application/json", "Bearer wrong", `{"token":"a","data":"x"}`); w.Code != 401 {
+			t.Fatalf("wrong secret %d: %d", i, w.Code)
+		}
+	}
+	w := do(h, "POST", "application/json", "Bearer k", `{"token":"a","data":"x"}`)
+	if w.Code != 429 || w.Header().Get("Retry-After") == "" {
+		t.Fatalf("after %d wrong secrets: %d %q", access.SecretFailures, w.Code, w.Body)
+	}
+}

@@ -19,11 +19,20 @@ type Reason string
 // The reasons of the SSE port.
 const (
 	PerAddrCap   Reason = "per-address cap"         // 429, -max-conns-per-ip
+	PerProxyCap  Reason = "per-proxy cap"           // 429, -max-conns-per-proxy: a trusted proxy's streams that name no client
 	ConnCap      Reason = "connection cap"          // 503, -max-conns
 	OutOfFiles   Reason = "out of file descriptors" // 503, the process's file limit
 	Unauthorized Reason = "no valid token"          // 401, -jwt-key
 	Forbidden    Reason = "token does not grant"    // 403, -jwt-key
 	Origin       Reason = "origin not allowed"      // 403, -cors-origins
+)
+
+// The reasons of the admin and publish-API listeners, whose refusals are
+// requests or connections, not streams.
+const (
+	HTTPCap     Reason = "admin/publish listener connection cap" // 503 in total, 429 per address
+	WrongSecret Reason = "wrong publisher secret"                // 401
+	Guessing    Reason = "too many wrong secrets"                // 429, the address is throttled
 )
 
 // Log writes the refusal lines. A nil *Log discards everything, so front
@@ -67,8 +76,12 @@ func (l *Log) write(reason Reason, status int, addr string, err error, n int) {
 		level = slog.LevelWarn // a capacity limit: the operator may need to act
 	}
 	noun := "streams"
+	switch reason {
+	case HTTPCap, WrongSecret, Guessing:
+		noun = "requests"
+	}
 	if n == 1 {
-		noun = "stream"
+		noun = noun[:len(noun)-1]
 	}
 	msg := fmt.Sprintf("refused %d %s: %s (%d), last from %s", n, noun, reason, status, addr)
 	attrs := []slog.Attr{slog.String("reason", string(reason)), slog.Int("status", status),

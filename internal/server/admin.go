@@ -4,15 +4,24 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/hasses-go/hasses/internal/access"
+	"github.com/hasses-go/hasses/internal/cluster"
+	"github.com/hasses-go/hasses/internal/refusal"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
+
+// adminMaxBody bounds a request body on the admin listener: only the login
+// form has one.
+const adminMaxBody = 4 << 10
 
 // adminHandler serves what operators look at: the live dashboard at /,
 // Prometheus metrics, and with -pprof the Go profiler. All of it is guarded
@@ -64,30 +73,46 @@ func cmdline(w http.ResponseWriter, r *http.Request) {
 }
 
 // redactArgs blanks the value of -ctl-secret (as -ctl-secret=X, --ctl-secret=X
-// or -ctl-secret X).
+// or -ctl-secret X) and the password in -cluster's URL.
 func redactArgs(args []string) []string {
+	redact := map[string]func(string) string{
+		"ctl-secret": func(string) string { return "REDACTED" },
+		"cluster":    cluster.Redact,
+	}
 	out := make([]string, len(args))
 	for i := 0; i < len(args); i++ {
 		a := args[i]
-		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
 		out[i] = a
-		if name != "ctl-secret" || !strings.HasPrefix(a, "-") {
+		r := redact[name]
+		if r == nil || !strings.HasPrefix(a, "-") {
 			continue
 		}
 		if hasValue {
-			out[i] = a[:strings.IndexByte(a, '=')+1] + "REDACTED"
+			out[i] = a[:len(a)-len(value)] + r(value)
 		} else if i+1 < len(args) {
 			i++
-			out[i] = "REDACTED"
+			out[i] = r(args[i])
 		}
 	}
 	return out
 }
 
 // serveHTTP serves an auxiliary HTTP listener (admin, publish API) until
-// ctx is done.
-func (s *Server) serveHTTP(ctx context.Context, ln net.Listener, h http.Handler) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+// ctx is done. Every connection and request is bounded: the listener's
+// caps, a deadline for the head and another for the body, the head's size
+// and, if maxBody > 0, the body's.
+func (s *Server) serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, maxBody int64) error {
+	ln = access.LimitListener(ln, s.httpMaxConns, min(access.HTTPMaxConnsPerAddr, s.httpMaxConns), func(addr netip.Addr, status int) {
+		s.refusals.Refused(refusal.HTTPCap, status, addr.String(), nil)
+	})
+	srv := &http.Server{
+		Handler:           access.BoundRequests(h, maxBody),
+		ReadHeaderTimeout: access.HTTPReadTimeout,
+		IdleTimeout:       access.HTTPIdleTimeout,
+		MaxHeaderBytes:    access.HTTPMaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
 	stop := context.AfterFunc(ctx, func() {
 		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()

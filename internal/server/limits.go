@@ -3,6 +3,7 @@ package server
 import (
 	"log/slog"
 
+	"github.com/hasses-go/hasses/internal/access"
 	"golang.org/x/sys/unix"
 )
 
@@ -30,10 +31,22 @@ func raiseFileLimit(log *slog.Logger) uint64 {
 }
 
 // defaultMaxConns keeps the SSE port under the file limit, so that a full
-// SSE port never locks out the control channel.
-func defaultMaxConns(fileLimit uint64) int {
+// SSE port never locks out the control channel; reserved more descriptors
+// stay free besides the headroom (the caps of the admin and publish-API
+// listeners).
+func defaultMaxConns(fileLimit uint64, reserved int) int {
 	if fileLimit == 0 || fileLimit > 1<<30 {
 		return 0
 	}
-	return max(int(fileLimit)-connHeadroom, 1)
+	return max(int(fileLimit)-connHeadroom-reserved, 1)
+}
+
+// httpMaxConns is the connection cap of each auxiliary HTTP listener:
+// access.HTTPMaxConns, or an eighth of a small file limit, so that the
+// reserve does not eat the SSE port's share.
+func httpMaxConns(fileLimit uint64) int {
+	if fileLimit == 0 || fileLimit/8 >= access.HTTPMaxConns {
+		return access.HTTPMaxConns
+	}
+	return max(int(fileLimit/8), 8)
 }

@@ -58,10 +58,14 @@ type Server struct {
 
 	policy   *access.Policy
 	pipe     *pipeline.Pipeline // every publication goes through it
-	pub      *pubapi.Handler
-	guard    *adminGuard          // with -admin
-	dash     *dashboard.Dashboard // with -admin
-	refusals *refusal.Log
+	proxies  *access.Proxies
+	throttle access.Throttle // wrong secrets per address, on the admin and publish-API listeners
+	// httpMaxConns caps each of the admin and publish-API listeners.
+	httpMaxConns int
+	pub          *pubapi.Handler
+	guard        *adminGuard          // with -admin
+	dash         *dashboard.Dashboard // with -admin
+	refusals     *refusal.Log
 
 	cluster *cluster.Engine // nil on a single node
 	revoked *subauth.Revocations
@@ -74,11 +78,20 @@ func New(opts *config.Options, log *slog.Logger, level *slog.LevelVar) (*Server,
 	s := &Server{opts: opts, log: log, level: level, started: time.Now(), revoked: &subauth.Revocations{}}
 	s.reinit.Store(opts.Reinit)
 	fileLimit := raiseFileLimit(log)
+	// The admin and publish-API listeners are capped, and their caps are
+	// kept out of the SSE port's share of the file limit.
+	s.httpMaxConns = httpMaxConns(fileLimit)
+	reserved := 0
+	for _, a := range []string{opts.Admin, opts.Pub} {
+		if a != "" {
+			reserved += s.httpMaxConns
+		}
+	}
 	maxConns := opts.MaxConns
 	if maxConns == 0 {
-		maxConns = defaultMaxConns(fileLimit)
+		maxConns = defaultMaxConns(fileLimit, reserved)
 	}
-	log.Info("connection limit", "open_files", fileLimit, "max_conns", maxConns)
+	log.Info("connection limit", "open_files", fileLimit, "max_conns", maxConns, "http_max_conns", s.httpMaxConns, "reserved_http", reserved)
 
 	var err error
 	s.sseLn, err = net.Listen("tcp", opts.Port)
@@ -150,11 +163,17 @@ func New(opts *config.Options, log *slog.Logger, level *slog.LevelVar) (*Server,
 		}
 	}
 	proxies, err := access.ParseProxies(opts.TrustedProxies)
+	s.proxies = proxies
 	if err != nil {
 		s.closeListeners()
 		return nil, fmt.Errorf("option -trusted-proxies: %w", err)
 	}
-	log.Info("trusted proxies: their forwarding headers name the client for -max-conns-per-ip and logs", "trusted_proxies", proxies.String())
+	if proxies == nil {
+		log.Info("trusted proxies: none; X-Forwarded-For, Forwarded and X-Real-IP are ignored (-trusted-proxies)", "trusted_proxies", proxies.String())
+	} else {
+		log.Info("trusted proxies: the forwarding headers of these peers name the client for -max-conns-per-ip, clientlist and logs; their streams that name none count under -max-conns-per-proxy",
+			"trusted_proxies", proxies.String(), "max_conns_per_proxy", opts.MaxConnsPerProxy)
+	}
 	s.refusals = refusal.New(log)
 	var authorize func(*handshake.Request, time.Time) (time.Time, int, error)
 	if opts.JWTKey != "" || opts.JWTSecretFile != "" {
@@ -183,6 +202,7 @@ func New(opts *config.Options, log *slog.Logger, level *slog.LevelVar) (*Server,
 		Drain:            opts.Drain,
 		MaxConns:         maxConns,
 		MaxConnsPerAddr:  opts.MaxConnsPerIP,
+		MaxConnsPerProxy: opts.MaxConnsPerProxy,
 		TrustedProxies:   proxies,
 		Refusals:         s.refusals,
 		Authorize:        authorize,
@@ -225,9 +245,10 @@ func (s *Server) newControl() error {
 		s.pipe.Cluster = s.cluster
 	}
 	s.pub = &pubapi.Handler{Pipeline: s.pipe, History: s.hub, Revoker: s, Policy: s.policy,
-		Rate: access.NewRateLimiter(opts.PubRate, max(int(opts.PubRate), 1)), Logger: s.log}
+		Rate: access.NewRateLimiter(opts.PubRate, max(int(opts.PubRate), 1)), Logger: s.log,
+		Throttle: &s.throttle, Refusals: s.refusals}
 	if s.adminLn != nil {
-		s.guard = newAdminGuard(s.policy)
+		s.guard = newAdminGuard(s.policy, s.proxies, &s.throttle, s.refusals)
 		s.dash = dashboard.New(dashSource{s}, dashboard.Config{Version: Version, Login: s.policy.Secret != ""})
 	}
 	s.control = &control.Handler{
@@ -333,7 +354,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	if s.adminLn != nil {
 		wg.Go(func() { s.dash.Run(ctx) })
-		run("admin port", func() error { return s.serveHTTP(ctx, s.adminLn, s.adminHandler()) })
+		run("admin port", func() error { return s.serveHTTP(ctx, s.adminLn, s.adminHandler(), adminMaxBody) })
 		level := slog.LevelInfo
 		if s.policy.Secret == "" {
 			level = slog.LevelWarn
@@ -342,7 +363,7 @@ func (s *Server) Run(ctx context.Context) error {
 			"secret", s.policy.Secret != "", "pprof", s.opts.Pprof)
 	}
 	if s.pubLn != nil {
-		run("publish API", func() error { return s.serveHTTP(ctx, s.pubLn, s.pub) })
+		run("publish API", func() error { return s.serveHTTP(ctx, s.pubLn, s.pub, 0) })
 	}
 	if s.ctlLn != nil || s.pubLn != nil {
 		if s.policy.Secret == "" {

@@ -56,6 +56,7 @@ const (
 	cappedNone   capped = iota // a trusted proxy's connection between requests
 	cappedPeer                 // the peer, from accept to close
 	cappedClient               // the client a trusted proxy named, for one request
+	cappedProxy                // a trusted proxy's request that names no client, under -max-conns-per-proxy
 )
 
 // Accept admits a new connection from peer into c, or returns the status
@@ -158,11 +159,18 @@ func (c *Conn) request(head []byte, o *hub.Owner, self any, now time.Time) Actio
 	if client.IsValid() {
 		c.client = &client
 	}
-	if client.IsValid() && cfg.TrustedProxies.Capped(client) {
+	switch {
+	case c.capped == cappedPeer:
+	case client.IsValid() && cfg.TrustedProxies.Capped(client):
 		if !core.takeAddr(client, c.addr()) {
 			return c.fail(429, now)
 		}
 		c.capped = cappedClient
+	default: // a trusted proxy that names no client: its own, larger cap
+		if !core.takeProxy(c.Peer.Addr(), c.addr()) {
+			return c.fail(429, now)
+		}
+		c.capped = cappedProxy
 	}
 	replay := core.Open(&c.Stream, o, req, expires, req.HTTP10, self, now)
 	c.state = StateStream
@@ -266,8 +274,12 @@ func (c *Conn) Close() {
 // uncapClient stops counting the connection against the client its last
 // request named.
 func (c *Conn) uncapClient() {
-	if c.capped == cappedClient {
+	switch c.capped {
+	case cappedClient:
 		c.core.perAddr.Release(*c.client)
+		c.capped = cappedNone
+	case cappedProxy:
+		c.core.perProxy.Release(c.Peer.Addr())
 		c.capped = cappedNone
 	}
 	c.client = nil

@@ -40,6 +40,13 @@ const (
 	DefaultDrain            = 5 * time.Second
 	DefaultWriteTimeout     = 30 * time.Second
 	DefaultMaxConnsPerAddr  = 1000 // the -max-conns-per-ip default; zero in Config means no cap
+	// DefaultMaxConnsPerProxy is the -max-conns-per-proxy default: the
+	// streams a trusted proxy may carry without naming their clients (a
+	// proxy that adds no forwarding header, as the seed's nginx recipe).
+	// 20 clients' worth: far above one client, so that a proxy for a busy
+	// site works as configured, yet a bound should the proxy be a TCP relay
+	// that lets anyone through unnamed. Zero in Config means no cap.
+	DefaultMaxConnsPerProxy = 20000
 )
 
 // Linger is how long a connection that has finished gets to take its last
@@ -83,6 +90,9 @@ type Config struct {
 	// MaxConnsPerAddr caps the connections of one client address (429), an
 	// IPv6 /64 counting as one; zero means no cap.
 	MaxConnsPerAddr int
+	// MaxConnsPerProxy caps the streams of one trusted proxy whose
+	// requests name no client (429); zero means no cap.
+	MaxConnsPerProxy int
 	// TrustedProxies are the reverse proxies whose connections are not
 	// capped per address when accepted: once a request head names the
 	// client behind the proxy (X-Forwarded-For, Forwarded, X-Real-IP), the
@@ -134,7 +144,9 @@ type Core struct {
 	cfg     Config
 	hub     *hub.Hub
 	perAddr access.PerAddr
-	owners  atomic.Pointer[[]*hub.Owner]
+	// perProxy counts the streams of trusted proxies that name no client.
+	perProxy access.PerAddr
+	owners   atomic.Pointer[[]*hub.Owner]
 
 	conns, streams, maxConns atomic.Int64
 	lagged, stalled          atomic.Int64
@@ -147,7 +159,8 @@ type Core struct {
 // defaults.
 func New(h *hub.Hub, cfg Config) *Core {
 	cfg.setDefaults()
-	c := &Core{cfg: cfg, hub: h, perAddr: access.PerAddr{Limit: cfg.MaxConnsPerAddr}}
+	c := &Core{cfg: cfg, hub: h, perAddr: access.PerAddr{Limit: cfg.MaxConnsPerAddr},
+		perProxy: access.PerAddr{Limit: cfg.MaxConnsPerProxy}}
 	c.owners.Store(new([]*hub.Owner))
 	return c
 }
@@ -205,6 +218,39 @@ func (c *Core) takeAddr(addr netip.Addr, shown string) bool {
 	}
 	c.refusedPerAddr.Add(1)
 	c.cfg.Refusals.Refused(refusal.PerAddrCap, 429, shown, nil)
+	return false
+}
+
+// AdmitStream counts one more HTTP/2 stream of a connection from peer,
+// beyond the one that the connection's own admission stands for, so that
+// the per-address cap counts streams, not connections; a trusted proxy's
+// streams (every one: its connection is not counted) count under the
+// per-proxy cap. False means refused (429), counted and logged; an
+// admitted stream is given back with LeaveStream.
+func (c *Core) AdmitStream(peer netip.Addr) bool {
+	if c.cfg.TrustedProxies.Trusts(peer) {
+		return c.takeProxy(peer, peer.String())
+	}
+	return c.takeAddr(peer, peer.String())
+}
+
+// LeaveStream forgets a stream that AdmitStream counted.
+func (c *Core) LeaveStream(peer netip.Addr) {
+	if c.cfg.TrustedProxies.Trusts(peer) {
+		c.perProxy.Release(peer)
+	} else {
+		c.perAddr.Release(peer)
+	}
+}
+
+// takeProxy counts a stream that trusted proxy addr carries without
+// naming its client, or counts and logs the refusal.
+func (c *Core) takeProxy(addr netip.Addr, shown string) bool {
+	if c.perProxy.Take(addr) {
+		return true
+	}
+	c.refusedPerAddr.Add(1)
+	c.cfg.Refusals.Refused(refusal.PerProxyCap, 429, shown, nil)
 	return false
 }
 
