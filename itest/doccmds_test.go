@@ -135,6 +135,7 @@ var docCovered = []struct {
 	{`^bench/(core|compare|cluster)\.sh \d+`, "", ".ci/run", `for f in bench/*.sh; do bash -n "$f"; done`},
 	{`^go run \./bench/tlsmem `, "", ".ci/run", "go vet ./..."},
 	{`^go run \./examples/chat$`, "TestChatExample", "itest/chat_test.go", `"../examples/chat"`},
+	{`^export HASSES_CTL_SECRET=\$\(openssl rand -base64 24\)$`, "TestDocCommands", "itest/doccmds_test.go", `"HASSES_CTL_SECRET=docs-secret-0123456789"`},
 	{`^/tmp/hasses-load `, "TestLoadFlags", "itest/doccmds_test.go", "cmd/hasses-load/main.go"},
 }
 
@@ -383,7 +384,9 @@ func (e *docEnv) shell(t *testing.T, c docCmd) {
 	if c.secret {
 		d = e.withAuth
 	}
-	cmd := docAddrRE.ReplaceAllStringFunc(c.text, func(m string) string {
+	// "nc HOST PORT" as "nc HOST:PORT", so the address is rewritten too.
+	text := regexp.MustCompile(`(nc (-\S+ )*(localhost|127\.0\.0\.1)) (\d+)`).ReplaceAllString(c.text, "$1:$4")
+	cmd := docAddrRE.ReplaceAllStringFunc(text, func(m string) string {
 		p := docAddrRE.FindStringSubmatch(m)
 		var addr string
 		switch p[3] {
@@ -498,12 +501,6 @@ func docConfigBlocks(t *testing.T) []docCmd {
 	return out
 }
 
-// docPending names docs known to hold an invalid config file block that
-// another branch rewrites. Delete the entry when that rewrite is merged.
-var docPending = map[string]string{
-	"docs/security.md": `its "safe production configuration" is rewritten on another branch (issue 20)`,
-}
-
 // TestDocConfigFiles: a block of the docs written as a config file is one
 // that hasses -check accepts (with test files in place of the ones it
 // names).
@@ -529,11 +526,6 @@ func TestDocConfigFiles(t *testing.T) {
 		conf := filepath.Join(e.dir, fmt.Sprintf("doc%d.conf", i))
 		os.WriteFile(conf, []byte(strings.Join(lines, "\n")), 0o600)
 		if code, _, errOut := runHasses(t, nil, "-check", "-config="+conf); code != 0 {
-			file, _, _ := strings.Cut(c.where, ":")
-			if why, ok := docPending[file]; ok {
-				t.Logf("%s: not a valid config file, pending: %s\n%s", c.where, why, errOut)
-				continue
-			}
 			t.Errorf("%s: the config file block is not one hasses accepts:\n%s\n%s", c.where, c.text, errOut)
 		}
 	}
