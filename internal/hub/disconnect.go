@@ -36,22 +36,3 @@ func (h *Hub) SetUser(s *Sub, user string) {
 // Ended reports that s received a disconnection in full: nothing more is
 // to be written to it. Only the owner's goroutine may call it.
 func (s *Sub) Ended() bool { return s.endAt != 0 && s.cursor >= s.endAt && len(s.partial) == 0 }
-
-// countMatching counts the streams of topics that m selects, each once.
-// Called with h.mu held.
-func (h *Hub) countMatching(topics []*topic, m *Match, mark uint64) int {
-	n := 0
-	for _, t := range topics {
-		for _, subs := range t.subs {
-			for _, r := range subs {
-				if s := r.s; s.mark != mark {
-					s.mark = mark
-					if m.matches(s) {
-						n++
-					}
-				}
-			}
-		}
-	}
-	return n
-}

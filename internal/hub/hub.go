@@ -263,7 +263,7 @@ func (h *Hub) publishLocked(seq uint64, now int64, m Message) (sse.ID, int) {
 	add(h.all)
 	var receivers int
 	if ev.end != nil {
-		receivers = h.countMatching(hit, ev.end, ev.Seq)
+		receivers = countDistinct(hit, ev.Seq, ev.end.matches)
 	} else {
 		receivers = h.receivers(hit, everyone, m.Exclude, ev.Seq)
 	}
@@ -319,13 +319,20 @@ func (h *Hub) receivers(topics []*topic, everyone bool, exclude string, mark uin
 	if exclude == "" && len(topics) == 2 { // one token and the "*" subscribers: disjoint
 		return topics[0].nsubs + topics[1].nsubs
 	}
+	return countDistinct(topics, mark, func(s *Sub) bool { return exclude == "" || s.ID != exclude })
+}
+
+// countDistinct counts the streams reading topics that counts selects,
+// each once (mark is the publication's: a stream marked with it was
+// seen). Called with h.mu held.
+func countDistinct(topics []*topic, mark uint64, counts func(*Sub) bool) int {
 	n := 0
 	for _, t := range topics {
 		for _, subs := range t.subs {
 			for _, r := range subs {
 				if s := r.s; s.mark != mark {
 					s.mark = mark
-					if exclude == "" || s.ID != exclude {
+					if counts(s) {
 						n++
 					}
 				}
