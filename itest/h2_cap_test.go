@@ -9,8 +9,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-
-	"golang.org/x/net/http2"
 )
 
 // Issue 16, item 2: under -ssl, the per-address cap counts HTTP/2 streams,
@@ -20,11 +18,13 @@ import (
 func TestHTTP2StreamsCountedPerAddress(t *testing.T) {
 	d := startTLS(t, "-max-conns-per-ip=2")
 	var dials atomic.Int32
-	tr := &http2.Transport{TLSClientConfig: &tls.Config{RootCAs: testCert.pool, ServerName: "127.0.0.1"},
-		DialTLSContext: func(ctx context.Context, network, addr string, cfg *tls.Config) (net.Conn, error) {
+	cfg := &tls.Config{RootCAs: testCert.pool, ServerName: "127.0.0.1", NextProtos: []string{"h2"}}
+	tr := &http.Transport{ForceAttemptHTTP2: true, Protocols: new(http.Protocols),
+		DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			dials.Add(1)
 			return (&tls.Dialer{Config: cfg}).DialContext(ctx, network, addr)
 		}}
+	tr.Protocols.SetHTTP2(true) // HTTP/2 only: every stream on one connection
 	t.Cleanup(tr.CloseIdleConnections)
 	client := &http.Client{Transport: tr}
 	open := func() (*http.Response, context.CancelFunc) {
