@@ -144,7 +144,7 @@ func TestCheck(t *testing.T) {
 	dir := t.TempDir()
 	cert, key, _ := writeCert(t, dir)
 	conf := filepath.Join(dir, "hasses.conf")
-	os.WriteFile(conf, []byte("-p=8080\n-murl=/sse\n-cp=127.0.0.1:8085\n-ctl-secret=hunter2\n"), 0o600)
+	os.WriteFile(conf, []byte("-p=8080\n-murl=/sse\n-cp=127.0.0.1:8085\n-ctl-secret=hunter2-long-enough-secret\n"), 0o600)
 	busy := start(t)
 	code, out, errOut := runHasses(t, nil, "-check", "-config="+conf, "-ssl", "-cert-file="+cert, "-privatekey-file="+key, "-p="+busy.sse,
 		"-cluster=redis://:redispw@127.0.0.1:6379/0")
@@ -152,9 +152,10 @@ func TestCheck(t *testing.T) {
 		!strings.Contains(out, "-ssl\n") || strings.Contains(out+errOut, "hunter2") || strings.Contains(out+errOut, "redispw") {
 		t.Errorf("good config: exit %d\nstdout:\n%s\nstderr: %s", code, out, errOut)
 	}
-	// What it printed is a config file hasses accepts.
+	// What it printed is a config file hasses accepts, once given a secret
+	// in place of the hidden one.
 	eff := filepath.Join(dir, "effective.conf")
-	os.WriteFile(eff, []byte(out), 0o600)
+	os.WriteFile(eff, []byte(strings.Replace(out, "-ctl-secret=REDACTED", "-ctl-secret=another-long-enough-secret", 1)), 0o600)
 	if code, _, errOut := runHasses(t, nil, "-check", "-config="+eff); code != 0 {
 		t.Errorf("the printed configuration does not check: %s", errOut)
 	}
