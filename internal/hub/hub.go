@@ -293,20 +293,29 @@ func (h *Hub) retain(ev *Event) {
 }
 
 // popReleased forgets the oldest events of the log that no topic holds.
-func (h *Hub) popReleased() {
+func (h *Hub) popReleased() { h.popSome(0) }
+
+// popSome forgets at most limit of the oldest released events (0: all),
+// and reports whether more are released.
+func (h *Hub) popSome(limit int) (more bool) {
 	r := &h.ret
 	n := 0
 	for n < len(r.log) && r.log[n].topics == nil {
+		if n == limit && limit > 0 {
+			more = true
+			break
+		}
 		n++
 	}
 	if n == 0 {
-		return
+		return false
 	}
 	clear(r.log[:n])
 	r.log = r.log[n:]
 	if cap(r.log) > 64 && len(r.log) < cap(r.log)/4 {
 		r.log = append([]*Event(nil), r.log...)
 	}
+	return more
 }
 
 // receivers counts the distinct streams an event routed to topics will be

@@ -134,8 +134,10 @@ func (t *topic) after(seq uint64) uint64 {
 }
 
 // trim applies the history bounds, but never drops an event that a live
-// subscriber has yet to receive (the hard cap in push bounds that).
-func (t *topic) trim(cfg *Config, now int64) {
+// subscriber has yet to receive (the hard cap in push bounds that). It
+// drops at most limit entries (0: no limit) and reports how many it
+// dropped and whether more are due.
+func (t *topic) trim(cfg *Config, now int64, limit int) (dropped int, more bool) {
 	keep := t.head()
 	for _, subs := range t.subs {
 		for _, r := range subs {
@@ -147,9 +149,14 @@ func (t *topic) trim(cfg *Config, now int64) {
 		if t.base+uint64(n) >= t.hist && now-t.entries[n].ev.at <= int64(cfg.HistoryAge) {
 			break
 		}
+		if n == limit && limit > 0 {
+			more = true
+			break
+		}
 		n++
 	}
 	t.dropFront(n)
+	return n, more
 }
 
 func (t *topic) addSub(o int, s *Sub, i int) {

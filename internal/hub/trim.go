@@ -18,9 +18,9 @@ import (
 //   - those that kept events past their bounds for a live subscriber that
 //     had yet to read them, until it has.
 //
-// The hub's lock is released every trimChunk topics, so that publishing
-// and delivering never wait for more than one chunk, however many topics
-// exist.
+// The hub's lock is released after a bounded amount of work, so that
+// publishing and delivering never wait for more than one chunk, however
+// many topics or events exist.
 type trims struct {
 	queued []*topic // to look at (topic.queued)
 	kept   []*topic // kept events for live subscribers: looked at again next time
@@ -32,9 +32,9 @@ type trims struct {
 	maxHold time.Duration
 }
 
-// trimChunk is how many topics, or retained events scanned for age, one
-// hold of the lock covers: about 0.1 ms of work.
-const trimChunk = 256
+// trimBudget is how much work one hold of the lock covers, counted in
+// topics looked at and entries dropped: about 0.1 ms.
+const trimBudget = 1024
 
 func (q *trims) queue(t *topic) {
 	if !t.queued && !t.dropped {
@@ -63,11 +63,38 @@ func (h *Hub) Trim() {
 	cutoff := now - int64(h.cfg.HistoryAge)
 	h.mu.Lock()
 	q := &h.trims
-	q.held, q.maxHold = time.Now(), 0
+	q.held, q.maxHold, q.looked = time.Now(), 0, 0
 	defer func() {
 		q.maxHold = max(q.maxHold, time.Since(q.held))
 		h.mu.Unlock()
 	}()
+	spent := 0
+	// look trims t within the budget; what it could not finish, and what
+	// was published meanwhile, waits in q.queued.
+	look := func(t *topic) {
+		if t.dropped {
+			return
+		}
+		q.looked++
+		dropped, more := t.trim(&h.cfg, now, trimBudget)
+		spent += 1 + dropped
+		if more {
+			q.queue(t)
+			return
+		}
+		h.dropTopic(t)
+		if len(t.entries) > 0 && (t.base < t.hist || t.entries[0].ev.at <= cutoff) {
+			q.kept = append(q.kept, t) // a live subscriber has yet to read them
+		}
+	}
+	yield := func() {
+		if spent >= trimBudget {
+			h.popSome(trimBudget)
+			h.pause()
+			spent = 0
+		}
+	}
+
 	// The topics kept last time, and the special ones, are looked at again.
 	for _, t := range q.kept {
 		q.queue(t)
@@ -77,48 +104,40 @@ func (h *Hub) Trim() {
 	q.queue(h.all)
 	q.queue(h.bcast)
 
-	// Age: the events published up to cutoff that were not scanned yet.
-	log := h.ret.log
-	i := sort.Search(len(log), func(i int) bool { return log[i].Seq > q.ageSeq })
-	for n := 0; i < len(log) && log[i].at <= cutoff; i, n = i+1, n+1 {
-		if n == trimChunk {
-			n = 0
-			h.pause()
-			log = h.ret.log // popped meanwhile: find the place again
-			i = sort.Search(len(log), func(i int) bool { return log[i].Seq > q.ageSeq })
-			if i == len(log) || log[i].at > cutoff {
-				break
-			}
+	// Age: the topics of the events published up to cutoff that were not
+	// scanned yet, trimmed as they are found.
+	var holders [4]*topic
+	for {
+		log := h.ret.log // popped during a pause: find the place again
+		i := sort.Search(len(log), func(i int) bool { return log[i].Seq > q.ageSeq })
+		if i == len(log) || log[i].at > cutoff {
+			break
 		}
 		ev := log[i]
-		for _, t := range ev.topics {
-			q.queue(t)
-		}
 		q.ageSeq = ev.Seq
+		for _, t := range append(holders[:0], ev.topics...) { // trimming changes ev.topics
+			if !t.queued {
+				look(t)
+			}
+		}
+		yield()
 	}
 
-	// Look at the queued topics, a chunk per hold of the lock; those
-	// published to meanwhile are queued again, for the next trim.
-	work := q.queued
-	q.queued = nil
-	q.looked = len(work)
-	for k, t := range work {
-		if k > 0 && k%trimChunk == 0 {
-			h.popReleased() // a chunk's worth: the log shrinks as it goes
-			h.pause()
+	// Then the topics published to since the last trim, and those queued
+	// above; a topic with more to drop comes back at the end.
+	for len(q.queued) > 0 {
+		work := q.queued
+		q.queued = nil
+		for _, t := range work {
+			t.queued = false
+			look(t)
+			yield()
 		}
-		t.queued = false
-		if t.dropped {
-			continue
-		}
-		t.trim(&h.cfg, now)
-		h.dropTopic(t)
-		if len(t.entries) > 0 && (t.base < t.hist || t.entries[0].ev.at <= cutoff) {
-			q.kept = append(q.kept, t) // a live subscriber has yet to read them
-		}
+		clear(work)
 	}
-	clear(work)
-	h.popReleased()
+	for h.popSome(trimBudget) {
+		h.pause()
+	}
 }
 
 // pause lets publishers and owners take the lock between two chunks of

@@ -20,8 +20,10 @@ func TestTrimLooksOnlyAtWhatExpires(t *testing.T) {
 	pub(t, h, "user7", "mid")
 	live.drain(t, -1)
 	h.Trim()
-	if h.trims.looked != n+2 { // the topics published to, and the two special ones
-		t.Fatalf("first trim looked at %d topics, want %d", h.trims.looked, n+2)
+	// The topics published to and the two special ones; "*all" holds 10,001
+	// events past its count bound and drops them 1,024 at a time.
+	if h.trims.looked < n+2 || h.trims.looked > n+2+10 {
+		t.Fatalf("first trim looked at %d topics, want %d (and a few more looks at the special ones)", h.trims.looked, n+2)
 	}
 	h.Trim()
 	if h.trims.looked > 2 {
