@@ -10,8 +10,8 @@ import (
 // publishing or delivering on unrelated tokens may wait) during one
 // operation, at 1,000 and 1,000,000 topics (one event each, per-user
 // style): a trim that expires every event at once (its longest chunk), a
-// subscribe and an unsubscribe of 64 new tokens, and a publication (one
-// hold each).
+// subscribe and an unsubscribe of 64 new tokens, a trim when nothing
+// expires, and a publication (one hold each).
 func BenchmarkLockHold(b *testing.B) {
 	for _, topics := range []int{1000, 1000000} {
 		now := time.Unix(1000, 0)
@@ -37,6 +37,7 @@ func BenchmarkLockHold(b *testing.B) {
 			{"trim-expiring-all", func() { now = now.Add(2 * time.Minute) }, func() time.Duration { h.Trim(); return h.trims.maxHold }},
 			{"subscribe-64", fill, func() time.Duration { return timed(func() { s = mustSub(h.Subscribe(o, tokens, "", "", nil)) }) }},
 			{"unsubscribe-64", nil, func() time.Duration { return timed(func() { h.Unsubscribe(s) }) }},
+			{"trim-idle", nil, func() time.Duration { h.Trim(); return h.trims.maxHold }}, // nothing expires
 			{"publish", nil, func() time.Duration {
 				return timed(func() { h.Publish(Message{Targets: []string{"user1"}, Data: payload64}) })
 			}},
