@@ -729,19 +729,8 @@ func TestBrowserResumesFromStreamOpen(t *testing.T) {
 			d.send(fmt.Sprintf("t=while away %d\n", i))
 		}
 	})
-	var mu sync.Mutex
-	var got []string
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runBrowser(ctx, t, "http://"+p.addr()+"/sse?subscribe=t", func(e clientEvent) {
-			mu.Lock()
-			got = append(got, e.Data)
-			mu.Unlock()
-		})
-	}()
-	defer func() { cancel(); <-done }()
+	tab, closeTab := openTab(t, "http://"+p.addr()+"/sse?subscribe=t")
+	defer closeTab()
 	if !p.waitStreams(2, 15*time.Second) {
 		t.Fatalf("the tab did not reconnect after the cut:\n%s", p.describe())
 	}
@@ -749,19 +738,49 @@ func TestBrowserResumesFromStreamOpen(t *testing.T) {
 		t.Errorf("the tab reconnected without Last-Event-ID:\n%s", p.describe())
 	}
 	d.send("t=back\n")
-	want := []string{"while away 1", "while away 2", "while away 3", "back"}
+	tab.expect("while away 1", "while away 2", "while away 3", "back")
+}
+
+// tab is a headless Chromium tab following a stream with EventSource.
+type tab struct {
+	t   *testing.T
+	mu  sync.Mutex
+	got []string
+}
+
+// openTab opens url in a new tab; close it with the function it returns
+// (deferred: before the test's cleanups stop the browser).
+func openTab(t *testing.T, url string) (*tab, func()) {
+	tb := &tab{t: t}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runBrowser(ctx, t, url, func(e clientEvent) {
+			tb.mu.Lock()
+			tb.got = append(tb.got, e.Data)
+			tb.mu.Unlock()
+		})
+	}()
+	return tb, func() { cancel(); <-done }
+}
+
+// expect waits until the tab has as many events as want, then checks that
+// it has exactly those.
+func (tb *tab) expect(want ...string) {
+	tb.t.Helper()
 	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
-		mu.Lock()
-		n := len(got)
-		mu.Unlock()
+		tb.mu.Lock()
+		n := len(tb.got)
+		tb.mu.Unlock()
 		if n >= len(want) {
 			break
 		}
 	}
 	time.Sleep(200 * time.Millisecond) // anything more
-	mu.Lock()
-	defer mu.Unlock()
-	if !slices.Equal(got, want) {
-		t.Fatalf("the tab got %q, want %q", got, want)
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	if !slices.Equal(tb.got, want) {
+		tb.t.Fatalf("the tab got %q, want %q", tb.got, want)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -161,36 +160,11 @@ func TestBrowserRenderTimePosition(t *testing.T) {
 	d.send("t=after the render\n")
 	p := newCutProxy(t, d.sse)
 	p.arm(cutAfterOpen, "", func() { d.send("t=while away\n") })
-	var mu sync.Mutex
-	var got []string
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runBrowser(ctx, t, "http://"+p.addr()+"/sse?subscribe=t&lastEventId="+url.QueryEscape(pos), func(e clientEvent) {
-			mu.Lock()
-			got = append(got, e.Data)
-			mu.Unlock()
-		})
-	}()
-	defer func() { cancel(); <-done }()
+	tab, closeTab := openTab(t, "http://"+p.addr()+"/sse?subscribe=t&lastEventId="+url.QueryEscape(pos))
+	defer closeTab()
 	if !p.waitStreams(2, 15*time.Second) {
 		t.Fatalf("the tab did not reconnect after the cut:\n%s", p.describe())
 	}
 	d.send("t=back\n")
-	want := []string{"after the render", "while away", "back"}
-	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
-		mu.Lock()
-		n := len(got)
-		mu.Unlock()
-		if n >= len(want) {
-			break
-		}
-	}
-	time.Sleep(200 * time.Millisecond) // anything more
-	mu.Lock()
-	defer mu.Unlock()
-	if !slices.Equal(got, want) {
-		t.Fatalf("the tab got %q, want %q", got, want)
-	}
+	tab.expect("after the render", "while away", "back")
 }
