@@ -39,13 +39,6 @@ es.addEventListener("hasses-reset", (e) => show("reset", e));
 // with Last-Event-ID, and the page must end up with every event exactly once,
 // in order, multi-line and named events included.
 func TestBrowserEventSourceReplay(t *testing.T) {
-	const chromium = "/usr/bin/chromium"
-	if _, err := os.Stat(chromium); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("chromium is not installed: %v", err)
-		}
-		t.Skip("chromium is not installed (apt-get install chromium)")
-	}
 	d := start(t, "-lifetime=4s", "-retry=300ms")
 
 	page := fmt.Sprintf(browserPage, "http://"+d.sse+"/sse?subscribe=t&id=browser")
@@ -61,20 +54,7 @@ func TestBrowserEventSourceReplay(t *testing.T) {
 	ps.Start()
 	defer ps.Close()
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
+	ctx := newChromium(t, context.Background())
 	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
 	defer cancelTimeout()
 

@@ -637,10 +637,14 @@ func runBrowser(ctx context.Context, t *testing.T, url string, got func(clientEv
 	}
 }
 
-// newChromium starts headless Chromium for the life of ctx.
-func newChromium(t *testing.T, ctx context.Context) context.Context {
+// newChromium starts headless Chromium for the life of ctx (and of the
+// test), with the options every browser test uses and extra ones.
+func newChromium(t *testing.T, ctx context.Context, extra ...chromedp.ExecAllocatorOption) context.Context {
 	const chromium = "/usr/bin/chromium"
 	if _, err := os.Stat(chromium); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("chromium is not installed: %v", err)
+		}
 		t.Skip("chromium is not installed (apt-get install chromium)")
 	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
@@ -655,7 +659,7 @@ func newChromium(t *testing.T, ctx context.Context) context.Context {
 		chromedp.Flag("disable-features", "BackForwardCache"),
 		chromedp.UserDataDir(t.TempDir()),
 	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, append(opts, extra...)...)
 	t.Cleanup(cancelAlloc)
 	bctx, cancel := chromedp.NewContext(actx)
 	t.Cleanup(cancel)

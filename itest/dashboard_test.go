@@ -19,34 +19,13 @@ import (
 // EventSource, shows events per second and the busiest token by name. The
 // screenshot is kept as a CI artifact (dashboard.png).
 func TestDashboardInBrowser(t *testing.T) {
-	const chromium = "/usr/bin/chromium"
-	if _, err := os.Stat(chromium); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("chromium is not installed: %v", err)
-		}
-		t.Skip("chromium is not installed (apt-get install chromium)")
-	}
 	const secret = "dash-test-secret-0123456789"
 	d := start(t, "-admin=127.0.0.1:0", "-pub=127.0.0.1:0", "-ctl-secret="+secret)
 	for _, tok := range []string{"news", "news", "news", "sports", "sports", "weather"} {
 		d.subscribe("?subscribe=" + tok)
 	}
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.WindowSize(1440, 1000),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
+	ctx := newChromium(t, context.Background(), chromedp.WindowSize(1440, 1000))
 	ctx, cancelTimeout := context.WithTimeout(ctx, 150*time.Second)
 	defer cancelTimeout()
 

@@ -25,15 +25,19 @@ type docCmd struct {
 	secret bool
 }
 
+// docFiles are the documents whose commands and config files are checked.
+func docFiles() []string {
+	files, _ := filepath.Glob("../docs/*.md")
+	return append([]string{"../README.md"}, files...)
+}
+
 // docCommands extracts the commands of every ```sh block: one per line
 // (a trailing backslash continues it), blank and comment lines skipped, and
 // a variable set in the block (L="...") expanded in the lines after it.
 func docCommands(t *testing.T) []docCmd {
 	t.Helper()
-	files, _ := filepath.Glob("../docs/*.md")
-	files = append([]string{"../README.md"}, files...)
 	var out []docCmd
-	for _, f := range files {
+	for _, f := range docFiles() {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
@@ -470,10 +474,8 @@ func TestLoadFlags(t *testing.T) {
 // (starts with '-'), and there are at least three.
 func docConfigBlocks(t *testing.T) []docCmd {
 	t.Helper()
-	files, _ := filepath.Glob("../docs/*.md")
-	files = append([]string{"../README.md"}, files...)
 	var out []docCmd
-	for _, f := range files {
+	for _, f := range docFiles() {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
