@@ -19,7 +19,7 @@ import (
 // its page in headless Chromium: messages said through the page's backend
 // show once, in order, and a page opened again resumes where it was.
 func TestChatExample(t *testing.T) {
-	d := start(t)
+	d := start(t, "-presence=chat", "-presence-grace=1s")
 	bin := filepath.Join(t.TempDir(), "chat")
 	if out, err := exec.Command("go", "build", "-o", bin, "../examples/chat").CombinedOutput(); err != nil {
 		t.Fatalf("building the chat example: %v\n%s", err, out)
@@ -80,6 +80,28 @@ func TestChatExample(t *testing.T) {
 	waitFor(t, "the page to subscribe", func() bool {
 		return strings.Contains(d.command("tcpsubscribedclients:chat"), `"subscribedclients": 1,`)
 	})
+	// Who is online: this tab, then a second client, which then leaves.
+	onlineShows := func(what string, want *regexp.Regexp) {
+		t.Helper()
+		var got string
+		for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+			var err error
+			got, err = chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("online").textContent`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want.MatchString(got) {
+				return
+			}
+		}
+		t.Fatalf("%s: the page shows %q, want %s", what, got, want)
+	}
+	onlineShows("this tab", regexp.MustCompile(`^1 online: tab-\w+$`))
+	other := d.subscribe("?subscribe=chat&id=zed")
+	onlineShows("a join", regexp.MustCompile(`^2 online: tab-\w+, zed$`))
+	other.c.Close()
+	onlineShows("a leave", regexp.MustCompile(`^1 online: tab-\w+$`))
+
 	say("alice", "hello")
 	say("bob", "hi alice")
 	waitShown("alice: hello", "bob: hi alice")

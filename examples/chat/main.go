@@ -7,6 +7,8 @@
 //
 // Every tab sees every message once, in order, and a tab that reloads or
 // loses its connection misses nothing (hasses.js resumes from its last id).
+// With the server started with -presence=chat, the page also shows who is
+// online (hasses-presence, hasses-join and hasses-leave events).
 package main
 
 import (

@@ -103,6 +103,7 @@ type Engine struct {
 	kMeta, kLog, kNodes, kPub string
 	kIdem, kIdemV             string // idempotency keys by time, and their results
 	kRevoked                  string // revocations: user -> "<at> <until>" (Unix ms)
+	kPresQ, kPresR            string // presence queries (a channel) and answers (lists, + query id)
 	started                   time.Time
 
 	up       atomic.Bool  // the last Redis call succeeded
@@ -194,6 +195,7 @@ func New(cfg Config, h *hub.Hub) (*Engine, error) {
 		started: time.Now(), joinedCh: make(chan struct{}), appliedCh: make(chan struct{}), own: make(map[uint64]int), unitIDs: make(map[uint64]reply)}
 	e.kPub = tag + "pub:" + e.node
 	e.kIdem, e.kIdemV, e.kRevoked = tag+"idem", tag+"idemv", tag+"revoked"
+	e.kPresQ, e.kPresR = tag+"presq", tag+"presr:"
 	e.q.sig = make(chan struct{}, 1)
 	e.busWake = make(chan struct{}, 1)
 	h.SetReplica()
@@ -337,6 +339,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	wg.Go(func() { e.busLoop(ctx) })
 	wg.Go(func() { e.sendLoop(ctx) })
 	wg.Go(func() { e.nodesLoop(ctx) })
+	wg.Go(func() { e.presenceLoop(ctx) })
 	wg.Wait()
 	if n := e.q.len(); n > 0 {
 		e.log.Warn("cluster: stopped with publications not yet sent to Redis", "units", n)

@@ -97,6 +97,9 @@ type Options struct {
 	HistoryAge       time.Duration `opt:"history-age"`         // -history-age: how long events are kept
 	IdemWindow       time.Duration `opt:"idempotency-window"`  // -idempotency-window: how long a publication's idempotency key is remembered
 	HistoryTotal     int64         `opt:"history-total-bytes"` // -history-total-bytes: bytes of events kept over all tokens
+	Presence         string        `opt:"presence"`            // -presence: tokens whose subscribers see each other join and leave
+	PresenceGrace    time.Duration `opt:"presence-grace"`      // -presence-grace: how long a client must stay gone to leave
+	PresenceMax      int           `opt:"presence-max"`        // -presence-max: clients listed per token
 
 	Cluster       string `opt:"cluster"`        // -cluster: Redis URL of the cluster to join; empty = single node
 	ClusterPrefix string `opt:"cluster-prefix"` // -cluster-prefix: namespace of the cluster's Redis keys
@@ -284,6 +287,15 @@ func init() {
 		{"history-total-bytes", "BYTES", "bytes of events kept over all tokens, history and what slow streams have yet to receive; the oldest go first", num64(0, maxBytes, func(o *Options) *int64 { return &o.HistoryTotal })},
 		{"history-age", "DUR", "how long events are kept for replay", dur(maxAge, func(o *Options) *time.Duration { return &o.HistoryAge })},
 		{"idempotency-window", "DUR", "a publication's idempotency_key publishes once within this time (at most 65536 keys are kept, the oldest go first)", dur(maxAge, func(o *Options) *time.Duration { return &o.IdemWindow })},
+		{"presence", "TARGETS", "tokens whose subscribers see each other join and leave (hasses-join, hasses-leave, hasses-presence): exact tokens and prefix*, comma-separated (default none)", func(o *Options, v string) error {
+			if _, err := PresenceTargets(v); err != nil {
+				return err
+			}
+			o.Presence = v
+			return nil
+		}},
+		{"presence-grace", "DUR", "how long a client's last stream must stay gone before it leaves (and a token's before it is vacated), so that a reconnect is neither; 0 for none", dur(maxWait, func(o *Options) *time.Duration { return &o.PresenceGrace })},
+		{"presence-max", "N", "clients listed per token by /presence, tcppresence: and hasses-presence (the count is always full)", num(1, maxCount, func(o *Options) *int { return &o.PresenceMax })},
 		{"cluster", "URL", "join a cluster of nodes on Redis: redis://HOST:PORT/DB, rediss://..., redis+sentinel://HOST:PORT/DB?master=NAME (default: single node)", func(o *Options, v string) error {
 			if !strings.HasPrefix(v, "redis://") && !strings.HasPrefix(v, "rediss://") && !strings.HasPrefix(v, "redis+sentinel://") && !strings.HasPrefix(v, "rediss+sentinel://") {
 				return fmt.Errorf("%q is not a redis://, rediss:// or redis+sentinel:// URL", cluster.Redact(v))
@@ -332,11 +344,28 @@ func Defaults() *Options {
 		HistoryAge:       hub.DefaultHistoryAge,
 		IdemWindow:       hub.DefaultIdempotencyWindow,
 		HistoryTotal:     hub.DefaultHistoryTotalBytes,
+		PresenceGrace:    hub.DefaultPresenceGrace,
+		PresenceMax:      hub.DefaultPresenceMax,
 		TrustedProxies:   access.DefaultTrustedProxies,
 		ClusterPrefix:    cluster.DefaultPrefix,
 		ClusterLog:       cluster.DefaultLogLength,
 		ClusterQueue:     cluster.DefaultQueue,
 	}
+}
+
+// PresenceTargets splits the -presence list: exact tokens and prefix*.
+func PresenceTargets(v string) ([]string, error) {
+	var out []string
+	for _, t := range strings.Split(v, ",") {
+		if t = strings.TrimSpace(t); t == "" {
+			continue
+		}
+		if i := strings.IndexByte(t, '*'); i >= 0 && i != len(t)-1 {
+			return nil, fmt.Errorf("%q: '*' may only end a target (prefix*)", t)
+		}
+		out = append(out, t)
+	}
+	return out, nil
 }
 
 func lookup(name string) *option {

@@ -306,6 +306,8 @@ func TestNumericBounds(t *testing.T) {
 		{"ctl-idle-timeout", "24h", "86401"},
 		{"history-age", "8760h", "8761h"},
 		{"idempotency-window", "8760h", "8761h"},
+		{"presence-grace", "24h", "86401"},
+		{"presence-max", "1073741824", "1073741825"},
 		{"pub-rate", "1000000", "1000001"},
 		{"fifo-mode", "777", "1000"},
 	}

@@ -175,7 +175,10 @@ func (b *fakeBackend) Counters() Counters {
 }
 func (b *fakeBackend) SubscribedClients(tok string) int { return len(tok) }
 func (b *fakeBackend) Clients() []ClientInfo            { return nil }
-func (b *fakeBackend) SetReinit(on bool)                { b.reinit = on }
+func (b *fakeBackend) Presence(_ context.Context, toks []string) ([]hub.TokenPresence, error) {
+	return []hub.TokenPresence{{Token: toks[0], Streams: 2, Count: 1, Clients: []hub.Member{{ID: "tab1", User: "alice", Streams: 2}}}}, nil
+}
+func (b *fakeBackend) SetReinit(on bool) { b.reinit = on }
 func (b *fakeBackend) Info() Info {
 	return Info{Version: "2.0", Mode: "unencrypted (http)", Started: time.Now().Add(-21 * time.Second)}
 }
@@ -212,6 +215,9 @@ func TestReplies(t *testing.T) {
 	}
 	if got := reply("tcpsubscribedclients:room1"); got != `{"subscribedclients": 5, "subscribedfor": "room1"}` {
 		t.Errorf("got %s", got)
+	}
+	if got, want := reply("tcppresence:room1"), `{"presence":[{"token":"room1","streams":2,"count":1,"clients":[{"id":"tab1","user":"alice","streams":2}]}]}`; got != want {
+		t.Errorf("tcppresence: %s, want %s", got, want)
 	}
 	if got := reply(`tcpsubscribedclients:a"b`); got != `{"subscribedclients": 3, "subscribedfor": "a\"b"}` {
 		t.Errorf("got %s", got)

@@ -2,6 +2,7 @@ package control
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,6 +26,9 @@ import (
 type Backend interface {
 	Counters() Counters
 	SubscribedClients(token string) int
+	// Presence lists who is subscribed to tokens (on every node of a
+	// cluster).
+	Presence(ctx context.Context, tokens []string) ([]hub.TokenPresence, error)
 	Clients() []ClientInfo
 	SetReinit(on bool)
 	Info() Info
@@ -102,6 +106,9 @@ const (
 	DefaultMaxConns    = 1024            // -ctl-max-conns
 	DefaultIdleTimeout = 5 * time.Minute // -ctl-idle-timeout
 )
+
+// presenceTimeout bounds a tcppresence: answer (a cluster asks every node).
+const presenceTimeout = 3 * time.Second
 
 // warn logs a refused or ignored input at the normal level, at most a line
 // a second per reason, so that a misbehaving sender cannot fill the log.
@@ -253,6 +260,19 @@ func (h *Handler) handleUnit(dst []byte, u Unit, tcp bool, source string) []byte
 		dst = fmt.Appendf(dst, `{"subscribedclients": %d, "subscribedfor": `, h.Backend.SubscribedClients(tok))
 		dst = appendJSONString(dst, tok) // hasses did not escape; we do
 		return append(dst, '}')
+	case strings.HasPrefix(s, "tcppresence:"):
+		ctx, cancel := context.WithTimeout(context.Background(), presenceTimeout)
+		list, err := h.Backend.Presence(ctx, []string{s[len("tcppresence:"):]})
+		cancel()
+		if err != nil {
+			dst = append(dst, `{"error": `...)
+			dst = appendJSONString(dst, err.Error())
+			return append(dst, '}')
+		}
+		b, _ := json.Marshal(struct {
+			Presence []hub.TokenPresence `json:"presence"`
+		}{list})
+		return append(dst, b...)
 	case s == "tcpstatus":
 		return h.appendStatus(dst)
 	case s == "tcpcluster":

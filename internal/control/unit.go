@@ -8,14 +8,14 @@ import (
 	"github.com/hasses-go/hasses/internal/hub"
 )
 
-// commandWords are the fixed commands; two more take an argument after a
-// colon (subscribedclients:X and tcpsubscribedclients:X).
+// commandWords are the fixed commands; three more take an argument after a
+// colon (subscribedclients:X, tcpsubscribedclients:X and tcppresence:X).
 var commandWords = []string{
 	"status", "clientlist", "numberofclients",
 	"loglevel_quiet", "loglevel_normal", "loglevel_debug",
 	"reinit_enable", "reinit_disable",
 	"tcpnumberofclients", "tcpstatus", "tcpcluster",
-	"subscribedclients:", "tcpsubscribedclients:",
+	"subscribedclients:", "tcpsubscribedclients:", "tcppresence:",
 }
 
 // isCommand reports an exact, case-sensitive command match (spec 4.4).

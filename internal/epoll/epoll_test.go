@@ -11,6 +11,7 @@ import (
 	"net/http/httputil"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -147,20 +148,25 @@ func TestLaggingStreamIsClosedOthersServed(t *testing.T) {
 	waitSubscribed(t, ts.hub, "t", 2)
 	body := strings.Repeat("s", 1000)
 	done := make(chan error, 1)
+	var read atomic.Int64 // events the reader has, or -1 once it failed
 	go func() {
 		for i := range 2000 {
 			got, err := readEvent(reader)
 			if err != nil || got != fmt.Sprintf("%d %s", i, body) {
+				read.Store(-1)
 				done <- fmt.Errorf("event %d: %.20q %v", i, got, err)
 				return
 			}
+			read.Add(1)
 		}
 		done <- nil
 	}()
 	for i := range 2000 { // 2 MB
 		ts.hub.Publish(hub.Message{Targets: []string{"t"}, Data: fmt.Appendf(nil, "%d %s", i, body)})
-		if i%10 == 9 {
-			time.Sleep(time.Millisecond) // a publisher the reader can keep up with
+		// A publisher the reader keeps up with however busy the machine:
+		// at most 256 KB ahead of it, a quarter of the lag limit.
+		for n := read.Load(); n >= 0 && n < int64(i)-256; n = read.Load() {
+			time.Sleep(100 * time.Microsecond)
 		}
 	}
 	if err := <-done; err != nil {

@@ -44,6 +44,9 @@ type Config struct {
 	// IdempotencyWindow is how long a publication's Key is remembered;
 	// zero means DefaultIdempotencyWindow.
 	IdempotencyWindow time.Duration
+	// Presence says which tokens' subscribers see each other
+	// (presence.go).
+	Presence PresenceConfig
 	// Now returns the current time; tests replace it.
 	Now func() time.Time
 }
@@ -130,8 +133,9 @@ type Hub struct {
 	// a topic that was dropped. A new topic's floor starts there.
 	lostSeq uint64
 
-	keys      keyed // results of keyed publications (h.mu)
-	trims     trims // the topics Trim looks at (h.mu)
+	pres      presence // who is subscribed (h.mu)
+	keys      keyed    // results of keyed publications (h.mu)
+	trims     trims    // the topics Trim looks at (h.mu)
 	published atomic.Int64
 	// replica is set when a cluster sequences the events (cluster.go):
 	// they arrive through Apply, and Publish refuses.
@@ -165,6 +169,7 @@ func New(cfg Config) *Hub {
 		cfg.IdempotencyWindow = DefaultIdempotencyWindow
 	}
 	h := &Hub{cfg: cfg, topics: make(map[string]*topic), ids: make(map[string]int)}
+	h.pres.init(&h.cfg.Presence)
 	h.all = &topic{name: "*all", special: true, ret: &h.ret}
 	h.bcast = &topic{name: "*", special: true, ret: &h.ret}
 	return h
@@ -239,6 +244,9 @@ func (h *Hub) Publish(m Message) (Result, error) {
 func (h *Hub) publishLocked(seq uint64, now int64, m Message) (sse.ID, int) {
 	id := sse.ID{Epoch: h.cfg.Epoch, Seq: seq}
 	ev := h.encode(id, m, now)
+	if m.Presence != nil {
+		h.applyPresence(m.Presence)
+	}
 	everyone := false
 	hit := h.hit[:0]
 	add := func(t *topic) {

@@ -36,6 +36,10 @@ type Message struct {
 	// of its targets that match receive it as their last event and end
 	// (disconnect.go).
 	Disconnect *Match
+	// Presence, when set, makes the message a presence token's join or
+	// leave event (PresenceMessage): applying it updates the token's
+	// members (presence.go).
+	Presence *Change
 }
 
 // Result tells a publisher what became of a message.

@@ -24,7 +24,7 @@ type Sub struct {
 	cursor  uint64 // sequence number of the last event taken
 	partial []byte // unwritten tail of the event with sequence cursor
 
-	user  string // from SetUser (h.mu), for disconnections
+	user  string // who it authenticated as (h.mu), for presence and disconnections
 	since uint64 // the newest event when it subscribed: older disconnections are not its
 	endAt uint64 // the disconnection it received: its last event
 }
@@ -61,8 +61,29 @@ func (r Replay) String() string {
 // written, so a message published the moment the client sees the head is
 // not missed.
 func (h *Hub) Subscribe(o *Owner, tokens []string, id, lastID string, conn any) (*Sub, Replay) {
-	s := &Sub{ID: id, Tokens: tokens, Conn: conn, owner: o}
+	s, replay, _ := h.Open(o, SubRequest{Tokens: tokens, ID: id, LastID: lastID, Conn: conn})
+	return s, replay
+}
+
+// SubRequest is a stream to subscribe.
+type SubRequest struct {
+	Tokens []string // as requested; "*" means every token
+	ID     string   // client id ("id=" of the subscribe URL); may be empty
+	User   string   // who it authenticated as (a JWT's "sub"); may be empty
+	LastID string   // Last-Event-ID: replay the retained events after it
+	Conn   any      // the owner's per-connection state
+}
+
+// Open is Subscribe with the stream's user. On presence tokens the stream
+// counts as its client's (a join when it is the first), and snapshot is
+// the hasses-presence event it should receive before any other: the
+// members as of its cursor (nil when it is on no presence token, or
+// resumes completely and so replays the joins and leaves it missed).
+func (h *Hub) Open(o *Owner, r SubRequest) (s *Sub, replay Replay, snapshot []byte) {
+	s = &Sub{ID: r.ID, Tokens: r.Tokens, Conn: r.Conn, owner: o, user: r.User}
+	tokens, id, lastID := r.Tokens, r.ID, r.LastID
 	h.mu.Lock()
+	defer h.wakeOwners() // a join event
 	defer h.mu.Unlock()
 	star := false
 	for _, tok := range tokens {
@@ -82,7 +103,7 @@ func (h *Hub) Subscribe(o *Owner, tokens []string, id, lastID string, conn any) 
 	s.next = make([]uint64, len(s.topics))
 	s.slot = make([]int, len(s.topics))
 
-	replay := ReplayNone
+	replay = ReplayNone
 	s.cursor = h.seq
 	s.since = h.seq
 	if lastID != "" {
@@ -131,7 +152,11 @@ func (h *Hub) Subscribe(o *Owner, tokens []string, id, lastID string, conn any) 
 	if id != "" {
 		h.ids[id]++
 	}
-	return s, replay
+	if replay != ReplayComplete {
+		snapshot = h.snapshot(tokens)
+	}
+	h.presenceOpened(s)
+	return s, replay, snapshot
 }
 
 // CursorID returns the id of the last event s has been given (or skipped):
@@ -148,10 +173,12 @@ func (h *Hub) CursorID(s *Sub) string {
 // Unsubscribe removes s. Its topics keep their history.
 func (h *Hub) Unsubscribe(s *Sub) {
 	h.mu.Lock()
+	defer h.wakeOwners() // a leave event, without a grace period
 	defer h.mu.Unlock()
 	if s.topics == nil {
 		return
 	}
+	h.presenceClosed(s, s.topics)
 	for i, t := range s.topics {
 		t.removeSub(s.owner.idx, s, i)
 		h.dropTopic(t)

@@ -64,10 +64,12 @@ func (h *Hub) Trim() {
 	h.mu.Lock()
 	q := &h.trims
 	q.held, q.maxHold, q.looked = time.Now(), 0, 0
+	defer h.wakeOwners() // leave events
 	defer func() {
 		q.maxHold = max(q.maxHold, time.Since(q.held))
 		h.mu.Unlock()
 	}()
+	h.expirePresence(now)
 	spent := 0
 	// look trims t within the budget; what it could not finish, and what
 	// was published meanwhile, waits in q.queued.

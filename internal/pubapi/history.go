@@ -49,17 +49,8 @@ func (h *Handler) serveHistory(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) checkHistory(q *hub.HistoryQuery, limit string) error {
-	l := h.Pipeline.Limits
-	switch {
-	case len(q.Tokens) == 0:
-		return fmt.Errorf("no token given: GET /history?token=T")
-	case l.MaxTargets > 0 && len(q.Tokens) > l.MaxTargets:
-		return fmt.Errorf("too many tokens: %d, limit %d", len(q.Tokens), l.MaxTargets)
-	}
-	for _, t := range q.Tokens {
-		if t == "" || (l.MaxTokenLen > 0 && len(t) > l.MaxTokenLen) {
-			return fmt.Errorf("malformed token %q: empty or longer than %d bytes", t, l.MaxTokenLen)
-		}
+	if err := h.checkTokens(q.Tokens, "GET /history?token=T"); err != nil {
+		return err
 	}
 	if limit != "" {
 		n, err := strconv.Atoi(limit)

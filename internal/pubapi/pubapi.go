@@ -30,6 +30,7 @@ import (
 type Handler struct {
 	Pipeline *pipeline.Pipeline // its Limits bound the request body too
 	History  HistoryReader
+	Presence PresenceReader
 	Revoker  Revoker
 	Policy   *access.Policy
 	Rate     *access.RateLimiter // nil: unlimited
@@ -38,19 +39,19 @@ type Handler struct {
 	Logger   *slog.Logger
 }
 
-// ServeHTTP routes POST /publish and GET /history.
+// ServeHTTP routes the publish API's endpoints.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	method := http.MethodPost
 	switch r.URL.Path {
 	case "/publish", "/disconnect":
-	case "/history":
+	case "/history", "/presence":
 		method = http.MethodGet
 	case "/revoke":
 		if r.Method == http.MethodGet {
 			method = http.MethodGet
 		}
 	default:
-		h.fail(w, http.StatusNotFound, "not found: the publish API is POST /publish, GET /history, POST /disconnect and POST or GET /revoke")
+		h.fail(w, http.StatusNotFound, "not found: the publish API is POST /publish, GET /history, GET /presence, POST /disconnect and POST or GET /revoke")
 		return
 	}
 	if r.Method != method {
@@ -64,6 +65,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/history":
 		h.serveHistory(w, r)
+		return
+	case "/presence":
+		h.servePresence(w, r)
 		return
 	case "/disconnect":
 		h.serveDisconnect(w, r)

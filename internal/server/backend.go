@@ -1,10 +1,12 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"strconv"
 
 	"github.com/hasses-go/hasses/internal/control"
+	"github.com/hasses-go/hasses/internal/hub"
 )
 
 // The Server is the control channel's backend.
@@ -14,6 +16,15 @@ var _ control.Backend = (*Server)(nil)
 func (s *Server) Counters() control.Counters {
 	st := s.front.Stats()
 	return control.Counters{AllConn: st.Conns, SSEConn: st.Streams, MaxConn: st.MaxConns, MsgSend: st.Delivered}
+}
+
+// Presence lists who is subscribed to tokens: on every node of a cluster,
+// else on this one.
+func (s *Server) Presence(ctx context.Context, tokens []string) ([]hub.TokenPresence, error) {
+	if s.cluster != nil {
+		return s.cluster.Presence(ctx, tokens)
+	}
+	return s.hub.Presence(tokens), nil
 }
 
 // SubscribedClients counts the streams subscribed to exactly token.

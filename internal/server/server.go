@@ -132,7 +132,13 @@ func New(opts *config.Options, log *slog.Logger, level *slog.LevelVar) (*Server,
 	if histCount == 0 {
 		histCount = -1 // -history-count=0: no history (zero means the default to the hub)
 	}
+	presTargets, _ := config.PresenceTargets(opts.Presence) // checked by config
+	presGrace := opts.PresenceGrace
+	if presGrace == 0 {
+		presGrace = -1 // -presence-grace=0: none (zero means the default to the hub)
+	}
 	s.hub = hub.New(hub.Config{
+		Presence:          hub.PresenceConfig{Targets: presTargets, Grace: presGrace, Max: opts.PresenceMax},
 		MaxLag:            opts.MaxLag,
 		HistoryCount:      histCount,
 		HistoryBytes:      opts.HistoryBytes,
@@ -244,7 +250,7 @@ func (s *Server) newControl() error {
 	if s.cluster != nil {
 		s.pipe.Cluster = s.cluster
 	}
-	s.pub = &pubapi.Handler{Pipeline: s.pipe, History: s.hub, Revoker: s, Policy: s.policy,
+	s.pub = &pubapi.Handler{Pipeline: s.pipe, History: s.hub, Presence: s, Revoker: s, Policy: s.policy,
 		Rate: access.NewRateLimiter(opts.PubRate, max(int(opts.PubRate), 1)), Logger: s.log,
 		Throttle: &s.throttle, Refusals: s.refusals}
 	if s.adminLn != nil {

@@ -337,12 +337,11 @@ func (c *Core) AddWrites(n int64) {
 // is written, so that a message published the moment the client sees the
 // head is not missed.
 func (c *Core) Open(st *Stream, o *hub.Owner, req *handshake.Request, expires time.Time, text bool, conn any, now time.Time) hub.Replay {
-	sub, replay := c.hub.Subscribe(o, req.Tokens, req.ID, req.LastEventID, conn)
-	if req.User != "" {
-		c.hub.SetUser(sub, req.User)
-	}
+	sub, replay, snapshot := c.hub.Open(o, hub.SubRequest{Tokens: req.Tokens, ID: req.ID, User: req.User, LastID: req.LastEventID, Conn: conn})
 	sub.Text = text
-	*st = Stream{core: c, sub: sub, chunked: !text, initID: !req.NoInitID, lastWrite: now.UnixNano(), deadline: c.deadline(now, expires).UnixNano()}
+	// The presence snapshot waits in out for Start to put it after the
+	// head and the preamble.
+	*st = Stream{core: c, sub: sub, out: snapshot, chunked: !text, initID: !req.NoInitID, lastWrite: now.UnixNano(), deadline: c.deadline(now, expires).UnixNano()}
 	c.streams.Add(1)
 	return replay
 }

@@ -102,13 +102,15 @@ func (st *Stream) Idle() bool {
 // the first event resumes from the moment its stream opened; and, when the
 // requested replay is not complete, a hasses-reset event whose id is where
 // the stream resumes, so that the page can resynchronise and a reconnect
-// does not send the unusable id again.
+// does not send the unusable id again. A stream on presence tokens then
+// gets their members (hasses-presence).
 //
 // Only the opening id (with initid=1) ends a data-less block: EventSource
 // then takes the id without dispatching an event. The retry line otherwise
 // joins the next block (see package sse).
 func (st *Stream) Start(head []byte, replay hub.Replay) {
-	st.out = append(st.out, head...)
+	snapshot := st.out // from Open: the members of its presence tokens
+	st.out = append([]byte(nil), head...)
 	var text []byte
 	if r := st.core.cfg.Retry; r > 0 {
 		text = sse.AppendRetry(text, r.Milliseconds())
@@ -120,6 +122,9 @@ func (st *Stream) Start(head []byte, replay hub.Replay) {
 		id := st.core.hub.CursorID(st.sub)
 		text = sse.AppendEvent(text, []byte(id), "hasses-reset", []byte(replay.String()))
 	}
+	if len(text) == 0 && len(snapshot) > 0 {
+		text, snapshot = snapshot, nil
+	}
 	if len(text) == 0 {
 		// A body byte at once: a proxy speaking HTTP/2 to the browser
 		// (nginx) holds the response head until the first body bytes, and
@@ -128,6 +133,9 @@ func (st *Stream) Start(head []byte, replay hub.Replay) {
 		text = heartbeatText
 	}
 	st.queue(text)
+	if len(snapshot) > 0 {
+		st.queue(snapshot) // a block (and chunk) of its own
+	}
 }
 
 // queue appends SSE text to the stream's own bytes, framed for its

@@ -1,0 +1,116 @@
+package itest
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hasses-go/hasses/publish"
+)
+
+// presenceOf asks d's publish API who is on tokens.
+func presenceOf(t *testing.T, d *daemon, tokens ...string) []publish.TokenPresence {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	p, err := (&publish.Client{URL: "http://" + d.pub + "/publish"}).Presence(ctx, tokens...)
+	if err != nil {
+		t.Fatalf("presence %q: %v", tokens, err)
+	}
+	return p
+}
+
+// presenceEvent is the data of a hasses-join or hasses-leave event.
+type presenceEvent struct{ Token, ID, User string }
+
+// expectPresence reads s's next event: name with data want.
+func (s *stream) expectPresence(name string, want presenceEvent) event {
+	s.t.Helper()
+	ev, err := s.next(10 * time.Second)
+	var got presenceEvent
+	if err != nil || ev.Event != name || json.Unmarshal([]byte(ev.Data), &got) != nil || got != want || ev.ID == "" {
+		s.t.Fatalf("want %s %+v, got %+v %v", name, want, ev, err)
+	}
+	return ev
+}
+
+// expectSnapshot reads s's hasses-presence event: the ids on its token.
+func (s *stream) expectSnapshot(count int, ids ...string) {
+	s.t.Helper()
+	ev, err := s.next(5 * time.Second)
+	var snap struct {
+		Presence []struct {
+			Token   string
+			Count   int
+			Clients []struct{ ID, User string }
+		}
+	}
+	if err != nil || ev.Event != "hasses-presence" || ev.ID != "" || json.Unmarshal([]byte(ev.Data), &snap) != nil || len(snap.Presence) != 1 {
+		s.t.Fatalf("want a hasses-presence event without id, got %+v %v", ev, err)
+	}
+	var got []string
+	for _, c := range snap.Presence[0].Clients {
+		got = append(got, c.ID)
+	}
+	if snap.Presence[0].Count != count || strings.Join(got, ",") != strings.Join(ids, ",") {
+		s.t.Fatalf("snapshot %s, want count %d ids %q", ev.Data, count, ids)
+	}
+}
+
+// Presence on one node: a snapshot first, a join on a client's first
+// stream, a leave only once its last stream stayed gone for the grace
+// period (a reconnect in between is neither), and GET /presence and
+// tcppresence: list the streams per client.
+func TestPresence(t *testing.T) {
+	keyFile, issue := jwtFixture(t)
+	d := start(t, "-pub=127.0.0.1:0", "-jwt-key="+keyFile, "-presence=room*", "-presence-grace=1s")
+	tok := func(sub string) string { return issue(sub, time.Now()) }
+
+	watch := d.subscribe("?subscribe=room1&id=w&access_token=" + tok("wendy"))
+	watch.expectSnapshot(0)
+	watch.expectPresence("hasses-join", presenceEvent{"room1", "w", "wendy"})
+
+	tab1 := d.subscribe("?subscribe=room1-news&id=alice1&access_token=" + tok("alice"))
+	tab1.expectSnapshot(1, "w")
+	tab1.expectPresence("hasses-join", presenceEvent{"room1", "alice1", "alice"})
+	watch.expectPresence("hasses-join", presenceEvent{"room1", "alice1", "alice"})
+	tab1b := d.subscribe("?subscribe=room1&id=alice1&access_token=" + tok("alice")) // a second tab: no join
+	tab1b.expectSnapshot(2, "alice1", "w")
+	d.subscribe("?subscribe=news&id=nobody&access_token=" + tok("nobody")) // not a presence token
+	anon := d.subscribe("?subscribe=room1&access_token=" + tok("anon"))    // no id: sees, is not seen
+	anon.expectSnapshot(2, "alice1", "w")
+
+	p := presenceOf(t, d, "room1", "news")
+	if len(p) != 2 || p[0].Streams != 4 || p[0].Count != 2 || len(p[0].Clients) != 2 ||
+		p[0].Clients[0] != (publish.Member{ID: "alice1", User: "alice", Streams: 2}) || p[0].Clients[1] != (publish.Member{ID: "w", User: "wendy", Streams: 1}) ||
+		p[1].Streams != 2 || p[1].Count != 2 {
+		t.Fatalf("presence %+v", p)
+	}
+	if got := d.command("tcppresence:room1"); !strings.Contains(got, `"clients":[{"id":"alice1","user":"alice","streams":2},{"id":"w","user":"wendy","streams":1}]`) {
+		t.Fatalf("tcppresence: %s", got)
+	}
+
+	// Both tabs close and one comes back at once: neither a leave nor a join.
+	tab1.c.Close()
+	tab1b.c.Close()
+	back := d.subscribe("?subscribe=room1&id=alice1&access_token=" + tok("alice"))
+	back.expectSnapshot(2, "alice1", "w")
+	d.send("room1=hello")
+	watch.expect("hello")
+	// Gone for good: the leave comes after the grace period.
+	back.c.Close()
+	leave := watch.expectPresence("hasses-leave", presenceEvent{"room1", "alice1", "alice"})
+	anon.expect("hello")
+	anon.expectPresence("hasses-leave", presenceEvent{"room1", "alice1", "alice"})
+
+	// They are the token's events: in its history, replayed from an id.
+	h, err := (&publish.Client{URL: "http://" + d.pub + "/publish"}).History(context.Background(), publish.HistoryQuery{Tokens: []string{"room1"}, Limit: 10})
+	if err != nil || len(h.Events) != 4 || h.Events[3].ID != leave.ID || h.Events[3].Event != "hasses-leave" {
+		t.Fatalf("history %+v %v", h, err)
+	}
+	resumed := d.subscribe("?subscribe=room1&lastEventId=" + h.Events[1].ID + "&access_token=" + tok("anon"))
+	resumed.expect("hello")
+	resumed.expectPresence("hasses-leave", presenceEvent{"room1", "alice1", "alice"})
+}
