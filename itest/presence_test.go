@@ -114,3 +114,88 @@ func TestPresence(t *testing.T) {
 	resumed.expect("hello")
 	resumed.expectPresence("hasses-leave", presenceEvent{"room1", "alice1", "alice"})
 }
+
+// Presence across 3 nodes on a real redis-server: a client with streams on
+// two nodes joins once and leaves once, every node's streams see the same
+// events in the same order, GET /presence on any node counts every node's
+// streams, and a node killed with -9 has its members leave within 15 s.
+func TestClusterPresence(t *testing.T) {
+	r := startRedis(t)
+	args := []string{"-presence=room*", "-presence-grace=1s"}
+	nodes := []*daemon{startNode(t, r, args...), startNode(t, r, args...), startNode(t, r, args...)}
+	var watchers []*stream
+	for i, d := range nodes {
+		w := d.subscribe("?subscribe=room1&id=w" + string(rune('0'+i)))
+		// Its node may not have read the previous joins yet: the snapshot
+		// is as of the stream's position in the log, and the joins it
+		// lacks follow it.
+		ev, err := w.next(5 * time.Second)
+		if err != nil || ev.Event != "hasses-presence" {
+			t.Fatalf("want a snapshot: %+v %v", ev, err)
+		}
+		for j := range i {
+			id := "w" + string(rune('0'+j))
+			if !strings.Contains(ev.Data, `"id":"`+id+`"`) {
+				w.expectPresence("hasses-join", presenceEvent{"room1", id, ""})
+			}
+		}
+		watchers = append(watchers, w)
+		for _, w := range watchers {
+			w.expectPresence("hasses-join", presenceEvent{"room1", "w" + string(rune('0'+i)), ""})
+		}
+	}
+	// One client, two nodes: one join.
+	a0 := nodes[0].subscribe("?subscribe=room1&id=alice")
+	a0.expectSnapshot(3, "w0", "w1", "w2")
+	var joinID string
+	for _, w := range append(watchers, a0) {
+		joinID = w.expectPresence("hasses-join", presenceEvent{"room1", "alice", ""}).ID
+	}
+	a1 := nodes[1].subscribe("?subscribe=room1&id=alice")
+	a1.expectSnapshot(4, "alice", "w0", "w1", "w2")
+	if code, _, _ := nodes[2].publishHTTP(jsonMsg("room1", "after-join")); code != 200 {
+		t.Fatal(code)
+	}
+	for _, w := range append(watchers, a1) {
+		w.expect("after-join") // no second join before it
+	}
+	waitFor(t, "every node's streams listed", func() bool {
+		p := presenceOf(t, nodes[2], "room1")
+		return len(p) == 1 && p[0].Streams == 5 && p[0].Count == 4 && p[0].Clients[0] == (publish.Member{ID: "alice", Streams: 2})
+	})
+
+	// Its stream on node 0 goes: still there (node 1). Then node 1's: a leave.
+	a0.c.Close()
+	if code, _, _ := nodes[0].publishHTTP(jsonMsg("room1", "one-left")); code != 200 {
+		t.Fatal(code)
+	}
+	time.Sleep(2500 * time.Millisecond) // past the grace period and a trim
+	nodes[0].publishHTTP(jsonMsg("room1", "still-there"))
+	for _, w := range watchers {
+		w.expect("one-left", "still-there")
+	}
+	a1.c.Close()
+	for _, w := range watchers {
+		if ev := w.expectPresence("hasses-leave", presenceEvent{"room1", "alice", ""}); ev.ID <= joinID {
+			t.Fatalf("leave %s not after join %s", ev.ID, joinID)
+		}
+	}
+
+	// A node killed with -9: its members leave, on the other nodes.
+	start := time.Now()
+	nodes[2].kill9()
+	for _, w := range watchers[:2] {
+		ev, err := w.next(20 * time.Second)
+		var got presenceEvent
+		if err != nil || ev.Event != "hasses-leave" || json.Unmarshal([]byte(ev.Data), &got) != nil || got != (presenceEvent{"room1", "w2", ""}) {
+			t.Fatalf("want w2's leave, got %+v %v", ev, err)
+		}
+	}
+	if took := time.Since(start); took > 15*time.Second {
+		t.Fatalf("the dead node's member left after %v, want within 15 s", took)
+	}
+	p := presenceOf(t, nodes[0], "room1")
+	if len(p) != 1 || p[0].Streams != 2 || p[0].Count != 2 {
+		t.Fatalf("after the kill: %+v", p)
+	}
+}

@@ -104,6 +104,10 @@ type Engine struct {
 	kIdem, kIdemV             string // idempotency keys by time, and their results
 	kRevoked                  string // revocations: user -> "<at> <until>" (Unix ms)
 	kPresQ, kPresR            string // presence queries (a channel) and answers (lists, + query id)
+	kPresN, kPresC            string // presence members and their node counts (presenceScript)
+	kPresNodes                string // the nodes that have members
+	pq                        presenceQueue
+	missing                   map[string]int // nodes with members missing from the view, for how many refreshes (nodesLoop)
 	started                   time.Time
 
 	up       atomic.Bool  // the last Redis call succeeded
@@ -196,9 +200,13 @@ func New(cfg Config, h *hub.Hub) (*Engine, error) {
 	e.kPub = tag + "pub:" + e.node
 	e.kIdem, e.kIdemV, e.kRevoked = tag+"idem", tag+"idemv", tag+"revoked"
 	e.kPresQ, e.kPresR = tag+"presq", tag+"presr:"
+	e.kPresN, e.kPresC, e.kPresNodes = tag+"presn", tag+"presc", tag+"presnodes"
+	e.pq.sig = make(chan struct{}, 1)
+	e.missing = make(map[string]int)
 	e.q.sig = make(chan struct{}, 1)
 	e.busWake = make(chan struct{}, 1)
 	h.SetReplica()
+	h.SetPresenceRemote(e.presenceChanged)
 	return e, nil
 }
 
@@ -340,6 +348,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	wg.Go(func() { e.sendLoop(ctx) })
 	wg.Go(func() { e.nodesLoop(ctx) })
 	wg.Go(func() { e.presenceLoop(ctx) })
+	wg.Go(func() { e.presenceSendLoop(ctx) })
 	wg.Wait()
 	if n := e.q.len(); n > 0 {
 		e.log.Warn("cluster: stopped with publications not yet sent to Redis", "units", n)

@@ -25,12 +25,15 @@ func TestBodyRoundTrip(t *testing.T) {
 		{Targets: []string{"with\nnewline", "nul\x00", string(make([]byte, 300))}, Data: make([]byte, 70000)},
 		{Targets: []string{"*"}, Event: "hasses-disconnect", Data: []byte("{}"), Disconnect: &hub.Match{User: "alice"}},
 		{Targets: []string{"room1"}, Event: "hasses-disconnect", Data: []byte("{}"), Disconnect: &hub.Match{ID: "tab1"}},
+		hub.PresenceMessage(hub.Change{Token: "room1", ID: "tab1", User: "alice", Join: true}),
+		hub.PresenceMessage(hub.Change{Token: "room1", ID: "tab1"}),
 	} {
 		origin, got, err := decodeBody(encodeBody("node", m))
 		want := m.Targets
 		if err != nil || origin != "node" || !slices.Equal(got.Targets, want) || got.Exclude != m.Exclude ||
 			got.Event != m.Event || string(got.Data) != string(m.Data) || (got.Disconnect == nil) != (m.Disconnect == nil) ||
-			(m.Disconnect != nil && *got.Disconnect != *m.Disconnect) {
+			(m.Disconnect != nil && *got.Disconnect != *m.Disconnect) || (got.Presence == nil) != (m.Presence == nil) ||
+			(m.Presence != nil && *got.Presence != *m.Presence) {
 			t.Errorf("%+v: got %q %+v, %v", m, origin, got, err)
 		}
 	}
@@ -70,6 +73,7 @@ func FuzzParseEntry(f *testing.F) {
 	f.Add("1005-0", "77 1000", encodeBody("", hub.Message{Targets: []string{"room1"}, Data: []byte("data")}))
 	f.Add("18446744073709551615-0", "1 0", encodeBody("n", hub.Message{Targets: []string{"*"}, Exclude: "x", Event: "ev"}))
 	f.Add("1006-0", "77 1005", encodeBody("", hub.Message{Targets: []string{"*"}, Event: "hasses-disconnect", Data: []byte("{}"), Disconnect: &hub.Match{ID: "a", User: "b"}}))
+	f.Add("1007-0", "77 1006", encodeBody("", hub.PresenceMessage(hub.Change{Token: "room1", ID: "tab1", User: "alice", Join: true})))
 	f.Fuzz(func(t *testing.T, id, h, m string) {
 		en, err := parseEntry(id, h, m)
 		if err != nil {

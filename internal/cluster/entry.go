@@ -28,7 +28,9 @@ import (
 //	   id of the node waiting for its answer (empty for fire-and-forget
 //	   units), the excluded client id, the event name, the data, then the
 //	   targets; a disconnection starts with 0xff, the client id and user it
-//	   matches, and "<at> <until>" (Unix ms) if it revokes the user's tokens
+//	   matches, and "<at> <until>" (Unix ms) if it revokes the user's tokens;
+//	   a presence event (join or leave) starts with 0xfe, the token, the
+//	   client id, the user and "j" or "l"
 type entry struct {
 	seq, prev, epoch uint64
 	origin           string
@@ -38,8 +40,12 @@ type entry struct {
 
 var errBadEntry = errors.New("cluster: malformed log entry")
 
-// disconnectMark starts the body of a disconnection (hub.Message.Disconnect).
-const disconnectMark = 0xff
+// disconnectMark starts the body of a disconnection (hub.Message.Disconnect),
+// presenceMark that of a join or leave (hub.Message.Presence).
+const (
+	disconnectMark = 0xff
+	presenceMark   = 0xfe
+)
 
 // appendStrings packs strings (raw bytes, any content) as length-prefixed
 // values.
@@ -67,6 +73,14 @@ func encodeBody(origin string, m hub.Message) string {
 			rev = strconv.FormatInt(r.At, 10) + " " + strconv.FormatInt(r.Until, 10)
 		}
 		b = appendStrings(b, d.ID, d.User, rev)
+	}
+	if p := m.Presence; p != nil {
+		kind := "l"
+		if p.Join {
+			kind = "j"
+		}
+		b = append(b, presenceMark)
+		b = appendStrings(b, p.Token, p.ID, p.User, kind)
 	}
 	b = appendStrings(b, origin, m.Exclude, m.Event)
 	b = binary.AppendUvarint(b, uint64(len(m.Data)))
@@ -117,6 +131,20 @@ func decodeBody(s string) (origin string, m hub.Message, err error) {
 			d.Revoke = &r
 		}
 		m.Disconnect = &d
+	}
+	if len(s) > 0 && s[0] == presenceMark {
+		var p hub.Change
+		var kind string
+		var ok1, ok2, ok3, ok4 bool
+		p.Token, s, ok1 = nextString(s[1:])
+		p.ID, s, ok2 = nextString(s)
+		p.User, s, ok3 = nextString(s)
+		kind, s, ok4 = nextString(s)
+		if !ok1 || !ok2 || !ok3 || !ok4 || (kind != "j" && kind != "l") || p.Token == "" || p.ID == "" {
+			return "", m, errBadEntry
+		}
+		p.Join = kind == "j"
+		m.Presence = &p
 	}
 	var data string
 	var ok1, ok2, ok3, ok4 bool

@@ -43,6 +43,7 @@ func (e *Engine) refreshNodes(ctx context.Context) {
 	}
 	view := make([]Node, 0, len(all))
 	var stale []string
+	live := make(map[string]bool, len(all))
 	for id, v := range all {
 		var n Node
 		if json.Unmarshal([]byte(v), &n) != nil || now.Sub(n.Seen) > nodeTTL {
@@ -50,7 +51,9 @@ func (e *Engine) refreshNodes(ctx context.Context) {
 			continue
 		}
 		view = append(view, n)
+		live[id] = true
 	}
+	e.reap(cctx, live, stale)
 	slices.SortFunc(view, func(a, b Node) int { return a.Started.Compare(b.Started) })
 	e.view.Store(&view)
 	if len(stale) > 0 {

@@ -6,6 +6,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -123,4 +127,210 @@ func (e *Engine) answerPresence(ctx context.Context, q presenceQuery) {
 			return
 		}
 	}
+}
+
+// Joins and leaves are decided in Redis, so that a client with streams on
+// several nodes joins once and leaves once. Each node reports its own
+// transitions (hub.Change: a client's first stream on the node, its last
+// gone for the grace period) as idempotent set operations; presenceScript
+// counts, per (token, client), the nodes that have it, and appends the join
+// or leave event to the log, in the same atomic step, when the count
+// leaves or reaches zero. A node that goes silent has its members removed
+// by whichever node notices first (reap).
+
+// presenceOp is one node's transition: field is "<node>\x00<token>\x00<id>"
+// (id empty for a token's occupancy).
+type presenceOp struct {
+	field string
+	c     hub.Change
+}
+
+// presenceQueue holds the transitions not yet sent, the latest per field:
+// the operations are idempotent, so only the last state counts.
+type presenceQueue struct {
+	mu    sync.Mutex
+	ops   map[string]presenceOp
+	order []string
+	sig   chan struct{}
+}
+
+const presenceBatch = 256 // operations per script call
+
+func (q *presenceQueue) push(op presenceOp) {
+	q.mu.Lock()
+	if q.ops == nil {
+		q.ops = make(map[string]presenceOp)
+	}
+	if _, ok := q.ops[op.field]; !ok {
+		q.order = append(q.order, op.field)
+	}
+	q.ops[op.field] = op
+	q.mu.Unlock()
+	select {
+	case q.sig <- struct{}{}:
+	default:
+	}
+}
+
+// take removes up to n operations, oldest first.
+func (q *presenceQueue) take(n int) []presenceOp {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var out []presenceOp
+	k := 0
+	for ; k < len(q.order) && len(out) < n; k++ {
+		out = append(out, q.ops[q.order[k]])
+		delete(q.ops, q.order[k])
+	}
+	clear(q.order[:k])
+	q.order = q.order[k:]
+	return out
+}
+
+// putBack returns operations that failed to be sent, unless a later one
+// for the same field came meanwhile.
+func (q *presenceQueue) putBack(ops []presenceOp) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var front []string
+	for _, op := range ops {
+		if _, ok := q.ops[op.field]; !ok {
+			q.ops[op.field] = op
+			front = append(front, op.field)
+		}
+	}
+	q.order = append(front, q.order...)
+}
+
+// presenceChanged queues a transition of this node's presence (the hub
+// calls it with its lock held).
+func (e *Engine) presenceChanged(c hub.Change) {
+	e.pq.push(presenceOp{field: e.node + "\x00" + c.Token + "\x00" + c.ID, c: c})
+}
+
+// presenceSendLoop sends the queued transitions to Redis until ctx is
+// done.
+func (e *Engine) presenceSendLoop(ctx context.Context) {
+	select { // the node is in the cluster view first, so that no one reaps it
+	case <-ctx.Done():
+		return
+	case <-e.joinedCh:
+	}
+	var args []string
+	for {
+		ops := e.pq.take(presenceBatch)
+		if len(ops) == 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-e.pq.sig:
+				continue
+			}
+		}
+		e.mu.Lock()
+		minSeq := strconv.FormatUint(e.pos, 10)
+		e.mu.Unlock()
+		args = append(args[:0], strconv.FormatInt(time.Now().UnixMilli(), 10), strconv.Itoa(e.cfg.LogLength), minSeq, e.node, e.node)
+		for _, op := range ops {
+			kind, body := "l", ""
+			if op.c.Join {
+				kind = "j"
+			}
+			if op.c.ID != "" {
+				body = encodeBody("", hub.PresenceMessage(op.c))
+			}
+			args = append(args, kind, op.field, op.c.User, body)
+		}
+		cctx, cancel := context.WithTimeout(ctx, publishTimeout)
+		v, err := e.client.Do(cctx, e.client.B().Eval().Script(presenceScript).Numkeys(5).
+			Key(e.kMeta, e.kLog, e.kPresN, e.kPresC, e.kPresNodes).Arg(args...).Build()).AsStrSlice()
+		cancel()
+		clear(args)
+		if err == nil && len(v) != len(ops) {
+			err = fmt.Errorf("cluster presence: %d answers for %d operations", len(v), len(ops))
+		}
+		if err != nil {
+			e.pq.putBack(ops)
+			if ctx.Err() != nil {
+				return
+			}
+			e.log.Debug("cluster: sending presence", "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(retryDelay):
+			}
+			continue
+		}
+		if occ := e.hub.PresenceOccupancy(); occ != nil {
+			for i, op := range ops {
+				if op.c.ID == "" && v[i] == "1" {
+					occ(op.c.Token, op.c.Join) // a cluster-wide transition, decided once
+				}
+			}
+		}
+	}
+}
+
+// reap removes the members of nodes that left the cluster view: those
+// silent past the node TTL (stale), and those missing from it for two
+// refreshes (a node that shut down removes its line). live are the nodes
+// in the view.
+func (e *Engine) reap(ctx context.Context, live map[string]bool, stale []string) {
+	nodes, err := e.client.Do(ctx, e.client.B().Smembers().Key(e.kPresNodes).Build()).AsStrSlice()
+	if err != nil {
+		return
+	}
+	gone := make(map[string]bool)
+	for _, n := range stale {
+		gone[n] = true
+	}
+	for _, n := range nodes {
+		if live[n] || n == e.node {
+			delete(e.missing, n)
+			continue
+		}
+		if e.missing[n]++; e.missing[n] >= 2 {
+			gone[n] = true
+		}
+	}
+	for n := range gone {
+		if !slices.Contains(nodes, n) {
+			continue
+		}
+		delete(e.missing, n)
+		if e.reapNode(ctx, n) {
+			e.client.Do(ctx, e.client.B().Srem().Key(e.kPresNodes).Member(n).Build())
+		}
+	}
+}
+
+// reapNode queues the leaves of node's members; it reports whether node
+// has none left to reap.
+func (e *Engine) reapNode(ctx context.Context, node string) bool {
+	prefix := node + "\x00"
+	var cursor uint64
+	found := 0
+	for {
+		entry, err := e.client.Do(ctx, e.client.B().Hscan().Key(e.kPresN).Cursor(cursor).Match(prefix+"*").Count(1000).Build()).AsScanEntry()
+		if err != nil {
+			return false
+		}
+		for i := 0; i+1 < len(entry.Elements); i += 2 {
+			field, user := entry.Elements[i], entry.Elements[i+1]
+			token, id, ok := strings.Cut(strings.TrimPrefix(field, prefix), "\x00")
+			if !ok {
+				continue
+			}
+			found++
+			e.pq.push(presenceOp{field: field, c: hub.Change{Token: token, ID: id, User: user}})
+		}
+		if cursor = entry.Cursor; cursor == 0 {
+			break
+		}
+	}
+	if found > 0 {
+		e.log.Info("cluster: removing the presence of a node that left", "node", node, "members", found)
+	}
+	return found == 0
 }

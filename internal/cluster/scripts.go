@@ -180,3 +180,64 @@ local lost = redis.call('HGET', KEYS[1], 'lost')
 if tonumber(ARGV[1]) > tonumber(lost or '0') then redis.call('HSET', KEYS[1], 'lost', ARGV[1]) end
 return 1
 `
+
+// presenceScript applies nodes' presence transitions and appends the join
+// and leave events they make, in one atomic step: this is where a
+// transition becomes cluster-wide, once.
+//
+//	KEYS: meta, log, members (a hash "<node>\0<token>\0<id>" -> user),
+//	      counts (a hash "<token>\0<id>" -> nodes that have it), the nodes
+//	      with members (a set)
+//	ARGV: new epoch, log length, min seq, node id (for the tags), the node
+//	      to record as having members ("" for none), then for each
+//	      operation: "j" (join) or "l" (leave), its members field, the
+//	      user, the event's entry body ("" for a token's occupancy: no
+//	      event)
+//
+// It returns "1" for each operation that was a cluster-wide transition
+// (the count left or reached zero), else "0". The events are numbered as
+// publishScript numbers publications (see there), tagged "<node>:p<seq>".
+const presenceScript = `
+local t = redis.call('TIME')
+local now = (tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) * 1000
+local m = redis.call('HMGET', KEYS[1], 'e', 's', 'lost', 'u')
+local epoch, last, prevtag = m[1], tonumber(m[2] or '0'), m[4] or ''
+local minseq = math.max(tonumber(ARGV[3]), tonumber(m[3] or '0'))
+local out, published = {}, false
+if ARGV[5] ~= '' then redis.call('SADD', KEYS[5], ARGV[5]) end
+for i = 6, #ARGV, 4 do
+  local field, body = ARGV[i+1], ARGV[i+3]
+  local sep = string.find(field, '\0', 1, true)
+  local ckey = string.sub(field, sep + 1)
+  local changed = false
+  if ARGV[i] == 'j' then
+    if redis.call('HSETNX', KEYS[3], field, ARGV[i+2]) == 1 then
+      changed = redis.call('HINCRBY', KEYS[4], ckey, 1) == 1
+    end
+  elseif redis.call('HDEL', KEYS[3], field) == 1 then
+    local n = redis.call('HINCRBY', KEYS[4], ckey, -1)
+    if n <= 0 then
+      redis.call('HDEL', KEYS[4], ckey)
+      changed = true
+    end
+  end
+  if changed and body ~= '' then
+    if not epoch then
+      epoch = ARGV[1]
+      last = math.max(now, minseq)
+      redis.call('HSET', KEYS[1], 'e', epoch, 'since', string.format('%.0f', last))
+    end
+    local seq = math.max(last + 1, now, minseq + 1)
+    local id = string.format('%.0f', seq)
+    local tag = ARGV[4] .. ':p' .. id
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], id .. '-0',
+      'h', epoch .. ' ' .. string.format('%.0f', last) .. ' ' .. tag .. ' ' .. prevtag, 'm', body)
+    last, prevtag, published = seq, tag, true
+  end
+  out[#out+1] = changed and '1' or '0'
+end
+if published then
+  redis.call('HSET', KEYS[1], 's', string.format('%.0f', last), 'u', prevtag)
+end
+return out
+`

@@ -55,9 +55,18 @@ type PresenceConfig struct {
 	// calls Occupancy itself.
 	Occupancy func(token string, occupied bool)
 	// Remote receives every Change of a replica hub (SetReplica): the
-	// cluster engine. Called with the hub's lock held; must not block.
+	// cluster engine sets it (SetPresenceRemote). Called with the hub's
+	// lock held; must not block.
 	Remote func(Change)
 }
+
+// SetPresenceRemote hands a replica's presence Changes to fn: the cluster
+// makes them cluster-wide. Call it once, before serving.
+func (h *Hub) SetPresenceRemote(fn func(Change)) { h.cfg.Presence.Remote = fn }
+
+// PresenceOccupancy returns PresenceConfig.Occupancy: the cluster calls it
+// for the cluster-wide transitions.
+func (h *Hub) PresenceOccupancy() func(token string, occupied bool) { return h.cfg.Presence.Occupancy }
 
 // Change is a transition of this node's presence: client ID (with User)
 // joining or leaving presence token Token, or, with ID empty, Token
