@@ -88,6 +88,11 @@ func TestPresence(t *testing.T) {
 		p[1].Streams != 2 || p[1].Count != 2 {
 		t.Fatalf("presence %+v", p)
 	}
+	code, out, errOut := runHasses(t, nil, "presence", "-to", "http://"+d.pub+"/publish", "room1,news")
+	var cli struct{ Presence []publish.TokenPresence }
+	if code != 0 || json.Unmarshal([]byte(out), &cli) != nil || len(cli.Presence) != 2 || cli.Presence[0].Count != 2 || cli.Presence[1].Streams != 2 {
+		t.Errorf("hasses presence: exit %d %q %q", code, out, errOut)
+	}
 	if got := d.command("tcppresence:room1"); !strings.Contains(got, `"clients":[{"id":"alice1","user":"alice","streams":2},{"id":"w","user":"wendy","streams":1}]`) {
 		t.Fatalf("tcppresence: %s", got)
 	}

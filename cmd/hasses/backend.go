@@ -14,89 +14,141 @@ import (
 	"github.com/hasses-go/hasses/publish"
 )
 
+// apiCmd is what the subcommands that call the publish API share: -to,
+// -secret and -timeout, the usage text, and the exit codes (0 done, 1 the
+// call failed, 2 a usage error).
+type apiCmd struct {
+	name, usage string
+	fs          *flag.FlagSet
+	to, secret  *string
+	timeout     *time.Duration
+	ctx         context.Context
+	cancel      context.CancelFunc
+	client      *publish.Client
+	exit        int
+}
+
+func newAPICmd(name, endpoint, usage string) *apiCmd {
+	c := &apiCmd{name: "hasses " + name, usage: usage}
+	c.fs = flag.NewFlagSet(c.name, flag.ContinueOnError)
+	c.to = c.fs.String("to", "http://127.0.0.1:8086/publish", "publish API URL (its "+endpoint+" beside /publish is used)")
+	c.secret = c.fs.String("secret", "", "publisher secret (default $HASSES_CTL_SECRET)")
+	c.timeout = c.fs.Duration("timeout", 10*time.Second, "give up after this")
+	c.fs.SetOutput(io.Discard)
+	return c
+}
+
+// parse parses args and checks them with check (nil: fine). It reports
+// false when the command is over, with c.exit set; else the client and
+// its context are ready (call c.cancel when done).
+func (c *apiCmd) parse(args []string, check func() error) bool {
+	err := c.fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Print(c.usage + "\n\n")
+		c.fs.SetOutput(os.Stdout)
+		c.fs.PrintDefaults()
+		c.exit = 0
+		return false
+	}
+	if err == nil && check != nil {
+		err = check()
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\nrun '%s -h' for the options\n", c.name, err, c.name)
+		c.exit = 2
+		return false
+	}
+	if *c.secret == "" {
+		*c.secret = os.Getenv("HASSES_CTL_SECRET")
+	}
+	c.ctx, c.cancel = context.WithTimeout(context.Background(), *c.timeout)
+	c.client = &publish.Client{URL: *c.to, Secret: *c.secret}
+	return true
+}
+
+// fail reports a failed call.
+func (c *apiCmd) fail(err error) int {
+	fmt.Fprintf(os.Stderr, "%s: %v\n", c.name, err)
+	return 1
+}
+
+func printJSON(v any) {
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
+}
+
 // runHistory is "hasses history": what a token's stream holds, from the
 // publish API's GET /history, printed as its JSON answer.
 func runHistory(args []string) int {
-	fs := flag.NewFlagSet("hasses history", flag.ContinueOnError)
-	to := fs.String("to", "http://127.0.0.1:8086/publish", "publish API URL (its /history beside /publish is read)")
-	secret := fs.String("secret", "", "publisher secret (default $HASSES_CTL_SECRET)")
-	after := fs.String("after", "", "an event id: the events after it (default: the newest -limit events)")
-	limit := fs.Int("limit", 100, "events at most, 0 to 1000; 0 prints only the position (last_id)")
-	id := fs.String("id", "", "a stream's client id: leave out the events that exclude it")
-	timeout := fs.Duration("timeout", 10*time.Second, "give up after this")
-	fs.SetOutput(io.Discard)
-	usageError := func(err error) int {
-		fmt.Fprintf(os.Stderr, "hasses history: %v\nrun 'hasses history -h' for the options\n", err)
-		return 2
+	c := newAPICmd("history", "/history", "Usage: hasses history [-to URL] [-secret S] [-after ID] [-limit N] [-id CLIENT] TOKEN[,TOKEN...]\n"+
+		"Prints the GET /history answer: the events a stream subscribed to the tokens replays after -after.")
+	after := c.fs.String("after", "", "an event id: the events after it (default: the newest -limit events)")
+	limit := c.fs.Int("limit", 100, "events at most, 0 to 1000; 0 prints only the position (last_id)")
+	id := c.fs.String("id", "", "a stream's client id: leave out the events that exclude it")
+	if !c.parse(args, oneArg(c.fs, "give the token(s), comma-separated, and nothing else")) {
+		return c.exit
 	}
-	switch err := fs.Parse(args); {
-	case errors.Is(err, flag.ErrHelp):
-		fmt.Print("Usage: hasses history [-to URL] [-secret S] [-after ID] [-limit N] [-id CLIENT] TOKEN[,TOKEN...]\n" +
-			"Prints the GET /history answer: the events a stream subscribed to the tokens replays after -after.\n\n")
-		fs.SetOutput(os.Stdout)
-		fs.PrintDefaults()
-		return 0
-	case err != nil:
-		return usageError(err)
-	case fs.NArg() != 1:
-		return usageError(errors.New("give the token(s), comma-separated, and nothing else"))
-	}
-	if *secret == "" {
-		*secret = os.Getenv("HASSES_CTL_SECRET")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
-	defer cancel()
-	h, err := (&publish.Client{URL: *to, Secret: *secret}).History(ctx,
-		publish.HistoryQuery{Tokens: strings.Split(fs.Arg(0), ","), After: *after, Limit: *limit, ID: *id})
+	defer c.cancel()
+	h, err := c.client.History(c.ctx, publish.HistoryQuery{Tokens: strings.Split(c.fs.Arg(0), ","), After: *after, Limit: *limit, ID: *id})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "hasses history:", err)
-		return 1
+		return c.fail(err)
 	}
-	enc := json.NewEncoder(os.Stdout)
-	enc.SetEscapeHTML(false)
-	enc.Encode(h)
+	printJSON(h)
 	return 0
+}
+
+// runPresence is "hasses presence": who is subscribed to tokens, on every
+// node (GET /presence), printed as its JSON answer.
+func runPresence(args []string) int {
+	c := newAPICmd("presence", "/presence", "Usage: hasses presence [-to URL] [-secret S] TOKEN[,TOKEN...]\n"+
+		"Prints the GET /presence answer: the streams and clients subscribed to each token.")
+	if !c.parse(args, oneArg(c.fs, "give the token(s), comma-separated, and nothing else")) {
+		return c.exit
+	}
+	defer c.cancel()
+	p, err := c.client.Presence(c.ctx, strings.Split(c.fs.Arg(0), ",")...)
+	if err != nil {
+		return c.fail(err)
+	}
+	printJSON(map[string]any{"presence": p})
+	return 0
+}
+
+// oneArg checks that exactly one argument was given.
+func oneArg(fs *flag.FlagSet, msg string) func() error {
+	return func() error {
+		if fs.NArg() != 1 {
+			return errors.New(msg)
+		}
+		return nil
+	}
 }
 
 // runDisconnect is "hasses disconnect": ends the streams of a client id, a
 // user or a token (POST /disconnect).
 func runDisconnect(args []string) int {
-	fs := flag.NewFlagSet("hasses disconnect", flag.ContinueOnError)
-	to := fs.String("to", "http://127.0.0.1:8086/publish", "publish API URL (its /disconnect beside /publish is used)")
-	secret := fs.String("secret", "", "publisher secret (default $HASSES_CTL_SECRET)")
+	c := newAPICmd("disconnect", "/disconnect", "Usage: hasses disconnect [-to URL] [-secret S] [-id ID] [-user USER] [-token TOKEN]\n"+
+		"Ends the matching streams on every node; they get a hasses-disconnect event and may reconnect.")
 	var d publish.Disconnect
-	fs.StringVar(&d.ID, "id", "", "end the streams of this client id")
-	fs.StringVar(&d.User, "user", "", "end the streams of this user (a subscriber token's sub)")
-	fs.StringVar(&d.Token, "token", "", "end the streams subscribed to this token")
-	timeout := fs.Duration("timeout", 10*time.Second, "give up after this")
-	fs.SetOutput(io.Discard)
-	usageError := func(err error) int {
-		fmt.Fprintf(os.Stderr, "hasses disconnect: %v\nrun 'hasses disconnect -h' for the options\n", err)
-		return 2
+	c.fs.StringVar(&d.ID, "id", "", "end the streams of this client id")
+	c.fs.StringVar(&d.User, "user", "", "end the streams of this user (a subscriber token's sub)")
+	c.fs.StringVar(&d.Token, "token", "", "end the streams subscribed to this token")
+	if !c.parse(args, func() error {
+		switch {
+		case c.fs.NArg() != 0:
+			return fmt.Errorf("unexpected argument %q", c.fs.Arg(0))
+		case d == publish.Disconnect{}:
+			return errors.New("say whose streams: -id, -user or -token")
+		}
+		return nil
+	}) {
+		return c.exit
 	}
-	switch err := fs.Parse(args); {
-	case errors.Is(err, flag.ErrHelp):
-		fmt.Print("Usage: hasses disconnect [-to URL] [-secret S] [-id ID] [-user USER] [-token TOKEN]\n" +
-			"Ends the matching streams on every node; they get a hasses-disconnect event and may reconnect.\n\n")
-		fs.SetOutput(os.Stdout)
-		fs.PrintDefaults()
-		return 0
-	case err != nil:
-		return usageError(err)
-	case fs.NArg() != 0:
-		return usageError(fmt.Errorf("unexpected argument %q", fs.Arg(0)))
-	case d == publish.Disconnect{}:
-		return usageError(errors.New("say whose streams: -id, -user or -token"))
-	}
-	if *secret == "" {
-		*secret = os.Getenv("HASSES_CTL_SECRET")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
-	defer cancel()
-	n, err := (&publish.Client{URL: *to, Secret: *secret}).Disconnect(ctx, d)
+	defer c.cancel()
+	n, err := c.client.Disconnect(c.ctx, d)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "hasses disconnect:", err)
-		return 1
+		return c.fail(err)
 	}
 	fmt.Printf("%d streams ended\n", n)
 	return 0
@@ -106,56 +158,40 @@ func runDisconnect(args []string) int {
 // until now and ends their streams (POST /revoke), or lists the
 // revocations in force (-list).
 func runRevoke(args []string) int {
-	fs := flag.NewFlagSet("hasses revoke", flag.ContinueOnError)
-	to := fs.String("to", "http://127.0.0.1:8086/publish", "publish API URL (its /revoke beside /publish is used)")
-	secret := fs.String("secret", "", "publisher secret (default $HASSES_CTL_SECRET)")
-	until := fs.String("until", "", "RFC 3339 time the revocation lasts until (default: a day, the most)")
-	list := fs.Bool("list", false, "list the revocations in force instead")
-	timeout := fs.Duration("timeout", 10*time.Second, "give up after this")
-	fs.SetOutput(io.Discard)
-	usageError := func(err error) int {
-		fmt.Fprintf(os.Stderr, "hasses revoke: %v\nrun 'hasses revoke -h' for the options\n", err)
-		return 2
-	}
+	c := newAPICmd("revoke", "/revoke", "Usage: hasses revoke [-to URL] [-secret S] [-until TIME] USER\n       hasses revoke -list\n"+
+		"Refuses USER's subscriber tokens issued until now and ends their streams on every node.")
+	until := c.fs.String("until", "", "RFC 3339 time the revocation lasts until (default: a day, the most)")
+	list := c.fs.Bool("list", false, "list the revocations in force instead")
 	var end time.Time
-	switch err := fs.Parse(args); {
-	case errors.Is(err, flag.ErrHelp):
-		fmt.Print("Usage: hasses revoke [-to URL] [-secret S] [-until TIME] USER\n       hasses revoke -list\n" +
-			"Refuses USER's subscriber tokens issued until now and ends their streams on every node.\n\n")
-		fs.SetOutput(os.Stdout)
-		fs.PrintDefaults()
-		return 0
-	case err != nil:
-		return usageError(err)
-	case *list && fs.NArg() != 0, !*list && fs.NArg() != 1:
-		return usageError(errors.New("give one user (the tokens' sub), or -list"))
-	case *until != "":
-		if end, err = time.Parse(time.RFC3339, *until); err != nil {
-			return usageError(fmt.Errorf("-until: %w", err))
+	if !c.parse(args, func() error {
+		switch {
+		case *list && c.fs.NArg() != 0, !*list && c.fs.NArg() != 1:
+			return errors.New("give one user (the tokens' sub), or -list")
+		case *until != "":
+			var err error
+			if end, err = time.Parse(time.RFC3339, *until); err != nil {
+				return fmt.Errorf("-until: %w", err)
+			}
 		}
+		return nil
+	}) {
+		return c.exit
 	}
-	if *secret == "" {
-		*secret = os.Getenv("HASSES_CTL_SECRET")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
-	defer cancel()
-	c := &publish.Client{URL: *to, Secret: *secret}
+	defer c.cancel()
 	if *list {
-		l, err := c.Revocations(ctx)
+		l, err := c.client.Revocations(c.ctx)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "hasses revoke:", err)
-			return 1
+			return c.fail(err)
 		}
 		for _, r := range l {
 			fmt.Printf("%s until %s\n", r.User, r.Until.UTC().Format(time.RFC3339))
 		}
 		return 0
 	}
-	n, err := c.Revoke(ctx, fs.Arg(0), end)
+	n, err := c.client.Revoke(c.ctx, c.fs.Arg(0), end)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "hasses revoke:", err)
-		return 1
+		return c.fail(err)
 	}
-	fmt.Printf("%s revoked, %d streams ended\n", fs.Arg(0), n)
+	fmt.Printf("%s revoked, %d streams ended\n", c.fs.Arg(0), n)
 	return 0
 }

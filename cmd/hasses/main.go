@@ -30,6 +30,8 @@ func run(args []string) int {
 			return runPublish(args[1:])
 		case "history":
 			return runHistory(args[1:])
+		case "presence":
+			return runPresence(args[1:])
 		case "disconnect":
 			return runDisconnect(args[1:])
 		case "revoke":
