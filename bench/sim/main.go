@@ -70,6 +70,8 @@ type Result struct {
 	SplitHubTopics float64 `json:"split_hub_topics_bytes,omitempty"`
 	SplitStream    float64 `json:"split_stream_bytes,omitempty"`
 	SweepSeconds   float64 `json:"sweep_s"` // one Tick over every stream, loops in parallel
+	Heartbeats     int64   `json:"heartbeats"`
+	RSSPerStream   float64 `json:"rss_per_stream_bytes"` // VmRSS growth, GOGC=50 as hasses
 
 	Broadcast Phase `json:"broadcast"`
 	PerUser   Phase `json:"per_user"`
@@ -77,18 +79,21 @@ type Result struct {
 
 // Phase is one delivery measurement.
 type Phase struct {
-	Published  int     `json:"published"`
-	Delivered  int64   `json:"delivered"`
-	Seconds    float64 `json:"seconds"`
-	PerSecond  float64 `json:"deliveries_per_s"`
-	CPUNsPer   float64 `json:"cpu_ns_per_delivery"`
-	MutexWait  float64 `json:"mutex_wait_s"`   // summed over goroutines
-	MaxCollect float64 `json:"max_collect_ms"` // longest hub.Collect (it holds the lock throughout)
-	RoundP50   float64 `json:"round_p50_ms,omitempty"`
-	RoundMax   float64 `json:"round_max_ms,omitempty"`
-	PublishAvg float64 `json:"publish_avg_us,omitempty"` // one hub.Publish, as its caller waits
-	PublishP99 float64 `json:"publish_p99_us,omitempty"`
-	PublishMax float64 `json:"publish_max_us,omitempty"`
+	Published int     `json:"published"`
+	Delivered int64   `json:"delivered"`
+	Seconds   float64 `json:"seconds"`
+	PerSecond float64 `json:"deliveries_per_s"`
+	CPUNsPer  float64 `json:"cpu_ns_per_delivery"`
+	MutexWait float64 `json:"mutex_wait_s"` // summed over goroutines
+	// MaxCollect is the longest hub.Collect (it holds the hub's lock
+	// throughout, after taking it), MaxCollected the streams it returned.
+	MaxCollect   float64 `json:"max_collect_ms"`
+	MaxCollected int64   `json:"max_collected"`
+	RoundP50     float64 `json:"round_p50_ms,omitempty"`
+	RoundMax     float64 `json:"round_max_ms,omitempty"`
+	PublishAvg   float64 `json:"publish_avg_us,omitempty"` // one hub.Publish, as its caller waits
+	PublishP99   float64 `json:"publish_p99_us,omitempty"`
+	PublishMax   float64 `json:"publish_max_us,omitempty"`
 }
 
 func main() {
@@ -98,6 +103,7 @@ func main() {
 	rounds := flag.Int("rounds", 5, "broadcast rounds: one event to every stream, each waited for")
 	perUser := flag.Int("per-user", 500000, "per-user publications (random tokens, as fast as the publishers go)")
 	publishers := flag.Int("publishers", 1, "goroutines publishing the per-user messages")
+	pool := flag.Int("token-pool", 0, "if > 0, stream i subscribes to t<i%pool> (shared tokens, as hasses-load -tokens) instead of tokens of its own")
 	partial := flag.Int("partial", 0, "if > 0, a write takes at most this many bytes (the rest waits for the next pass)")
 	maxMem := flag.Float64("max-mem", 12, "GiB: skip a point projected above this")
 	split := flag.Bool("split", true, "also measure the split of the memory per stream")
@@ -106,7 +112,7 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the delivery phases (one point only)")
 	flag.Parse()
 
-	cfg := simConfig{loops: *loops, rounds: *rounds, perUser: *perUser, publishers: max(1, *publishers), partial: *partial, split: *split, cpuprofile: *cpuprofile}
+	cfg := simConfig{loops: *loops, rounds: *rounds, perUser: *perUser, publishers: max(1, *publishers), pool: *pool, partial: *partial, split: *split, cpuprofile: *cpuprofile}
 	if *child {
 		n, _ := strconv.Atoi(*streamsF)
 		k, _ := strconv.Atoi(*tokensF)
@@ -136,9 +142,9 @@ func main() {
 
 // simConfig is what every point shares.
 type simConfig struct {
-	loops, rounds, perUser, partial, publishers int
-	split                                       bool
-	cpuprofile                                  string
+	loops, rounds, perUser, partial, publishers, pool int
+	split                                             bool
+	cpuprofile                                        string
 }
 
 func ints(s string) []int {
@@ -254,9 +260,10 @@ type loop struct {
 	failed  int
 	// lastPass and passCost give the epoll loop's gap between passes
 	// under sustained traffic.
-	lastPass   time.Time
-	passCost   time.Duration
-	maxCollect atomic.Int64 // nanoseconds
+	lastPass     time.Time
+	passCost     time.Duration
+	maxCollect   atomic.Int64 // nanoseconds
+	maxCollected atomic.Int64 // the streams that Collect returned
 }
 
 // As in internal/epoll: at least 2 ms between passes under sustained
@@ -295,6 +302,7 @@ func (l *loop) pass() {
 	l.ready = l.hub.Collect(l.owner, l.ready[:0])
 	if d := int64(time.Since(start)); d > l.maxCollect.Load() {
 		l.maxCollect.Store(d)
+		l.maxCollected.Store(int64(len(l.ready)))
 	}
 	// Streams a partial write blocked: their sockets have drained since.
 	blocked := l.blocked
@@ -355,23 +363,27 @@ func (l *loop) open(first, n, k int) {
 	}
 }
 
-// appendTokens appends stream i's k tokens, '-'-separated: u<i> for one,
-// u<i>x<j> for several.
+// appendTokens appends stream i's k tokens, '-'-separated.
 func appendTokens(b []byte, i, k int) []byte {
-	if k == 1 {
-		return fmt.Appendf(b, "u%d", i)
-	}
 	for j := range k {
 		if j > 0 {
 			b = append(b, '-')
 		}
-		b = fmt.Appendf(b, "u%dx%d", i, j)
+		b = append(b, token(i, j, k)...)
 	}
 	return b
 }
 
+// pool is -token-pool, for token.
+var pool int
+
+// token is stream i's j-th of k tokens: u<i> for one, u<i>x<j> for
+// several, or with -token-pool, t<n> drawn from the pool.
 func token(i, j, k int) string {
-	if k == 1 {
+	switch {
+	case pool > 0:
+		return "t" + strconv.Itoa((i*k+j)%pool)
+	case k == 1:
 		return "u" + strconv.Itoa(i)
 	}
 	return "u" + strconv.Itoa(i) + "x" + strconv.Itoa(j)
@@ -400,6 +412,7 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 func runPoint(n, k int, cfg simConfig) Result {
 	r := Result{Streams: n, TokensPerStream: k, Loops: cfg.loops, GOMAXPROCS: runtime.GOMAXPROCS(0)}
 	debug.SetGCPercent(50) // as hasses
+	pool = cfg.pool
 	if cfg.split {
 		r.SplitHubSub, r.SplitHubTopics = splitHub(n, k, cfg.loops)
 	}
@@ -418,6 +431,7 @@ func runPoint(n, k int, cfg simConfig) Result {
 	}
 
 	base, baseInuse := heapNow()
+	rss0 := rss()
 	t0 := time.Now()
 	per := (n + len(ls) - 1) / len(ls)
 	onLoops(ls, func(l *loop) {
@@ -429,19 +443,28 @@ func runPoint(n, k int, cfg simConfig) Result {
 	alloc, inuse := heapNow()
 	r.HeapPerStream = float64(alloc-base) / float64(n)
 	r.InusePerStream = float64(inuse-baseInuse) / float64(n)
+	r.RSSPerStream = float64(rss()-rss0) / float64(n)
 	if cfg.split {
 		r.SplitStream = r.HeapPerStream - r.SplitHubSub - r.SplitHubTopics
 	}
 
+	// One sweep, as the loops run every second: a stream idle for the
+	// heartbeat interval (the first ones opened, at a million) gets one.
 	t0 = time.Now()
+	var heartbeats atomic.Int64
 	onLoops(ls, func(l *loop) {
 		now := time.Now()
 		for _, c := range l.conns {
-			if a := c.Tick(now); a != stream.None {
-				log.Fatalf("sim: idle tick: action %v", a)
+			switch c.Tick(now) {
+			case stream.Flush:
+				heartbeats.Add(1)
+				l.flush(c, now)
+			case stream.Close:
+				log.Fatalf("sim: idle tick closes a stream")
 			}
 		}
 	})
+	r.Heartbeats = heartbeats.Load()
 	r.SweepSeconds = time.Since(t0).Seconds()
 
 	if cfg.cpuprofile != "" {
@@ -466,7 +489,9 @@ func runPoint(n, k int, cfg simConfig) Result {
 		ph.CPUNsPer = float64(cpuTime()-cpu0) / float64(max(ph.Delivered, 1))
 		ph.MutexWait = mutexWait() - mw0
 		for _, l := range ls {
-			ph.MaxCollect = max(ph.MaxCollect, float64(l.maxCollect.Load())/1e6)
+			if ms := float64(l.maxCollect.Load()) / 1e6; ms > ph.MaxCollect {
+				ph.MaxCollect, ph.MaxCollected = ms, l.maxCollected.Load()
+			}
 		}
 	}
 	waitFor := func(target int64) {
@@ -480,12 +505,16 @@ func runPoint(n, k int, cfg simConfig) Result {
 	measure(&r.Broadcast, func() {
 		var times []float64
 		for range cfg.rounds {
-			target := delivered() + int64(n)
+			d0 := delivered()
 			t := time.Now()
-			if _, err := h.Publish(hub.Message{Targets: []string{"*"}, Data: data}); err != nil {
+			res, err := h.Publish(hub.Message{Targets: []string{"*"}, Data: data})
+			if err != nil {
 				log.Fatal(err)
 			}
-			waitFor(target)
+			if res.Receivers != n {
+				log.Fatalf("sim: broadcast reaches %d streams of %d", res.Receivers, n)
+			}
+			waitFor(d0 + int64(n))
 			times = append(times, float64(time.Since(t).Microseconds())/1e3)
 			r.Broadcast.Published++
 		}
@@ -502,7 +531,8 @@ func runPoint(n, k int, cfg simConfig) Result {
 	}
 	lats := make([][]time.Duration, cfg.publishers)
 	measure(&r.PerUser, func() {
-		target := delivered() + int64(len(msgs))
+		d0 := delivered()
+		var receivers atomic.Int64
 		var wg sync.WaitGroup
 		for p := range cfg.publishers {
 			wg.Add(1)
@@ -511,16 +541,18 @@ func runPoint(n, k int, cfg simConfig) Result {
 				lat := make([]time.Duration, 0, len(msgs)/cfg.publishers+1)
 				for i := p; i < len(msgs); i += cfg.publishers {
 					t := time.Now()
-					if _, err := h.Publish(msgs[i]); err != nil {
+					res, err := h.Publish(msgs[i])
+					if err != nil {
 						log.Fatal(err)
 					}
 					lat = append(lat, time.Since(t))
+					receivers.Add(int64(res.Receivers))
 				}
 				lats[p] = lat
 			}()
 		}
 		wg.Wait()
-		waitFor(target)
+		waitFor(d0 + receivers.Load())
 	})
 	r.PerUser.Published = len(msgs)
 	lat := slices.Concat(lats...)
@@ -595,4 +627,16 @@ func mutexWait() float64 {
 		return 0
 	}
 	return s[0].Value.Float64()
+}
+
+// rss is this process's resident set, in bytes.
+func rss() int64 {
+	b, _ := os.ReadFile("/proc/self/status")
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kib, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kib << 10
+		}
+	}
+	return 0
 }
