@@ -71,7 +71,7 @@ type Result struct {
 	SplitStream    float64 `json:"split_stream_bytes,omitempty"`
 	SweepSeconds   float64 `json:"sweep_s"` // one Tick over every stream, loops in parallel
 	Heartbeats     int64   `json:"heartbeats"`
-	RSSPerStream   float64 `json:"rss_per_stream_bytes"` // VmRSS growth, GOGC=50 as hasses
+	RSSPerStream   float64 `json:"rss_per_stream_bytes"` // VmRSS growth, GOGC=50 as hasses; with -split=false (the split's hubs leave freed memory behind)
 
 	Broadcast Phase `json:"broadcast"`
 	PerUser   Phase `json:"per_user"`
