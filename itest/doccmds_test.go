@@ -137,7 +137,7 @@ var docCovered = []struct {
 	{`^(install -m|useradd|systemctl|journalctl|systemd-analyze) `, "TestSystemdUnit", "itest/systemd_test.go", "systemd-analyze"},
 	{`^redis-server .*--save '' --appendonly no`, "TestClusterBehindNginx", "itest/cluster_harness_test.go", `"--save", "", "--appendonly", "no"`},
 	{`^bench/(core|compare|cluster)\.sh \d+`, "", ".ci/run", `for f in bench/*.sh; do bash -n "$f"; done`},
-	{`^go run \./bench/tlsmem `, "", ".ci/run", "go vet ./..."},
+	{`^go run \./bench/(tlsmem|sim|sockmem) `, "", ".ci/run", "go vet ./..."},
 	{`^go run \./examples/chat$`, "TestChatExample", "itest/chat_test.go", `"../examples/chat"`},
 	{`^export HASSES_CTL_SECRET=\$\(openssl rand -base64 24\)$`, "TestDocCommands", "itest/doccmds_test.go", `"HASSES_CTL_SECRET=docs-secret-0123456789"`},
 	{`^/tmp/hasses-load `, "TestLoadFlags", "itest/doccmds_test.go", "cmd/hasses-load/main.go"},
