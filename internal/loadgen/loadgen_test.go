@@ -479,3 +479,154 @@ func TestPublishersSpreadOverNodes(t *testing.T) {
 		}
 	}
 }
+
+// scriptedServer hands each accepted connection, with its request head, to
+// the test.
+type scriptedConn struct {
+	c    net.Conn
+	head string
+}
+
+func scriptedServer(t *testing.T) (addr string, conns chan scriptedConn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conns = make(chan scriptedConn, 16)
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+			br := bufio.NewReader(c)
+			var head strings.Builder
+			for {
+				line, err := br.ReadString('\n')
+				head.WriteString(line)
+				if err != nil || line == "\r\n" {
+					break
+				}
+			}
+			conns <- scriptedConn{c, head.String()}
+		}
+	}()
+	return ln.Addr().String(), conns
+}
+
+// chunk writes SSE blocks as one HTTP chunk each.
+func chunk(t *testing.T, c net.Conn, blocks ...string) {
+	t.Helper()
+	for _, b := range blocks {
+		if _, err := fmt.Fprintf(c, "%x\r\n%s\r\n", len(b), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestStormReplay: two streams of two tokens reconnect in a storm with
+// Last-Event-ID. One is answered complete and gets everything after its id
+// again: nothing lost or duplicated, whatever it had read before the cut.
+// The other is answered without the header, with a hasses-reset (gap) and
+// without the event it missed: the gap is its verdict and the event lost.
+func TestStormReplay(t *testing.T) {
+	addr, conns := scriptedServer(t)
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- runWorker(WorkerConfig{Addrs: []string{addr}, Path: "/sse", Count: 2, Subs: 2, Tokens: 4, PerStream: 2,
+			Storm: 2, Timeout: 60, QuietS: 0.5}, inR, outW)
+		outW.Close()
+	}()
+	// Stream 0 has tokens 0 and 1, stream 1 tokens 2 and 3; token 4 is *.
+	now := time.Now().UnixNano()
+	log := []string{ // stream 0's events, in the server's order
+		fmt.Sprintf("id: e-1\ndata: 1 %d 0\n\n", now),
+		fmt.Sprintf("id: e-2\ndata: 2 %d 0\n\n", now),
+		fmt.Sprintf("id: e-3\ndata: 3 %d 0\n\n", now),
+		fmt.Sprintf("id: e-4\ndata: 1 %d 1\n\n", now),
+		fmt.Sprintf("id: e-5\ndata: 1 %d 4\n\n", now),
+	}
+	byID := func() map[string]scriptedConn {
+		m := map[string]scriptedConn{}
+		for range 2 {
+			select {
+			case sc := <-conns:
+				for _, id := range []string{"c0", "c1"} {
+					if strings.Contains(sc.head, "&id="+id+" ") {
+						m[id] = sc
+					}
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("no connection")
+			}
+		}
+		if len(m) != 2 {
+			t.Fatalf("connections %v", m)
+		}
+		return m
+	}
+	first := byID()
+	if h := first["c0"].head; !strings.Contains(h, "subscribe=t0-t1&") || strings.Contains(h, "Last-Event-ID") {
+		t.Fatalf("stream 0 asked %q", h)
+	}
+	for _, sc := range first {
+		io.WriteString(sc.c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+		chunk(t, sc.c, "id: e-0\n\n")
+	}
+	dec := json.NewDecoder(outR)
+	var ready workerMsg
+	if err := dec.Decode(&ready); err != nil || ready.Connected != 2 {
+		t.Fatalf("ready %+v: %v", ready, err)
+	}
+	chunk(t, first["c0"].c, log[:2]...) // read before the storm, or not: the replay must make up for it
+	fmt.Fprintf(inW, "{\"start\":true}\n")
+
+	again := byID()
+	h0 := again["c0"].head
+	after := -1
+	for i, id := range []string{"e-0", "e-1", "e-2"} {
+		if strings.Contains(h0, "Last-Event-ID: "+id+"\r\n") {
+			after = i
+		}
+	}
+	if after < 0 {
+		t.Fatalf("stream 0 reconnected with %q, want Last-Event-ID e-0, e-1 or e-2", h0)
+	}
+	io.WriteString(again["c0"].c, "HTTP/1.1 200 OK\r\nX-Hasses-Replay: complete\r\nTransfer-Encoding: chunked\r\n\r\n")
+	chunk(t, again["c0"].c, log[after:]...)
+	if h1 := again["c1"].head; !strings.Contains(h1, "subscribe=t2-t3&") || !strings.Contains(h1, "Last-Event-ID: e-0\r\n") {
+		t.Fatalf("stream 1 reconnected with %q", h1)
+	}
+	io.WriteString(again["c1"].c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+	chunk(t, again["c1"].c, "id: e-6\nevent: hasses-reset\ndata: gap\n\n", // token 2's first event is gone
+		fmt.Sprintf("id: e-7\ndata: 2 %d 2\n\n", now), fmt.Sprintf("id: e-8\ndata: 3 %d 2\n\n", now), log[4])
+
+	fmt.Fprintf(inW, "{\"published\":[3,1,3,0,1]}\n")
+	var rep workerMsg
+	if err := dec.Decode(&rep); err != nil || rep.Report == nil {
+		t.Fatalf("report %+v: %v", rep, err)
+	}
+	r := rep.Report
+	if st := r.Storm; st.Reconnects != 2 || st.Answered != 2 || st.Replay["complete"] != 1 || st.Replay["gap"] != 1 || st.Answer.N != 2 {
+		t.Errorf("storm %+v: want 2 reconnected and answered, one complete, one gap", st)
+	}
+	// Expected: stream 0 3+1+1, stream 1 3+0+1.
+	if a := r.StormAcct; a.Expected != 9 || a.Lost != 1 || a.Duplicated != 0 || a.Reordered != 0 || a.Received != 8 || a.Streams != 2 {
+		t.Errorf("storm streams %+v: want 9 expected, 8 received, 1 lost", a)
+	}
+	if r.Resets != 1 || r.Stable.Streams != 0 {
+		t.Errorf("%d resets, %d stable streams; want 1 and 0", r.Resets, r.Stable.Streams)
+	}
+	inW.Close()
+	if err := <-done; err != nil {
+		t.Error(err)
+	}
+}
