@@ -509,16 +509,16 @@ func pace(cfg Config, send func(n int) error) error {
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
 	for now := range tick.C {
-		el := now.Sub(start)
-		if el >= cfg.Duration {
-			break
-		}
+		el := min(now.Sub(start), cfg.Duration) // the last tick sends the rest: Rate × Duration in all
 		due := int(cfg.Rate*el.Seconds()) - sent
 		if due > 0 {
 			if err := send(due); err != nil {
 				return err
 			}
 			sent += due
+		}
+		if el >= cfg.Duration {
+			break
 		}
 	}
 	return nil
