@@ -1,7 +1,7 @@
 // Command hasses-load measures a running hasses: N subscribers spread over
 // worker processes and source addresses, a paced publisher on the control
 // port, and a report of delivery, latency and the server's memory and CPU.
-// See README.md beside this file.
+// See docs/performance.md.
 package main
 
 import (

@@ -386,6 +386,20 @@ func TestWarnings(t *testing.T) {
 	if tab := r.Table(); !strings.Contains(tab, "5 × 429, 3 × 503, 2 × no answer") {
 		t.Errorf("table lacks the refusals:\n%s", tab)
 	}
+	r = &Result{Subs: 10, Connected: 10, Unexpected: 3, Storm: &StormResult{Streams: 5, Reconnects: 4}}
+	if w := r.Warnings(); len(w) != 2 || !strings.Contains(w[0], "3 events reached streams that did not subscribe") ||
+		!strings.Contains(w[1], "only 4 of the 5 storm streams reconnected") {
+		t.Errorf("warnings %q", w)
+	}
+}
+
+// TestPaceExact: a paced run sends exactly rate × duration messages.
+func TestPaceExact(t *testing.T) {
+	sent := 0
+	err := pace(Config{Rate: 1000, Duration: 30 * time.Millisecond}, func(n int) error { sent += n; return nil })
+	if err != nil || sent != 30 {
+		t.Errorf("sent %d (%v), want 30", sent, err)
+	}
 }
 
 // TestStreamsSpreadOverNodes runs a worker against two servers: the

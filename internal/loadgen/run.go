@@ -596,6 +596,13 @@ func (r *Result) Warnings() []string {
 	if r.RefusedReconn > 0 {
 		w = append(w, fmt.Sprintf("%d reconnections were refused", r.RefusedReconn))
 	}
+	if r.Unexpected > 0 {
+		w = append(w, fmt.Sprintf("%d events reached streams that did not subscribe to their token", r.Unexpected))
+	}
+	if st := r.Storm; st != nil && st.Reconnects < st.Streams {
+		w = append(w, fmt.Sprintf("only %d of the %d storm streams reconnected: the others were not streaming at their turn, or publishing ended first (-storm-at, -storm-within)",
+			st.Reconnects, st.Streams))
+	}
 	return w
 }
 

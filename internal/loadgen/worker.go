@@ -474,8 +474,8 @@ func (w *worker) endLife(s *subscriber, published []uint64) {
 // its tokens, or nothing arrived for 5 s, then computes the losses.
 func (w *worker) finish(published []uint64, deadline time.Time) {
 	done := func() bool {
-		if w.stormConn < w.stormNext {
-			return false // storm streams still down: they reconnect and replay
+		if w.stormConn < w.stormNext || w.pending > 0 {
+			return false // streams still down or reconnecting: they replay what they missed
 		}
 		for _, s := range w.subs {
 			if s.state == streaming && !s.nonReader && w.expectMore(s, published) {
