@@ -644,3 +644,44 @@ func TestStormReplay(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// FuzzStreamParser: however the bytes are cut, the parser sees the same
+// events, status, replay verdict and last id, and never panics.
+func FuzzStreamParser(f *testing.F) {
+	f.Add([]byte("HTTP/1.1 200 OK\r\nX-Hasses-Replay: gap\r\n\r\n2a\r\nid: a-7\nevent: hasses-reset\ndata: gap\n\n\r\n1c\r\nid: a-8\ndata: 1 100 3\n\n\r\n"), uint(40))
+	f.Add([]byte("HTTP/1.1 200 OK\r\n\r\nid: x\n\n:\ndata: 1 2 3\r\n\r\n"), uint(3))
+	f.Fuzz(func(t *testing.T, b []byte, cut uint) {
+		run := func(parts ...[]byte) (string, streamParser) {
+			p := streamParser{inHead: true}
+			var got []string
+			for _, part := range parts {
+				p.feed(part, func(ev event) { got = append(got, string(ev.name)+"\x00"+string(ev.data)) })
+			}
+			return strings.Join(got, "\x01"), p
+		}
+		c := int(cut % uint(len(b)+1))
+		whole, p1 := run(b)
+		split, p2 := run(b[:c], b[c:])
+		if whole != split || p1.status != p2.status || p1.replay != p2.replay || string(p1.lastID) != string(p2.lastID) {
+			t.Fatalf("cut at %d: %q / %q, status %d / %d, replay %q / %q, id %q / %q",
+				c, whole, split, p1.status, p2.status, p1.replay, p2.replay, p1.lastID, p2.lastID)
+		}
+	})
+}
+
+// FuzzPayload: what appendPayload writes parses back; parsePayload never
+// panics and accepts only three numbers (a negative token is none).
+func FuzzPayload(f *testing.F) {
+	f.Add(uint64(1), int64(1234567), 7, 64, []byte("1 2 3 xx"))
+	f.Fuzz(func(t *testing.T, seq uint64, ns int64, tok, size int, b []byte) {
+		if tok >= 0 {
+			pl := appendPayload(nil, seq, ns, tok, size%512)
+			if p, ok := parsePayload(pl); !ok || p.seq != seq || p.sentNs != ns || p.tok != tok {
+				t.Fatalf("%q parsed as %+v %v", pl, p, ok)
+			}
+		}
+		if p, ok := parsePayload(b); ok && p.tok < 0 {
+			t.Fatalf("%q: token %d", b, p.tok)
+		}
+	})
+}
