@@ -74,3 +74,20 @@ func TestLoadChurn(t *testing.T) {
 			r.Received, r.Lost, r.Duplicated, r.Reordered, r.Unexpected, c)
 	}
 }
+
+// TestLoadConnectStorm: 50 streams of 8 new tokens each connect for the
+// first time while 10 others receive: nothing lost, duplicated or
+// reordered, every new stream answered.
+func TestLoadConnectStorm(t *testing.T) {
+	d := start(t)
+	r := runLoad(t, d, "-n", "60", "-tokens", "0", "-tokens-per-stream", "8", "-rate", "100", "-broadcast-rate", "5",
+		"-duration", "2s", "-storm", "50", "-storm-new", "-storm-at", "500ms", "-storm-within", "500ms")
+	st := r.Storm
+	if r.Connected != 10 || st == nil || !st.New || st.Streams != 50 || st.Reconnects != 50 || st.Answered != 50 {
+		t.Fatalf("%d connected before, storm %+v; want 10, and 50 new streams answered", r.Connected, st)
+	}
+	if r.Lost != 0 || r.Duplicated != 0 || r.Reordered != 0 || r.Unexpected != 0 || st.Expected == 0 || r.Resets != 0 {
+		t.Errorf("lost %d duplicated %d reordered %d unexpected %d resets %d, storm %+v; want none, and the new streams expecting events",
+			r.Lost, r.Duplicated, r.Reordered, r.Unexpected, r.Resets, st)
+	}
+}

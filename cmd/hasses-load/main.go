@@ -39,6 +39,7 @@ func main() {
 	flag.Float64Var(&cfg.BroadcastRate, "broadcast-rate", 0, "messages per second to * (every stream), besides -rate")
 	flag.Float64Var(&cfg.Storm, "storm", 0, "share of the streams (or, above 1, how many) that close and reconnect with Last-Event-ID once while publishing")
 	flag.DurationVar(&cfg.StormWithin, "storm-within", 5*time.Second, "the storm's reconnections are spread evenly over this time")
+	flag.BoolVar(&cfg.StormNew, "storm-new", false, "the storm's streams connect for the first time in the storm (new topics, no Last-Event-ID) instead of reconnecting")
 	flag.DurationVar(&cfg.StormDown, "storm-down", 0, "how long each storm stream stays closed before it reconnects (a browser's retry time)")
 	flag.DurationVar(&cfg.StormAt, "storm-at", 0, "when the storm starts, after publishing starts (default: a third of -duration)")
 	flag.Float64Var(&cfg.Churn, "churn", 0, "streams per second that close while publishing, each opening anew at once (a new id, the same tokens)")

@@ -391,6 +391,10 @@ func TestWarnings(t *testing.T) {
 		!strings.Contains(w[1], "only 4 of the 5 storm streams reconnected") {
 		t.Errorf("warnings %q", w)
 	}
+	r = &Result{Subs: 60, Connected: 10, Storm: &StormResult{New: true, Streams: 50, Reconnects: 50}}
+	if w := r.Warnings(); len(w) != 0 {
+		t.Errorf("a connect storm's streams are not missing before it: %q", w)
+	}
 }
 
 // TestPaceExact: a paced run sends exactly rate × duration messages.

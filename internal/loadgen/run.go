@@ -58,6 +58,9 @@ type Config struct {
 	StormAt     time.Duration
 	StormWithin time.Duration
 	StormDown   time.Duration
+	// StormNew: the storm's streams connect for the first time in the
+	// storm (a connect storm on new topics) instead of reconnecting.
+	StormNew bool
 	// Churn streams per second close and open anew (a new id, the same
 	// tokens) while publishing, taking turns among ChurnShare of the streams
 	// (default 0.5).
@@ -127,6 +130,7 @@ type Result struct {
 
 // StormResult is what -storm measured.
 type StormResult struct {
+	New        bool           `json:"new,omitempty"` // first connections, not reconnections
 	Streams    int            `json:"streams"`
 	Reconnects int            `json:"reconnects"`
 	Answered   int            `json:"answered"`
@@ -244,7 +248,7 @@ func Run(cfg Config) (*Result, error) {
 		wc := WorkerConfig{Addrs: cfg.Addrs, Path: cfg.Path, First: first, Count: count, Subs: cfg.Subs,
 			Tokens: cfg.Tokens, PerStream: cfg.PerStream, TokenPrefix: cfg.TokenPrefix,
 			SourceIPs: cfg.SourceIPs, NonReaders: cfg.NonReaders, Reconnect: cfg.Reconnect,
-			Storm: storm, StormAt: cfg.StormAt.Seconds(), StormWithin: cfg.StormWithin.Seconds(), StormDown: cfg.StormDown.Seconds(),
+			Storm: storm, StormAt: cfg.StormAt.Seconds(), StormWithin: cfg.StormWithin.Seconds(), StormDown: cfg.StormDown.Seconds(), StormNew: cfg.StormNew,
 			ChurnPool: churnPool, Churn: cfg.Churn * float64(count) / float64(cfg.Subs),
 			Timeout: cfg.Timeout.Seconds()}
 		js, _ := json.Marshal(wc)
@@ -341,7 +345,7 @@ func Run(cfg Config) (*Result, error) {
 		res.StableP50ms, res.StableP99ms, res.StableMaxMs = h.Quantile(0.5), h.Quantile(0.99), float64(h.Max)/1000
 	}
 	if storm > 0 {
-		res.Storm = &StormResult{Streams: storm, Reconnects: sr.Reconnects, Answered: sr.Answered, Refused: sr.Refused,
+		res.Storm = &StormResult{New: cfg.StormNew, Streams: storm, Reconnects: sr.Reconnects, Answered: sr.Answered, Refused: sr.Refused,
 			Failed: sr.Failed, Replay: sr.Replay,
 			AnswerP50: sr.Answer.Quantile(0.5), AnswerP99: sr.Answer.Quantile(0.99), AnswerMax: float64(sr.Answer.Max) / 1000,
 			WindowP50: sr.Window.Quantile(0.5), WindowP99: sr.Window.Quantile(0.99), WindowMax: float64(sr.Window.Max) / 1000,
@@ -582,7 +586,7 @@ func cpuOne(pid int) float64 {
 // reconnections.
 func (r *Result) Warnings() []string {
 	var w []string
-	if r.Connected < r.Subs {
+	if want := r.connectWanted(); r.Connected < want {
 		var why []string
 		for _, code := range slices.Sorted(maps.Keys(r.Refused)) {
 			why = append(why, fmt.Sprintf("%d answered %d %s%s", r.Refused[code], code, http.StatusText(code), refusalHint(code)))
@@ -591,7 +595,7 @@ func (r *Result) Warnings() []string {
 			why = append(why, fmt.Sprintf("%d got no answer (connection refused, reset or closed)", r.Failed))
 		}
 		w = append(w, fmt.Sprintf("only %d of %d streams connected: %s; the figures are for %d streams",
-			r.Connected, r.Subs, strings.Join(why, ", "), r.Connected))
+			r.Connected, want, strings.Join(why, ", "), r.Connected))
 	}
 	if r.RefusedReconn > 0 {
 		w = append(w, fmt.Sprintf("%d reconnections were refused", r.RefusedReconn))
@@ -604,6 +608,15 @@ func (r *Result) Warnings() []string {
 			st.Reconnects, st.Streams))
 	}
 	return w
+}
+
+// connectWanted is how many streams should connect before publishing: all,
+// but for a -storm-new storm's.
+func (r *Result) connectWanted() int {
+	if r.Storm != nil && r.Storm.New {
+		return r.Subs - r.Storm.Streams
+	}
+	return r.Subs
 }
 
 func refusalHint(code int) string {
@@ -622,7 +635,7 @@ func (r *Result) Table() string {
 	row := func(k string, v any) { fmt.Fprintf(&b, "  %-36s %v\n", k, v) }
 	fmt.Fprintf(&b, "scenario %s\n", r.Scenario)
 	row("subscribers (connected)", fmt.Sprintf("%d (%d) on %d tokens, %d per stream", r.Subs, r.Connected, r.Tokens, max(r.PerStream, 1)))
-	if r.Connected < r.Subs {
+	if r.Connected < r.connectWanted() {
 		var parts []string
 		for _, code := range slices.Sorted(maps.Keys(r.Refused)) {
 			parts = append(parts, fmt.Sprintf("%d × %d", r.Refused[code], code))
@@ -660,12 +673,16 @@ func (r *Result) Table() string {
 		row("reconnects (refused) / server closes", fmt.Sprintf("%d (%d) / %d", r.Reconnects, r.RefusedReconn, r.Drops))
 	}
 	if st := r.Storm; st != nil {
-		row("storm: streams / reconnected", fmt.Sprintf("%d / %d", st.Streams, st.Reconnects))
+		if st.New {
+			row("storm (first connections): streams / connected", fmt.Sprintf("%d / %d (not connected before: counted from each token's first event)", st.Streams, st.Reconnects))
+		} else {
+			row("storm: streams / reconnected", fmt.Sprintf("%d / %d", st.Streams, st.Reconnects))
+		}
 		row("… answered / refused / no answer", fmt.Sprintf("%d / %d / %d", st.Answered, st.Refused, st.Failed))
 		row("… replay complete / gap / unknown", fmt.Sprintf("%d / %d / %d", st.Replay["complete"], st.Replay["gap"], st.Replay["unknown"]))
 		row("… answer p50 / p99 / max", fmt.Sprintf("%.1f / %.1f / %.1f ms", st.AnswerP50, st.AnswerP99, st.AnswerMax))
 		row("… their lost / dup / reordered", fmt.Sprintf("%d / %d / %d of %d expected", st.Lost, st.Duplicated, st.Reordered, st.Expected))
-		row("… others' latency in the storm", fmt.Sprintf("%.1f / %.1f / %.1f ms (p50 / p99 / max, %d events, first reconnect to 3 s after the last answer)",
+		row("… others' latency in the storm", fmt.Sprintf("%.1f / %.1f / %.1f ms (p50 / p99 / max, %d events, the storm's first connection to 3 s after its last answer)",
 			st.WindowP50, st.WindowP99, st.WindowMax, st.WindowN))
 	}
 	if c := r.Churn; c != nil {

@@ -35,7 +35,10 @@ type WorkerConfig struct {
 	// Storm streams of the run (picked evenly) close and reconnect with
 	// Last-Event-ID once, spread over StormWithin seconds starting StormAt
 	// seconds after publishing starts.
-	// Each stays closed StormDown seconds.
+	// Each stays closed StormDown seconds. With StormNew they are not
+	// connected before: the storm is their first connection (no
+	// Last-Event-ID; their tokens are new topics).
+	StormNew    bool    `json:"storm_new,omitempty"`
 	Storm       int     `json:"storm,omitempty"`
 	StormAt     float64 `json:"storm_at_s,omitempty"`
 	StormWithin float64 `json:"storm_within_s,omitempty"`
@@ -255,6 +258,11 @@ func runWorker(cfg WorkerConfig, in io.Reader, out io.Writer) error {
 			case picked(idx, cfg.Storm, cfg.Subs):
 				s.class = stormClass
 				w.storm = append(w.storm, s)
+				if cfg.StormNew {
+					s.state, s.fresh = closed, true
+					w.subs = append(w.subs, s)
+					continue // connects in the storm
+				}
 			case picked(idx, cfg.ChurnPool, cfg.Subs) && cfg.Churn > 0:
 				s.class = churnClass
 				w.churn = append(w.churn, s)
@@ -280,6 +288,9 @@ func runWorker(cfg WorkerConfig, in io.Reader, out io.Writer) error {
 		}
 	}
 	w.rep.Failed = len(w.subs) - w.rep.Connected - refused
+	if cfg.StormNew {
+		w.rep.Failed -= len(w.storm)
+	}
 	w.ready = true
 	enc.Encode(workerMsg{Ready: true, Connected: w.rep.Connected, Failed: w.rep.Failed, Refused: w.rep.Refused})
 
@@ -345,7 +356,9 @@ func (w *worker) stormDue(now time.Time) {
 	down := time.Duration(w.cfg.StormDown * float64(time.Second))
 	for w.stormNext < len(w.storm) && !now.Before(at(w.stormNext)) {
 		s := w.storm[w.stormNext]
-		if s.state == streaming { // one refused or closed before has nothing to reconnect
+		if w.cfg.StormNew {
+			w.stormIDs[w.stormNext] = []byte{} // its first connection: no Last-Event-ID
+		} else if s.state == streaming { // one refused or closed before has nothing to reconnect
 			w.stormIDs[w.stormNext] = append([]byte(nil), s.parser.lastID...)
 			w.drop(s)
 		}
@@ -439,16 +452,22 @@ func (w *worker) expectMore(s *subscriber, published []uint64) bool {
 	return check(&s.bc, n)
 }
 
-// endLife adds what one life of a churn stream expected and lost: for each
-// token, the events from its first (or from the start, for a stream open
-// since before publishing) to its last, or to the last published if the
-// stream is still open at the end (published != nil). What a stream closed
-// in the middle would have received next is not counted.
+// endLife adds what one life of a churn stream expected and lost.
 func (w *worker) endLife(s *subscriber, published []uint64) {
+	w.countFrom(s, &w.rep.ChurnAcct, published)
+}
+
+// countFrom adds to a what a stream expected and lost when what was
+// published before it subscribed is unknown (it opened while publishing)
+// or it closed before the end: for each token, the events from its first
+// (or from the start, for a stream open since before publishing) to its
+// last, or to the last published if the stream is still open at the end
+// (published != nil). What a stream closed in the middle would have
+// received next is not counted.
+func (w *worker) countFrom(s *subscriber, a *Acct, published []uint64) {
 	if !s.accepted || s.nonReader {
 		return
 	}
-	a := &w.rep.ChurnAcct
 	a.Streams++
 	n := w.cfg.Tokens
 	count := func(ts *tokState, tok int) {
@@ -505,8 +524,8 @@ func (w *worker) finish(published []uint64, deadline time.Time) {
 			s.verdictOpen = false
 			w.verdict("complete")
 		}
-		if s.class == churnClass {
-			w.endLife(s, published)
+		if s.fresh || s.class == churnClass {
+			w.countFrom(s, w.acct(s), published)
 			continue
 		}
 		// Refused subscribers were told so: their messages are not lost.
@@ -667,9 +686,11 @@ func (w *worker) answered(s *subscriber, now int64) {
 		s.state, s.accepted = streaming, true
 		if storm {
 			w.rep.Storm.Answered++
-			if s.parser.replay != "" {
+			switch {
+			case s.fresh: // a first connection: nothing to replay
+			case s.parser.replay != "":
 				w.verdict(s.parser.replay)
-			} else {
+			default:
 				s.verdictOpen = true
 			}
 		}
