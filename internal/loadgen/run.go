@@ -679,7 +679,9 @@ func (r *Result) Table() string {
 			row("storm: streams / reconnected", fmt.Sprintf("%d / %d", st.Streams, st.Reconnects))
 		}
 		row("… answered / refused / no answer", fmt.Sprintf("%d / %d / %d", st.Answered, st.Refused, st.Failed))
-		row("… replay complete / gap / unknown", fmt.Sprintf("%d / %d / %d", st.Replay["complete"], st.Replay["gap"], st.Replay["unknown"]))
+		if !st.New {
+			row("… replay complete / gap / unknown", fmt.Sprintf("%d / %d / %d", st.Replay["complete"], st.Replay["gap"], st.Replay["unknown"]))
+		}
 		row("… answer p50 / p99 / max", fmt.Sprintf("%.1f / %.1f / %.1f ms", st.AnswerP50, st.AnswerP99, st.AnswerMax))
 		row("… their lost / dup / reordered", fmt.Sprintf("%d / %d / %d of %d expected", st.Lost, st.Duplicated, st.Reordered, st.Expected))
 		row("… others' latency in the storm", fmt.Sprintf("%.1f / %.1f / %.1f ms (p50 / p99 / max, %d events, the storm's first connection to 3 s after its last answer)",

@@ -382,7 +382,7 @@ func (w *worker) stormDue(now time.Time) {
 	}
 }
 
-// inStormWindow: from the storm's first reconnection to 3 s after its
+// inStormWindow: from the storm's first (re)connection to 3 s after its
 // last answer.
 func (w *worker) inStormWindow(now int64) bool {
 	if len(w.storm) == 0 || w.pubStart.IsZero() || now < w.stormStart.UnixNano() {
