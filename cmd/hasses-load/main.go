@@ -1,7 +1,7 @@
 // Command hasses-load measures a running hasses: N subscribers spread over
 // worker processes and source addresses, a paced publisher on the control
 // port, and a report of delivery, latency and the server's memory and CPU.
-// See README.md beside this file.
+// See docs/performance.md.
 package main
 
 import (
@@ -33,7 +33,17 @@ func main() {
 	flag.StringVar(&ctls, "ctl", "127.0.0.1:8085", "control port; comma-separated ports of several nodes share the publishers")
 	flag.IntVar(&cfg.Publishers, "publishers", 0, "publishers at once, publisher i on endpoint i%len(-ctl or -pub-url), owning the tokens t%publishers == i (default: one per endpoint)")
 	flag.IntVar(&cfg.Subs, "n", 1000, "subscribers")
-	flag.IntVar(&cfg.Tokens, "tokens", 1, "tokens; subscriber i listens to token i%tokens")
+	flag.IntVar(&cfg.Tokens, "tokens", 1, "tokens the streams share: stream i listens to tokens (i*K+j)%tokens, j < K (-tokens-per-stream); 0: every stream its own K tokens (per-user style, n*K tokens)")
+	flag.IntVar(&cfg.PerStream, "tokens-per-stream", 1, "tokens each stream subscribes to (K; the server's -max-tokens is 64)")
+	flag.StringVar(&cfg.TokenPrefix, "token-prefix", "t", "token names: prefix and number (t0, t1, ...), e.g. room for a server's -presence='room*'")
+	flag.Float64Var(&cfg.BroadcastRate, "broadcast-rate", 0, "messages per second to * (every stream), besides -rate")
+	flag.Float64Var(&cfg.Storm, "storm", 0, "share of the streams (or, above 1, how many) that close and reconnect with Last-Event-ID once while publishing")
+	flag.DurationVar(&cfg.StormWithin, "storm-within", 5*time.Second, "the storm's reconnections are spread evenly over this time")
+	flag.BoolVar(&cfg.StormNew, "storm-new", false, "the storm's streams connect for the first time in the storm (new topics, no Last-Event-ID) instead of reconnecting")
+	flag.DurationVar(&cfg.StormDown, "storm-down", 0, "how long each storm stream stays closed before it reconnects (a browser's retry time)")
+	flag.DurationVar(&cfg.StormAt, "storm-at", 0, "when the storm starts, after publishing starts (default: a third of -duration)")
+	flag.Float64Var(&cfg.Churn, "churn", 0, "streams per second that close while publishing, each opening anew at once (a new id, the same tokens)")
+	flag.Float64Var(&cfg.ChurnShare, "churn-share", 0.5, "share of the streams that take turns churning; the others are the stable streams")
 	flag.IntVar(&cfg.Workers, "workers", 0, "worker processes (default: one per 10,000 subscribers)")
 	flag.Float64Var(&cfg.Rate, "rate", 100, "messages per second")
 	flag.DurationVar(&cfg.Duration, "duration", 10*time.Second, "publishing time")

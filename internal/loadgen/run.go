@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -24,22 +25,49 @@ func IsWorker() bool { return os.Getenv(workerEnv) != "" }
 
 // Config is one load run.
 type Config struct {
-	Scenario   string
-	Addrs      []string // SSE ports, IPv4 host:port: streams are spread over them (a cluster's nodes)
-	Path       string
-	Ctls       []string // control ports host:port: publishers are spread over them
-	Subs       int
-	Tokens     int
-	Workers    int
-	Rate       float64       // messages per second; 0 with Burst
-	Burst      int           // publish this many messages as fast as possible
-	Duration   time.Duration // publishing time at Rate
-	Size       int           // payload bytes
-	Idle       bool          // connect, measure memory, no publishing
-	NonReaders float64
-	Reconnect  float64 // fraction of subscribers reconnecting per minute
-	ServerPIDs []int   // processes whose RSS and CPU are summed (nginx: master and workers; a cluster's nodes)
-	RedisPID   int     // a cluster's Redis: its CPU per publication is reported
+	Scenario string
+	Addrs    []string // SSE ports, IPv4 host:port: streams are spread over them (a cluster's nodes)
+	Path     string
+	Ctls     []string // control ports host:port: publishers are spread over them
+	Subs     int
+	// Tokens is how many tokens the streams share; 0: every stream has
+	// PerStream tokens of its own (Subs × PerStream tokens, per-user style).
+	Tokens int
+	// PerStream is how many tokens each stream subscribes to (default 1);
+	// see tokens.go for which.
+	PerStream   int
+	TokenPrefix string // tokens are named TokenPrefix+number (default "t")
+	Workers     int
+	Rate        float64       // messages per second; 0 with Burst
+	Burst       int           // publish this many messages as fast as possible
+	Duration    time.Duration // publishing time at Rate
+	Size        int           // payload bytes
+	Idle        bool          // connect, measure memory, no publishing
+	NonReaders  float64
+	Reconnect   float64 // fraction of subscribers reconnecting per minute
+	// BroadcastRate publishes this many messages per second to "*" (every
+	// stream), on their own publisher, besides Rate.
+	BroadcastRate float64
+	// Storm: this share of the streams (a count if > 1) closes and
+	// reconnects with Last-Event-ID, spread evenly over StormWithin,
+	// starting StormAt after publishing starts (default: a third of
+	// Duration).
+	// Each storm stream stays closed StormDown (as a browser waits its
+	// retry time), so the server has something to replay.
+	Storm       float64
+	StormAt     time.Duration
+	StormWithin time.Duration
+	StormDown   time.Duration
+	// StormNew: the storm's streams connect for the first time in the
+	// storm (a connect storm on new topics) instead of reconnecting.
+	StormNew bool
+	// Churn streams per second close and open anew (a new id, the same
+	// tokens) while publishing, taking turns among ChurnShare of the streams
+	// (default 0.5).
+	Churn      float64
+	ChurnShare float64
+	ServerPIDs []int // processes whose RSS and CPU are summed (nginx: master and workers; a cluster's nodes)
+	RedisPID   int   // a cluster's Redis: its CPU per publication is reported
 	// PubURLs publish over HTTP instead of the control ports: hasses'
 	// /publish API, or a URL with {token} (raw body, as nchan).
 	PubURLs []string
@@ -57,12 +85,14 @@ type Result struct {
 	Scenario       string      `json:"scenario"`
 	Subs           int         `json:"subs"`
 	Tokens         int         `json:"tokens"`
+	PerStream      int         `json:"tokens_per_stream"`
 	Connected      int         `json:"connected"`
 	Failed         int         `json:"failed"`            // no answer at all
 	Refused        map[int]int `json:"refused,omitempty"` // answered with another status than 200, by status
 	RefusedReconn  int         `json:"refused_reconnects,omitempty"`
 	ConnectSecs    float64     `json:"connect_s"`
-	Published      uint64      `json:"published"`
+	Published      uint64      `json:"published"` // broadcasts included
+	Broadcasts     uint64      `json:"broadcasts,omitempty"`
 	PublishSecs    float64     `json:"publish_s"`
 	Expected       uint64      `json:"expected"`
 	Received       uint64      `json:"received"`
@@ -78,14 +108,61 @@ type Result struct {
 	P50ms          float64     `json:"p50_ms"`
 	P99ms          float64     `json:"p99_ms"`
 	MaxMs          float64     `json:"max_ms"`
-	Publishers     int         `json:"publishers"`
-	RSSBeforeKiB   int64       `json:"server_rss_before_kib"`
-	RSSAfterKiB    int64       `json:"server_rss_kib"`
-	RSSPerSubKiB   float64     `json:"server_rss_per_sub_kib"`
-	CPUSecs        float64     `json:"server_cpu_s"`
-	CPUPerMillion  float64     `json:"server_cpu_s_per_1m"`
-	RedisCPUSecs   float64     `json:"redis_cpu_s,omitempty"`
-	RedisUsPerPub  float64     `json:"redis_cpu_us_per_publish,omitempty"`
+	// The stable streams (neither the storm's nor the churn's), with a
+	// storm or churn.
+	StableP50ms   float64      `json:"stable_p50_ms,omitempty"`
+	StableP99ms   float64      `json:"stable_p99_ms,omitempty"`
+	StableMaxMs   float64      `json:"stable_max_ms,omitempty"`
+	Unexpected    uint64       `json:"unexpected,omitempty"` // events of tokens a stream did not subscribe to
+	Resets        uint64       `json:"resets,omitempty"`     // hasses-reset events
+	OtherEvents   uint64       `json:"other_events,omitempty"`
+	Storm         *StormResult `json:"storm,omitempty"`
+	Churn         *ChurnResult `json:"churn,omitempty"`
+	Publishers    int          `json:"publishers"`
+	RSSBeforeKiB  int64        `json:"server_rss_before_kib"`
+	RSSAfterKiB   int64        `json:"server_rss_kib"`
+	RSSPerSubKiB  float64      `json:"server_rss_per_sub_kib"`
+	CPUSecs       float64      `json:"server_cpu_s"`
+	CPUPerMillion float64      `json:"server_cpu_s_per_1m"`
+	RedisCPUSecs  float64      `json:"redis_cpu_s,omitempty"`
+	RedisUsPerPub float64      `json:"redis_cpu_us_per_publish,omitempty"`
+}
+
+// StormResult is what -storm measured.
+type StormResult struct {
+	New        bool           `json:"new,omitempty"` // first connections, not reconnections
+	Streams    int            `json:"streams"`
+	Reconnects int            `json:"reconnects"`
+	Answered   int            `json:"answered"`
+	Refused    int            `json:"refused"`
+	Failed     int            `json:"failed"`
+	Replay     map[string]int `json:"replay"`
+	AnswerP50  float64        `json:"answer_p50_ms"`
+	AnswerP99  float64        `json:"answer_p99_ms"`
+	AnswerMax  float64        `json:"answer_max_ms"`
+	// The stable streams' latency from the first reconnection to 3 s after
+	// the last answer.
+	WindowP50  float64 `json:"window_p50_ms"`
+	WindowP99  float64 `json:"window_p99_ms"`
+	WindowMax  float64 `json:"window_max_ms"`
+	WindowN    uint64  `json:"window_events"`
+	Expected   uint64  `json:"expected"`
+	Lost       uint64  `json:"lost"`
+	Duplicated uint64  `json:"duplicated"`
+	Reordered  uint64  `json:"reordered"`
+}
+
+// ChurnResult is what -churn did; its streams' losses are counted from
+// each token's first event (or the start) to its last (or the end).
+type ChurnResult struct {
+	Pool       int    `json:"pool"`
+	Opens      int    `json:"opens"`
+	Refused    int    `json:"refused"`
+	Lives      int    `json:"lives"`
+	Expected   uint64 `json:"expected"`
+	Lost       uint64 `json:"lost"`
+	Duplicated uint64 `json:"duplicated"`
+	Reordered  uint64 `json:"reordered"`
 }
 
 type workerProc struct {
@@ -102,8 +179,36 @@ func Run(cfg Config) (*Result, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 3*cfg.Duration + 180*time.Second // a slow server may slow the publisher down
 	}
+	cfg.PerStream = max(cfg.PerStream, 1)
 	if cfg.Tokens <= 0 {
-		cfg.Tokens = 1
+		cfg.Tokens = max(cfg.Subs, 1) * cfg.PerStream
+	}
+	if cfg.PerStream > cfg.Tokens {
+		return nil, fmt.Errorf("%d tokens per stream out of %d tokens", cfg.PerStream, cfg.Tokens)
+	}
+	if cfg.TokenPrefix == "" {
+		cfg.TokenPrefix = "t"
+	}
+	if strings.ContainsAny(cfg.TokenPrefix, "-*=;&# \t\r\n") {
+		return nil, fmt.Errorf("token prefix %q: '-' separates tokens, and * = ; & # and blanks mean something else", cfg.TokenPrefix)
+	}
+	if cfg.BroadcastRate > 0 && cfg.Burst > 0 {
+		return nil, fmt.Errorf("-broadcast-rate paces with -rate, not with -burst")
+	}
+	storm := int(cfg.Storm + 0.5)
+	if cfg.Storm <= 1 {
+		storm = int(cfg.Storm*float64(cfg.Subs) + 0.5)
+	}
+	storm = min(storm, cfg.Subs)
+	if cfg.StormAt <= 0 {
+		cfg.StormAt = cfg.Duration / 3
+	}
+	if cfg.ChurnShare <= 0 {
+		cfg.ChurnShare = 0.5
+	}
+	churnPool := 0
+	if cfg.Churn > 0 {
+		churnPool = int(min(cfg.ChurnShare, 1)*float64(cfg.Subs) + 0.5)
 	}
 	endpoints := len(cfg.Ctls)
 	if len(cfg.PubURLs) > 0 {
@@ -116,7 +221,7 @@ func Run(cfg Config) (*Result, error) {
 	if len(cfg.Addrs) == 0 || (!cfg.Idle && endpoints == 0) {
 		return nil, fmt.Errorf("no SSE address or no control port / publish URL")
 	}
-	res := &Result{Scenario: cfg.Scenario, Subs: cfg.Subs, Tokens: cfg.Tokens, Publishers: cfg.Publishers}
+	res := &Result{Scenario: cfg.Scenario, Subs: cfg.Subs, Tokens: cfg.Tokens, PerStream: cfg.PerStream, Publishers: cfg.Publishers}
 	res.RSSBeforeKiB = rssKiB(cfg.ServerPIDs)
 	cpu0 := cpuSecs(cfg.ServerPIDs)
 	redisCPU0 := cpuOne(cfg.RedisPID)
@@ -140,8 +245,11 @@ func Run(cfg Config) (*Result, error) {
 		if count <= 0 {
 			break
 		}
-		wc := WorkerConfig{Addrs: cfg.Addrs, Path: cfg.Path, First: first, Count: count, Tokens: cfg.Tokens,
+		wc := WorkerConfig{Addrs: cfg.Addrs, Path: cfg.Path, First: first, Count: count, Subs: cfg.Subs,
+			Tokens: cfg.Tokens, PerStream: cfg.PerStream, TokenPrefix: cfg.TokenPrefix,
 			SourceIPs: cfg.SourceIPs, NonReaders: cfg.NonReaders, Reconnect: cfg.Reconnect,
+			Storm: storm, StormAt: cfg.StormAt.Seconds(), StormWithin: cfg.StormWithin.Seconds(), StormDown: cfg.StormDown.Seconds(), StormNew: cfg.StormNew,
+			ChurnPool: churnPool, Churn: cfg.Churn * float64(count) / float64(cfg.Subs),
 			Timeout: cfg.Timeout.Seconds()}
 		js, _ := json.Marshal(wc)
 		cmd := exec.Command(exe)
@@ -178,9 +286,12 @@ func Run(cfg Config) (*Result, error) {
 		res.RSSPerSubKiB = float64(res.RSSAfterKiB-res.RSSBeforeKiB) / float64(res.Connected)
 	}
 
-	published := make([]uint64, cfg.Tokens)
+	published := make([]uint64, cfg.Tokens+1) // the broadcast's last
 	pubStart := time.Now()
 	if !cfg.Idle {
+		for _, w := range workers {
+			fmt.Fprintf(w.in, "{\"start\":true}\n")
+		}
 		var answers Histogram
 		if err := publish(cfg, published, &answers); err != nil {
 			return nil, err
@@ -193,7 +304,10 @@ func Run(cfg Config) (*Result, error) {
 	for _, p := range published {
 		res.Published += p
 	}
-	var hist Histogram
+	res.Broadcasts = published[cfg.Tokens]
+	var stable, stormAcct, churnAcct Acct
+	var sr StormReport
+	var cr ChurnReport
 	var lastRecv int64
 	for _, w := range workers {
 		js, _ := json.Marshal(workerMsg{Published: published})
@@ -205,16 +319,42 @@ func Run(cfg Config) (*Result, error) {
 			return nil, fmt.Errorf("worker report: %v", err)
 		}
 		r := m.Report
-		res.Expected += r.Expected
-		res.Received += r.Received
-		res.Lost += r.Lost
-		res.Duplicated += r.Duplicated
-		res.Reordered += r.Reordered
+		stable.add(&r.Stable)
+		stormAcct.add(&r.StormAcct)
+		churnAcct.add(&r.ChurnAcct)
+		sr.merge(&r.Storm)
+		cr.Opens += r.Churn.Opens
+		cr.Refused += r.Churn.Refused
+		res.Unexpected += r.Unexpected
+		res.Resets += r.Resets
+		res.OtherEvents += r.Other
 		res.Reconnects += r.Reconnects
 		res.Drops += r.Drops
 		res.RefusedReconn += r.RefusedReconnects
-		hist.Merge(&r.Latency)
 		lastRecv = max(lastRecv, r.LastRecvNs)
+	}
+	var all Acct
+	all.add(&stable)
+	all.add(&stormAcct)
+	all.add(&churnAcct)
+	hist := all.Latency
+	res.Expected, res.Received, res.Lost = all.Expected, all.Received, all.Lost
+	res.Duplicated, res.Reordered = all.Duplicated, all.Reordered
+	if storm > 0 || churnPool > 0 {
+		h := &stable.Latency
+		res.StableP50ms, res.StableP99ms, res.StableMaxMs = h.Quantile(0.5), h.Quantile(0.99), float64(h.Max)/1000
+	}
+	if storm > 0 {
+		res.Storm = &StormResult{New: cfg.StormNew, Streams: storm, Reconnects: sr.Reconnects, Answered: sr.Answered, Refused: sr.Refused,
+			Failed: sr.Failed, Replay: sr.Replay,
+			AnswerP50: sr.Answer.Quantile(0.5), AnswerP99: sr.Answer.Quantile(0.99), AnswerMax: float64(sr.Answer.Max) / 1000,
+			WindowP50: sr.Window.Quantile(0.5), WindowP99: sr.Window.Quantile(0.99), WindowMax: float64(sr.Window.Max) / 1000,
+			WindowN: sr.Window.N, Expected: stormAcct.Expected, Lost: stormAcct.Lost,
+			Duplicated: stormAcct.Duplicated, Reordered: stormAcct.Reordered}
+	}
+	if churnPool > 0 {
+		res.Churn = &ChurnResult{Pool: churnPool, Opens: cr.Opens, Refused: cr.Refused, Lives: churnAcct.Streams,
+			Expected: churnAcct.Expected, Lost: churnAcct.Lost, Duplicated: churnAcct.Duplicated, Reordered: churnAcct.Reordered}
 	}
 	if res.Expected > 0 {
 		res.DeliveredPct = 100 * float64(res.Expected-min(res.Lost, res.Expected)) / float64(res.Expected)
@@ -249,19 +389,38 @@ func (w *workerProc) read(v any) error {
 	return json.Unmarshal(w.out.Bytes(), v)
 }
 
-// publish runs cfg.Publishers publishers at once and waits for them all.
+// publish runs cfg.Publishers publishers at once, and the broadcast's
+// publisher with -broadcast-rate, and waits for them all. published has one
+// count per token and the broadcast's last.
 func publish(cfg Config, published []uint64, answers *Histogram) error {
-	errs := make(chan error, cfg.Publishers)
-	hists := make([]Histogram, cfg.Publishers)
+	pubs := cfg.Publishers
+	if cfg.BroadcastRate > 0 {
+		pubs++
+	}
+	errs := make(chan error, pubs)
+	hists := make([]Histogram, pubs)
 	for i := range cfg.Publishers {
 		var tokens []int
 		for t := i; t < cfg.Tokens; t += cfg.Publishers {
 			tokens = append(tokens, t)
 		}
-		go func() { errs <- publishOne(cfg, i, tokens, published, &hists[i]) }()
+		// Random tokens, each as often: a seeded permutation, cycled.
+		rand.New(rand.NewPCG(uint64(i), 42)).Shuffle(len(tokens), func(a, b int) { tokens[a], tokens[b] = tokens[b], tokens[a] })
+		share := float64(len(tokens)) / float64(cfg.Tokens)
+		c := cfg
+		c.Rate *= share
+		if c.Burst > 0 {
+			c.Burst = max(1, int(float64(c.Burst)*share))
+		}
+		go func() { errs <- publishOne(c, i, tokens, published, &hists[i]) }()
+	}
+	if cfg.BroadcastRate > 0 {
+		c := cfg
+		c.Rate = cfg.BroadcastRate
+		go func() { errs <- publishOne(c, 0, []int{cfg.Tokens}, published, &hists[pubs-1]) }()
 	}
 	var first error
-	for range cfg.Publishers {
+	for range pubs {
 		if err := <-errs; err != nil && first == nil {
 			first = err
 		}
@@ -272,22 +431,21 @@ func publish(cfg Config, published []uint64, answers *Histogram) error {
 	return first
 }
 
-// publishOne is publisher i: it sends the messages of its tokens through
-// its control port (or HTTP endpoint) at its share of the rate (or of the
-// burst), round-robin over its tokens, batching what is due every
-// millisecond into one write. published[t] is written by t's publisher only.
+// publishOne is publisher i: it sends the messages of its tokens (index
+// cfg.Tokens is "*") through its control port (or HTTP endpoint) at
+// cfg.Rate (or cfg.Burst), cycling over its tokens, batching what is due
+// every millisecond into one write. published[t] is written by t's
+// publisher only.
 func publishOne(cfg Config, i int, tokens []int, published []uint64, answers *Histogram) error {
-	share := float64(len(tokens)) / float64(cfg.Tokens)
-	cfg.Rate *= share
-	if cfg.Burst > 0 {
-		cfg.Burst = max(1, int(float64(cfg.Burst)*share))
-	}
 	next := 0
-	take := func() (tok int, seq uint64) {
+	take := func() (tok int, name string, seq uint64) {
 		tok = tokens[next%len(tokens)]
 		next++
 		published[tok]++
-		return tok, published[tok]
+		if tok == cfg.Tokens {
+			return tok, "*", published[tok]
+		}
+		return tok, cfg.TokenPrefix + strconv.Itoa(tok), published[tok]
 	}
 	if len(cfg.PubURLs) > 0 {
 		url := cfg.PubURLs[i%len(cfg.PubURLs)]
@@ -295,13 +453,13 @@ func publishOne(cfg Config, i int, tokens []int, published []uint64, answers *Hi
 		defer client.CloseIdleConnections()
 		return pace(cfg, func(n int) error {
 			for range n {
-				tok, seq := take()
-				data := string(appendPayload(nil, seq, time.Now().UnixNano(), cfg.Size))
+				tok, name, seq := take()
+				data := string(appendPayload(nil, seq, time.Now().UnixNano(), tok, cfg.Size))
 				var req *http.Request
 				if strings.Contains(url, "{token}") {
-					req, _ = http.NewRequest("POST", strings.ReplaceAll(url, "{token}", fmt.Sprintf("t%d", tok)), strings.NewReader(data))
+					req, _ = http.NewRequest("POST", strings.ReplaceAll(url, "{token}", name), strings.NewReader(data))
 				} else {
-					body, _ := json.Marshal(map[string]string{"token": fmt.Sprintf("t%d", tok), "data": data})
+					body, _ := json.Marshal(map[string]string{"token": name, "data": data})
 					req, _ = http.NewRequest("POST", url, bytes.NewReader(body))
 					req.Header.Set("Content-Type", "application/json")
 				}
@@ -330,9 +488,9 @@ func publishOne(cfg Config, i int, tokens []int, published []uint64, answers *Hi
 	return pace(cfg, func(n int) error {
 		buf = buf[:0]
 		for range n {
-			tok, seq := take()
-			buf = fmt.Appendf(buf, "t%d=", tok)
-			buf = appendPayload(buf, seq, time.Now().UnixNano(), cfg.Size)
+			tok, name, seq := take()
+			buf = append(append(buf, name...), '=')
+			buf = appendPayload(buf, seq, time.Now().UnixNano(), tok, cfg.Size)
 			buf = append(buf, ';')
 		}
 		_, err := c.Write(buf)
@@ -355,16 +513,16 @@ func pace(cfg Config, send func(n int) error) error {
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
 	for now := range tick.C {
-		el := now.Sub(start)
-		if el >= cfg.Duration {
-			break
-		}
+		el := min(now.Sub(start), cfg.Duration) // the last tick sends the rest: Rate × Duration in all
 		due := int(cfg.Rate*el.Seconds()) - sent
 		if due > 0 {
 			if err := send(due); err != nil {
 				return err
 			}
 			sent += due
+		}
+		if el >= cfg.Duration {
+			break
 		}
 	}
 	return nil
@@ -428,7 +586,7 @@ func cpuOne(pid int) float64 {
 // reconnections.
 func (r *Result) Warnings() []string {
 	var w []string
-	if r.Connected < r.Subs {
+	if want := r.connectWanted(); r.Connected < want {
 		var why []string
 		for _, code := range slices.Sorted(maps.Keys(r.Refused)) {
 			why = append(why, fmt.Sprintf("%d answered %d %s%s", r.Refused[code], code, http.StatusText(code), refusalHint(code)))
@@ -437,12 +595,28 @@ func (r *Result) Warnings() []string {
 			why = append(why, fmt.Sprintf("%d got no answer (connection refused, reset or closed)", r.Failed))
 		}
 		w = append(w, fmt.Sprintf("only %d of %d streams connected: %s; the figures are for %d streams",
-			r.Connected, r.Subs, strings.Join(why, ", "), r.Connected))
+			r.Connected, want, strings.Join(why, ", "), r.Connected))
 	}
 	if r.RefusedReconn > 0 {
 		w = append(w, fmt.Sprintf("%d reconnections were refused", r.RefusedReconn))
 	}
+	if r.Unexpected > 0 {
+		w = append(w, fmt.Sprintf("%d events reached streams that did not subscribe to their token", r.Unexpected))
+	}
+	if st := r.Storm; st != nil && st.Reconnects < st.Streams {
+		w = append(w, fmt.Sprintf("only %d of the %d storm streams reconnected: the others were not streaming at their turn, or publishing ended first (-storm-at, -storm-within)",
+			st.Reconnects, st.Streams))
+	}
 	return w
+}
+
+// connectWanted is how many streams should connect before publishing: all,
+// but for a -storm-new storm's.
+func (r *Result) connectWanted() int {
+	if r.Storm != nil && r.Storm.New {
+		return r.Subs - r.Storm.Streams
+	}
+	return r.Subs
 }
 
 func refusalHint(code int) string {
@@ -460,8 +634,8 @@ func (r *Result) Table() string {
 	var b strings.Builder
 	row := func(k string, v any) { fmt.Fprintf(&b, "  %-36s %v\n", k, v) }
 	fmt.Fprintf(&b, "scenario %s\n", r.Scenario)
-	row("subscribers (connected)", fmt.Sprintf("%d (%d) on %d tokens", r.Subs, r.Connected, r.Tokens))
-	if r.Connected < r.Subs {
+	row("subscribers (connected)", fmt.Sprintf("%d (%d) on %d tokens, %d per stream", r.Subs, r.Connected, r.Tokens, max(r.PerStream, 1)))
+	if r.Connected < r.connectWanted() {
 		var parts []string
 		for _, code := range slices.Sorted(maps.Keys(r.Refused)) {
 			parts = append(parts, fmt.Sprintf("%d × %d", r.Refused[code], code))
@@ -473,6 +647,9 @@ func (r *Result) Table() string {
 	row("server RSS before / after", fmt.Sprintf("%d / %d KiB (%.2f KiB per subscriber)", r.RSSBeforeKiB, r.RSSAfterKiB, r.RSSPerSubKiB))
 	if r.Published > 0 {
 		row("published", fmt.Sprintf("%d msgs in %.2f s by %d publishers", r.Published, r.PublishSecs, r.Publishers))
+		if r.Broadcasts > 0 {
+			row("… of which to * (every stream)", r.Broadcasts)
+		}
 		row("delivered", fmt.Sprintf("%d of %d expected by connected streams (%.3f %%)", r.Received, r.Expected, r.DeliveredPct))
 		row("lost / duplicated / reordered", fmt.Sprintf("%d / %d / %d", r.Lost, r.Duplicated, r.Reordered))
 		row("deliveries/s", fmt.Sprintf("%.0f", r.DeliveriesPerS))
@@ -480,11 +657,40 @@ func (r *Result) Table() string {
 			row("publish answer p50 / p99", fmt.Sprintf("%.2f / %.2f ms", r.PubP50ms, r.PubP99ms))
 		}
 		row("latency p50 / p99 / max", fmt.Sprintf("%.1f / %.1f / %.1f ms", r.P50ms, r.P99ms, r.MaxMs))
+		if r.Storm != nil || r.Churn != nil {
+			row("… stable streams", fmt.Sprintf("%.1f / %.1f / %.1f ms", r.StableP50ms, r.StableP99ms, r.StableMaxMs))
+		}
+		if r.Unexpected > 0 {
+			row("events of tokens not subscribed", r.Unexpected)
+		}
+		if r.Resets > 0 || r.OtherEvents > 0 {
+			row("hasses-reset / other events", fmt.Sprintf("%d / %d", r.Resets, r.OtherEvents))
+		}
 		row("server CPU", fmt.Sprintf("%.2f s (%.3f s per 1M deliveries)", r.CPUSecs, r.CPUPerMillion))
 		if r.RedisCPUSecs > 0 {
 			row("Redis CPU", fmt.Sprintf("%.2f s (%.1f µs per publication)", r.RedisCPUSecs, r.RedisUsPerPub))
 		}
 		row("reconnects (refused) / server closes", fmt.Sprintf("%d (%d) / %d", r.Reconnects, r.RefusedReconn, r.Drops))
+	}
+	if st := r.Storm; st != nil {
+		if st.New {
+			row("storm (first connections): streams / connected", fmt.Sprintf("%d / %d (not connected before: counted from each token's first event)", st.Streams, st.Reconnects))
+		} else {
+			row("storm: streams / reconnected", fmt.Sprintf("%d / %d", st.Streams, st.Reconnects))
+		}
+		row("… answered / refused / no answer", fmt.Sprintf("%d / %d / %d", st.Answered, st.Refused, st.Failed))
+		if !st.New {
+			row("… replay complete / gap / unknown", fmt.Sprintf("%d / %d / %d", st.Replay["complete"], st.Replay["gap"], st.Replay["unknown"]))
+		}
+		row("… answer p50 / p99 / max", fmt.Sprintf("%.1f / %.1f / %.1f ms", st.AnswerP50, st.AnswerP99, st.AnswerMax))
+		row("… their lost / dup / reordered", fmt.Sprintf("%d / %d / %d of %d expected", st.Lost, st.Duplicated, st.Reordered, st.Expected))
+		row("… others' latency in the storm", fmt.Sprintf("%.1f / %.1f / %.1f ms (p50 / p99 / max, %d events, the storm's first connection to 3 s after its last answer)",
+			st.WindowP50, st.WindowP99, st.WindowMax, st.WindowN))
+	}
+	if c := r.Churn; c != nil {
+		row("churn: opened anew (refused)", fmt.Sprintf("%d (%d), taking turns among %d streams", c.Opens, c.Refused, c.Pool))
+		row("… their lost / dup / reordered", fmt.Sprintf("%d / %d / %d of %d expected over %d stream lives", c.Lost, c.Duplicated, c.Reordered, c.Expected, c.Lives))
+		row("", "(counted per token from its first event, or the start, to its last, or the end; not what a stream missed just after opening or just before closing)")
 	}
 	return b.String()
 }
