@@ -156,6 +156,9 @@ func (l *loop) run() error {
 					l.handle(l.conns[fd], ev.Events)
 				}
 			}
+			if i%fairEvery == fairEvery-1 {
+				l.fair()
+			}
 		}
 		if !l.flushDue.IsZero() && !l.now.Before(l.flushDue) {
 			l.flushDue = time.Time{}
@@ -201,6 +204,28 @@ func (l *loop) wakeup() {
 		return
 	}
 	l.pass()
+}
+
+// fairEvery is how many connections' events a loop handles before it
+// checks whether the streams already open are due a pass: a connect storm
+// (each request head a subscription of up to -max-tokens tokens) then
+// cannot hold back the events of the others for a whole batch of 256.
+const fairEvery = 16
+
+// fair runs a flush pass in the middle of a batch of events when new
+// events wait and the gap since the last pass is over, so that handling
+// many new connections does not delay the streams already open.
+func (l *loop) fair() {
+	if !l.wakePending.Load() {
+		return
+	}
+	l.now = time.Now()
+	gap := max(l.srv.cfg.Coalesce, minPassGap, min(l.passCost, maxAdaptiveGap))
+	if l.now.Before(l.lastPass.Add(gap)) {
+		return
+	}
+	l.flushDue = time.Time{}
+	l.pass() // the eventfd stays readable: the next wait sees it, and the pass then finds little
 }
 
 // maxAdaptiveGap bounds the latency the adaptive gap between passes adds.
