@@ -186,6 +186,12 @@ func TestClusterPresence(t *testing.T) {
 		}
 	}
 
+	// A node that joins later learns who is there from Redis, not from the
+	// log it loads (here only its last second).
+	time.Sleep(1100 * time.Millisecond)
+	late := startNode(t, r, append(args, "-history-age=1s")...).subscribe("?subscribe=room1")
+	late.expectSnapshot(3, "w0", "w1", "w2")
+
 	// A node killed with -9: its members leave, on the other nodes.
 	start := time.Now()
 	nodes[2].kill9()
@@ -200,7 +206,7 @@ func TestClusterPresence(t *testing.T) {
 		t.Fatalf("the dead node's member left after %v, want within 15 s", took)
 	}
 	p := presenceOf(t, nodes[0], "room1")
-	if len(p) != 1 || p[0].Streams != 2 || p[0].Count != 2 {
+	if len(p) != 1 || p[0].Streams != 3 || p[0].Count != 2 { // w0, w1 and the late node's
 		t.Fatalf("after the kill: %+v", p)
 	}
 }

@@ -107,6 +107,9 @@ func (e *Engine) joinOnce(ctx context.Context) error {
 		if err := e.loadRevocations(ctx); err != nil {
 			return err
 		}
+		if err := e.loadMembers(cctx); err != nil {
+			return err
+		}
 		e.joined.Store(true)
 		close(e.joinedCh)
 		e.log.Info("cluster: joined", "node", e.node, "epoch", strconv.FormatUint(epoch, 36), "seq", e.pos)

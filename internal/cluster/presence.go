@@ -334,3 +334,28 @@ func (e *Engine) reapNode(ctx context.Context, node string) bool {
 	}
 	return found == 0
 }
+
+// loadMembers gives the hub the members of the presence tokens as Redis
+// has them now: at or after the log entries the node has read (see
+// hub.SetMembers). A node that joins late learns who joined before the
+// oldest entry it loaded.
+func (e *Engine) loadMembers(ctx context.Context) error {
+	all, err := e.client.Do(ctx, e.client.B().Hgetall().Key(e.kPresN).Build()).AsStrMap()
+	if err != nil {
+		return fmt.Errorf("cluster presence: loading the members: %w", err)
+	}
+	m := make(map[string]map[string]string)
+	for field, user := range all {
+		_, rest, _ := strings.Cut(field, "\x00")
+		token, id, ok := strings.Cut(rest, "\x00")
+		if !ok || id == "" || !e.hub.IsPresence(token) {
+			continue // a token's occupancy, or a token that is no presence token here
+		}
+		if m[token] == nil {
+			m[token] = make(map[string]string)
+		}
+		m[token][id] = user
+	}
+	e.hub.SetMembers(m)
+	return nil
+}

@@ -292,6 +292,17 @@ func (h *Hub) applyPresence(c *Change) {
 	}
 }
 
+// SetMembers replaces the members of the presence tokens (token → client
+// id → user): a node joining a cluster takes them from Redis, as of a
+// position at or after the log entries it has read; applying the entries
+// that follow, in order, then brings it to the cluster's view (joins and
+// leaves are set operations).
+func (h *Hub) SetMembers(m map[string]map[string]string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.pres.members = m
+}
+
 // snapshot is the hasses-presence event for a stream opening on tokens:
 // the members of its presence tokens, or nil if it has none. Called with
 // h.mu held.
