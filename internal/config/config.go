@@ -255,7 +255,7 @@ func init() {
 		{"jwt-require-exp", "", "refuse subscriber tokens without an exp claim", flag(func(o *Options) *bool { return &o.JWTRequireExp })},
 		{"jwt-audience", "AUD", "refuse subscriber tokens whose aud claim does not contain AUD", str(func(o *Options) *string { return &o.JWTAudience })},
 		{"jwt-issuer", "ISS", "refuse subscriber tokens whose iss claim is not ISS", str(func(o *Options) *string { return &o.JWTIssuer })},
-		{"jwt-renew-before", "DUR", "a stream whose token has an exp gets a hasses-expiring event this long before it (at once if it opens later), so the page can reopen with a fresh token; 0 disables", dur(maxWait, func(o *Options) *time.Duration { return &o.JWTRenewBefore })},
+		{"jwt-renew-before", "DUR", "a stream whose token has an exp gets a hasses-expiring event this long before it (at once when it opens closer to exp), so the page can reopen with a fresh token; 0 disables", dur(maxWait, func(o *Options) *time.Duration { return &o.JWTRenewBefore })},
 		{"max-conns-per-ip", "N", "streams one client address may hold; more get 429; 0 = unlimited", num(0, maxCount, func(o *Options) *int { return &o.MaxConnsPerIP })},
 		{"max-conns-per-proxy", "N", "streams one trusted proxy may carry whose requests name no client (no X-Forwarded-For); more get 429; 0 = unlimited", num(0, maxCount, func(o *Options) *int { return &o.MaxConnsPerProxy })},
 		{"trusted-proxies", "CIDRS", "reverse proxies whose X-Forwarded-For, Forwarded or X-Real-IP names the client (per-address cap, clientlist, logs; never publishing), e.g. 127.0.0.1 for a proxy on this host; their streams that name no client count under -max-conns-per-proxy; none = trust nobody", func(o *Options, v string) error {
