@@ -48,7 +48,8 @@ func TestHassesJS(t *testing.T) {
 	var tokens atomic.Int64
 	var tokenLife atomic.Int64 // of the tokens handed out, in nanoseconds
 	tokenLife.Store(int64(3 * time.Second))
-	var onToken atomic.Pointer[func()] // runs before a token is handed out
+	// onToken runs before a token is handed out; false answers 503.
+	var onToken atomic.Pointer[func() bool]
 	pages := ""
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -57,8 +58,10 @@ func TestHassesJS(t *testing.T) {
 	})
 	mux.HandleFunc("/token", func(w http.ResponseWriter, r *http.Request) {
 		tokens.Add(1)
-		if fn := onToken.Load(); fn != nil {
-			(*fn)()
+		if fn := onToken.Load(); fn != nil && !(*fn)() {
+			w.Header().Set("Access-Control-Allow-Origin", "*")
+			http.Error(w, "token service down", http.StatusServiceUnavailable)
+			return
 		}
 		w.Header().Set("Access-Control-Allow-Origin", "*")
 		fmt.Fprint(w, token(t, jwt.SigningMethodHS256, []byte(jwtSecret), jwt.MapClaims{
@@ -206,7 +209,7 @@ func TestHassesJS(t *testing.T) {
 		// At the first renewal (2-3 s later, on hasses-expiring), e2 is
 		// published while the page waits for its new token.
 		var once sync.Once
-		renewing := func() { once.Do(func() { d.send("t=e2\n") }) }
+		renewing := func() bool { once.Do(func() { d.send("t=e2\n") }); return true }
 		onToken.Store(&renewing)
 		defer onToken.Store(nil)
 		waitGot("after the first renewal", "e1", "e2")
@@ -222,6 +225,44 @@ func TestHassesJS(t *testing.T) {
 		// Renewed ahead of time: no stream outlived its token.
 		if strings.Contains(d.log.String(), string(refusal.Unauthorized)) {
 			t.Errorf("a stream was refused for its token: the renewal came too late")
+		}
+	})
+
+	t.Run("renewal fails on hasses-expiring", func(t *testing.T) {
+		keyFile := filepath.Join(t.TempDir(), "jwt.key")
+		os.WriteFile(keyFile, []byte(jwtSecret), 0o600)
+		d := start(t, "-jwt-secret-file="+keyFile, "-retry=300ms", "-jwt-renew-before=2s")
+		tokenLife.Store(int64(4 * time.Second))
+		before := tokens.Load()
+		pages = fmt.Sprintf(hassesPage, d.sse, `getToken: () => fetch("/token").then((r) => r.ok ? r.text() : Promise.reject(r.status)),`, d.sse)
+		if err := chromedp.Do(bctx, chromedp.Navigate(ps.URL)); err != nil {
+			t.Fatal(err)
+		}
+		subscribed(d)
+		d.send("t=f1\n")
+		waitGot("live", "f1")
+		// The renewal ahead of the expiry fails: the stream runs on until
+		// its token expires (a refusal follows), then the helper renews.
+		var once sync.Once
+		failFirst := func() bool {
+			first := false
+			once.Do(func() { first = true })
+			return !first
+		}
+		onToken.Store(&failFirst)
+		defer onToken.Store(nil)
+		waitFor(t, "the failed renewal", func() bool { return tokens.Load()-before >= 2 })
+		d.send("t=f2\n")
+		waitGot("on the stream whose renewal failed", "f1", "f2")
+		for end := time.Now().Add(10 * time.Second); !strings.Contains(d.log.String(), string(refusal.Unauthorized)); time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(end) {
+				t.Fatal("the stream was not left to run until its token expired")
+			}
+		}
+		d.send("t=f3\n")
+		waitGot("after the renewal that followed the refusal", "f1", "f2", "f3")
+		if r := eval("window.resets"); len(r) != 0 {
+			t.Errorf("resets %q across a token renewal", r)
 		}
 	})
 }

@@ -119,7 +119,7 @@
       // position (the last event's id, or the opening id), where the new
       // stream resumes.
       self._seen(e);
-      if (self.getToken) self._renew(0);
+      if (self.getToken) self._renew(0, true);
     }, false);
     for (var name in this._listeners) {
       if (Object.prototype.hasOwnProperty.call(this._listeners, name)) {
@@ -188,25 +188,31 @@
     this._timer = setTimeout(function () { self._open(); }, wait);
   };
 
-  Hasses.prototype._renew = function (wait) {
+  // _renew gets a fresh token and reopens with it. ahead: the stream still
+  // works (hasses-expiring); if getToken fails it is left to run until its
+  // token expires, and the refusal that follows renews again.
+  Hasses.prototype._renew = function (wait, ahead) {
     var self = this;
+    var es = this._es;
     var done = function (token) {
+      if (ahead && es !== self._es) return; // already reopened meanwhile
       if (token) self._token = String(token);
       self._reopen(wait);
+    };
+    var failed = function () {
+      if (ahead) return;
+      self._failures++;
+      self._reopen(self._backoff());
     };
     try {
       var t = this.getToken();
       if (t && typeof t.then === "function") {
-        t.then(done, function () {
-          self._failures++;
-          self._reopen(self._backoff());
-        });
+        t.then(done, failed);
       } else {
         done(t);
       }
     } catch (err) {
-      this._failures++;
-      this._reopen(this._backoff());
+      failed();
     }
   };
 
