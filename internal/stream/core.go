@@ -2,9 +2,9 @@
 // preamble (retry hint, replay status, hasses-reset), the Fill → write →
 // Wrote loop over the hub's shared log, the slow-consumer policy, heartbeats
 // on idle streams, the randomised lifetime, token expiry and its warning
-// (hasses-expiring), the end of a stream, and the counters. It also holds the HTTP/1.x connection state
-// machine (request heads, answers, keep-alive, reinit) that the plain port
-// and HTTP/1.1 over TLS share.
+// (hasses-expiring), the end of a stream, and the counters. It also holds
+// the HTTP/1.x connection state machine (request heads, answers,
+// keep-alive, reinit) that the plain port and HTTP/1.1 over TLS share.
 //
 // Front ends only move bytes. Each hands a Stream a Writer and calls Flush
 // when there may be something to write, Tick when a deadline or the sweep
