@@ -359,20 +359,17 @@ type blockingWriter struct {
 func (w *blockingWriter) Write(bufs [][]byte) (int, error) {
 	now := time.Now()
 	dl := now.Add(w.core.Config().WriteTimeout)
-	atEnd := false
 	if d := w.st.Ends(); !d.IsZero() && d.Before(dl) {
-		dl, atEnd = d, true
+		dl = d
 		if floor := now.Add(10 * time.Millisecond); dl.Before(floor) {
 			dl = floor // a write at the deadline still gets its chance
 		}
 	}
 	w.set(dl)
-	if atEnd {
-		// Disarmed once written: HTTP/2 resets a stream whose write
-		// deadline passes even with no write in progress, and the stream
-		// is to end cleanly at that very time.
-		defer w.set(time.Time{})
-	}
+	// Disarmed once written: HTTP/2 resets a stream (INTERNAL_ERROR) whose
+	// write deadline passes even with no write in progress, as when it
+	// idles longer than WriteTimeout, or ends cleanly at its deadline.
+	defer w.set(time.Time{})
 	if sub := w.st.Sub(); sub != nil {
 		w.cursor.Store(sub.Cursor())
 		w.sub.Store(sub)
