@@ -9,12 +9,15 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/hasses-go/hasses/internal/refusal"
 )
 
 // hassesPage loads /hasses.js from the SSE port and records what a page
@@ -22,7 +25,7 @@ import (
 const hassesPage = `<!doctype html>
 <script src="http://%[1]s/hasses.js"></script>
 <script>
-window.got = []; window.resets = []; window.states = [];
+window.got = []; window.resets = []; window.states = []; window.expiring = [];
 window.h = new Hasses("http://%[3]s/sse?subscribe=t", {
   retry: 300,
   onmessage: (e) => window.got.push(e.data),
@@ -31,16 +34,22 @@ window.h = new Hasses("http://%[3]s/sse?subscribe=t", {
   %[2]s
 });
 window.h.addEventListener("update", (e) => window.got.push("update:" + e.data));
+window.h.addEventListener("hasses-expiring", (e) => window.expiring.push(e.data));
 </script>`
 
 // TestHassesJS runs the page helper in headless Chromium: resume across a
 // page reload, named events, a reset after a server restart, a cut in the
-// middle of an event, and token renewal when the stream's token expires.
+// middle of an event, and token renewal when the stream's token expires
+// and when the server announces it (hasses-expiring).
 func TestHassesJS(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	bctx := newChromium(t, ctx)
 	var tokens atomic.Int64
+	var tokenLife atomic.Int64 // of the tokens handed out, in nanoseconds
+	tokenLife.Store(int64(3 * time.Second))
+	// onToken runs before a token is handed out; false answers 503.
+	var onToken atomic.Pointer[func() bool]
 	pages := ""
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -49,9 +58,14 @@ func TestHassesJS(t *testing.T) {
 	})
 	mux.HandleFunc("/token", func(w http.ResponseWriter, r *http.Request) {
 		tokens.Add(1)
+		if fn := onToken.Load(); fn != nil && !(*fn)() {
+			w.Header().Set("Access-Control-Allow-Origin", "*")
+			http.Error(w, "token service down", http.StatusServiceUnavailable)
+			return
+		}
 		w.Header().Set("Access-Control-Allow-Origin", "*")
 		fmt.Fprint(w, token(t, jwt.SigningMethodHS256, []byte(jwtSecret), jwt.MapClaims{
-			"subscribe": []string{"t"}, "exp": time.Now().Add(3 * time.Second).Unix(),
+			"subscribe": []string{"t"}, "exp": time.Now().Add(time.Duration(tokenLife.Load())).Unix(),
 		}))
 	})
 	ps := httptest.NewServer(mux)
@@ -154,7 +168,8 @@ func TestHassesJS(t *testing.T) {
 	t.Run("token renewal", func(t *testing.T) {
 		keyFile := filepath.Join(t.TempDir(), "jwt.key")
 		os.WriteFile(keyFile, []byte(jwtSecret), 0o600)
-		d := start(t, "-jwt-secret-file="+keyFile, "-retry=300ms")
+		// Without hasses-expiring: the stream runs until its token expires.
+		d := start(t, "-jwt-secret-file="+keyFile, "-retry=300ms", "-jwt-renew-before=0")
 		before := tokens.Load()
 		pages = fmt.Sprintf(hassesPage, d.sse, `getToken: () => fetch("/token").then((r) => r.text()),`, d.sse)
 		// A fresh tab: no id stored from the other subtest's origin port.
@@ -173,6 +188,79 @@ func TestHassesJS(t *testing.T) {
 		if n := tokens.Load() - before; n < 2 {
 			t.Errorf("%d tokens fetched, want a renewal", n)
 		}
+		if r := eval("window.resets"); len(r) != 0 {
+			t.Errorf("resets %q across a token renewal", r)
+		}
+	})
+
+	t.Run("renewal on hasses-expiring", func(t *testing.T) {
+		keyFile := filepath.Join(t.TempDir(), "jwt.key")
+		os.WriteFile(keyFile, []byte(jwtSecret), 0o600)
+		d := start(t, "-jwt-secret-file="+keyFile, "-retry=300ms", "-jwt-renew-before=2s")
+		tokenLife.Store(int64(4 * time.Second))
+		before := tokens.Load()
+		pages = fmt.Sprintf(hassesPage, d.sse, `getToken: () => fetch("/token").then((r) => r.text()),`, d.sse)
+		if err := chromedp.Do(bctx, chromedp.Navigate(ps.URL)); err != nil {
+			t.Fatal(err)
+		}
+		subscribed(d)
+		d.send("t=e1\n")
+		waitGot("live", "e1")
+		// At the first renewal (2-3 s later, on hasses-expiring), e2 is
+		// published while the page waits for its new token.
+		var once sync.Once
+		renewing := func() bool { once.Do(func() { d.send("t=e2\n") }); return true }
+		onToken.Store(&renewing)
+		defer onToken.Store(nil)
+		waitGot("after the first renewal", "e1", "e2")
+		waitFor(t, "a second renewal", func() bool { return tokens.Load()-before >= 3 })
+		d.send("t=e3\n")
+		waitGot("after the second renewal", "e1", "e2", "e3")
+		if x := eval("window.expiring"); len(x) < 2 || !strings.HasPrefix(x[0], `{"exp":`) {
+			t.Errorf("hasses-expiring events seen %q, want one per token", x)
+		}
+		if r := eval("window.resets"); len(r) != 0 {
+			t.Errorf("resets %q across a token renewal", r)
+		}
+		// Renewed ahead of time: no stream outlived its token.
+		if strings.Contains(d.log.String(), string(refusal.Unauthorized)) {
+			t.Errorf("a stream was refused for its token: the renewal came too late")
+		}
+	})
+
+	t.Run("renewal fails on hasses-expiring", func(t *testing.T) {
+		keyFile := filepath.Join(t.TempDir(), "jwt.key")
+		os.WriteFile(keyFile, []byte(jwtSecret), 0o600)
+		d := start(t, "-jwt-secret-file="+keyFile, "-retry=300ms", "-jwt-renew-before=2s")
+		tokenLife.Store(int64(4 * time.Second))
+		before := tokens.Load()
+		pages = fmt.Sprintf(hassesPage, d.sse, `getToken: () => fetch("/token").then((r) => r.ok ? r.text() : Promise.reject(r.status)),`, d.sse)
+		if err := chromedp.Do(bctx, chromedp.Navigate(ps.URL)); err != nil {
+			t.Fatal(err)
+		}
+		subscribed(d)
+		d.send("t=f1\n")
+		waitGot("live", "f1")
+		// The renewal ahead of the expiry fails: the stream runs on until
+		// its token expires (a refusal follows), then the helper renews.
+		var once sync.Once
+		failFirst := func() bool {
+			first := false
+			once.Do(func() { first = true })
+			return !first
+		}
+		onToken.Store(&failFirst)
+		defer onToken.Store(nil)
+		waitFor(t, "the failed renewal", func() bool { return tokens.Load()-before >= 2 })
+		d.send("t=f2\n")
+		waitGot("on the stream whose renewal failed", "f1", "f2")
+		for end := time.Now().Add(10 * time.Second); !strings.Contains(d.log.String(), string(refusal.Unauthorized)); time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(end) {
+				t.Fatal("the stream was not left to run until its token expired")
+			}
+		}
+		d.send("t=f3\n")
+		waitGot("after the renewal that followed the refusal", "f1", "f2", "f3")
 		if r := eval("window.resets"); len(r) != 0 {
 			t.Errorf("resets %q across a token renewal", r)
 		}

@@ -10,8 +10,13 @@ export interface HassesOptions {
   onstatechange?: (state: HassesState) => void;
   onerror?: (e: Event) => void;
   /** Returns a fresh subscriber token (sent as access_token=); called at
-   * start, on hasses-expiring and when the stream is refused. */
-  getToken?: () => string | Promise<string>;
+   * start, on hasses-expiring and when the stream is refused. Returning
+   * nothing keeps the current one: a getToken that refreshes the
+   * hasses_token cookie. */
+  getToken?: () => string | void | Promise<string | void>;
+  /** Send cookies to another origin (the hasses_token cookie), as
+   * EventSource's withCredentials; default false. */
+  withCredentials?: boolean;
   /** A token to start with. */
   token?: string;
   /** Milliseconds: never reopen sooner than this after the last open
@@ -32,7 +37,8 @@ export declare class Hasses {
   onreset: ((reason: string, e: MessageEvent) => void) | null;
   onstatechange: ((state: HassesState) => void) | null;
   onerror: ((e: Event) => void) | null;
-  getToken: (() => string | Promise<string>) | null;
+  getToken: (() => string | void | Promise<string | void>) | null;
+  readonly withCredentials: boolean;
   /** Named events ("token#name=..." messages), as on EventSource. */
   addEventListener(name: string, fn: (e: MessageEvent) => void): void;
   removeEventListener(name: string, fn: (e: MessageEvent) => void): void;

@@ -10,8 +10,11 @@
  *   id is kept in sessionStorage and the stream reopened with lastEventId=;
  * - a hasses-reset event (events were lost) calls onreset once;
  * - token renewal: getToken() is called for a fresh token (access_token=)
- *   when the server announces expiry (hasses-expiring) or the stream is
- *   refused (401), and the stream is reopened with it and the last id;
+ *   when the server announces expiry (hasses-expiring, -jwt-renew-before
+ *   ahead of the token's exp) or the stream is refused (401), and the
+ *   stream is reopened with it and the last id, so nothing is missed. A
+ *   getToken that refreshes the hasses_token cookie instead returns
+ *   nothing (set withCredentials for a cookie to another origin);
  * - named events: addEventListener(name, fn), as on EventSource;
  * - state: "connecting", "open" or "closed", and lastEventId;
  * - never reconnects faster than retry (and backs off on repeated failures).
@@ -28,6 +31,7 @@
     this.onstatechange = o.onstatechange || null;
     this.onerror = o.onerror || null;
     this.getToken = o.getToken || null;
+    this.withCredentials = !!o.withCredentials;
     this.retry = o.retry > 0 ? o.retry : 3000;
     this.maxRetry = o.maxRetry > 0 ? o.maxRetry : 60000;
     this.storageKey = o.storageKey || "hasses:" + this.url;
@@ -91,7 +95,7 @@
   Hasses.prototype._open = function () {
     if (this._closed) return;
     var self = this;
-    var es = new EventSource(this._streamURL());
+    var es = new EventSource(this._streamURL(), { withCredentials: this.withCredentials });
     this._es = es;
     this._openedAt = Date.now();
     this._setState("connecting");
@@ -111,8 +115,11 @@
     }, false);
     es.addEventListener("hasses-expiring", function (e) {
       if (es !== self._es) return;
+      // The event has no id of its own: e.lastEventId is the stream's
+      // position (the last event's id, or the opening id), where the new
+      // stream resumes.
       self._seen(e);
-      if (self.getToken) self._renew(0);
+      if (self.getToken) self._renew(0, true);
     }, false);
     for (var name in this._listeners) {
       if (Object.prototype.hasOwnProperty.call(this._listeners, name)) {
@@ -181,25 +188,31 @@
     this._timer = setTimeout(function () { self._open(); }, wait);
   };
 
-  Hasses.prototype._renew = function (wait) {
+  // _renew gets a fresh token and reopens with it. ahead: the stream still
+  // works (hasses-expiring); if getToken fails it is left to run until its
+  // token expires, and the refusal that follows renews again.
+  Hasses.prototype._renew = function (wait, ahead) {
     var self = this;
+    var es = this._es;
     var done = function (token) {
+      if (ahead && es !== self._es) return; // already reopened meanwhile
       if (token) self._token = String(token);
       self._reopen(wait);
+    };
+    var failed = function () {
+      if (ahead) return;
+      self._failures++;
+      self._reopen(self._backoff());
     };
     try {
       var t = this.getToken();
       if (t && typeof t.then === "function") {
-        t.then(done, function () {
-          self._failures++;
-          self._reopen(self._backoff());
-        });
+        t.then(done, failed);
       } else {
         done(t);
       }
     } catch (err) {
-      this._failures++;
-      this._reopen(this._backoff());
+      failed();
     }
   };
 

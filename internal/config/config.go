@@ -86,6 +86,7 @@ type Options struct {
 	HandshakeTimeout time.Duration `opt:"handshake-timeout"`   // -handshake-timeout
 	Lifetime         time.Duration `opt:"lifetime"`            // -lifetime: maximum stream age
 	Heartbeat        time.Duration `opt:"heartbeat"`           // -heartbeat: comment interval on idle streams
+	JWTRenewBefore   time.Duration `opt:"jwt-renew-before"`    // -jwt-renew-before: hasses-expiring this long before a token's exp
 	Retry            time.Duration `opt:"retry"`               // -retry: reconnection hint sent on connect
 	Drain            time.Duration `opt:"drain"`               // -drain: graceful shutdown bound
 	Coalesce         time.Duration `opt:"coalesce"`            // -coalesce: least time between flush passes
@@ -257,6 +258,7 @@ func init() {
 		{"jwt-require-exp", "", "refuse subscriber tokens without an exp claim", flag(func(o *Options) *bool { return &o.JWTRequireExp })},
 		{"jwt-audience", "AUD", "refuse subscriber tokens whose aud claim does not contain AUD", str(func(o *Options) *string { return &o.JWTAudience })},
 		{"jwt-issuer", "ISS", "refuse subscriber tokens whose iss claim is not ISS", str(func(o *Options) *string { return &o.JWTIssuer })},
+		{"jwt-renew-before", "DUR", "a stream whose token has an exp gets a hasses-expiring event this long before it (at once when it opens closer to exp), so the page can reopen with a fresh token; 0 disables", dur(maxWait, func(o *Options) *time.Duration { return &o.JWTRenewBefore })},
 		{"max-conns-per-ip", "N", "streams one client address may hold; more get 429; 0 = unlimited", num(0, maxCount, func(o *Options) *int { return &o.MaxConnsPerIP })},
 		{"max-conns-per-proxy", "N", "streams one trusted proxy may carry whose requests name no client (no X-Forwarded-For); more get 429; 0 = unlimited", num(0, maxCount, func(o *Options) *int { return &o.MaxConnsPerProxy })},
 		{"trusted-proxies", "CIDRS", "reverse proxies whose X-Forwarded-For, Forwarded or X-Real-IP names the client (per-address cap, clientlist, logs; never publishing), e.g. 127.0.0.1 for a proxy on this host; their streams that name no client count under -max-conns-per-proxy; none = trust nobody", func(o *Options, v string) error {
@@ -332,6 +334,7 @@ func Defaults() *Options {
 		HandshakeTimeout: stream.DefaultHandshakeTimeout,
 		Lifetime:         stream.DefaultLifetime,
 		Heartbeat:        stream.DefaultHeartbeat,
+		JWTRenewBefore:   stream.DefaultRenewBefore,
 		Drain:            stream.DefaultDrain,
 		IdleGap:          control.DefaultIdleGap,
 		CtlMaxConns:      control.DefaultMaxConns,

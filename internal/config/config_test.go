@@ -298,6 +298,7 @@ func TestNumericBounds(t *testing.T) {
 		{"handshake-timeout", "86400", "86401"},
 		{"lifetime", "8760h", "31536001"},
 		{"heartbeat", "24h", "24h1s"},
+		{"jwt-renew-before", "24h", "24h1s"},
 		{"retry", "24h", "86401"},
 		{"coalesce", "24h", "25h"},
 		{"drain", "24h", "86401"},

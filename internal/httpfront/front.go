@@ -335,7 +335,7 @@ func (s *Server) pump(p pumped, mu sync.Locker, w stream.Writer, wake, gone <-ch
 	}
 }
 
-// blockingWriter writes with a deadline: the stream's deadline (its
+// blockingWriter writes with a deadline: the stream's end (Ends: its
 // lifetime, grant or linger), and at most WriteTimeout from now, so that
 // a client that stops reading holds nothing past either. While a write
 // blocks, the watchdog checks the stream against the lag limit.
@@ -359,13 +359,17 @@ type blockingWriter struct {
 func (w *blockingWriter) Write(bufs [][]byte) (int, error) {
 	now := time.Now()
 	dl := now.Add(w.core.Config().WriteTimeout)
-	if d := w.st.Deadline(); !d.IsZero() && d.Before(dl) {
+	if d := w.st.Ends(); !d.IsZero() && d.Before(dl) {
 		dl = d
 		if floor := now.Add(10 * time.Millisecond); dl.Before(floor) {
 			dl = floor // a write at the deadline still gets its chance
 		}
 	}
 	w.set(dl)
+	// Disarmed once written: HTTP/2 resets a stream (INTERNAL_ERROR) whose
+	// write deadline passes even with no write in progress, as when it
+	// idles longer than WriteTimeout, or ends cleanly at its deadline.
+	defer w.set(time.Time{})
 	if sub := w.st.Sub(); sub != nil {
 		w.cursor.Store(sub.Cursor())
 		w.sub.Store(sub)

@@ -605,3 +605,21 @@ func TestShutdownDrainsAndStops(t *testing.T) {
 		t.Errorf("stats after shutdown %+v", st)
 	}
 }
+
+// An HTTP/2 stream may idle (no heartbeat) longer than WriteTimeout: the
+// deadline of its last write does not reset it. (Go's HTTP/2 server
+// resets a stream whose write deadline passes, write or not.)
+func TestHTTP2IdleLongerThanWriteTimeout(t *testing.T) {
+	f := startFront(t, hub.Config{}, stream.Config{WriteTimeout: 200 * time.Millisecond}, Config{})
+	_, r := f.openH2(t, f.h2client(t), "?subscribe=idle")
+	f.waitSubscribed(t, "idle", 1)
+	f.publish(t, "idle", "one")
+	if got, err := readEvent(r); err != nil || got != "one" {
+		t.Fatalf("first event: %q %v", got, err)
+	}
+	time.Sleep(600 * time.Millisecond) // three write timeouts without a write
+	f.publish(t, "idle", "two")
+	if got, err := readEvent(r); err != nil || got != "two" {
+		t.Fatalf("event after idling: %q %v, want the stream still open", got, err)
+	}
+}

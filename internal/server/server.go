@@ -212,6 +212,7 @@ func New(opts *config.Options, log *slog.Logger, level *slog.LevelVar) (*Server,
 		TrustedProxies:   proxies,
 		Refusals:         s.refusals,
 		Authorize:        authorize,
+		RenewBefore:      opts.JWTRenewBefore,
 		Reinit:           &s.reinit,
 		Logger:           log,
 	})

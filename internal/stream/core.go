@@ -1,10 +1,10 @@
 // Package stream is what an SSE stream is, whatever carries it: the
 // preamble (retry hint, replay status, hasses-reset), the Fill → write →
 // Wrote loop over the hub's shared log, the slow-consumer policy, heartbeats
-// on idle streams, the randomised lifetime and token expiry, the end of a
-// stream, and the counters. It also holds the HTTP/1.x connection state
-// machine (request heads, answers, keep-alive, reinit) that the plain port
-// and HTTP/1.1 over TLS share.
+// on idle streams, the randomised lifetime, token expiry and its warning
+// (hasses-expiring), the end of a stream, and the counters. It also holds
+// the HTTP/1.x connection state machine (request heads, answers,
+// keep-alive, reinit) that the plain port and HTTP/1.1 over TLS share.
 //
 // Front ends only move bytes. Each hands a Stream a Writer and calls Flush
 // when there may be something to write, Tick when a deadline or the sweep
@@ -47,6 +47,10 @@ const (
 	// site works as configured, yet a bound should the proxy be a TCP relay
 	// that lets anyone through unnamed. Zero in Config means no cap.
 	DefaultMaxConnsPerProxy = 20000
+	// DefaultRenewBefore is the -jwt-renew-before default: a stream whose
+	// grant expires gets hasses-expiring this long before, time enough to
+	// fetch a fresh token and reopen. Zero in Config means no such event.
+	DefaultRenewBefore = 30 * time.Second
 )
 
 // Linger is how long a connection that has finished gets to take its last
@@ -105,6 +109,10 @@ type Config struct {
 	// returns when its grant expires (zero: never) or the status to refuse
 	// it with.
 	Authorize func(req *handshake.Request, now time.Time) (expires time.Time, status int, err error)
+	// RenewBefore is how long before its grant expires a stream gets a
+	// hasses-expiring event (at once if it opens closer to the expiry than
+	// that); zero means none.
+	RenewBefore time.Duration
 	// Reinit is hasses' reinit switch (-ra): a streaming HTTP/1.1 client may
 	// send a new GET request on the same connection. Nil means off.
 	Reinit *atomic.Bool
@@ -342,6 +350,9 @@ func (c *Core) Open(st *Stream, o *hub.Owner, req *handshake.Request, expires ti
 	// The presence snapshot waits in out for Start to put it after the
 	// head and the preamble.
 	*st = Stream{core: c, sub: sub, out: snapshot, chunked: !text, initID: !req.NoInitID, lastWrite: now.UnixNano(), deadline: c.deadline(now, expires).UnixNano()}
+	if c.cfg.RenewBefore > 0 && !expires.IsZero() {
+		st.expiring = expires.UnixNano()
+	}
 	c.streams.Add(1)
 	return replay
 }

@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/hasses-go/hasses/internal/chunked"
@@ -69,6 +70,11 @@ type Stream struct {
 	// times the size, and tens of thousands of streams live at once.
 	deadline  int64
 	lastWrite int64
+	// expiring is the grant's expiry while its hasses-expiring event is to
+	// come (at expiring-RenewBefore); negated once due while the stream is
+	// in the middle of an event, to go out at the next event boundary;
+	// zero: none, or sent.
+	expiring int64
 }
 
 var (
@@ -79,9 +85,43 @@ var (
 // Sub returns the hub subscription; nil once closed.
 func (st *Stream) Sub() *hub.Sub { return st.sub }
 
-// Deadline returns when Tick must next run for a deadline: the end of the
-// lifetime or grant, or, once ending, the end of the linger time.
-func (st *Stream) Deadline() time.Time { return fromNanos(st.deadline) }
+// Deadline returns when Tick must next run for a deadline: the
+// hasses-expiring event, the end of the lifetime or grant, or, once ending,
+// the end of the linger time.
+func (st *Stream) Deadline() time.Time {
+	if w := st.warnAt(); w != 0 && w < st.deadline {
+		return time.Unix(0, w)
+	}
+	return fromNanos(st.deadline)
+}
+
+// Ends returns when the stream's bytes must be written by: the end of the
+// lifetime or grant, or, once ending, the end of the linger time. Unlike
+// Deadline, never the time of an event to send.
+func (st *Stream) Ends() time.Time { return fromNanos(st.deadline) }
+
+// warnAt returns when the hasses-expiring event is due (Unix nanoseconds),
+// zero when there is none to send.
+func (st *Stream) warnAt() int64 {
+	if st.expiring <= 0 || st.ending || st.ended {
+		return 0
+	}
+	return st.expiring - int64(st.core.cfg.RenewBefore)
+}
+
+// appendExpiring appends the hasses-expiring event, without an id: it is
+// the stream's own, not in the log, so the client's last id stays the
+// stream's position. It is sent once.
+func (st *Stream) appendExpiring(text []byte) []byte {
+	exp := st.expiring
+	if exp < 0 {
+		exp = -exp
+	}
+	st.expiring = 0
+	text = append(text, "event: hasses-expiring\ndata: {\"exp\":"...)
+	text = strconv.AppendInt(text, exp/int64(time.Second), 10)
+	return append(text, "}\n\n"...)
+}
 
 func fromNanos(n int64) time.Time {
 	if n == 0 {
@@ -102,8 +142,9 @@ func (st *Stream) Idle() bool {
 // the first event resumes from the moment its stream opened; and, when the
 // requested replay is not complete, a hasses-reset event whose id is where
 // the stream resumes, so that the page can resynchronise and a reconnect
-// does not send the unusable id again. A stream on presence tokens then
-// gets their members (hasses-presence).
+// does not send the unusable id again. A grant that expires within
+// RenewBefore gets its hasses-expiring event at once, after the preamble. A
+// stream on presence tokens then gets their members (hasses-presence).
 //
 // Only the opening id (with initid=1) ends a data-less block: EventSource
 // then takes the id without dispatching an event. The retry line otherwise
@@ -121,6 +162,9 @@ func (st *Stream) Start(head []byte, replay hub.Replay) {
 	case hub.ReplayGap, hub.ReplayUnknown:
 		id := st.core.hub.CursorID(st.sub)
 		text = sse.AppendEvent(text, []byte(id), "hasses-reset", []byte(replay.String()))
+	}
+	if w := st.warnAt(); w != 0 && w <= st.lastWrite { // lastWrite: when Open ran
+		text = st.appendExpiring(text)
 	}
 	if len(text) == 0 && len(snapshot) > 0 {
 		text, snapshot = snapshot, nil
@@ -193,6 +237,10 @@ func (st *Stream) Flush(w Writer, sc *Scratch, now time.Time) Status {
 		if !st.ending && now.UnixNano() >= st.deadline {
 			st.End(0, now)
 		}
+		if st.expiring < 0 && !st.ending && !st.sub.Pending() { // at an event boundary
+			st.queue(st.appendExpiring(nil))
+			continue
+		}
 		if st.ending {
 			if st.core.hub.FillUntil(st.sub, b, MaxWriteBufs, MaxWriteBytes, st.endSeq) {
 				st.core.lagged.Add(1)
@@ -233,21 +281,32 @@ func (st *Stream) Flush(w Writer, sc *Scratch, now time.Time) Status {
 			st.deadline = now.Add(Linger).UnixNano()
 			continue
 		}
-		if !st.ending && len(b.Bufs) < MaxWriteBufs && b.Bytes < MaxWriteBytes {
-			return Waiting // everything pending was written
+		// Everything pending was written, unless a due hasses-expiring
+		// waited for this event's end.
+		if !st.ending && len(b.Bufs) < MaxWriteBufs && b.Bytes < MaxWriteBytes && st.expiring >= 0 {
+			return Waiting
 		}
 	}
 	return Blocked
 }
 
 // Tick enforces the deadlines and the slow-consumer policy and sends
-// heartbeats. Front ends call it at Deadline, and at least once a second
-// for heartbeats and blocked streams.
+// heartbeats and the hasses-expiring event. Front ends call it at
+// Deadline, and at least once a second for heartbeats and blocked streams.
 func (st *Stream) Tick(now time.Time) Action {
 	if st.sub == nil && !st.ended {
 		return None
 	}
 	cfg := &st.core.cfg
+	if w := st.warnAt(); w != 0 && now.UnixNano() >= w {
+		// Due. In the middle of an event, Flush sends it once the event is
+		// written, and Deadline moves on to the end.
+		st.expiring = -st.expiring
+	}
+	if st.expiring < 0 && !st.ending && now.UnixNano() < st.deadline && st.Idle() {
+		st.queue(st.appendExpiring(nil))
+		return Flush
+	}
 	idle := time.Duration(now.UnixNano() - st.lastWrite)
 	switch {
 	case now.UnixNano() >= st.deadline:

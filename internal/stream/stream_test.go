@@ -3,6 +3,7 @@ package stream
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"errors"
 	"io"
 	"log/slog"
@@ -392,5 +393,195 @@ func TestServesScript(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/javascript; charset=utf-8" || !bytes.Equal(body, web.Script) {
 		t.Fatalf("%d %v, %d bytes: want the page helper", resp.StatusCode, resp.Header, len(body))
+	}
+}
+
+// expiringFixture serves streams whose grant expires exp after the
+// fixture's now (none when exp is zero), with RenewBefore renew.
+func expiringFixture(t *testing.T, exp, renew time.Duration) *fixture {
+	var f *fixture
+	f = newFixture(t, Config{RenewBefore: renew, Authorize: func(*handshake.Request, time.Time) (time.Time, int, error) {
+		if exp == 0 {
+			return time.Time{}, 0, nil
+		}
+		return f.now.Add(exp), 0, nil
+	}})
+	return f
+}
+
+// sseBody returns the SSE text of a stream: chunked (HTTP/1.1) or
+// close-delimited (HTTP/1.0).
+func sseBody(t *testing.T, raw []byte, chunked bool) string {
+	t.Helper()
+	if chunked {
+		return body(t, raw)
+	}
+	_, b, ok := bytes.Cut(raw, []byte("\r\n\r\n"))
+	if !ok {
+		t.Fatalf("no head in %q", raw)
+	}
+	return string(b)
+}
+
+const expiringBlock = "event: hasses-expiring\ndata: {\"exp\":1700000100}\n\n" // the fixture's now + 100 s
+
+func TestExpiringEventBeforeTheGrantEnds(t *testing.T) {
+	for _, proto := range []string{"HTTP/1.1", "HTTP/1.0"} {
+		t.Run(proto, func(t *testing.T) {
+			f := expiringFixture(t, 100*time.Second, 30*time.Second)
+			c := f.conn("GET /sse?subscribe=t " + proto + "\r\n\r\n")
+			w := &fakeWriter{}
+			c.Flush(w, &f.sc, f.now)
+			warn := f.now.Add(70 * time.Second)
+			if !c.Deadline().Equal(warn) {
+				t.Fatalf("deadline %v, want the warning's time %v", c.Deadline(), warn)
+			}
+			f.publish("t", "one")
+			c.Flush(w, &f.sc, f.now.Add(time.Second))
+			if a := c.Tick(warn.Add(-time.Second)); a != None {
+				t.Fatalf("tick before the warning's time: %v", a)
+			}
+			if a := c.Tick(warn); a != Flush {
+				t.Fatalf("tick at the warning's time: %v", a)
+			}
+			c.Flush(w, &f.sc, warn)
+			if !c.Deadline().Equal(f.now.Add(100 * time.Second)) {
+				t.Fatalf("deadline after the warning %v, want the grant's expiry", c.Deadline())
+			}
+			for _, at := range []time.Duration{71 * time.Second, 80 * time.Second, 99 * time.Second} {
+				if a := c.Tick(f.now.Add(at)); a != None {
+					t.Fatalf("tick at %v after the warning: %v", at, a)
+				}
+			}
+			f.publish("t", "two")
+			c.Flush(w, &f.sc, warn)
+			end := c.Deadline()
+			c.Tick(end)
+			c.Flush(w, &f.sc, end)
+			got := sseBody(t, w.buf.Bytes(), proto == "HTTP/1.1")
+			epoch := strings.TrimSuffix(f.hub.CursorID(&hub.Sub{}), "-0")
+			want := "id: " + epoch + "-0\n\nid: " + epoch + "-1\ndata: one\n\n" + expiringBlock + "id: " + epoch + "-2\ndata: two\n\n"
+			if got != want {
+				t.Fatalf("body %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// In the middle of an event the warning waits for its end, and the
+// deadline moves on to the expiry so that an epoll loop does not spin.
+func TestExpiringEventNotMidEvent(t *testing.T) {
+	f := expiringFixture(t, 100*time.Second, 30*time.Second)
+	f.core.cfg.WriteTimeout = time.Hour // blocked until the warning is due, not stalled
+	c := f.conn("GET /sse?subscribe=t HTTP/1.1\r\n\r\n")
+	w := &fakeWriter{}
+	c.Flush(w, &f.sc, f.now)
+	big := strings.Repeat("x", 1000)
+	f.publish("t", big)
+	w.max = 100
+	if s := c.Flush(w, &f.sc, f.now); s != Blocked {
+		t.Fatalf("flush with a short writer: %v", s)
+	}
+	warn := c.Deadline()
+	if a := c.Tick(warn); a != None {
+		t.Fatalf("tick at the warning's time in the middle of an event: %v", a)
+	}
+	if !c.Deadline().Equal(f.now.Add(100 * time.Second)) {
+		t.Fatalf("deadline %v while the warning waits, want the grant's expiry", c.Deadline())
+	}
+	// Writable again at the next sweep: the rest of the event, then the
+	// warning.
+	w.max = 0
+	c.Unblock()
+	if s := c.Flush(w, &f.sc, warn.Add(time.Second)); s != Waiting {
+		t.Fatalf("flush: %v", s)
+	}
+	if a := c.Tick(warn.Add(2 * time.Second)); a != None {
+		t.Fatalf("tick after the warning: %v", a)
+	}
+	epoch := strings.TrimSuffix(f.hub.CursorID(&hub.Sub{}), "-0")
+	want := "id: " + epoch + "-0\n\nid: " + epoch + "-1\ndata: " + big + "\n\n" + expiringBlock
+	if got := body(t, w.buf.Bytes()); got != want {
+		t.Fatalf("body %q, want %q", got, want)
+	}
+}
+
+// Waiting for an event's end, the warning also goes at a sweep's Tick
+// once the stream is idle (the Flush that finished the event ran before
+// the warning was due).
+func TestExpiringEventAtSweepWhenIdle(t *testing.T) {
+	f := expiringFixture(t, 100*time.Second, 30*time.Second)
+	f.core.cfg.WriteTimeout = time.Hour // blocked until the warning is due, not stalled
+	c := f.conn("GET /sse?subscribe=t HTTP/1.1\r\n\r\n")
+	w := &fakeWriter{blocked: true}
+	c.Flush(w, &f.sc, f.now)
+	warn := c.Deadline()
+	if a := c.Tick(warn); a != None {
+		t.Fatalf("tick at the warning's time with the head unwritten: %v", a)
+	}
+	w.blocked = false
+	c.Unblock()
+	c.Flush(w, &f.sc, warn)
+	if got := body(t, w.buf.Bytes()); !strings.HasSuffix(got, "-0\n\n"+expiringBlock) {
+		t.Fatalf("body %q: want the warning after the preamble", got)
+	}
+	if a := c.Tick(warn.Add(time.Second)); a != None {
+		t.Fatalf("a second warning: %v", a)
+	}
+}
+
+// A grant that expires within RenewBefore gets the warning at once, after
+// the preamble.
+func TestExpiringEventAtOpen(t *testing.T) {
+	for _, proto := range []string{"HTTP/1.1", "HTTP/1.0"} {
+		t.Run(proto, func(t *testing.T) {
+			f := expiringFixture(t, 100*time.Second, 5*time.Minute)
+			c := f.conn("GET /sse?subscribe=t " + proto + "\r\n\r\n")
+			w := &fakeWriter{}
+			c.Flush(w, &f.sc, f.now)
+			epoch := strings.TrimSuffix(f.hub.CursorID(&hub.Sub{}), "-0")
+			if got, want := sseBody(t, w.buf.Bytes(), proto == "HTTP/1.1"), "id: "+epoch+"-0\n\n"+expiringBlock; got != want {
+				t.Fatalf("body %q, want %q", got, want)
+			}
+			if !c.Deadline().Equal(f.now.Add(100 * time.Second)) {
+				t.Fatalf("deadline %v, want the grant's expiry", c.Deadline())
+			}
+			if a := c.Tick(f.now.Add(time.Second)); a != None {
+				t.Fatalf("a second warning: %v", a)
+			}
+		})
+	}
+}
+
+// No warning without an expiry, with RenewBefore zero, or when the
+// stream's lifetime ends before the warning's time.
+func TestNoExpiringEvent(t *testing.T) {
+	for _, c := range []struct {
+		name       string
+		exp, renew time.Duration
+		lifetime   time.Duration
+	}{
+		{"no exp", 0, 30 * time.Second, 0},
+		{"renew-before 0", 100 * time.Second, 0, 0},
+		{"renew-before 0 near the expiry", time.Second, 0, 0},
+		{"lifetime first", 100 * time.Second, 30 * time.Second, time.Minute},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := expiringFixture(t, c.exp, c.renew)
+			f.core.cfg.Lifetime = cmp.Or(c.lifetime, time.Hour)
+			conn := f.conn("GET /sse?subscribe=t HTTP/1.1\r\n\r\n")
+			w := &fakeWriter{}
+			conn.Flush(w, &f.sc, f.now)
+			for now := f.now; conn.State() == StateStream; now = now.Add(time.Second) {
+				conn.Tick(now)
+				conn.Flush(w, &f.sc, now)
+				if now.Sub(f.now) > 2*time.Hour {
+					t.Fatal("the stream never ended")
+				}
+			}
+			if got := body(t, w.buf.Bytes()); strings.Contains(got, "hasses-expiring") {
+				t.Fatalf("body %q: want no hasses-expiring", got)
+			}
+		})
 	}
 }
