@@ -224,7 +224,7 @@ type conn struct {
 	stream.Conn
 	fd   int32
 	hidx int32
-	hat  int64
+	_    int64 // the epoll conn's third field: the same size
 }
 
 // writer takes every byte (or at most max per call) and counts them.
