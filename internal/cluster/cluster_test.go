@@ -540,3 +540,34 @@ func FuzzParseURLHidesPassword(f *testing.F) {
 		}
 	})
 }
+
+// The presence queue keeps the latest operation per field, in the order
+// the fields first came, and a failed batch goes back in front unless a
+// later operation for its field came meanwhile.
+func TestPresenceQueue(t *testing.T) {
+	q := presenceQueue{sig: make(chan struct{}, 1)}
+	op := func(field string, join bool) presenceOp {
+		return presenceOp{field: field, c: hub.Change{Token: field, ID: "x", Join: join}}
+	}
+	q.push(op("a", true))
+	q.push(op("b", true))
+	q.push(op("a", false)) // a joined and left before anything was sent: only the leave
+	got := q.take(10)
+	if len(got) != 2 || got[0].field != "a" || got[0].c.Join || got[1].field != "b" || !got[1].c.Join {
+		t.Fatalf("took %+v", got)
+	}
+	q.push(op("c", true))
+	q.push(op("b", false)) // newer than the failed b
+	q.putBack(got)
+	got = q.take(10)
+	var fields []string
+	for _, o := range got {
+		fields = append(fields, o.field+":"+strconv.FormatBool(o.c.Join))
+	}
+	if want := "a:false c:true b:false"; strings.Join(fields, " ") != want {
+		t.Fatalf("after a failed send: %s, want %s", strings.Join(fields, " "), want)
+	}
+	if len(q.take(10)) != 0 {
+		t.Fatal("the queue is not empty")
+	}
+}
