@@ -111,6 +111,8 @@ type Config struct {
 	// Logger receives refusals and slow-client closes; nil means
 	// slog.Default().
 	Logger *slog.Logger
+	// Observer, if set, hears of every stream that opens and ends.
+	Observer Observer
 }
 
 func (c *Config) setDefaults() {
@@ -342,8 +344,13 @@ func (c *Core) Open(st *Stream, o *hub.Owner, req *handshake.Request, expires ti
 		c.hub.SetUser(sub, req.User)
 	}
 	sub.Text = text
-	*st = Stream{core: c, sub: sub, chunked: !text, initID: !req.NoInitID, lastWrite: now.UnixNano(), deadline: c.deadline(now, expires).UnixNano()}
+	deadline := c.deadline(now, expires)
+	*st = Stream{core: c, sub: sub, chunked: !text, initID: !req.NoInitID, lastWrite: now.UnixNano(), deadline: deadline.UnixNano(),
+		grant: !expires.IsZero() && deadline.Equal(expires)}
 	c.streams.Add(1)
+	if ob := c.cfg.Observer; ob != nil {
+		ob.Opened(st.info())
+	}
 	return replay
 }
 
