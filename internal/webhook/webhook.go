@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -429,3 +430,20 @@ func (s *Sender) post(ctx context.Context, body []byte) (int, error) {
 	resp.Body.Close()
 	return resp.StatusCode, nil
 }
+
+// ReadSecret reads the secret of -webhook-secret-file: the file's content
+// without surrounding white space.
+func ReadSecret(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("webhook secret: %w", err)
+	}
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return nil, fmt.Errorf("webhook secret: %s is empty", path)
+	}
+	return b, nil
+}
+
+// Target is the URL the events go to, its password hidden, for logs.
+func (s *Sender) Target() string { return s.target }
