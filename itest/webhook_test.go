@@ -1,6 +1,8 @@
 package itest
 
 import (
+	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -134,6 +137,45 @@ func TestWebhookSubscribeUnsubscribe(t *testing.T) {
 			t.Fatalf("events %+v, want 4", got)
 		}
 	})
+}
+
+// An HTTP/2 stream gives the same events: its client's address and the
+// reason its end had.
+func TestWebhookHTTP2(t *testing.T) {
+	r := newHookReceiver(t, 0)
+	d := startHooked(t, startTLS, r.srv.URL)
+	var local atomic.Value
+	cfg := &tls.Config{RootCAs: testCert.pool, ServerName: "127.0.0.1", NextProtos: []string{"h2"}}
+	tr := &http.Transport{ForceAttemptHTTP2: true, Protocols: new(http.Protocols),
+		DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := (&tls.Dialer{Config: cfg}).DialContext(ctx, network, addr)
+			if err == nil {
+				local.Store(c.LocalAddr().String())
+			}
+			return c, err
+		}}
+	tr.Protocols.SetHTTP2(true)
+	t.Cleanup(tr.CloseIdleConnections)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", "https://"+d.sse+"/sse?subscribe=room1&id=h2tab", nil)
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil || resp.StatusCode != 200 || resp.ProtoMajor != 2 {
+		t.Fatalf("HTTP/2 stream: %v %v", resp, err)
+	}
+	defer resp.Body.Close()
+	r.wait(1)
+	cancel() // resets the HTTP/2 stream, the connection stays
+	got := r.wait(2)
+	for i, typ := range []string{"subscribe", "unsubscribe"} {
+		ev := got[i]
+		if ev.Type != typ || ev.ID != "h2tab" || !slices.Equal(ev.Tokens, []string{"room1"}) || ev.Addr != local.Load() || ev.Node != d.sse {
+			t.Fatalf("event %d %+v, want %s of %v", i, ev, typ, local.Load())
+		}
+	}
+	if got[1].Reason != "closed" {
+		t.Fatalf("reason %q", got[1].Reason)
+	}
 }
 
 // POST /disconnect ends a stream with reason "disconnect"; the user is
