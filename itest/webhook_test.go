@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+
 	"github.com/hasses-go/hasses/publish"
 )
 
@@ -192,6 +194,23 @@ func TestWebhookDisconnect(t *testing.T) {
 	s.expectDisconnected()
 	got := r.wait(1) // only unsubscribe events are asked for
 	checkStreamEvent(t, got[0], "unsubscribe", "disconnect", d, s, "tab1", "alice", "room1")
+}
+
+// A stream ends "expired" at its subscriber token's exp, "lifetime" at the
+// end of -lifetime (3.2 to 4 s here: after the token's exp).
+func TestWebhookExpiredAndLifetime(t *testing.T) {
+	r := newHookReceiver(t, 0)
+	pub, key := esKey(t)
+	d := startHooked(t, start, r.srv.URL, "-jwt-key="+pub, "-lifetime=4s", "-webhook-events=unsubscribe")
+	exp := time.Now().Add(1500*time.Millisecond).Unix() + 1
+	tok := token(t, jwt.SigningMethodES256, key, jwt.MapClaims{"subscribe": []string{"*"}, "sub": "bob", "exp": exp})
+	s := d.subscribe("?subscribe=t&id=short&access_token=" + tok)
+	long := token(t, jwt.SigningMethodES256, key, jwt.MapClaims{"subscribe": []string{"*"}, "exp": time.Now().Add(time.Hour).Unix()})
+	s2 := d.subscribe("?subscribe=t&id=long&access_token=" + long)
+	got := r.wait(2)
+	slices.SortFunc(got, func(a, b publish.WebhookEvent) int { return strings.Compare(b.ID, a.ID) })
+	checkStreamEvent(t, got[0], "unsubscribe", "expired", d, s, "short", "bob", "t")
+	checkStreamEvent(t, got[1], "unsubscribe", "lifetime", d, s2, "long", "", "t")
 }
 
 // A backend that fails twice with 500 gets the same events again, in
