@@ -217,7 +217,7 @@ func TestWebhookExpiredAndLifetime(t *testing.T) {
 // order, once it answers 200; none is lost or doubled.
 func TestWebhookRetried(t *testing.T) {
 	r := newHookReceiver(t, 2)
-	d := startHooked(t, start, r.srv.URL)
+	d := startHooked(t, start, r.srv.URL, "-admin=127.0.0.1:0")
 	s := d.subscribe("?subscribe=room1&id=tab1")
 	s.c.Close()
 	r.wait(2)
@@ -235,6 +235,15 @@ func TestWebhookRetried(t *testing.T) {
 		if fmt.Sprint(r.requests[i]) != fmt.Sprint(r.requests[0]) {
 			t.Fatalf("request %d %+v is not the refused batch %+v again", i, r.requests[i], r.requests[0])
 		}
+	}
+	for name, want := range map[string]float64{`hasses_webhook_events_total{result="sent"}`: 2, `hasses_webhook_events_total{result="dropped"}`: 0,
+		`hasses_webhook_events_total{result="rejected"}`: 0, `hasses_webhook_events_total{result="expired"}`: 0, "hasses_webhook_failures_total": 2} {
+		if got := d.metric(name); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+	if b := d.metric("hasses_webhook_batches_total"); b < 1 || b > 2 {
+		t.Errorf("hasses_webhook_batches_total = %v, want 1 or 2", b)
 	}
 }
 
