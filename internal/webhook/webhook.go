@@ -332,25 +332,14 @@ func (s *Sender) deliver(ctx context.Context, batch []Event) bool {
 		if attempt > 0 {
 			s.retried.Add(1)
 		}
-		status, err := s.post(ctx, body)
-		switch {
-		case err == nil && status/100 == 2:
-			s.sent.Add(int64(len(batch)))
-			s.batches.Add(1)
-			return true
-		case err == nil && status < 500:
-			s.rejected.Add(int64(len(batch)))
-			s.logs.Log(s.cfg.Logger, slog.LevelWarn, "rejected", "webhook: the backend refused a batch; not retried",
-				"url", s.target, "status", status, "events", len(batch), "rejected_total", s.rejected.Load())
+		done, err := s.attempt(ctx, len(batch), body)
+		if done {
 			return true
 		}
 		if ctx.Err() != nil {
 			return false
 		}
 		s.failures.Add(1)
-		if err == nil {
-			err = fmt.Errorf("status %d", status)
-		}
 		if time.Now().Add(backoff).After(giveUp) {
 			s.expired.Add(int64(len(batch)))
 			s.logs.Log(s.cfg.Logger, slog.LevelWarn, "expired", "webhook: giving up a batch after retrying",
@@ -370,6 +359,27 @@ func (s *Sender) deliver(ctx context.Context, batch []Event) bool {
 	}
 }
 
+// attempt posts body, a batch of n events, once and counts the outcome:
+// done means delivered, or refused for good (4xx); otherwise err says what
+// failed.
+func (s *Sender) attempt(ctx context.Context, n int, body []byte) (done bool, err error) {
+	status, err := s.post(ctx, body)
+	switch {
+	case err != nil:
+		return false, err
+	case status/100 == 2:
+		s.sent.Add(int64(n))
+		s.batches.Add(1)
+		return true, nil
+	case status < 500:
+		s.rejected.Add(int64(n))
+		s.logs.Log(s.cfg.Logger, slog.LevelWarn, "rejected", "webhook: the backend refused a batch; not retried",
+			"url", s.target, "status", status, "events", n, "rejected_total", s.rejected.Load())
+		return true, nil
+	}
+	return false, fmt.Errorf("status %d", status)
+}
+
 // final gives batch, then what is queued, one attempt each within
 // FinalFlush; what is left is counted as expired.
 func (s *Sender) final(batch []Event) {
@@ -382,29 +392,15 @@ func (s *Sender) final(batch []Event) {
 		if len(batch) == 0 {
 			return
 		}
-		if ctx.Err() != nil {
+		body, err := json.Marshal(publish.WebhookBatch{Events: batch})
+		if err != nil || ctx.Err() != nil {
 			s.expired.Add(int64(len(batch)))
-			batch = nil
-			continue
-		}
-		status, err := s.post(ctx, batch2body(batch))
-		switch {
-		case err == nil && status/100 == 2:
-			s.sent.Add(int64(len(batch)))
-			s.batches.Add(1)
-		case err == nil && status < 500:
-			s.rejected.Add(int64(len(batch)))
-		default:
+		} else if done, _ := s.attempt(ctx, len(batch), body); !done {
 			s.failures.Add(1)
 			s.expired.Add(int64(len(batch)))
 		}
 		batch = nil
 	}
-}
-
-func batch2body(batch []Event) []byte {
-	b, _ := json.Marshal(publish.WebhookBatch{Events: batch})
-	return b
 }
 
 // post sends one signed request and returns the status.
