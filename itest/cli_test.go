@@ -145,25 +145,30 @@ func TestCheck(t *testing.T) {
 	cert, key, _ := writeCert(t, dir)
 	conf := filepath.Join(dir, "hasses.conf")
 	os.WriteFile(conf, []byte("-p=8080\n-murl=/sse\n-cp=127.0.0.1:8085\n-ctl-secret=hunter2-long-enough-secret\n"), 0o600)
+	hookSecret := filepath.Join(dir, "webhook.secret")
+	os.WriteFile(hookSecret, []byte("webhook-secret-never-shown\n"), 0o600)
 	busy := start(t)
 	code, out, errOut := runHasses(t, nil, "-check", "-config="+conf, "-ssl", "-cert-file="+cert, "-privatekey-file="+key, "-p="+busy.sse,
-		"-cluster=redis://:redispw@127.0.0.1:6379/0")
+		"-cluster=redis://:redispw@127.0.0.1:6379/0", "-webhook=https://app:hookpw@app.example/hook", "-webhook-secret-file="+hookSecret)
 	if code != 0 || !strings.Contains(out, "-p="+busy.sse+"\n") || !strings.Contains(out, "-ctl-secret=REDACTED\n") ||
+		!strings.Contains(out, "-webhook=https://app:REDACTED@app.example/hook\n") || strings.Contains(out+errOut, "never-shown") || strings.Contains(out+errOut, "hookpw") ||
 		!strings.Contains(out, "-ssl\n") || strings.Contains(out+errOut, "hunter2") || strings.Contains(out+errOut, "redispw") {
 		t.Errorf("good config: exit %d\nstdout:\n%s\nstderr: %s", code, out, errOut)
 	}
 	// What it printed is a config file hasses accepts, once given a secret
 	// in place of the hidden one.
 	eff := filepath.Join(dir, "effective.conf")
-	os.WriteFile(eff, []byte(strings.Replace(out, "-ctl-secret=REDACTED", "-ctl-secret=another-long-enough-secret", 1)), 0o600)
+	os.WriteFile(eff, []byte(strings.NewReplacer("-ctl-secret=REDACTED", "-ctl-secret=another-long-enough-secret", "app:REDACTED@", "").Replace(out)), 0o600)
 	if code, _, errOut := runHasses(t, nil, "-check", "-config="+eff); code != 0 {
 		t.Errorf("the printed configuration does not check: %s", errOut)
 	}
 
 	os.WriteFile(conf, []byte("-p 8080\n-heartbeat=soon\n"), 0o600)
+	os.WriteFile(hookSecret, []byte("short\n"), 0o600)
 	code, out, errOut = runHasses(t, nil, "-check", "-config="+conf, "-ssl", "-cert-file="+key, "-privatekey-file="+cert,
-		"-jwt-key="+filepath.Join(dir, "none.pem"), "-ctl-allow=10.0.0.0/33", "-bogus")
-	for _, want := range []string{"-p 8080\": write -p=8080", ":2: -heartbeat=soon", "unknown option -bogus", "missing -murl", "TLS certificate", "-jwt-key", "-ctl-allow"} {
+		"-jwt-key="+filepath.Join(dir, "none.pem"), "-ctl-allow=10.0.0.0/33", "-bogus", "-webhook=https://app.example/hook", "-webhook-secret-file="+hookSecret)
+	for _, want := range []string{"-p 8080\": write -p=8080", ":2: -heartbeat=soon", "unknown option -bogus", "missing -murl", "TLS certificate", "-jwt-key", "-ctl-allow",
+		"-webhook-secret-file: webhook: the secret has 5 bytes"} {
 		if !strings.Contains(errOut, want) {
 			t.Errorf("bad config: stderr lacks %q:\n%s", want, errOut)
 		}

@@ -3,6 +3,7 @@ package itest
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -208,5 +209,87 @@ func TestClusterPresence(t *testing.T) {
 	p := presenceOf(t, nodes[0], "room1")
 	if len(p) != 1 || p[0].Streams != 3 || p[0].Count != 2 { // w0, w1 and the late node's
 		t.Fatalf("after the kill: %+v", p)
+	}
+}
+
+// occupancy returns the occupied and vacated events received, as
+// "+token" and "-token", in order.
+func (r *hookReceiver) occupancy() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, ev := range r.events {
+		switch ev.Type {
+		case "occupied":
+			out = append(out, "+"+ev.Token)
+		case "vacated":
+			out = append(out, "-"+ev.Token)
+		}
+	}
+	return out
+}
+
+// waitOccupancy waits until the receiver has want, and checks nothing
+// more comes for a while.
+func (r *hookReceiver) waitOccupancy(want ...string) {
+	r.t.Helper()
+	var got []string
+	for end := time.Now().Add(15 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if got = r.occupancy(); len(got) >= len(want) {
+			break
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // a duplicate would come in the next batch
+	if got = r.occupancy(); strings.Join(got, " ") != strings.Join(want, " ") {
+		r.t.Fatalf("occupancy events %q, want %q", got, want)
+	}
+}
+
+// occupied and vacated webhooks: a token's first stream, its last gone
+// for the grace period (a reconnect within it is neither), once each.
+func TestWebhookOccupancy(t *testing.T) {
+	hooks := newHookReceiver(t, 0)
+	d := startHooked(t, start, hooks.srv.URL, "-webhook-events=occupied,vacated", "-presence-grace=1s")
+	a := d.subscribe("?subscribe=room1-room2")
+	b := d.subscribe("?subscribe=room1")
+	hooks.waitOccupancy("+room1", "+room2")
+	a.c.Close()
+	b.c.Close()
+	d.subscribe("?subscribe=room1") // back within the grace period
+	hooks.waitOccupancy("+room1", "+room2", "-room2")
+}
+
+// Across 3 nodes on a real redis-server, a token is occupied once however
+// many nodes have streams on it, and vacated once when the last goes; a
+// node killed with -9 vacates its tokens.
+func TestClusterWebhookOccupancy(t *testing.T) {
+	r := startRedis(t)
+	hooks := newHookReceiver(t, 0)
+	var nodes []*daemon
+	for range 3 {
+		nodes = append(nodes, startHooked(t, func(t *testing.T, args ...string) *daemon { return startNode(t, r, args...) },
+			hooks.srv.URL, "-webhook-events=occupied,vacated", "-presence-grace=1s"))
+	}
+	var streams []*stream
+	for _, d := range nodes {
+		streams = append(streams, d.subscribe("?subscribe=room1"))
+	}
+	nodes[2].subscribe("?subscribe=room2")
+	hooks.waitOccupancy("+room1", "+room2")
+	streams[0].c.Close()
+	streams[1].c.Close()
+	time.Sleep(2500 * time.Millisecond) // past the grace period: room1 still has node 2's stream
+	hooks.waitOccupancy("+room1", "+room2")
+	nodes[2].kill9()
+	got := hooks.occupancy
+	var last []string
+	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if last = got(); len(last) >= 4 {
+			break
+		}
+	}
+	slices.Sort(last[2:])
+	if strings.Join(last, " ") != "+room1 +room2 -room1 -room2" {
+		t.Fatalf("after the kill: %q", last)
 	}
 }

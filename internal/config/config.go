@@ -25,6 +25,7 @@ import (
 	"github.com/hasses-go/hasses/internal/handshake"
 	"github.com/hasses-go/hasses/internal/hub"
 	"github.com/hasses-go/hasses/internal/stream"
+	"github.com/hasses-go/hasses/internal/webhook"
 )
 
 // ErrHelp and ErrVersion are returned for -h and -v: not failures, but
@@ -106,6 +107,10 @@ type Options struct {
 	ClusterPrefix string `opt:"cluster-prefix"` // -cluster-prefix: namespace of the cluster's Redis keys
 	ClusterLog    int    `opt:"cluster-log"`    // -cluster-log: entries the cluster's log stream keeps
 	ClusterQueue  int    `opt:"cluster-queue"`  // -cluster-queue: control units held while Redis is unreachable
+
+	Webhook           string `opt:"webhook"`             // -webhook: URL the backend's webhook events are POSTed to
+	WebhookSecretFile string `opt:"webhook-secret-file"` // -webhook-secret-file: the secret that signs them
+	WebhookEvents     string `opt:"webhook-events"`      // -webhook-events: the event types sent, comma-separated; empty = all
 }
 
 // The ranges of numeric options: wide enough for any real deployment,
@@ -314,6 +319,23 @@ func init() {
 		}},
 		{"cluster-log", "N", "entries the cluster's log stream in Redis keeps; a node stalled longer misses events", num(0, maxCount, func(o *Options) *int { return &o.ClusterLog })},
 		{"cluster-queue", "N", "control units held in order while Redis is unreachable; more are dropped", num(0, maxCount, func(o *Options) *int { return &o.ClusterQueue })},
+		{"webhook", "URL", "POST signed batches of events (stream subscribe/unsubscribe, token occupied/vacated) to this http:// or https:// URL (default: none)", func(o *Options, v string) error {
+			u, err := url.Parse(v)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return fmt.Errorf("%q is not an http:// or https:// URL", redactURL(v))
+			}
+			o.Webhook = v
+			return nil
+		}},
+		{"webhook-secret-file", "FILE", fmt.Sprintf("read the secret that signs the webhook requests from FILE (at least %d bytes; required with -webhook)", webhook.MinSecretLen), str(func(o *Options) *string { return &o.WebhookSecretFile })},
+		{"webhook-events", "TYPES", "the webhook event types sent, comma-separated, of " + strings.Join(webhook.Types, ",") + " (default: all)", func(o *Options, v string) error {
+			types, err := webhook.ParseTypes(v)
+			if err != nil {
+				return err
+			}
+			o.WebhookEvents = strings.Join(types, ",")
+			return nil
+		}},
 		{"check", "", "check the options, the config file, keys and certificates, print the effective configuration (secrets hidden) and exit: 0, or 2 listing every problem", flag(func(o *Options) *bool { return &o.Check })},
 		{"h", "", "print this help and exit (also -help, --help)", func(*Options, string) error { return ErrHelp }},
 		{"v", "", "print the version and exit (also -version)", func(*Options, string) error { return ErrVersion }},
@@ -588,6 +610,8 @@ func (o *Options) problems() []error {
 	add(o.CtlSecret != "" && len(o.CtlSecret) < access.MinSecretLen, fmt.Sprintf("the publisher secret (-ctl-secret, -ctl-secret-file, $HASSES_CTL_SECRET) has %d bytes, it needs at least %d: make one with openssl rand -base64 24", len(o.CtlSecret), access.MinSecretLen))
 	add(o.JWTKey != "" && o.JWTSecretFile != "", "-jwt-key and -jwt-secret-file exclude each other: give one")
 	add((o.JWTRequireExp || o.JWTAudience != "" || o.JWTIssuer != "") && o.JWTKey == "" && o.JWTSecretFile == "", "-jwt-require-exp, -jwt-audience and -jwt-issuer need -jwt-key or -jwt-secret-file")
+	add(o.Webhook != "" && o.WebhookSecretFile == "", "-webhook needs -webhook-secret-file: the backend must be able to tell the server's requests from forgeries")
+	add(o.Webhook == "" && o.WebhookSecretFile != "", "-webhook-secret-file needs -webhook")
 	return errs
 }
 
@@ -761,7 +785,7 @@ func Effective(o *Options) string {
 			continue
 		case name == "ctl-secret":
 			val = "REDACTED"
-		case name == "cluster":
+		case name == "cluster", name == "webhook":
 			val = redactURL(val)
 		}
 		fmt.Fprintf(&b, "-%s=%s\n", name, strings.ReplaceAll(val, "#", `\#`))

@@ -473,3 +473,24 @@ func FuzzConfigFile(f *testing.F) {
 		}
 	})
 }
+
+func TestWebhookOptions(t *testing.T) {
+	base := "-p=8080 -cp=8085 -murl=/sse "
+	o, err := Parse(strings.Fields(base + "-webhook=https://u:pw@app.example/hook -webhook-secret-file=/etc/s -webhook-events=subscribe,,vacated"))
+	if err != nil || o.Webhook != "https://u:pw@app.example/hook" || o.WebhookSecretFile != "/etc/s" || o.WebhookEvents != "subscribe,vacated" {
+		t.Fatalf("%+v %v", o, err)
+	}
+	if eff := Effective(o); strings.Contains(eff, "pw") || !strings.Contains(eff, "-webhook=https://u:REDACTED@app.example/hook\n") {
+		t.Fatalf("-check output shows the webhook password:\n%s", eff)
+	}
+	for _, bad := range []string{
+		"-webhook=https://app.example/hook", // no secret
+		"-webhook-secret-file=/etc/s",       // no URL
+		"-webhook=ftp://app.example/ -webhook-secret-file=/etc/s",
+		"-webhook=https://app.example/ -webhook-secret-file=/etc/s -webhook-events=join",
+	} {
+		if _, err := Parse(strings.Fields(base + bad)); err == nil {
+			t.Errorf("%s: accepted", bad)
+		}
+	}
+}

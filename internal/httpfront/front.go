@@ -379,8 +379,11 @@ func (w *blockingWriter) Write(bufs [][]byte) (int, error) {
 	w.ending.Lock()
 	w.since.Store(0)
 	w.ending.Unlock()
-	if errors.Is(err, os.ErrDeadlineExceeded) && !w.killed.Load() {
-		w.core.CountStalled()
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		if !w.killed.Load() {
+			w.core.CountStalled()
+		}
+		w.st.SetLagging()
 	}
 	return n, err
 }

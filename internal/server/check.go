@@ -42,6 +42,10 @@ func Check(opts *config.Options) []error {
 	if opts.Cluster != "" {
 		add(cluster.CheckURL(opts.Cluster))
 	}
+	if opts.Webhook != "" && opts.WebhookSecretFile != "" {
+		_, err := newWebhook(opts, nil, "")
+		add(wrap("-webhook-secret-file", err))
+	}
 	if opts.User != "" {
 		if _, err := user.Lookup(opts.User); err != nil {
 			add(fmt.Errorf("-user: %w", err))

@@ -23,6 +23,7 @@ func (d dashSource) DashboardCounters() dashboard.Counters {
 		row[r.name] = len(refused)
 		refused = append(refused, dashboard.Count{Name: r.name, N: r.n})
 	}
+	refused = append(refused, webhookLosses(s.webhook)...)
 	return dashboard.Counters{
 		Connections: fs.Conns, Streams: fs.Streams, Topics: st.Topics, Subscribers: st.Subscribers,
 		Published: st.Published, Delivered: fs.Delivered, Lagged: fs.Lagged + fs.Stalled,

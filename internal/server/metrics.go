@@ -17,27 +17,31 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 }
 
 var (
-	mConns        = desc("connections", "Open connections on the SSE port.")
-	mStreams      = desc("streams", "Connections streaming events.")
-	mConnsMax     = desc("connections_max", "Highest number of connections seen.")
-	mDeliveries   = desc("deliveries_total", "Events written to streams (one per event per stream).")
-	mWrites       = desc("writes_total", "Writes carrying events (deliveries / writes is the batching factor).")
-	mPublished    = desc("published_total", "Messages published.")
-	mLagged       = desc("streams_lagged_total", "Streams closed for falling more than -max-lag behind.")
-	mStalled      = desc("streams_stalled_total", "Streams closed because their writes made no progress for the write timeout.")
-	mRefused      = desc("connections_refused_total", "Connections refused, by reason.", "reason")
-	mUnauthorized = desc("streams_unauthorized_total", "Stream requests refused by the subscriber token check.")
-	mPubRefused   = desc("publish_refused_total", "Publications refused, by input and reason (every input: control, control_json, fifo, http).", "source", "reason")
-	mPubAccepted  = desc("publications_total", "Publications accepted on this node, by input.", "source")
-	mAdminRefused = desc("admin_refused_total", "Admin listener requests refused (address not allowed, or a wrong secret).")
-	mTopics       = desc("topics", "Tokens with subscribers or history.")
-	mHistEvents   = desc("history_events", "Events retained (history of every token, and what slow streams have yet to receive).")
-	mHistBytes    = desc("history_bytes", "Memory of the retained events, bounded by -history-total-bytes.")
+	mConns           = desc("connections", "Open connections on the SSE port.")
+	mStreams         = desc("streams", "Connections streaming events.")
+	mConnsMax        = desc("connections_max", "Highest number of connections seen.")
+	mDeliveries      = desc("deliveries_total", "Events written to streams (one per event per stream).")
+	mWrites          = desc("writes_total", "Writes carrying events (deliveries / writes is the batching factor).")
+	mPublished       = desc("published_total", "Messages published.")
+	mLagged          = desc("streams_lagged_total", "Streams closed for falling more than -max-lag behind.")
+	mStalled         = desc("streams_stalled_total", "Streams closed because their writes made no progress for the write timeout.")
+	mRefused         = desc("connections_refused_total", "Connections refused, by reason.", "reason")
+	mUnauthorized    = desc("streams_unauthorized_total", "Stream requests refused by the subscriber token check.")
+	mPubRefused      = desc("publish_refused_total", "Publications refused, by input and reason (every input: control, control_json, fifo, http).", "source", "reason")
+	mPubAccepted     = desc("publications_total", "Publications accepted on this node, by input.", "source")
+	mAdminRefused    = desc("admin_refused_total", "Admin listener requests refused (address not allowed, or a wrong secret).")
+	mTopics          = desc("topics", "Tokens with subscribers or history.")
+	mHistEvents      = desc("history_events", "Events retained (history of every token, and what slow streams have yet to receive).")
+	mHistBytes       = desc("history_bytes", "Memory of the retained events, bounded by -history-total-bytes.")
+	mWebhookEvents   = desc("webhook_events_total", "Webhook events by outcome: sent (the backend answered 2xx), dropped (queue full), rejected (4xx, not retried), expired (given up after retrying).", "result")
+	mWebhookBatches  = desc("webhook_batches_total", "Webhook requests the backend answered 2xx.")
+	mWebhookFailures = desc("webhook_failures_total", "Webhook requests that failed (network error, timeout, 5xx); retried within a minute.")
 )
 
 func (m metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{mConns, mStreams, mConnsMax, mDeliveries, mWrites, mPublished, mLagged, mStalled,
-		mRefused, mUnauthorized, mPubRefused, mPubAccepted, mAdminRefused, mTopics, mHistEvents, mHistBytes} {
+		mRefused, mUnauthorized, mPubRefused, mPubAccepted, mAdminRefused, mTopics, mHistEvents, mHistBytes,
+		mWebhookEvents, mWebhookBatches, mWebhookFailures} {
 		ch <- d
 	}
 }
@@ -69,6 +73,15 @@ func (m metrics) Collect(ch chan<- prometheus.Metric) {
 	published, _ := s.pipe.Counts()
 	for _, c := range published {
 		counter(mPubAccepted, c.N, c.Source.String())
+	}
+	if s.webhook != nil {
+		w := s.webhook.Stats()
+		counter(mWebhookEvents, w.Sent, "sent")
+		counter(mWebhookEvents, w.Dropped, "dropped")
+		counter(mWebhookEvents, w.Rejected, "rejected")
+		counter(mWebhookEvents, w.Expired, "expired")
+		counter(mWebhookBatches, w.Batches)
+		counter(mWebhookFailures, w.Failures)
 	}
 }
 

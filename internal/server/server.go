@@ -32,6 +32,7 @@ import (
 	"github.com/hasses-go/hasses/internal/refusal"
 	"github.com/hasses-go/hasses/internal/stream"
 	"github.com/hasses-go/hasses/internal/subauth"
+	"github.com/hasses-go/hasses/internal/webhook"
 )
 
 // Version is reported by -v and the status commands.
@@ -69,6 +70,8 @@ type Server struct {
 
 	cluster *cluster.Engine // nil on a single node
 	revoked *subauth.Revocations
+	// webhook sends events to the backend (-webhook); nil (a no-op) without.
+	webhook *webhook.Sender
 }
 
 // New binds the listeners and builds the components. Binding happens here,
@@ -132,13 +135,18 @@ func New(opts *config.Options, log *slog.Logger, level *slog.LevelVar) (*Server,
 	if histCount == 0 {
 		histCount = -1 // -history-count=0: no history (zero means the default to the hub)
 	}
+	if s.webhook, err = newWebhook(opts, log, nodeName(s.sseLn.Addr())); err != nil {
+		s.closeListeners()
+		return nil, err
+	}
 	presTargets, _ := config.PresenceTargets(opts.Presence) // checked by config
 	presGrace := opts.PresenceGrace
 	if presGrace == 0 {
 		presGrace = -1 // -presence-grace=0: none (zero means the default to the hub)
 	}
 	s.hub = hub.New(hub.Config{
-		Presence:          hub.PresenceConfig{Targets: presTargets, Grace: presGrace, Max: opts.PresenceMax},
+		Presence: hub.PresenceConfig{Targets: presTargets, Grace: presGrace, Max: opts.PresenceMax,
+			Occupancy: occupancyHook(s.webhook)},
 		MaxLag:            opts.MaxLag,
 		HistoryCount:      histCount,
 		HistoryBytes:      opts.HistoryBytes,
@@ -215,6 +223,7 @@ func New(opts *config.Options, log *slog.Logger, level *slog.LevelVar) (*Server,
 		RenewBefore:      opts.JWTRenewBefore,
 		Reinit:           &s.reinit,
 		Logger:           log,
+		Observer:         streamObserver(s.webhook),
 	})
 	if opts.SSL {
 		if s.cert, err = loadCertificate(opts.CertFile, opts.KeyFile); err != nil {
@@ -386,7 +395,17 @@ func (s *Server) Run(ctx context.Context) error {
 		s.awaitCluster(ctx)
 	}
 	run("SSE port", func() error { return s.front.Serve(ctx, s.sseLn) })
+	// The webhook sender outlives the rest: the streams that a shutdown
+	// ends are reported too.
+	whctx, stopWebhook := context.WithCancel(context.WithoutCancel(ctx))
+	var whwg sync.WaitGroup
+	if s.webhook != nil {
+		whwg.Go(func() { s.webhook.Run(whctx) })
+		s.log.Info("webhook: sending events to the backend", "url", s.webhook.Target(), "events", s.opts.WebhookEvents)
+	}
 	wg.Wait()
+	stopWebhook()
+	whwg.Wait()
 	close(errc)
 	var errs []error
 	for err := range errc {

@@ -46,7 +46,8 @@ type Conn struct {
 	// named (X-Forwarded-For, Forwarded, X-Real-IP); zero otherwise.
 	client    *netip.Addr
 	UserAgent string
-	opened    int64 // Unix nanoseconds
+	user      string // the stream's subscriber (token sub claim), for the Observer
+	opened    int64  // Unix nanoseconds
 }
 
 // capped says what a connection counts as under the per-address cap.
@@ -172,6 +173,7 @@ func (c *Conn) request(head []byte, o *hub.Owner, self any, now time.Time) Actio
 		}
 		c.capped = cappedProxy
 	}
+	c.user = req.User // before Open: the Observer asks
 	replay := core.Open(&c.Stream, o, req, expires, req.HTTP10, self, now)
 	c.state = StateStream
 	c.UserAgent = req.UserAgent
@@ -252,8 +254,7 @@ func (c *Conn) Drain(now time.Time) Action {
 	if c.state != StateStream {
 		return Close
 	}
-	c.End(DrainRetry(), now)
-	return Flush
+	return c.Stream.Drain(now)
 }
 
 // Close releases the connection: its stream, its admission.
@@ -293,6 +294,12 @@ func (c *Conn) addr() string {
 	}
 	return c.addrOf(*c.client)
 }
+
+// ClientAddr is the client as logs show it (see Client).
+func (c *Conn) ClientAddr() string { return c.addr() }
+
+// ClientUser is the current stream's subscriber (see Client).
+func (c *Conn) ClientUser() string { return c.user }
 
 func (c *Conn) addrOf(client netip.Addr) string {
 	if client.IsValid() {

@@ -119,6 +119,8 @@ type Config struct {
 	// Logger receives refusals and slow-client closes; nil means
 	// slog.Default().
 	Logger *slog.Logger
+	// Observer, if set, hears of every stream that opens and ends.
+	Observer Observer
 }
 
 func (c *Config) setDefaults() {
@@ -349,11 +351,16 @@ func (c *Core) Open(st *Stream, o *hub.Owner, req *handshake.Request, expires ti
 	sub.Text = text
 	// The presence snapshot waits in out for Start to put it after the
 	// head and the preamble.
-	*st = Stream{core: c, sub: sub, out: snapshot, chunked: !text, initID: !req.NoInitID, lastWrite: now.UnixNano(), deadline: c.deadline(now, expires).UnixNano()}
+	deadline := c.deadline(now, expires)
+	*st = Stream{core: c, sub: sub, out: snapshot, chunked: !text, initID: !req.NoInitID, lastWrite: now.UnixNano(), deadline: deadline.UnixNano(),
+		grant: !expires.IsZero() && deadline.Equal(expires)}
 	if c.cfg.RenewBefore > 0 && !expires.IsZero() {
 		st.expiring = expires.UnixNano()
 	}
 	c.streams.Add(1)
+	if ob := c.cfg.Observer; ob != nil {
+		ob.Opened(st.info())
+	}
 	return replay
 }
 

@@ -63,6 +63,8 @@ type Stream struct {
 	blocked  bool   // the writer would block; wait for Unblock
 	ending   bool   // takes no more events: the rest of the current one, then the end
 	ended    bool   // the end is queued: Finished once out is written
+	grant    bool   // deadline is when the subscriber token expires
+	why      Reason // why it ends, for the Observer
 	endSeq   uint64 // an ending stream takes the events published up to here
 	// deadline is the end of the stream's lifetime or grant; once ending,
 	// the time by which its last bytes must be written.
@@ -235,6 +237,7 @@ func (st *Stream) Flush(w Writer, sc *Scratch, now time.Time) Status {
 			return Waiting
 		}
 		if !st.ending && now.UnixNano() >= st.deadline {
+			st.because(st.deadlineReason())
 			st.End(0, now)
 		}
 		if st.expiring < 0 && !st.ending && !st.sub.Pending() { // at an event boundary
@@ -243,6 +246,7 @@ func (st *Stream) Flush(w Writer, sc *Scratch, now time.Time) Status {
 		}
 		if st.ending {
 			if st.core.hub.FillUntil(st.sub, b, MaxWriteBufs, MaxWriteBytes, st.endSeq) {
+				st.because(Lagging)
 				st.core.lagged.Add(1)
 				return Failed
 			}
@@ -257,6 +261,7 @@ func (st *Stream) Flush(w Writer, sc *Scratch, now time.Time) Status {
 				continue
 			}
 		} else if st.core.hub.Fill(st.sub, b, MaxWriteBufs, MaxWriteBytes) {
+			st.because(Lagging)
 			st.core.lagged.Add(1)
 			st.core.cfg.Logger.Debug("closing a slow subscriber: over the lag limit", "id", st.sub.ID)
 			return Failed
@@ -277,6 +282,7 @@ func (st *Stream) Flush(w Writer, sc *Scratch, now time.Time) Status {
 			return Blocked
 		}
 		if !st.ending && st.sub.Ended() { // a disconnection was its last event
+			st.because(Disconnect)
 			st.ending, st.endSeq = true, st.sub.Cursor()
 			st.deadline = now.Add(Linger).UnixNano()
 			continue
@@ -313,15 +319,18 @@ func (st *Stream) Tick(now time.Time) Action {
 		if st.ending || st.ended {
 			return Close // it never took its last bytes
 		}
+		st.because(st.deadlineReason())
 		st.End(0, now)
 		return Flush
 	case st.blocked:
 		if idle >= cfg.WriteTimeout {
+			st.because(Lagging)
 			st.core.stalled.Add(1)
 			st.core.cfg.Logger.Debug("closing a stalled stream: no write progress", "after", cfg.WriteTimeout)
 			return Close
 		}
 		if st.sub != nil && !st.ending && st.core.hub.Lagging(st.sub) {
+			st.because(Lagging)
 			st.core.lagged.Add(1)
 			st.core.cfg.Logger.Debug("closing a slow subscriber: over the lag limit", "id", st.sub.ID)
 			return Close
@@ -362,6 +371,7 @@ func (st *Stream) End(retry time.Duration, now time.Time) {
 // Drain ends the stream for a graceful shutdown, with a randomised retry
 // hint.
 func (st *Stream) Drain(now time.Time) Action {
+	st.because(Shutdown)
 	st.End(DrainRetry(), now)
 	return Flush
 }
@@ -372,6 +382,9 @@ func (st *Stream) Close() {
 	if st.sub != nil {
 		st.core.hub.Unsubscribe(st.sub)
 		st.core.streams.Add(-1)
+		if ob := st.core.cfg.Observer; ob != nil {
+			ob.Ended(st.info(), st.why)
+		}
 	}
 	core := st.core
 	*st = Stream{core: core}
