@@ -58,6 +58,8 @@ func main() {
 	flag.StringVar(&pubURLs, "pub-url", "", "publish over HTTP instead of the control port: hasses' /publish URL, or a URL with {token} for a raw body (nchan); comma-separated URLs share the publishers")
 	flag.IntVar(&sources, "sources", 8, "source addresses 127.0.0.10 ... to spread client ports over")
 	flag.DurationVar(&cfg.Timeout, "timeout", 0, "hard limit (default: 3 × duration + 180 s)")
+	flag.StringVar(&cfg.WebhookSink, "webhook-sink", "", "HOST:PORT to receive the server's webhooks on (start it with -webhook=http://HOST:PORT/): counts them and their delay")
+	flag.StringVar(&cfg.WebhookSecretFile, "webhook-secret-file", "", "the server's -webhook-secret-file, to verify the sink's batches")
 	flag.Parse()
 	for _, p := range strings.Split(pids, ",") {
 		if n, err := strconv.Atoi(strings.TrimSpace(p)); err == nil {

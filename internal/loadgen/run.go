@@ -78,6 +78,10 @@ type Config struct {
 	Publishers int
 	SourceIPs  []string
 	Timeout    time.Duration
+	// WebhookSink, with WebhookSecretFile, receives the server's webhooks
+	// (-webhook=http://WebhookSink/) during the run and reports them.
+	WebhookSink       string
+	WebhookSecretFile string
 }
 
 // Result is the outcome of a run, printed as a table and as one JSON line.
@@ -110,22 +114,23 @@ type Result struct {
 	MaxMs          float64     `json:"max_ms"`
 	// The stable streams (neither the storm's nor the churn's), with a
 	// storm or churn.
-	StableP50ms   float64      `json:"stable_p50_ms,omitempty"`
-	StableP99ms   float64      `json:"stable_p99_ms,omitempty"`
-	StableMaxMs   float64      `json:"stable_max_ms,omitempty"`
-	Unexpected    uint64       `json:"unexpected,omitempty"` // events of tokens a stream did not subscribe to
-	Resets        uint64       `json:"resets,omitempty"`     // hasses-reset events
-	OtherEvents   uint64       `json:"other_events,omitempty"`
-	Storm         *StormResult `json:"storm,omitempty"`
-	Churn         *ChurnResult `json:"churn,omitempty"`
-	Publishers    int          `json:"publishers"`
-	RSSBeforeKiB  int64        `json:"server_rss_before_kib"`
-	RSSAfterKiB   int64        `json:"server_rss_kib"`
-	RSSPerSubKiB  float64      `json:"server_rss_per_sub_kib"`
-	CPUSecs       float64      `json:"server_cpu_s"`
-	CPUPerMillion float64      `json:"server_cpu_s_per_1m"`
-	RedisCPUSecs  float64      `json:"redis_cpu_s,omitempty"`
-	RedisUsPerPub float64      `json:"redis_cpu_us_per_publish,omitempty"`
+	StableP50ms   float64        `json:"stable_p50_ms,omitempty"`
+	StableP99ms   float64        `json:"stable_p99_ms,omitempty"`
+	StableMaxMs   float64        `json:"stable_max_ms,omitempty"`
+	Unexpected    uint64         `json:"unexpected,omitempty"` // events of tokens a stream did not subscribe to
+	Resets        uint64         `json:"resets,omitempty"`     // hasses-reset events
+	OtherEvents   uint64         `json:"other_events,omitempty"`
+	Storm         *StormResult   `json:"storm,omitempty"`
+	Churn         *ChurnResult   `json:"churn,omitempty"`
+	Webhook       *WebhookReport `json:"webhook,omitempty"`
+	Publishers    int            `json:"publishers"`
+	RSSBeforeKiB  int64          `json:"server_rss_before_kib"`
+	RSSAfterKiB   int64          `json:"server_rss_kib"`
+	RSSPerSubKiB  float64        `json:"server_rss_per_sub_kib"`
+	CPUSecs       float64        `json:"server_cpu_s"`
+	CPUPerMillion float64        `json:"server_cpu_s_per_1m"`
+	RedisCPUSecs  float64        `json:"redis_cpu_s,omitempty"`
+	RedisUsPerPub float64        `json:"redis_cpu_us_per_publish,omitempty"`
 }
 
 // StormResult is what -storm measured.
@@ -264,6 +269,13 @@ func Run(cfg Config) (*Result, error) {
 		sc.Buffer(make([]byte, 1<<20), 16<<20)
 		workers = append(workers, &workerProc{cmd: cmd, in: in, out: sc})
 	}
+	var sink *webhookSink
+	if cfg.WebhookSink != "" {
+		var err error
+		if sink, err = startWebhookSink(cfg.WebhookSink, cfg.WebhookSecretFile); err != nil {
+			return nil, fmt.Errorf("webhook sink: %w", err)
+		}
+	}
 	connectStart := time.Now()
 	for _, w := range workers {
 		var m workerMsg
@@ -375,7 +387,9 @@ func Run(cfg Config) (*Result, error) {
 			res.RedisUsPerPub = res.RedisCPUSecs / float64(res.Published) * 1e6
 		}
 	}
-
+	if sink != nil {
+		res.Webhook = sink.stop()
+	}
 	return res, nil
 }
 
@@ -667,6 +681,14 @@ func (r *Result) Table() string {
 			row("hasses-reset / other events", fmt.Sprintf("%d / %d", r.Resets, r.OtherEvents))
 		}
 		row("server CPU", fmt.Sprintf("%.2f s (%.3f s per 1M deliveries)", r.CPUSecs, r.CPUPerMillion))
+		if wh := r.Webhook; wh != nil {
+			var types []string
+			for _, t := range slices.Sorted(maps.Keys(wh.Events)) {
+				types = append(types, fmt.Sprintf("%d %s", wh.Events[t], t))
+			}
+			row("webhook events (batches)", fmt.Sprintf("%s (%d; %d bad signatures)", strings.Join(types, ", "), wh.Batches, wh.BadSignatures))
+			row("… delay p50 / p99 / max", fmt.Sprintf("%.1f / %.1f / %.1f ms", wh.DelayP50ms, wh.DelayP99ms, wh.DelayMaxms))
+		}
 		if r.RedisCPUSecs > 0 {
 			row("Redis CPU", fmt.Sprintf("%.2f s (%.1f µs per publication)", r.RedisCPUSecs, r.RedisUsPerPub))
 		}
