@@ -199,8 +199,6 @@ func (h *Hub) NewOwner(wake func()) *Owner {
 	}
 	o := &Owner{hub: h, idx: len(h.owners), wakeFn: wake}
 	h.owners = append(h.owners, o)
-	h.all.grow(len(h.owners))
-	h.bcast.grow(len(h.owners))
 	return o
 }
 
@@ -334,7 +332,7 @@ func (h *Hub) receivers(topics []*topic, everyone bool, exclude string, mark uin
 		return h.nsubs - h.ids[exclude]
 	}
 	if exclude == "" && len(topics) == 2 { // one token and the "*" subscribers: disjoint
-		return topics[0].nsubs + topics[1].nsubs
+		return int(topics[0].nsubs + topics[1].nsubs)
 	}
 	return countDistinct(topics, mark, func(s *Sub) bool { return exclude == "" || s.ID != exclude })
 }
@@ -345,8 +343,8 @@ func (h *Hub) receivers(topics []*topic, everyone bool, exclude string, mark uin
 func countDistinct(topics []*topic, mark uint64, counts func(*Sub) bool) int {
 	n := 0
 	for _, t := range topics {
-		for _, subs := range t.subs {
-			for _, r := range subs {
+		for _, ow := range t.subs {
+			for _, r := range ow.refs {
 				if s := r.s; s.mark != mark {
 					s.mark = mark
 					if counts(s) {
@@ -394,12 +392,13 @@ func (h *Hub) wakeOwners() {
 func (h *Hub) append(t *topic, ev *Event) {
 	t.push(ev, &h.cfg, h.cfg.HistoryBytes+h.cfg.MaxLag)
 	h.trims.queue(t)
-	for oi, subs := range t.subs {
-		if len(subs) == 0 || t.dirty[oi] {
+	for k := range t.subs {
+		ow := &t.subs[k]
+		if ow.dirty || len(ow.refs) == 0 {
 			continue
 		}
-		t.dirty[oi] = true
-		o := h.owners[oi]
+		ow.dirty = true
+		o := h.owners[ow.owner]
 		if len(o.dirty) == 0 {
 			o.wakeReq.Store(true)
 		}
@@ -414,7 +413,6 @@ func (h *Hub) topic(name string) *topic {
 		return t
 	}
 	t := &topic{name: name, floor: h.lostSeq, ret: &h.ret}
-	t.grow(len(h.owners))
 	h.topics[name] = t
 	h.names.insert(t)
 	return t
@@ -459,7 +457,7 @@ func (h *Hub) SubscribedClients(token string) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if t := h.topics[token]; t != nil {
-		return t.nsubs
+		return int(t.nsubs)
 	}
 	return 0
 }
