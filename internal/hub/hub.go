@@ -140,6 +140,9 @@ type Hub struct {
 	// replica is set when a cluster sequences the events (cluster.go):
 	// they arrive through Apply, and Publish refuses.
 	replica bool
+	// testPause, if set, runs whenever a Collect releases the lock
+	// between two chunks (tests).
+	testPause func()
 }
 
 // New returns a hub with cfg's zero fields set to the defaults.
@@ -183,6 +186,12 @@ type Owner struct {
 	idx    int
 	wakeFn func()
 	dirty  []*topic
+	spare  []*topic // the other dirty list: Collect works on one, publishers add to the other
+	// scanning is the topic whose subscribers a Collect paused in, having
+	// gathered its first scanned (h.mu): an Unsubscribe keeps those
+	// it has yet to gather after them.
+	scanning *topic
+	scanned  int32
 	// wakeReq is set under h.mu when the owner's dirty list becomes
 	// non-empty; the publisher wakes the owner after releasing the lock.
 	wakeReq   atomic.Bool

@@ -195,17 +195,27 @@ func (t *topic) addSub(o int, s *Sub, i int) {
 	t.nsubs++
 }
 
-func (t *topic) removeSub(o int, s *Sub, i int) {
-	k := t.ownerSubs(o)
+func (t *topic) removeSub(o *Owner, s *Sub, i int) {
+	k := t.ownerSubs(o.idx)
 	ow := &t.subs[k]
 	list := ow.refs
 	at := s.topics[i].slot
 	last := int32(len(list) - 1)
-	if at != last {
-		moved := list[last]
-		list[at] = moved
-		moved.s.topics[moved.i].slot = at
+	move := func(from, to int32) {
+		if from != to {
+			list[to] = list[from]
+			list[to].s.topics[list[to].i].slot = to
+		}
 	}
+	if o.scanning == t && at < o.scanned {
+		// A Collect paused after gathering list[:o.scanned]: the last
+		// gathered one fills the hole, and the last one, which it has yet
+		// to see, takes that one's place, still ahead of it.
+		o.scanned--
+		move(o.scanned, at)
+		at = o.scanned
+	}
+	move(last, at)
 	list[last] = subRef{}
 	ow.refs = list[:last]
 	t.nsubs--
