@@ -231,16 +231,17 @@ func (h *Hub) Collect(o *Owner, dst []*Sub) []*Sub {
 				break // its last subscriber left during a pause
 			}
 			ow := &t.subs[k]
-			for o.scanned < int32(len(ow.refs)) && spent < collectBudget {
-				s := ow.refs[o.scanned].s
-				o.scanned++
-				spent++
-				if !s.queued {
+			from := int(o.scanned)
+			end := min(len(ow.refs), from+collectBudget-spent)
+			for _, r := range ow.refs[from:end] {
+				if s := r.s; !s.queued {
 					s.queued = true
 					dst = append(dst, s)
 				}
 			}
-			if o.scanned == int32(len(ow.refs)) {
+			spent += end - from
+			o.scanned = int32(end)
+			if end == len(ow.refs) {
 				if len(ow.refs) == 0 && !ow.dirty { // its last subscriber left
 					t.dropOwner(k)
 				}
