@@ -35,7 +35,8 @@ func TestCollectPausesKeepEveryone(t *testing.T) {
 	h := New(Config{})
 	o := h.NewOwner(func() {})
 	o2 := h.NewOwner(func() {})
-	const n = 5 * collectBudget
+	h.collectHold = 0 // a pause after every collectCheck streams
+	const n = 5 * collectCheck
 	var subs, others []*Sub
 	for range 3 { // o2's entry first: o's moves when o2's goes
 		others = append(others, mustSub(h.Subscribe(o2, []string{"room"}, "", "", nil)))

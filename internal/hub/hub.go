@@ -140,6 +140,9 @@ type Hub struct {
 	// replica is set when a cluster sequences the events (cluster.go):
 	// they arrive through Apply, and Publish refuses.
 	replica bool
+	// collectHold is defaultCollectHold; tests set 0 (a pause at every
+	// look at the clock).
+	collectHold time.Duration
 	// testPause, if set, runs whenever a Collect releases the lock
 	// between two chunks (tests).
 	testPause func()
@@ -171,7 +174,7 @@ func New(cfg Config) *Hub {
 	if cfg.IdempotencyWindow <= 0 {
 		cfg.IdempotencyWindow = DefaultIdempotencyWindow
 	}
-	h := &Hub{cfg: cfg, topics: make(map[string]*topic), ids: make(map[string]int)}
+	h := &Hub{cfg: cfg, topics: make(map[string]*topic), ids: make(map[string]int), collectHold: defaultCollectHold}
 	h.pres.init(&h.cfg.Presence)
 	h.all = &topic{name: "*all", special: true, ret: &h.ret}
 	h.bcast = &topic{name: "*", special: true, ret: &h.ret}
