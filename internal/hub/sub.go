@@ -241,12 +241,12 @@ func (h *Hub) Collect(o *Owner, dst []*Sub) []*Sub {
 	work := o.dirty
 	o.dirty = o.spare[:0]
 	for _, t := range work {
-		k := t.ownerSubs(o.idx)
+		k := t.ownerEntry(o.idx)
 		t.subs[k].dirty = false
 		o.scanning, o.scanned = t, 0
 		for {
 			// Found again after a pause: other owners' entries come and go.
-			if k = t.ownerSubs(o.idx); k < 0 {
+			if k = t.ownerEntry(o.idx); k < 0 {
 				break // its last subscriber left during a pause
 			}
 			ow := &t.subs[k]

@@ -60,8 +60,8 @@ type subRef struct {
 	i int
 }
 
-// ownerSubs returns the index in t.subs of owner o's entry, or -1.
-func (t *topic) ownerSubs(o int) int {
+// ownerEntry returns the index in t.subs of owner o's entry, or -1.
+func (t *topic) ownerEntry(o int) int {
 	for k := range t.subs {
 		if int(t.subs[k].owner) == o {
 			return k
@@ -184,7 +184,7 @@ func (t *topic) trim(cfg *Config, now int64, limit int) (dropped int, more bool)
 }
 
 func (t *topic) addSub(o int, s *Sub, i int) {
-	k := t.ownerSubs(o)
+	k := t.ownerEntry(o)
 	if k < 0 {
 		k = len(t.subs)
 		t.subs = append(t.subs, ownerSubs{owner: int32(o)})
@@ -196,7 +196,7 @@ func (t *topic) addSub(o int, s *Sub, i int) {
 }
 
 func (t *topic) removeSub(o *Owner, s *Sub, i int) {
-	k := t.ownerSubs(o.idx)
+	k := t.ownerEntry(o.idx)
 	ow := &t.subs[k]
 	list := ow.refs
 	at := s.topics[i].slot
