@@ -36,7 +36,7 @@ func TestCollectPausesKeepEveryone(t *testing.T) {
 	o := h.NewOwner(func() {})
 	o2 := h.NewOwner(func() {})
 	h.collectHold = 0 // a pause after every collectCheck streams
-	const n = 5 * collectCheck
+	const n = 8 * collectCheck
 	var subs, others []*Sub
 	for range 3 { // o2's entry first: o's moves when o2's goes
 		others = append(others, mustSub(h.Subscribe(o2, []string{"room"}, "", "", nil)))
