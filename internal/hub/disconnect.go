@@ -35,4 +35,4 @@ func (h *Hub) SetUser(s *Sub, user string) {
 
 // Ended reports that s received a disconnection in full: nothing more is
 // to be written to it. Only the owner's goroutine may call it.
-func (s *Sub) Ended() bool { return s.endAt != 0 && s.cursor >= s.endAt && len(s.partial) == 0 }
+func (s *Sub) Ended() bool { return s.ended && s.cursor >= s.edge && len(s.partial) == 0 }

@@ -140,6 +140,12 @@ type Hub struct {
 	// replica is set when a cluster sequences the events (cluster.go):
 	// they arrive through Apply, and Publish refuses.
 	replica bool
+	// collectHold is defaultCollectHold; tests set 0 (a pause at every
+	// look at the clock).
+	collectHold time.Duration
+	// testPause, if set, runs whenever a Collect releases the lock
+	// between two chunks (tests).
+	testPause func()
 }
 
 // New returns a hub with cfg's zero fields set to the defaults.
@@ -168,7 +174,7 @@ func New(cfg Config) *Hub {
 	if cfg.IdempotencyWindow <= 0 {
 		cfg.IdempotencyWindow = DefaultIdempotencyWindow
 	}
-	h := &Hub{cfg: cfg, topics: make(map[string]*topic), ids: make(map[string]int)}
+	h := &Hub{cfg: cfg, topics: make(map[string]*topic), ids: make(map[string]int), collectHold: defaultCollectHold}
 	h.pres.init(&h.cfg.Presence)
 	h.all = &topic{name: "*all", special: true, ret: &h.ret}
 	h.bcast = &topic{name: "*", special: true, ret: &h.ret}
@@ -183,6 +189,12 @@ type Owner struct {
 	idx    int
 	wakeFn func()
 	dirty  []*topic
+	spare  []*topic // the other dirty list: Collect works on one, publishers add to the other
+	// scanning is the topic whose subscribers a Collect paused in, having
+	// gathered its first scanned (h.mu): an Unsubscribe keeps those
+	// it has yet to gather after them.
+	scanning *topic
+	scanned  int32
 	// wakeReq is set under h.mu when the owner's dirty list becomes
 	// non-empty; the publisher wakes the owner after releasing the lock.
 	wakeReq   atomic.Bool
@@ -199,8 +211,6 @@ func (h *Hub) NewOwner(wake func()) *Owner {
 	}
 	o := &Owner{hub: h, idx: len(h.owners), wakeFn: wake}
 	h.owners = append(h.owners, o)
-	h.all.grow(len(h.owners))
-	h.bcast.grow(len(h.owners))
 	return o
 }
 
@@ -334,7 +344,7 @@ func (h *Hub) receivers(topics []*topic, everyone bool, exclude string, mark uin
 		return h.nsubs - h.ids[exclude]
 	}
 	if exclude == "" && len(topics) == 2 { // one token and the "*" subscribers: disjoint
-		return topics[0].nsubs + topics[1].nsubs
+		return int(topics[0].nsubs + topics[1].nsubs)
 	}
 	return countDistinct(topics, mark, func(s *Sub) bool { return exclude == "" || s.ID != exclude })
 }
@@ -345,8 +355,8 @@ func (h *Hub) receivers(topics []*topic, everyone bool, exclude string, mark uin
 func countDistinct(topics []*topic, mark uint64, counts func(*Sub) bool) int {
 	n := 0
 	for _, t := range topics {
-		for _, subs := range t.subs {
-			for _, r := range subs {
+		for _, ow := range t.subs {
+			for _, r := range ow.refs {
 				if s := r.s; s.mark != mark {
 					s.mark = mark
 					if counts(s) {
@@ -394,12 +404,13 @@ func (h *Hub) wakeOwners() {
 func (h *Hub) append(t *topic, ev *Event) {
 	t.push(ev, &h.cfg, h.cfg.HistoryBytes+h.cfg.MaxLag)
 	h.trims.queue(t)
-	for oi, subs := range t.subs {
-		if len(subs) == 0 || t.dirty[oi] {
+	for k := range t.subs {
+		ow := &t.subs[k]
+		if ow.dirty || len(ow.refs) == 0 {
 			continue
 		}
-		t.dirty[oi] = true
-		o := h.owners[oi]
+		ow.dirty = true
+		o := h.owners[ow.owner]
 		if len(o.dirty) == 0 {
 			o.wakeReq.Store(true)
 		}
@@ -414,7 +425,6 @@ func (h *Hub) topic(name string) *topic {
 		return t
 	}
 	t := &topic{name: name, floor: h.lostSeq, ret: &h.ret}
-	t.grow(len(h.owners))
 	h.topics[name] = t
 	h.names.insert(t)
 	return t
@@ -459,7 +469,7 @@ func (h *Hub) SubscribedClients(token string) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if t := h.topics[token]; t != nil {
-		return t.nsubs
+		return int(t.nsubs)
 	}
 	return 0
 }

@@ -403,16 +403,20 @@ func TestConcurrentPublishAndDrain(t *testing.T) {
 // the last event they received, and history trimming. Whatever happens, a
 // stream must never receive an event twice or out of order, never an event
 // for another token or one excluding it, and a replay reported complete
-// must have no gap.
+// must have no gap. The streams are on two owners, which must collect
+// every stream an event was routed to, and the topics' subscriber lists
+// must stay consistent.
 func FuzzReplay(f *testing.F) {
 	f.Add([]byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 200, 3, 17, 99})
 	f.Add([]byte{5, 5, 5, 250, 250, 1, 2, 3, 251, 7, 7, 7})
 	f.Fuzz(func(t *testing.T, script []byte) {
 		now := time.Unix(1000, 0)
 		h := New(Config{HistoryCount: 4, MaxLag: 1 << 20, Now: func() time.Time { return now }})
-		o := h.NewOwner(func() {})
+		owners := []*Owner{h.NewOwner(func() {}), h.NewOwner(func() {})}
 		tokens := []string{"a", "b", "ab"}
 		type client struct {
+			o      *Owner
+			owes   bool // an event was routed to it since its owner last collected it
 			r      *reader
 			tokens []string
 			seen   map[string]bool // data received
@@ -423,7 +427,11 @@ func FuzzReplay(f *testing.F) {
 		var clients []*client
 		for i := range 3 {
 			toks := []string{tokens[i]}
-			clients = append(clients, &client{r: sub(h, o, fmt.Sprint(i), "", toks...), tokens: toks, seen: map[string]bool{}, last: -1})
+			o := owners[i%len(owners)]
+			clients = append(clients, &client{o: o, r: sub(h, o, fmt.Sprint(i), "", toks...), tokens: toks, seen: map[string]bool{}, last: -1})
+		}
+		routed := func(target string, c *client) bool {
+			return target == "*" || target == c.tokens[0] || (target == "a*" && strings.HasPrefix(c.tokens[0], "a"))
 		}
 		published := map[int]Message{}
 		seq := 0
@@ -438,18 +446,41 @@ func FuzzReplay(f *testing.F) {
 				published[seq] = m
 				seq++
 				h.Publish(m)
-			case op < 200: // a client reads some
+				for _, c := range clients {
+					c.owes = c.owes || routed(m.Targets[0], c)
+				}
+			case op < 200: // the owners collect; a client reads some
+				for _, o := range owners {
+					for _, s := range h.Collect(o, nil) {
+						for _, c := range clients {
+							if c.r.s == s {
+								c.owes = false
+							}
+						}
+					}
+				}
+				for _, c := range clients {
+					if c.owes {
+						t.Fatalf("client %s not collected after an event for it", c.r.s.ID)
+					}
+				}
 				c := clients[int(op)%len(clients)]
 				c.r.drain(t, int(op)*3)
 			case op < 240: // a client drops its connection and comes back with its last id
 				c := clients[int(op)%len(clients)]
 				h.Unsubscribe(c.r.s)
-				s, replay := h.Subscribe(o, c.tokens, c.r.s.ID, c.lastID, nil)
+				s, replay := h.Subscribe(c.o, c.tokens, c.r.s.ID, c.lastID, nil)
 				c.r = &reader{h: h, s: s}
+				c.owes = false // a new stream: its owner flushes it once subscribed
 				c.gapOK = replay == ReplayGap || replay == ReplayUnknown || c.lastID == ""
 			default: // time passes; the history is trimmed
 				now = now.Add(time.Second)
 				h.Trim()
+			}
+			checkSubs(t, h.all)
+			checkSubs(t, h.bcast)
+			for _, tp := range h.topics {
+				checkSubs(t, tp)
 			}
 			for _, c := range clients {
 				for _, d := range c.r.got {
@@ -465,15 +496,14 @@ func FuzzReplay(f *testing.F) {
 					if m.Exclude == c.r.s.ID {
 						t.Fatalf("client %s got %d, which excludes it", c.r.s.ID, v)
 					}
-					match := m.Targets[0] == "*" || m.Targets[0] == c.tokens[0] || (m.Targets[0] == "a*" && strings.HasPrefix(c.tokens[0], "a"))
-					if !match {
+					if !routed(m.Targets[0], c) {
 						t.Fatalf("client %v got %d for %q", c.tokens, v, m.Targets[0])
 					}
 					if !c.gapOK {
 						// Every event for it between last and v must have come.
 						for w := c.last + 1; w < v; w++ {
 							pm := published[w]
-							if pm.Exclude != c.r.s.ID && (pm.Targets[0] == "*" || pm.Targets[0] == c.tokens[0] || (pm.Targets[0] == "a*" && strings.HasPrefix(c.tokens[0], "a"))) && c.last >= 0 {
+							if pm.Exclude != c.r.s.ID && routed(pm.Targets[0], c) && c.last >= 0 {
 								t.Fatalf("client %v: gap, %d missing before %d", c.tokens, w, v)
 							}
 						}

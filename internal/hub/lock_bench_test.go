@@ -66,3 +66,40 @@ func timed(f func()) time.Duration {
 	f()
 	return time.Since(t0)
 }
+
+// BenchmarkCollectHold reports the longest hold of the hub's lock while
+// one owner collects 100,000 streams of a topic published to (a broadcast,
+// as one loop of a large server sees it), the longest whole Collect, and
+// how often it let go of the lock.
+func BenchmarkCollectHold(b *testing.B) {
+	h := New(Config{})
+	o := h.NewOwner(func() {})
+	for range 100000 {
+		h.Subscribe(o, []string{"room"}, "", "", nil)
+	}
+	var ready []*Sub
+	h.Publish(Message{Targets: []string{"*"}, Data: payload64})
+	ready = h.Collect(o, ready) // warm: ready has room for all
+	var worst, whole time.Duration
+	var t0 time.Time
+	pauses := 0
+	h.testPause = func() {
+		worst = max(worst, time.Since(t0)) // from the lock's taking to this release, about
+		t0 = time.Now()
+		pauses++
+	}
+	for b.Loop() {
+		h.Publish(Message{Targets: []string{"*"}, Data: payload64})
+		start := time.Now()
+		t0 = start
+		ready = h.Collect(o, ready[:0])
+		worst = max(worst, time.Since(t0))
+		whole = max(whole, time.Since(start))
+		if len(ready) != 100000 {
+			b.Fatalf("%d collected", len(ready))
+		}
+	}
+	b.ReportMetric(float64(worst.Microseconds()), "max-hold-µs")
+	b.ReportMetric(float64(whole.Microseconds()), "max-collect-µs")
+	b.ReportMetric(float64(pauses)/float64(b.N), "pauses/op")
+}

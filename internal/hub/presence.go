@@ -160,10 +160,11 @@ func (p *presence) matches(token string) bool {
 // presenceOpened counts a new stream of s. Called with h.mu held.
 func (h *Hub) presenceOpened(s *Sub) {
 	p := &h.pres
-	if s.topics[0] == h.all {
+	if s.topics[0].t == h.all {
 		return // a "*" stream is on no token
 	}
-	for _, t := range s.topics[1:] {
+	for _, st := range s.topics[1:] {
+		t := st.t
 		if h.cfg.Presence.Occupancy != nil {
 			h.countUp(memberKey{token: t.name}, "")
 		}
@@ -174,13 +175,14 @@ func (h *Hub) presenceOpened(s *Sub) {
 }
 
 // presenceClosed counts a stream of s gone. Called with h.mu held.
-func (h *Hub) presenceClosed(s *Sub, topics []*topic) {
+func (h *Hub) presenceClosed(s *Sub, topics []subTopic) {
 	p := &h.pres
-	if topics[0] == h.all {
+	if topics[0].t == h.all {
 		return
 	}
 	now := h.cfg.Now().UnixNano()
-	for _, t := range topics[1:] {
+	for _, st := range topics[1:] {
+		t := st.t
 		if h.cfg.Presence.Occupancy != nil {
 			h.countDown(memberKey{token: t.name}, now)
 		}
@@ -359,9 +361,9 @@ func (h *Hub) Presence(tokens []string) []TokenPresence {
 		tp := TokenPresence{Token: tok, Clients: []Member{}}
 		byID := make(map[string]int)
 		if t := h.topics[tok]; t != nil {
-			tp.Streams = t.nsubs
-			for _, subs := range t.subs {
-				for _, r := range subs {
+			tp.Streams = int(t.nsubs)
+			for _, ow := range t.subs {
+				for _, r := range ow.refs {
 					s := r.s
 					if s.ID == "" {
 						continue

@@ -1,6 +1,9 @@
 package hub
 
 import (
+	"runtime"
+	"time"
+
 	"github.com/hasses-go/hasses/internal/sse"
 )
 
@@ -14,19 +17,29 @@ type Sub struct {
 	// events' SSE text; by default it hands out HTTP/1.1 chunks.
 	Text bool
 
+	queued bool // in the owner's current Collect result
+	ended  bool // received a disconnection, event edge: its last
+
 	owner  *Owner
-	topics []*topic
-	next   []uint64 // per topic: absolute index of the first entry after cursor
-	slot   []int    // per topic: index in topic.subs[owner]
-	queued bool     // in the owner's current Collect result
-	mark   uint64   // the last publication that counted s as a receiver (h.mu)
+	topics []subTopic
+	mark   uint64 // the last publication that counted s as a receiver (h.mu)
 
 	cursor  uint64 // sequence number of the last event taken
 	partial []byte // unwritten tail of the event with sequence cursor
 
-	user  string // who it authenticated as (h.mu), for presence and disconnections
-	since uint64 // the newest event when it subscribed: older disconnections are not its
-	endAt uint64 // the disconnection it received: its last event
+	user string // who it authenticated as (h.mu), for presence and disconnections
+	// edge is, until the stream receives a disconnection (ended), the
+	// newest event when it subscribed: older disconnections are not its;
+	// then the disconnection it received, its last event. One field, as
+	// the first is not needed once the second is known.
+	edge uint64
+}
+
+// subTopic is a topic a stream reads, with the stream's place in it.
+type subTopic struct {
+	t    *topic
+	next uint64 // absolute index of the first entry after the cursor
+	slot int32  // index in the topic's subscribers of the stream's owner
 }
 
 // clusterAhead is how far ahead of this node's newest event a cluster
@@ -92,20 +105,18 @@ func (h *Hub) Open(o *Owner, r SubRequest) (s *Sub, replay Replay, snapshot []by
 		}
 	}
 	if star {
-		s.topics = []*topic{h.all}
+		s.topics = []subTopic{{t: h.all}}
 	} else {
-		s.topics = make([]*topic, 0, len(tokens)+1)
-		s.topics = append(s.topics, h.bcast)
+		s.topics = make([]subTopic, 1, len(tokens)+1)
+		s.topics[0].t = h.bcast
 		for _, tok := range tokens {
-			s.topics = append(s.topics, h.topic(tok))
+			s.topics = append(s.topics, subTopic{t: h.topic(tok)})
 		}
 	}
-	s.next = make([]uint64, len(s.topics))
-	s.slot = make([]int, len(s.topics))
 
 	replay = ReplayNone
 	s.cursor = h.seq
-	s.since = h.seq
+	s.edge = h.seq
 	if lastID != "" {
 		replay = ReplayUnknown
 		// In a cluster, a client may reconnect to this node before it has
@@ -119,8 +130,8 @@ func (h *Hub) Open(o *Owner, r SubRequest) (s *Sub, replay Replay, snapshot []by
 		if lid, ok := sse.ParseID(lastID); ok && lid.Epoch == h.cfg.Epoch && lid.Seq <= h.seq+ahead {
 			replay = ReplayComplete
 			var lost uint64
-			for _, t := range s.topics {
-				lost = max(lost, t.replayFloor())
+			for _, st := range s.topics {
+				lost = max(lost, st.t.replayFloor())
 			}
 			s.cursor = lid.Seq
 			if lost > lid.Seq {
@@ -132,21 +143,21 @@ func (h *Hub) Open(o *Owner, r SubRequest) (s *Sub, replay Replay, snapshot []by
 			}
 		}
 	}
-	for i, t := range s.topics {
-		s.next[i] = t.after(s.cursor)
+	for i := range s.topics {
+		s.topics[i].next = s.topics[i].t.after(s.cursor)
 	}
-	if replay != ReplayUnknown && h.pendingOver(s, s.next, h.cfg.MaxLag) {
+	if replay != ReplayUnknown && h.pendingOver(s, nil, h.cfg.MaxLag) {
 		// A replay the stream would be cut for before its first write
 		// (and again on every reconnect): answer it as a gap, and the
 		// stream starts live.
 		replay = ReplayGap
 		s.cursor = h.seq
-		for i, t := range s.topics {
-			s.next[i] = t.after(s.cursor)
+		for i := range s.topics {
+			s.topics[i].next = s.topics[i].t.after(s.cursor)
 		}
 	}
-	for i, t := range s.topics {
-		t.addSub(o.idx, s, i)
+	for i := range s.topics {
+		s.topics[i].t.addSub(o.idx, s, i)
 	}
 	h.nsubs++
 	if id != "" {
@@ -179,8 +190,9 @@ func (h *Hub) Unsubscribe(s *Sub) {
 		return
 	}
 	h.presenceClosed(s, s.topics)
-	for i, t := range s.topics {
-		t.removeSub(s.owner.idx, s, i)
+	for i := range s.topics {
+		t := s.topics[i].t
+		t.removeSub(s.owner, s, i)
 		h.dropTopic(t)
 	}
 	s.topics = nil
@@ -192,26 +204,97 @@ func (h *Hub) Unsubscribe(s *Sub) {
 	}
 }
 
+// Collect looks at the clock after every collectCheck subscribers (or
+// topics) and lets go of the lock once it has held it for
+// defaultCollectHold: a pause costs a few µs (another thread may take the
+// goroutine), so it pauses only when a hold would otherwise be long.
+const collectCheck = 1024
+
+// defaultCollectHold is the longest Collect holds the hub's lock at a
+// time, about: it looks at the clock every collectCheck subscribers (0.13
+// ms when each is a cache miss, as at a million streams), first after the
+// first collectCheck.
+const defaultCollectHold = 500 * time.Microsecond
+
 // Collect appends to dst the subscribers of o that may have new events, and
 // resets o's dirty set. Only o's goroutine may call it.
+//
+// It lets go of the lock now and then (collectHold), so that a broadcast
+// to half a million streams of one owner does not hold up publishing. A
+// topic made dirty meanwhile waits for the next Collect (the owner is
+// woken for it); subscribers that come meanwhile may be gathered too; one
+// that goes may still be in dst, as it may once Collect returns.
 func (h *Hub) Collect(o *Owner, dst []*Sub) []*Sub {
 	h.mu.Lock()
-	for _, t := range o.dirty {
-		t.dirty[o.idx] = false
-		for _, r := range t.subs[o.idx] {
-			if !r.s.queued {
-				r.s.queued = true
-				dst = append(dst, r.s)
-			}
+	var held time.Time // read at the first check: most Collects never get there
+	spent := 0
+	// check pauses if the lock has been held long enough.
+	check := func() {
+		if spent < collectCheck {
+			return
+		}
+		spent = 0
+		switch now := time.Now(); {
+		case held.IsZero():
+			held = now
+		case now.Sub(held) >= h.collectHold:
+			h.collectPause()
+			held = time.Now()
 		}
 	}
-	clear(o.dirty)
-	o.dirty = o.dirty[:0]
+	work := o.dirty
+	o.dirty = o.spare[:0]
+	for _, t := range work {
+		k := t.ownerEntry(o.idx)
+		t.subs[k].dirty = false
+		o.scanning, o.scanned = t, 0
+		for {
+			// Found again after a pause: other owners' entries come and go.
+			if k = t.ownerEntry(o.idx); k < 0 {
+				break // its last subscriber left during a pause
+			}
+			ow := &t.subs[k]
+			from := int(o.scanned)
+			end := min(len(ow.refs), from+collectCheck-spent)
+			for _, r := range ow.refs[from:end] {
+				if s := r.s; !s.queued {
+					s.queued = true
+					dst = append(dst, s)
+				}
+			}
+			spent += end - from
+			o.scanned = int32(end)
+			done := end == len(ow.refs)
+			if done && len(ow.refs) == 0 && !ow.dirty { // its last subscriber left
+				t.dropOwner(k)
+			}
+			check()
+			if done {
+				break
+			}
+		}
+		spent++
+		check()
+	}
+	o.scanning = nil
+	clear(work)
+	o.spare = work[:0]
 	h.mu.Unlock()
 	for _, s := range dst {
 		s.queued = false
 	}
 	return dst
+}
+
+// collectPause lets publishers take the lock between two chunks of a
+// Collect. Called with h.mu held.
+func (h *Hub) collectPause() {
+	h.mu.Unlock()
+	if h.testPause != nil {
+		h.testPause()
+	}
+	runtime.Gosched()
+	h.mu.Lock()
 }
 
 // Batch is the data for one write to a stream: Bufs are slices of immutable
@@ -268,7 +351,7 @@ func (h *Hub) FillUntil(s *Sub, b *Batch, maxBufs, maxBytes int, last uint64) (l
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if s.topics == nil || s.endAt != 0 {
+	if s.topics == nil || s.ended {
 		return false
 	}
 	if h.lagging(s) {
@@ -278,14 +361,16 @@ func (h *Hub) FillUntil(s *Sub, b *Batch, maxBufs, maxBytes int, last uint64) (l
 	// of s's topics is taken once.
 	var pos [8]uint64
 	idx := pos[:0]
-	if len(s.next) > len(pos) {
-		idx = make([]uint64, 0, len(s.next))
+	if len(s.topics) > len(pos) {
+		idx = make([]uint64, 0, len(s.topics))
 	}
-	idx = append(idx, s.next...)
+	for _, st := range s.topics {
+		idx = append(idx, st.next)
+	}
 	for len(b.Bufs) < maxBufs && b.Bytes < maxBytes {
 		var ev *Event
-		for i, t := range s.topics {
-			if idx[i] < t.head() {
+		for i, st := range s.topics {
+			if t := st.t; idx[i] < t.head() {
 				if e := t.entries[idx[i]-t.base].ev; ev == nil || e.Seq < ev.Seq {
 					ev = e
 				}
@@ -294,8 +379,8 @@ func (h *Hub) FillUntil(s *Sub, b *Batch, maxBufs, maxBytes int, last uint64) (l
 		if ev == nil || ev.Seq > last {
 			break
 		}
-		for i, t := range s.topics {
-			if idx[i] < t.head() && t.entries[idx[i]-t.base].ev == ev {
+		for i, st := range s.topics {
+			if t := st.t; idx[i] < t.head() && t.entries[idx[i]-t.base].ev == ev {
 				idx[i]++
 			}
 		}
@@ -304,11 +389,11 @@ func (h *Hub) FillUntil(s *Sub, b *Batch, maxBufs, maxBytes int, last uint64) (l
 			continue
 		}
 		if ev.end != nil {
-			if ev.Seq <= s.since || !ev.end.matches(s) {
+			if ev.Seq <= s.edge || !ev.end.matches(s) {
 				b.add(ev.Seq, nil, false) // not this stream's
 				continue
 			}
-			s.endAt = ev.Seq // its last event
+			s.edge, s.ended = ev.Seq, true // its last event
 			last = ev.Seq
 		}
 		if s.Text {
@@ -342,11 +427,11 @@ func (h *Hub) Behind(s *Sub, cursor uint64) bool {
 	defer h.mu.Unlock()
 	var pos [8]uint64
 	next := pos[:0]
-	for _, t := range s.topics { // nil once unsubscribed
-		if t.floor > cursor { // dropped after the stream subscribed
+	for _, st := range s.topics { // nil once unsubscribed
+		if st.t.floor > cursor { // dropped after the stream subscribed
 			return true
 		}
-		next = append(next, t.after(cursor))
+		next = append(next, st.t.after(cursor))
 	}
 	return h.pendingOver(s, next, h.cfg.MaxLag)
 }
@@ -355,8 +440,8 @@ func (h *Hub) Behind(s *Sub, cursor uint64) bool {
 // whether it lost events or what is pending is over the lag limit. Called
 // with h.mu held.
 func (h *Hub) lagging(s *Sub) bool {
-	for i, t := range s.topics {
-		n := s.next[i]
+	for i := range s.topics {
+		t, n := s.topics[i].t, s.topics[i].next
 		if n < t.base {
 			if t.floor > s.cursor {
 				return true
@@ -366,22 +451,28 @@ func (h *Hub) lagging(s *Sub) bool {
 		for n < t.head() && t.entries[n-t.base].ev.Seq <= s.cursor {
 			n++
 		}
-		s.next[i] = n
+		s.topics[i].next = n
 	}
-	return h.pendingOver(s, s.next, h.cfg.MaxLag)
+	return h.pendingOver(s, nil, h.cfg.MaxLag)
 }
 
 // pendingOver reports whether the events s has yet to receive from the
-// per-topic positions next weigh more than limit bytes. An event routed to
+// per-topic positions next (nil: s's own) weigh more than limit bytes. An event routed to
 // several of s's topics is written once, so it counts once. The sum over
 // topics, from their stream offsets, is an upper bound found in O(topics):
 // only when it is over the limit are the distinct events counted, merging
 // the topics by sequence number until the count passes the limit. Called
 // with h.mu held.
 func (h *Hub) pendingOver(s *Sub, next []uint64, limit int64) bool {
+	at := func(i int) uint64 {
+		if next == nil {
+			return s.topics[i].next
+		}
+		return next[i]
+	}
 	var sum int64
-	for i, t := range s.topics {
-		if n := next[i]; n < t.head() {
+	for i, st := range s.topics {
+		if t, n := st.t, at(i); n < t.head() {
 			sum += t.total - t.entries[n-t.base].off
 		}
 	}
@@ -389,12 +480,15 @@ func (h *Hub) pendingOver(s *Sub, next []uint64, limit int64) bool {
 		return sum > limit
 	}
 	var pos [8]uint64
-	idx := append(pos[:0], next...)
+	idx := pos[:0]
+	for i := range s.topics {
+		idx = append(idx, at(i))
+	}
 	var distinct int64
 	for {
 		var ev *Event
-		for i, t := range s.topics {
-			if idx[i] < t.head() {
+		for i, st := range s.topics {
+			if t := st.t; idx[i] < t.head() {
 				if e := t.entries[idx[i]-t.base].ev; ev == nil || e.Seq < ev.Seq {
 					ev = e
 				}
@@ -403,8 +497,8 @@ func (h *Hub) pendingOver(s *Sub, next []uint64, limit int64) bool {
 		if ev == nil {
 			return false
 		}
-		for i, t := range s.topics {
-			if idx[i] < t.head() && t.entries[idx[i]-t.base].ev == ev {
+		for i, st := range s.topics {
+			if t := st.t; idx[i] < t.head() && t.entries[idx[i]-t.base].ev == ev {
 				idx[i]++
 			}
 		}

@@ -12,6 +12,7 @@ type topic struct {
 	special bool
 	dropped bool // out of h.topics: a queued reference is stale
 	queued  bool // in the hub's trims.queued
+	nsubs   int32
 
 	entries []entry // retained events, oldest first
 	base    uint64  // absolute index of entries[0]
@@ -32,10 +33,19 @@ type topic struct {
 	// topics by the events they received since.
 	counted uint64
 
-	nsubs int
-	subs  [][]subRef // per owner: its subscribers reading this topic
-	dirty []bool     // per owner: already queued in the owner's dirty list
-	ret   *retention // the hub's count of retained events
+	// subs has an entry for each owner with subscribers reading this topic
+	// (in no order; found by a linear scan, as a topic is mostly read from
+	// one or two owners), and for an owner that still has the topic in its
+	// dirty list: a topic costs nothing per owner that does not read it.
+	subs []ownerSubs
+	ret  *retention // the hub's count of retained events
+}
+
+// ownerSubs is one owner's subscribers reading a topic.
+type ownerSubs struct {
+	owner int32 // Owner.idx
+	dirty bool  // the topic is in the owner's dirty list
+	refs  []subRef
 }
 
 type entry struct {
@@ -50,10 +60,24 @@ type subRef struct {
 	i int
 }
 
-func (t *topic) grow(owners int) {
-	for len(t.subs) < owners {
-		t.subs = append(t.subs, nil)
-		t.dirty = append(t.dirty, false)
+// ownerEntry returns the index in t.subs of owner o's entry, or -1.
+func (t *topic) ownerEntry(o int) int {
+	for k := range t.subs {
+		if int(t.subs[k].owner) == o {
+			return k
+		}
+	}
+	return -1
+}
+
+// dropOwner removes t.subs[k], which has no subscribers and is not dirty.
+func (t *topic) dropOwner(k int) {
+	last := len(t.subs) - 1
+	t.subs[k] = t.subs[last]
+	t.subs[last] = ownerSubs{}
+	t.subs = t.subs[:last]
+	if last == 0 {
+		t.subs = nil // a topic without subscribers holds nothing per owner
 	}
 }
 
@@ -139,9 +163,9 @@ func (t *topic) after(seq uint64) uint64 {
 // dropped and whether more are due.
 func (t *topic) trim(cfg *Config, now int64, limit int) (dropped int, more bool) {
 	keep := t.head()
-	for _, subs := range t.subs {
-		for _, r := range subs {
-			keep = min(keep, r.s.next[r.i])
+	for _, ow := range t.subs {
+		for _, r := range ow.refs {
+			keep = min(keep, r.s.topics[r.i].next)
 		}
 	}
 	n := 0
@@ -160,21 +184,47 @@ func (t *topic) trim(cfg *Config, now int64, limit int) (dropped int, more bool)
 }
 
 func (t *topic) addSub(o int, s *Sub, i int) {
-	s.slot[i] = len(t.subs[o])
-	t.subs[o] = append(t.subs[o], subRef{s: s, i: i})
+	k := t.ownerEntry(o)
+	if k < 0 {
+		k = len(t.subs)
+		t.subs = append(t.subs, ownerSubs{owner: int32(o)})
+	}
+	ow := &t.subs[k]
+	s.topics[i].slot = int32(len(ow.refs))
+	ow.refs = append(ow.refs, subRef{s: s, i: i})
 	t.nsubs++
 }
 
-func (t *topic) removeSub(o int, s *Sub, i int) {
-	list := t.subs[o]
-	k := s.slot[i]
-	last := len(list) - 1
-	if k != last {
-		moved := list[last]
-		list[k] = moved
-		moved.s.slot[moved.i] = k
+func (t *topic) removeSub(o *Owner, s *Sub, i int) {
+	k := t.ownerEntry(o.idx)
+	ow := &t.subs[k]
+	list := ow.refs
+	at := s.topics[i].slot
+	last := int32(len(list) - 1)
+	move := func(from, to int32) {
+		if from != to {
+			list[to] = list[from]
+			list[to].s.topics[list[to].i].slot = to
+		}
 	}
+	if o.scanning == t && at < o.scanned {
+		// A Collect paused after gathering list[:o.scanned]: the last
+		// gathered one fills the hole, and the last one, which it has yet
+		// to see, takes that one's place, still ahead of it.
+		o.scanned--
+		move(o.scanned, at)
+		at = o.scanned
+	}
+	move(last, at)
 	list[last] = subRef{}
-	t.subs[o] = list[:last]
+	ow.refs = list[:last]
 	t.nsubs--
+	if last == 0 {
+		// The owner's last subscriber: its entry goes, unless the topic
+		// is still in the owner's dirty list (Collect drops it then).
+		ow.refs = nil
+		if !ow.dirty {
+			t.dropOwner(k)
+		}
+	}
 }

@@ -24,7 +24,7 @@ func (h *Hub) TopTokens(n int) (bySubs, byEvents []TokenCount) {
 	defer h.mu.Unlock()
 	for _, t := range h.topics {
 		head := t.head()
-		c := TokenCount{Token: t.name, Subscribers: t.nsubs, Events: int64(head - min(t.counted, head))}
+		c := TokenCount{Token: t.name, Subscribers: int(t.nsubs), Events: int64(head - min(t.counted, head))}
 		t.counted = head
 		if c.Subscribers > 0 {
 			bySubs = insertTop(bySubs, c, n, func(a, b TokenCount) bool {
