@@ -18,13 +18,11 @@ type h2stream struct {
 	wake      chan struct{}
 	peer      netip.AddrPort
 	userAgent string
-	user      string
 	opened    time.Time
 }
 
-// ClientAddr and ClientUser name the stream's client (stream.Client).
+// ClientAddr names the stream's client (stream.Client).
 func (st *h2stream) ClientAddr() string { return st.peer.String() }
-func (st *h2stream) ClientUser() string { return st.user }
 
 func (st *h2stream) wakeup() {
 	select {
@@ -94,7 +92,7 @@ func (s *Server) serveH2(w http.ResponseWriter, r *http.Request) {
 		}
 		defer c.closeH2(s.core, peer.Addr())
 	}
-	st := &h2stream{wake: make(chan struct{}, 1), peer: peer, userAgent: req.UserAgent, user: req.User, opened: now}
+	st := &h2stream{wake: make(chan struct{}, 1), peer: peer, userAgent: req.UserAgent, opened: now}
 	replay := s.core.Open(&st.Stream, s.owner, req, expires, true, st, now)
 	s.mu.Lock()
 	s.h2s[st] = struct{}{}

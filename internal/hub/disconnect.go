@@ -25,13 +25,9 @@ func (m *Match) matches(s *Sub) bool {
 	return (m.ID == "" || m.ID == s.ID) && (m.User == "" || m.User == s.user)
 }
 
-// SetUser records the user a stream authenticated as, for Match. The owner
-// calls it after Subscribe, before the stream's first Fill.
-func (h *Hub) SetUser(s *Sub, user string) {
-	h.mu.Lock()
-	s.user = user
-	h.mu.Unlock()
-}
+// User returns who s authenticated as (a JWT's "sub"), given to Open; it
+// does not change once open.
+func (s *Sub) User() string { return s.user }
 
 // Ended reports that s received a disconnection in full: nothing more is
 // to be written to it. Only the owner's goroutine may call it.

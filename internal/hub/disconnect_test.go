@@ -11,9 +11,7 @@ func TestDisconnectEndsMatchingStreams(t *testing.T) {
 	a1 := sub(h, o, "tab1", "", "room1")
 	a2 := sub(h, o, "tab2", "", "room1", "room2")
 	b := sub(h, o, "tab3", "", "room2")
-	h.SetUser(a1.s, "alice")
-	h.SetUser(a2.s, "alice")
-	h.SetUser(b.s, "bob")
+	a1.s.user, a2.s.user, b.s.user = "alice", "alice", "bob"
 	pub(t, h, "room1", "before")
 	kick := Message{Targets: []string{"*"}, Event: "hasses-disconnect", Data: []byte(`{"reason":"disconnect"}`), Disconnect: &Match{User: "alice"}}
 	if err := kick.Validate(Limits{}); err != nil {
@@ -38,7 +36,7 @@ func TestDisconnectEndsMatchingStreams(t *testing.T) {
 	// A stream that reconnects from before the disconnection replays the
 	// events, not the disconnection.
 	s, _ := h.Subscribe(o, []string{"room1"}, "tab1", a1.lastID, nil)
-	h.SetUser(s, "alice")
+	s.user = "alice"
 	re := &reader{h: h, s: s}
 	re.drain(t, -1)
 	if fmt.Sprint(re.got) != "[after]" || s.Ended() {

@@ -38,16 +38,15 @@ type Conn struct {
 	Stream
 	state     State
 	admitted  bool
-	capped    capped // what counts under the per-address cap
-	keepAlive bool   // the stream's connection may serve another request
-	in        []byte // request head received so far; nil while none is pending
+	capped    capped  // what counts under the per-address cap
+	keepAlive bool    // the stream's connection may serve another request
+	in        *[]byte // request head received so far (rare: a head in several reads); nil while none is pending
 	Peer      netip.AddrPort
 	// client is, behind a trusted proxy, the client the current request
 	// named (X-Forwarded-For, Forwarded, X-Real-IP); zero otherwise.
 	client    *netip.Addr
 	UserAgent string
-	user      string // the stream's subscriber (token sub claim), for the Observer
-	opened    int64  // Unix nanoseconds
+	opened    int64 // Unix nanoseconds
 }
 
 // capped says what a connection counts as under the per-address cap.
@@ -89,14 +88,14 @@ func (c *Conn) Received(p []byte, o *hub.Owner, self any, now time.Time) Action 
 	case StateStream:
 		// hasses' reinit: a streaming client may send a new GET request;
 		// anything else sent after the head is ignored.
-		if len(c.in) == 0 && !(cfg.Reinit.Load() && c.chunked && bytes.HasPrefix(p, []byte("GET "))) {
+		if c.in == nil && !(cfg.Reinit.Load() && c.chunked && bytes.HasPrefix(p, []byte("GET "))) {
 			return None
 		}
 	default:
 		return None
 	}
 	var head []byte
-	if len(c.in) == 0 {
+	if c.in == nil {
 		// The usual case: the whole head in one read, parsed from the
 		// caller's buffer, so the connection allocates none.
 		if end := handshake.HeadEnd(p); end >= 0 {
@@ -105,15 +104,19 @@ func (c *Conn) Received(p []byte, o *hub.Owner, self any, now time.Time) Action 
 	}
 	if head == nil {
 		limit := cfg.Handshake.HeadLimit()
-		c.in = append(c.in, p[:min(len(p), limit+1-len(c.in))]...)
-		end := handshake.HeadEnd(c.in)
+		if c.in == nil {
+			c.in = new([]byte)
+		}
+		in := append(*c.in, p[:min(len(p), limit+1-len(*c.in))]...)
+		*c.in = in
+		end := handshake.HeadEnd(in)
 		if end < 0 {
-			if len(c.in) > limit {
+			if len(in) > limit {
 				return c.fail(431, now)
 			}
 			return None
 		}
-		head = c.in[:end]
+		head = in[:end]
 		c.in = nil
 	}
 	return c.request(head, o, self, now)
@@ -173,7 +176,6 @@ func (c *Conn) request(head []byte, o *hub.Owner, self any, now time.Time) Actio
 		}
 		c.capped = cappedProxy
 	}
-	c.user = req.User // before Open: the Observer asks
 	replay := core.Open(&c.Stream, o, req, expires, req.HTTP10, self, now)
 	c.state = StateStream
 	c.UserAgent = req.UserAgent
@@ -297,9 +299,6 @@ func (c *Conn) addr() string {
 
 // ClientAddr is the client as logs show it (see Client).
 func (c *Conn) ClientAddr() string { return c.addr() }
-
-// ClientUser is the current stream's subscriber (see Client).
-func (c *Conn) ClientUser() string { return c.user }
 
 func (c *Conn) addrOf(client netip.Addr) string {
 	if client.IsValid() {

@@ -21,7 +21,6 @@ type StreamInfo struct {
 // does not keep (tens of thousands of streams live at once).
 type Client interface {
 	ClientAddr() string
-	ClientUser() string
 }
 
 // Reason is why a stream ended.
@@ -78,9 +77,9 @@ func (st *Stream) deadlineReason() Reason {
 
 // info describes the open stream st for the Observer.
 func (st *Stream) info() StreamInfo {
-	info := StreamInfo{ID: st.sub.ID, Tokens: st.sub.Tokens}
+	info := StreamInfo{ID: st.sub.ID, Tokens: st.sub.Tokens, User: st.sub.User()}
 	if c, ok := st.sub.Conn.(Client); ok {
-		info.Addr, info.User = c.ClientAddr(), c.ClientUser()
+		info.Addr = c.ClientAddr()
 	}
 	return info
 }
