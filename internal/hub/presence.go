@@ -224,6 +224,24 @@ func (h *Hub) countDown(k memberKey, now int64) {
 	p.leaving = append(p.leaving, leaving{k, now})
 }
 
+// presenceTick is how often Run sends the leaves that are due: a churn of
+// hundreds of clients a second then leaves in small groups, not in one
+// burst a second that every stream of those tokens would wait behind.
+const presenceTick = 100 * time.Millisecond
+
+// ExpirePresence sends the leaves (and vacancies) whose grace period is
+// over; Trim does it too.
+func (h *Hub) ExpirePresence() {
+	h.mu.Lock()
+	if len(h.pres.leaving) == 0 {
+		h.mu.Unlock()
+		return
+	}
+	h.expirePresence(h.cfg.Now().UnixNano())
+	h.mu.Unlock()
+	h.wakeOwners()
+}
+
 // expirePresence turns the counts that stayed at zero for the grace
 // period into leaves. Called with h.mu held.
 func (h *Hub) expirePresence(now int64) {

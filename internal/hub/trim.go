@@ -43,16 +43,21 @@ func (q *trims) queue(t *topic) {
 	}
 }
 
-// Run trims the history by age and count once a second until ctx is done.
+// Run trims the history by age and count once a second, and sends the
+// presence leaves that are due ten times a second, until ctx is done.
 func (h *Hub) Run(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	leaves := time.NewTicker(presenceTick)
+	defer leaves.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 			h.Trim()
+		case <-leaves.C:
+			h.ExpirePresence()
 		}
 	}
 }
