@@ -50,6 +50,7 @@ func main() {
 	flag.IntVar(&cfg.Burst, "burst", 0, "publish this many messages as fast as possible instead of -rate")
 	flag.IntVar(&cfg.Size, "size", 64, "payload bytes")
 	flag.BoolVar(&cfg.Idle, "idle", false, "only connect and measure the server's memory")
+	flag.DurationVar(&cfg.Settle, "settle", 500*time.Millisecond, "how long the streams stay idle before the server's memory is measured (hasses returns its collector's headroom after 10 s of quiet: -settle 20s measures that)")
 	flag.Float64Var(&cfg.NonReaders, "nonreaders", 0, "fraction of subscribers that never read past the response head")
 	flag.Float64Var(&cfg.Reconnect, "reconnect", 0, "fraction of subscribers reconnecting per minute (with Last-Event-ID)")
 	var pids string

@@ -78,6 +78,9 @@ type Config struct {
 	Publishers int
 	SourceIPs  []string
 	Timeout    time.Duration
+	// Settle is how long the streams stay idle before the server's memory
+	// is measured; zero means 500 ms.
+	Settle time.Duration
 	// WebhookSink, with WebhookSecretFile, receives the server's webhooks
 	// (-webhook=http://WebhookSink/) during the run and reports them.
 	WebhookSink       string
@@ -185,6 +188,9 @@ func Run(cfg Config) (*Result, error) {
 		cfg.Timeout = 3*cfg.Duration + 180*time.Second // a slow server may slow the publisher down
 	}
 	cfg.PerStream = max(cfg.PerStream, 1)
+	if cfg.Settle <= 0 {
+		cfg.Settle = 500 * time.Millisecond
+	}
 	if cfg.Tokens <= 0 {
 		cfg.Tokens = max(cfg.Subs, 1) * cfg.PerStream
 	}
@@ -292,7 +298,7 @@ func Run(cfg Config) (*Result, error) {
 		}
 	}
 	res.ConnectSecs = time.Since(connectStart).Seconds()
-	time.Sleep(500 * time.Millisecond) // let the server settle before measuring
+	time.Sleep(cfg.Settle) // let the server settle before measuring
 	res.RSSAfterKiB = rssKiB(cfg.ServerPIDs)
 	if res.Connected > 0 && res.RSSAfterKiB > 0 {
 		res.RSSPerSubKiB = float64(res.RSSAfterKiB-res.RSSBeforeKiB) / float64(res.Connected)

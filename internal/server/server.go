@@ -362,6 +362,7 @@ func (s *Server) Run(ctx context.Context) error {
 		})
 	}
 	wg.Go(func() { s.hub.Run(ctx) })
+	wg.Go(func() { s.returnIdleMemory(ctx) })
 	if s.cluster != nil {
 		run("cluster", func() error { return s.cluster.Run(ctx) })
 	}
