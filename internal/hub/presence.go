@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/hasses-go/hasses/publish"
 )
 
 // Presence: who is subscribed to a token. The hub keeps two views of it.
@@ -76,24 +78,12 @@ type Change struct {
 	Join            bool
 }
 
-// Member is a client listed by presence: its streams on this node, or on
-// every node for a cluster's answer.
-type Member struct {
-	ID      string `json:"id"`
-	User    string `json:"user,omitempty"`
-	Streams int    `json:"streams,omitempty"`
-}
-
-// TokenPresence lists who is subscribed to one token.
-type TokenPresence struct {
-	Token string `json:"token"`
-	// Streams counts every stream on the token, with or without an id.
-	Streams int `json:"streams"`
-	// Count is the number of clients (distinct ids); Clients lists at most
-	// PresenceConfig.Max of them, by id.
-	Count   int      `json:"count"`
-	Clients []Member `json:"clients"`
-}
+// Member and TokenPresence are what GET /presence answers: the publish
+// package's types, so that the server's JSON and the client's are one.
+type (
+	Member        = publish.Member
+	TokenPresence = publish.TokenPresence
+)
 
 type memberKey struct{ token, id string }
 

@@ -29,7 +29,7 @@ func (h *Handler) servePresence(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ans := struct {
-		Presence []hub.TokenPresence `json:"presence"` // as publish.TokenPresence
+		Presence []hub.TokenPresence `json:"presence"`
 	}{list}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
