@@ -144,7 +144,15 @@ func TestGrafanaDashboard(t *testing.T) {
 		return
 	}
 	t.Run("cluster", func(t *testing.T) {
-		node := exported(startNode(t, startRedis(t)))
+		d := startNode(t, startRedis(t))
+		// The per-node series come with the node's first view of the
+		// cluster, which may follow its readiness by a moment.
+		var node map[string]bool
+		for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+			if node = exported(d); node["hasses_cluster_node_streams"] {
+				break
+			}
+		}
 		for _, name := range clusterOnly {
 			if !node[name] {
 				t.Errorf("the dashboard queries %s, which a cluster node's /metrics does not export", name)

@@ -53,10 +53,10 @@ func (e *Engine) refreshNodes(ctx context.Context) {
 		view = append(view, n)
 		live[id] = true
 	}
-	e.reap(cctx, live, stale)
 	slices.SortFunc(view, func(a, b Node) int { return a.Started.Compare(b.Started) })
 	e.view.Store(&view)
 	if len(stale) > 0 {
 		e.client.Do(cctx, e.client.B().Hdel().Key(e.kNodes).Field(stale...).Build())
 	}
+	e.reap(cctx, live, stale) // after the view is stored: it may take a few calls
 }

@@ -281,6 +281,7 @@ func Run(cfg Config) (*Result, error) {
 		if sink, err = startWebhookSink(cfg.WebhookSink, cfg.WebhookSecretFile); err != nil {
 			return nil, fmt.Errorf("webhook sink: %w", err)
 		}
+		defer sink.srv.Close() // on every return; stop closes it first on success
 	}
 	connectStart := time.Now()
 	for _, w := range workers {
