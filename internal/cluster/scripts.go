@@ -11,6 +11,37 @@ package cluster
 // body travels once per batch, Redis caches the compiled script by its
 // hash, and no NOSCRIPT retry path is needed after a Redis restart.
 
+// logAppend is the head of the scripts that append to the log: it reads
+// the dataset's meta (KEYS[1]) and Redis's clock, and defines
+// append(unit, body), which numbers one entry (see publishScript), adds it
+// to the log (KEYS[2], trimmed to ARGV[2] entries) tagged "<node>:<unit>"
+// (ARGV[4] is the node; without a unit, "p<seq>") and returns its id. The
+// script stores last and prevtag in the meta when published is set. ARGV[1]
+// is the epoch to start if the dataset has none, ARGV[3] the least sequence
+// number.
+const logAppend = `
+local t = redis.call('TIME')
+local now = (tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) * 1000
+local m = redis.call('HMGET', KEYS[1], 'e', 's', 'lost', 'u')
+local epoch, last, prevtag = m[1], tonumber(m[2] or '0'), m[4] or ''
+local minseq = math.max(tonumber(ARGV[3]), tonumber(m[3] or '0'))
+local published = false
+local function append(unit, body)
+  if not epoch then
+    epoch = ARGV[1]
+    last = math.max(now, minseq)
+    redis.call('HSET', KEYS[1], 'e', epoch, 'since', string.format('%.0f', last))
+  end
+  local seq = math.max(last + 1, now, minseq + 1)
+  local id = string.format('%.0f', seq)
+  local tag = ARGV[4] .. ':' .. (unit or ('p' .. id))
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], id .. '-0',
+    'h', epoch .. ' ' .. string.format('%.0f', last) .. ' ' .. tag .. ' ' .. prevtag, 'm', body)
+  last, prevtag, published = seq, tag, true
+  return id
+end
+`
+
 // publishScript numbers a batch of publications and appends them to the
 // log, in order, in one atomic step.
 //
@@ -40,17 +71,12 @@ package cluster
 // may for a moment number entries alike, and a node that read the old one
 // must not take the new one's entries for its own (a silent hole). New
 // numbers stay above the dataset's lost mark too (lostScript).
-const publishScript = `
+const publishScript = logAppend + `
 local done = tonumber(redis.call('HGET', KEYS[3], 'n') or '0')
-local t = redis.call('TIME')
-local now = (tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) * 1000
 local nowms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local window, maxkeys = tonumber(ARGV[5]), tonumber(ARGV[6])
-local m = redis.call('HMGET', KEYS[1], 'e', 's', 'lost', 'u')
-local epoch, last, prevtag = m[1], tonumber(m[2] or '0'), m[4] or ''
-local minseq = math.max(tonumber(ARGV[3]), tonumber(m[3] or '0'))
 local out, rec, old = {}, {}, {}
-local keyed, published = false, false
+local keyed = false
 for i = 7, #ARGV, 4 do
   local n = tonumber(ARGV[i])
   local key = ARGV[i+3]
@@ -89,17 +115,8 @@ for i = 7, #ARGV, 4 do
     out[#out+1] = '1'
     out[#out+1] = r
   else
-    if not epoch then
-      epoch = ARGV[1]
-      last = math.max(now, minseq)
-      redis.call('HSET', KEYS[1], 'e', epoch, 'since', string.format('%.0f', last))
-    end
-    local seq = math.max(last + 1, now, minseq + 1)
-    local id = string.format('%.0f', seq)
-    local tag = ARGV[4] .. ':' .. ARGV[i]
-    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], id .. '-0',
-      'h', epoch .. ' ' .. string.format('%.0f', last) .. ' ' .. tag .. ' ' .. prevtag, 'm', ARGV[i+1])
-    last, done, prevtag, published = seq, n, tag, true
+    local id = append(ARGV[i], ARGV[i+1])
+    done = n
     rec[#rec+1] = ARGV[i]
     rec[#rec+1] = epoch .. ' ' .. id
     if n > 1024 then old[#old+1] = tostring(n - 1024) end
@@ -197,13 +214,8 @@ return 1
 // It returns "1" for each operation that was a cluster-wide transition
 // (the count left or reached zero), else "0". The events are numbered as
 // publishScript numbers publications (see there), tagged "<node>:p<seq>".
-const presenceScript = `
-local t = redis.call('TIME')
-local now = (tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) * 1000
-local m = redis.call('HMGET', KEYS[1], 'e', 's', 'lost', 'u')
-local epoch, last, prevtag = m[1], tonumber(m[2] or '0'), m[4] or ''
-local minseq = math.max(tonumber(ARGV[3]), tonumber(m[3] or '0'))
-local out, published = {}, false
+const presenceScript = logAppend + `
+local out = {}
 if ARGV[5] ~= '' then redis.call('SADD', KEYS[5], ARGV[5]) end
 for i = 6, #ARGV, 4 do
   local field, body = ARGV[i+1], ARGV[i+3]
@@ -222,17 +234,7 @@ for i = 6, #ARGV, 4 do
     end
   end
   if changed and body ~= '' then
-    if not epoch then
-      epoch = ARGV[1]
-      last = math.max(now, minseq)
-      redis.call('HSET', KEYS[1], 'e', epoch, 'since', string.format('%.0f', last))
-    end
-    local seq = math.max(last + 1, now, minseq + 1)
-    local id = string.format('%.0f', seq)
-    local tag = ARGV[4] .. ':p' .. id
-    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], id .. '-0',
-      'h', epoch .. ' ' .. string.format('%.0f', last) .. ' ' .. tag .. ' ' .. prevtag, 'm', body)
-    last, prevtag, published = seq, tag, true
+    append(nil, body)
   end
   out[#out+1] = changed and '1' or '0'
 end
