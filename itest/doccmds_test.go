@@ -128,7 +128,7 @@ var docCovered = []struct {
 	file     string
 	evidence string
 }{
-	{`^go test -race \./\.\.\.`, "", ".ci/run", "go test -race -count=1 ./..."},
+	{`^go test -race -timeout 30m \./\.\.\.`, "", ".ci/run", "go test -race -count=1 -timeout 30m ./..."},
 	{`^go test -run '\^\$' -bench \. `, "", ".ci/run", "go test -run '^$' -bench . -benchtime 1x ./..."},
 	{`^go (build -o \S+|install) \./cmd/hasses( |$)`, "TestMain", "itest/harness_test.go", `"build", "-o", binPath`},
 	{`go build -o \S+ \./cmd/hasses-load`, "", ".ci/run", "go vet ./..."},

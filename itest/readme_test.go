@@ -24,8 +24,8 @@ func TestReadmeFirstScreen(t *testing.T) {
 	_, rest, _ := strings.Cut(r, "```sh\n")
 	block, _, _ := strings.Cut(rest, "```")
 	lines := strings.Split(strings.TrimSpace(block), "\n")
-	if len(lines) != 2 || !strings.HasPrefix(lines[0], "go run ./cmd/hasses ") || !strings.HasPrefix(lines[1], "go test -race ./...") {
-		t.Errorf("first block %q, want the server command and go test -race ./...", lines)
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "go run ./cmd/hasses ") || !strings.HasPrefix(lines[1], "go test -race -timeout 30m ./...") {
+		t.Errorf("first block %q, want the server command and go test -race -timeout 30m ./...", lines)
 	}
 	if !strings.Contains(r, "Linux only") || !strings.Contains(r, "go build -o hasses ./cmd/hasses") {
 		t.Error("README does not say it builds on Linux only, or how to build the binary")
