@@ -256,3 +256,60 @@ func TestMoreThan64Loops(t *testing.T) {
 		t.Errorf("Clients over 70 loops: %d, want 10", n)
 	}
 }
+
+// A long pass (an event to many streams) looks for events published since
+// it began every interleaveEvery streams: a message to another stream is
+// written then, not after the pass.
+func TestLongPassServesNewEventsMidway(t *testing.T) {
+	ts := newTestServer(t, hub.Config{}, stream.Config{}, Config{Loops: 1})
+	_, x := ts.open(t, "?subscribe=b", 0)
+	const n = 3 * interleaveEvery
+	readers := make([]*bufio.Reader, n)
+	for i := range readers {
+		_, readers[i] = ts.open(t, "?subscribe=a", 0)
+	}
+	waitSubscribed(t, ts.hub, "a", n)
+
+	var mu sync.Mutex
+	var log []string
+	published := false
+	l := ts.srv.loops[0]
+	ready := make(chan struct{})
+	l.post(func() {
+		l.testFlushed = func(i, total int) {
+			mu.Lock()
+			defer mu.Unlock()
+			if total < n {
+				return
+			}
+			log = append(log, fmt.Sprintf("flush %d", i))
+			if i == interleaveEvery/2 && !published {
+				published = true
+				ts.hub.Publish(hub.Message{Targets: []string{"b"}, Data: []byte("to b")})
+				time.Sleep(2 * minPassGap) // the least gap between two looks
+			}
+		}
+		l.testInterleave = func(k int) {
+			mu.Lock()
+			defer mu.Unlock()
+			log = append(log, fmt.Sprintf("interleave %d", k))
+		}
+		close(ready)
+	})
+	<-ready
+	ts.hub.Publish(hub.Message{Targets: []string{"a"}, Data: []byte("to a")})
+	if got, err := readEvent(x); err != nil || got != "to b" {
+		t.Fatalf("stream on b got %q, %v", got, err)
+	}
+	for i, r := range readers {
+		if got, err := readEvent(r); err != nil || got != "to a" {
+			t.Fatalf("stream %d on a got %q, %v", i, got, err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := fmt.Sprintf("flush %d|interleave 1|flush %d", interleaveEvery-1, interleaveEvery)
+	if !strings.Contains(strings.Join(log, "|"), want) {
+		t.Fatalf("the pass did not write the event to b after its first %d streams: %q", interleaveEvery, log)
+	}
+}

@@ -48,13 +48,17 @@ type loop struct {
 	// no events are waiting.
 	flushDue time.Time
 	lastPass time.Time     // when the last flush pass ended
-	passCost time.Duration // how long it took
+	passCost time.Duration // how long it took, when its writes carried several events each (else 0)
 
 	rbuf  []byte
 	w     fdWriter
 	sc    stream.Scratch
 	ready []*hub.Sub
-	heap  []*conn // deadlines; see deadline.go
+	extra []*hub.Sub // interleave's
+	heap  []*conn    // deadlines; see deadline.go
+
+	testFlushed    func(i, n int) // tests: a pass flushed the i-th of its n streams
+	testInterleave func(n int)    // tests: a pass flushed n streams with new events midway
 }
 
 func newLoop(s *Server, idx int) (*loop, error) {
@@ -190,12 +194,7 @@ func (l *loop) wakeup() {
 	for _, fn := range cmds {
 		fn()
 	}
-	// The gap between passes is at least -coalesce and at least as long as
-	// the last pass took (up to maxAdaptiveGap): an idle server flushes at
-	// once, a loaded one spends at most about half its time in passes, and
-	// what is published meanwhile shares the next write of each stream.
-	gap := max(l.srv.cfg.Coalesce, minPassGap, min(l.passCost, maxAdaptiveGap))
-	if due := l.lastPass.Add(gap); l.now.Before(due) {
+	if due := l.lastPass.Add(l.gap()); l.now.Before(due) {
 		if l.flushDue.IsZero() {
 			l.flushDue = due // the run loop waits for it
 		}
@@ -220,13 +219,29 @@ func (l *loop) fair() {
 		return
 	}
 	l.now = time.Now()
-	gap := max(l.srv.cfg.Coalesce, minPassGap, min(l.passCost, maxAdaptiveGap))
-	if l.now.Before(l.lastPass.Add(gap)) {
+	if l.now.Before(l.lastPass.Add(l.gap())) {
 		return
 	}
 	l.flushDue = time.Time{}
 	l.pass() // the eventfd stays readable: the next wait sees it, and the pass then finds little
 }
+
+// gap is the least time between two passes: -coalesce, at least
+// minPassGap, and, while streams' writes carry several events each, as
+// long as the last pass took (up to maxAdaptiveGap). An idle server
+// flushes at once; one whose streams each get many events a second (a
+// busy broadcast) spends at most about half its time in passes, and what
+// is published meanwhile shares the next write of each stream. When each
+// write carries one event (many streams, a few events each), waiting
+// would save nothing and only add latency: the loop then passes as often
+// as it needs to keep up.
+func (l *loop) gap() time.Duration {
+	return max(l.srv.cfg.Coalesce, minPassGap, min(l.passCost, maxAdaptiveGap))
+}
+
+// coalescingWrites is the least number of events a pass's writes carry on
+// average for the next gap to grow with the pass's cost.
+const coalescingWrites = 2
 
 // maxAdaptiveGap bounds the latency the adaptive gap between passes adds.
 const maxAdaptiveGap = 100 * time.Millisecond
@@ -244,15 +259,51 @@ func (l *loop) pass() {
 	// Cleared before Collect: an event published from now on wakes the
 	// loop again, one published before is collected now.
 	l.wakePending.Store(false)
+	delivered := l.owner.Delivered()
+	gap, collected := l.gap(), start
 	l.ready = l.hub.Collect(l.owner, l.ready[:0])
-	for _, s := range l.ready {
+	for i, s := range l.ready {
 		l.flush(s.Conn.(*conn))
+		if l.testFlushed != nil {
+			l.testFlushed(i, len(l.ready))
+		}
+		if i%interleaveEvery == interleaveEvery-1 && l.wakePending.Load() {
+			if now := time.Now(); now.Sub(collected) >= gap {
+				collected = now
+				l.interleave()
+			}
+		}
 	}
 	clear(l.ready)
-	l.core.AddWrites(l.sc.Writes)
+	writes := l.sc.Writes
+	l.core.AddWrites(writes)
 	l.sc.Writes = 0
 	l.lastPass = time.Now()
-	l.passCost = l.lastPass.Sub(start)
+	l.passCost = 0
+	if writes > 0 && l.owner.Delivered()-delivered >= coalescingWrites*writes {
+		l.passCost = l.lastPass.Sub(start)
+	}
+}
+
+// interleaveEvery is how many streams a pass flushes before it looks
+// for events published since it began.
+const interleaveEvery = 64
+
+// interleave flushes, in the middle of a long pass, the streams that got
+// events since the pass began: a broadcast to the loop's 18,000 streams
+// (18,000 writes, a few hundred ms) then does not hold back a message to
+// one of them for the rest of the pass. A stream flushed here and again
+// later in the pass finds nothing more to write the second time.
+func (l *loop) interleave() {
+	l.wakePending.Store(false)
+	l.extra = l.hub.Collect(l.owner, l.extra[:0])
+	if l.testInterleave != nil {
+		l.testInterleave(len(l.extra))
+	}
+	for _, s := range l.extra {
+		l.flush(s.Conn.(*conn))
+	}
+	clear(l.extra)
 }
 
 // accept takes new connections; an error is one the loop cannot go on

@@ -117,9 +117,17 @@ type Result struct {
 	MaxMs          float64     `json:"max_ms"`
 	// The stable streams (neither the storm's nor the churn's), with a
 	// storm or churn.
-	StableP50ms   float64        `json:"stable_p50_ms,omitempty"`
-	StableP99ms   float64        `json:"stable_p99_ms,omitempty"`
-	StableMaxMs   float64        `json:"stable_max_ms,omitempty"`
+	StableP50ms float64 `json:"stable_p50_ms,omitempty"`
+	StableP99ms float64 `json:"stable_p99_ms,omitempty"`
+	StableMaxMs float64 `json:"stable_max_ms,omitempty"`
+	// With -broadcast-rate, the latency of the messages to one token and
+	// of those to "*" (all streams), apart.
+	TokenP50ms    float64        `json:"token_p50_ms,omitempty"`
+	TokenP99ms    float64        `json:"token_p99_ms,omitempty"`
+	TokenMaxMs    float64        `json:"token_max_ms,omitempty"`
+	BcastP50ms    float64        `json:"broadcast_p50_ms,omitempty"`
+	BcastP99ms    float64        `json:"broadcast_p99_ms,omitempty"`
+	BcastMaxMs    float64        `json:"broadcast_max_ms,omitempty"`
 	Unexpected    uint64         `json:"unexpected,omitempty"` // events of tokens a stream did not subscribe to
 	Resets        uint64         `json:"resets,omitempty"`     // hasses-reset events
 	OtherEvents   uint64         `json:"other_events,omitempty"`
@@ -327,6 +335,7 @@ func Run(cfg Config) (*Result, error) {
 	var stable, stormAcct, churnAcct Acct
 	var sr StormReport
 	var cr ChurnReport
+	var tok, bcast Histogram
 	var lastRecv int64
 	for _, w := range workers {
 		js, _ := json.Marshal(workerMsg{Published: published})
@@ -342,6 +351,8 @@ func Run(cfg Config) (*Result, error) {
 		stormAcct.add(&r.StormAcct)
 		churnAcct.add(&r.ChurnAcct)
 		sr.merge(&r.Storm)
+		tok.Merge(&r.Tok)
+		bcast.Merge(&r.Bcast)
 		cr.Opens += r.Churn.Opens
 		cr.Refused += r.Churn.Refused
 		res.Unexpected += r.Unexpected
@@ -359,6 +370,10 @@ func Run(cfg Config) (*Result, error) {
 	hist := all.Latency
 	res.Expected, res.Received, res.Lost = all.Expected, all.Received, all.Lost
 	res.Duplicated, res.Reordered = all.Duplicated, all.Reordered
+	if res.Broadcasts > 0 {
+		res.TokenP50ms, res.TokenP99ms, res.TokenMaxMs = tok.Quantile(0.5), tok.Quantile(0.99), float64(tok.Max)/1000
+		res.BcastP50ms, res.BcastP99ms, res.BcastMaxMs = bcast.Quantile(0.5), bcast.Quantile(0.99), float64(bcast.Max)/1000
+	}
 	if storm > 0 || churnPool > 0 {
 		h := &stable.Latency
 		res.StableP50ms, res.StableP99ms, res.StableMaxMs = h.Quantile(0.5), h.Quantile(0.99), float64(h.Max)/1000
@@ -678,6 +693,10 @@ func (r *Result) Table() string {
 			row("publish answer p50 / p99", fmt.Sprintf("%.2f / %.2f ms", r.PubP50ms, r.PubP99ms))
 		}
 		row("latency p50 / p99 / max", fmt.Sprintf("%.1f / %.1f / %.1f ms", r.P50ms, r.P99ms, r.MaxMs))
+		if r.Broadcasts > 0 {
+			row("… messages to one token", fmt.Sprintf("%.1f / %.1f / %.1f ms", r.TokenP50ms, r.TokenP99ms, r.TokenMaxMs))
+			row("… messages to *", fmt.Sprintf("%.1f / %.1f / %.1f ms", r.BcastP50ms, r.BcastP99ms, r.BcastMaxMs))
+		}
 		if r.Storm != nil || r.Churn != nil {
 			row("… stable streams", fmt.Sprintf("%.1f / %.1f / %.1f ms", r.StableP50ms, r.StableP99ms, r.StableMaxMs))
 		}

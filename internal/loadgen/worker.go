@@ -120,18 +120,23 @@ type WorkerReport struct {
 	ConnectSecs       float64 `json:"connect_s"`
 	// The accounting of the streams by class: stable (the rest, including
 	// -reconnect's), the storm's and the churn's.
-	Stable      Acct        `json:"stable"`
-	StormAcct   Acct        `json:"storm_acct"`
-	ChurnAcct   Acct        `json:"churn_acct"`
-	Storm       StormReport `json:"storm"`
-	Churn       ChurnReport `json:"churn"`
-	Unexpected  uint64      `json:"unexpected"` // events of a token the stream did not subscribe to
-	Resets      uint64      `json:"resets"`     // hasses-reset events
-	Other       uint64      `json:"other"`      // other events without a load payload (presence ...)
-	Reconnects  uint64      `json:"reconnects"`
-	Drops       uint64      `json:"drops"` // streams the server closed
-	FirstRecvNs int64       `json:"first_recv_ns"`
-	LastRecvNs  int64       `json:"last_recv_ns"`
+	Stable    Acct        `json:"stable"`
+	StormAcct Acct        `json:"storm_acct"`
+	ChurnAcct Acct        `json:"churn_acct"`
+	Storm     StormReport `json:"storm"`
+	Churn     ChurnReport `json:"churn"`
+	// Tok and Bcast are the latency of the events published to one token
+	// and to "*", also counted in the classes' Latency: with
+	// -broadcast-rate, the report tells them apart.
+	Tok         Histogram `json:"tok"`
+	Bcast       Histogram `json:"bcast"`
+	Unexpected  uint64    `json:"unexpected"` // events of a token the stream did not subscribe to
+	Resets      uint64    `json:"resets"`     // hasses-reset events
+	Other       uint64    `json:"other"`      // other events without a load payload (presence ...)
+	Reconnects  uint64    `json:"reconnects"`
+	Drops       uint64    `json:"drops"` // streams the server closed
+	FirstRecvNs int64     `json:"first_recv_ns"`
+	LastRecvNs  int64     `json:"last_recv_ns"`
 }
 
 // control messages between parent and worker, one JSON object per line.
@@ -764,6 +769,11 @@ func (w *worker) event(s *subscriber, ev event, now int64) {
 	w.rep.LastRecvNs = now
 	d := time.Duration(now - p.sentNs)
 	a.Latency.Add(d)
+	if p.tok == w.cfg.Tokens {
+		w.rep.Bcast.Add(d)
+	} else {
+		w.rep.Tok.Add(d)
+	}
 	if s.class == stable && w.inStormWindow(now) {
 		w.rep.Storm.Window.Add(d)
 	}
