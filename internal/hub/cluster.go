@@ -95,11 +95,7 @@ func (h *Hub) RaiseFloor(seq uint64) {
 
 func (h *Hub) raiseFloor(seq uint64) {
 	h.lostSeq = max(h.lostSeq, seq)
-	h.all.floor = max(h.all.floor, seq)
-	h.bcast.floor = max(h.bcast.floor, seq)
-	for _, t := range h.topics {
-		t.floor = max(t.floor, seq)
-	}
+	h.resetFloor = max(h.resetFloor, seq)
 }
 
 // Subscribers returns how many streams the hub serves.

@@ -75,7 +75,7 @@ func (h *Hub) History(q HistoryQuery) HistoryResult {
 		}
 	}
 	for _, s := range srcs {
-		floor = max(floor, s.t.replayFloor())
+		floor = max(floor, h.replayFloor(s.t))
 	}
 
 	res := HistoryResult{Replay: ReplayNone}

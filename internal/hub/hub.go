@@ -132,6 +132,10 @@ type Hub struct {
 	// prefix publication that found no topic of that name, or the history of
 	// a topic that was dropped. A new topic's floor starts there.
 	lostSeq uint64
+	// resetFloor is the newest event a cluster reset may have cost any
+	// topic (RaiseFloor): every topic's replay floor is at least this
+	// high, so a reset costs no walk over the topics.
+	resetFloor uint64
 
 	pres      presence // who is subscribed (h.mu)
 	keys      keyed    // results of keyed publications (h.mu)

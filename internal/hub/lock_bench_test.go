@@ -41,6 +41,8 @@ func BenchmarkLockHold(b *testing.B) {
 			{"publish", nil, func() time.Duration {
 				return timed(func() { h.Publish(Message{Targets: []string{"user1"}, Data: payload64}) })
 			}},
+			{"top-tokens", nil, func() time.Duration { return longestHold(h, func() { h.TopTokens(10) }) }}, // a dashboard sample
+			{"cluster-reset", nil, func() time.Duration { return timed(func() { h.RaiseFloor(h.LastSeq()) }) }},
 		}
 		for _, c := range ops {
 			b.Run(fmt.Sprintf("topics=%d/%s", topics, c.name), func(b *testing.B) {
@@ -60,6 +62,20 @@ func BenchmarkLockHold(b *testing.B) {
 }
 
 func mustSub(s *Sub, _ Replay) *Sub { return s }
+
+// longestHold runs f, which lets go of h's lock now and then (through
+// collectPause), and returns its longest hold, about.
+func longestHold(h *Hub, f func()) time.Duration {
+	var worst time.Duration
+	t0 := time.Now()
+	h.testPause = func() {
+		worst = max(worst, time.Since(t0))
+		t0 = time.Now()
+	}
+	f()
+	h.testPause = nil
+	return max(worst, time.Since(t0))
+}
 
 func timed(f func()) time.Duration {
 	t0 := time.Now()

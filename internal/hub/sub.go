@@ -131,7 +131,7 @@ func (h *Hub) Open(o *Owner, r SubRequest) (s *Sub, replay Replay, snapshot []by
 			replay = ReplayComplete
 			var lost uint64
 			for _, st := range s.topics {
-				lost = max(lost, st.t.replayFloor())
+				lost = max(lost, h.replayFloor(st.t))
 			}
 			s.cursor = lid.Seq
 			if lost > lid.Seq {

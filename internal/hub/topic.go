@@ -109,14 +109,15 @@ func (t *topic) push(ev *Event, cfg *Config, hardCap int64) {
 	}
 }
 
-// replayFloor is the newest sequence number a replay from this topic
-// cannot offer: trimmed, published before the topic existed, or out of the
-// history bounds.
-func (t *topic) replayFloor() uint64 {
+// replayFloor is the newest sequence number a replay from topic t
+// cannot offer: trimmed, published before the topic existed, out of the
+// history bounds, or lost in a cluster reset. Called with h.mu held.
+func (h *Hub) replayFloor(t *topic) uint64 {
+	floor := max(t.floor, h.resetFloor)
 	if t.hist > t.base {
-		return max(t.floor, t.entries[t.hist-1-t.base].ev.Seq)
+		return max(floor, t.entries[t.hist-1-t.base].ev.Seq)
 	}
-	return t.floor
+	return floor
 }
 
 // dropFront forgets the n oldest entries.

@@ -11,9 +11,11 @@ type TokenCount struct {
 
 // TopTokens returns the n tokens with the most subscribers and the n tokens
 // that received the most events since the previous call, each list in
-// descending order (ties by name). It walks every topic under the hub's lock,
-// so it is meant for one caller, about once a second (the dashboard sampler):
-// each call restarts the event counts.
+// descending order (ties by name). It walks every topic, so it is meant for
+// one caller, about once a second (the dashboard sampler): each call
+// restarts the event counts. It lets go of the hub's lock every
+// collectCheck topics, so that a walk over a million topics does not hold
+// up publishing; a topic created or dropped meanwhile may be missed.
 func (h *Hub) TopTokens(n int) (bySubs, byEvents []TokenCount) {
 	if n <= 0 {
 		return nil, nil
@@ -22,7 +24,16 @@ func (h *Hub) TopTokens(n int) (bySubs, byEvents []TokenCount) {
 	byEvents = make([]TokenCount, 0, n+1)
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	walked := 0
+	// Ranging over a map that changes between iterations is allowed: the
+	// changes are made under the lock, never during a step of the range.
 	for _, t := range h.topics {
+		if walked++; walked%collectCheck == 0 {
+			h.collectPause()
+		}
+		if t.dropped {
+			continue
+		}
 		head := t.head()
 		c := TokenCount{Token: t.name, Subscribers: int(t.nsubs), Events: int64(head - min(t.counted, head))}
 		t.counted = head

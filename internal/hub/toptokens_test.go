@@ -77,3 +77,35 @@ func BenchmarkTopTokens(b *testing.B) {
 		h.TopTokens(10)
 	}
 }
+
+// A walk over many topics lets go of the lock now and then; topics made
+// and dropped meanwhile do not upset it.
+func TestTopTokensPauses(t *testing.T) {
+	h := New(Config{})
+	o := h.NewOwner(func() {})
+	const n = 5 * collectCheck
+	for i := range n {
+		h.Subscribe(o, []string{fmt.Sprint("t", i)}, "", "", nil)
+	}
+	for range 3 {
+		h.Subscribe(o, []string{"t7"}, "", "", nil)
+	}
+	pauses := 0
+	var extra []*Sub
+	h.testPause = func() { // runs without the lock
+		pauses++
+		s, _ := h.Subscribe(o, []string{fmt.Sprint("new", pauses)}, "", "", nil)
+		extra = append(extra, s)
+		if len(extra) > 1 {
+			h.Unsubscribe(extra[0]) // its topic is dropped
+			extra = extra[1:]
+		}
+	}
+	bySubs, _ := h.TopTokens(1)
+	if pauses < n/collectCheck {
+		t.Fatalf("%d pauses over %d topics", pauses, n)
+	}
+	if want := []TokenCount{{"t7", 4, 0}}; !reflect.DeepEqual(bySubs, want) {
+		t.Fatalf("top by subscribers %+v, want %+v", bySubs, want)
+	}
+}
