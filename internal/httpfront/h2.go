@@ -34,7 +34,7 @@ func (st *h2stream) wakeup() {
 func (st *h2stream) info(now time.Time) stream.ClientInfo {
 	ci := stream.ClientInfo{Addr: st.peer.String(), State: "streaming (HTTP/2)", UserAgent: st.userAgent, Age: now.Sub(st.opened)}
 	if sub := st.Sub(); sub != nil {
-		ci.ID, ci.Tokens = sub.ID, sub.Tokens
+		ci.ID, ci.Tokens = sub.ID, st.Tokens()
 	}
 	return ci
 }

@@ -311,7 +311,7 @@ func (c *Conn) addrOf(client netip.Addr) string {
 func (c *Conn) Info(now time.Time) ClientInfo {
 	ci := ClientInfo{Addr: c.addr(), State: c.state.String(), UserAgent: c.UserAgent, Age: time.Duration(now.UnixNano() - c.opened)}
 	if s := c.sub; s != nil {
-		ci.ID, ci.Tokens = s.ID, s.Tokens
+		ci.ID, ci.Tokens = s.ID, c.Tokens()
 	}
 	return ci
 }

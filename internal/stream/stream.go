@@ -87,6 +87,14 @@ var (
 // Sub returns the hub subscription; nil once closed.
 func (st *Stream) Sub() *hub.Sub { return st.sub }
 
+// Tokens returns the tokens the stream subscribed to; nil once closed.
+func (st *Stream) Tokens() []string {
+	if st.sub == nil {
+		return nil
+	}
+	return st.core.hub.Tokens(st.sub)
+}
+
 // Deadline returns when Tick must next run for a deadline: the
 // hasses-expiring event, the end of the lifetime or grant, or, once ending,
 // the end of the linger time.
@@ -380,10 +388,15 @@ func (st *Stream) Drain(now time.Time) Action {
 // more than once.
 func (st *Stream) Close() {
 	if st.sub != nil {
+		ob := st.core.cfg.Observer
+		var info StreamInfo
+		if ob != nil {
+			info = st.info() // while subscribed: its tokens are its topics'
+		}
 		st.core.hub.Unsubscribe(st.sub)
 		st.core.streams.Add(-1)
-		if ob := st.core.cfg.Observer; ob != nil {
-			ob.Ended(st.info(), st.why)
+		if ob != nil {
+			ob.Ended(info, st.why)
 		}
 	}
 	core := st.core
