@@ -4,6 +4,7 @@ import (
 	"math"
 	"slices"
 	"testing"
+	"unsafe"
 )
 
 // The requested tokens are not kept in Sub: Tokens names them from its
@@ -50,5 +51,13 @@ func TestReceiverMarksWrap(t *testing.T) {
 	}
 	if n := receivers("y", "z"); n != 2 { // mark 1 again: the z stream's old one
 		t.Fatalf("receivers of [y z] after the marks ran out = %d, want 2", n)
+	}
+}
+
+// Tens of thousands of subscriptions live at once: Sub stays within the
+// 128-byte size class.
+func TestSubSize(t *testing.T) {
+	if n := unsafe.Sizeof(Sub{}); n > 128 {
+		t.Errorf("Sub is %d bytes, over the 128-byte size class", n)
 	}
 }

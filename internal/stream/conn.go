@@ -36,12 +36,16 @@ func (s State) String() string {
 // sent while streaming replaces the stream, as in hasses.
 type Conn struct {
 	Stream
+	// peer and port are the peer (Peer), apart so that the fields below
+	// fill what would be an AddrPort's padding: the epoll loop's
+	// connection then fits a smaller size class (176 bytes, not 192).
+	peer      netip.Addr
+	port      uint16
 	state     State
 	admitted  bool
 	capped    capped  // what counts under the per-address cap
 	keepAlive bool    // the stream's connection may serve another request
 	in        *[]byte // request head received so far (rare: a head in several reads); nil while none is pending
-	Peer      netip.AddrPort
 	// client is, behind a trusted proxy, the client the current request
 	// named (X-Forwarded-For, Forwarded, X-Real-IP); zero otherwise.
 	client    *netip.Addr
@@ -66,13 +70,16 @@ func (core *Core) Accept(c *Conn, peer netip.AddrPort, now time.Time) (status in
 	if status != 0 {
 		return status
 	}
-	*c = Conn{Peer: peer, opened: now.UnixNano(), admitted: true}
+	*c = Conn{peer: peer.Addr(), port: peer.Port(), opened: now.UnixNano(), admitted: true}
 	if capped {
 		c.capped = cappedPeer
 	}
 	c.Stream = Stream{core: core, deadline: now.Add(core.cfg.HandshakeTimeout).UnixNano()}
 	return 0
 }
+
+// Peer returns the address the connection comes from.
+func (c *Conn) Peer() netip.AddrPort { return netip.AddrPortFrom(c.peer, c.port) }
 
 // State returns where the connection is.
 func (c *Conn) State() State { return c.state }
@@ -130,7 +137,7 @@ func (c *Conn) request(head []byte, o *hub.Owner, self any, now time.Time) Actio
 	var client netip.Addr
 	if err == nil && c.capped != cappedPeer {
 		// A trusted proxy: the request names the client behind it.
-		if a := cfg.TrustedProxies.Client(c.Peer.Addr(), req.Forwarded); a != c.Peer.Addr() {
+		if a := cfg.TrustedProxies.Client(c.peer, req.Forwarded); a != c.peer {
 			client = a
 		}
 	}
@@ -171,7 +178,7 @@ func (c *Conn) request(head []byte, o *hub.Owner, self any, now time.Time) Actio
 		}
 		c.capped = cappedClient
 	default: // a trusted proxy that names no client: its own, larger cap
-		if !core.takeProxy(c.Peer.Addr(), c.addr()) {
+		if !core.takeProxy(c.peer, c.addr()) {
 			return c.fail(429, now)
 		}
 		c.capped = cappedProxy
@@ -270,7 +277,7 @@ func (c *Conn) Close() {
 	c.in = nil
 	if c.admitted {
 		c.admitted = false
-		c.core.Leave(c.Peer.Addr(), c.capped == cappedPeer)
+		c.core.Leave(c.peer, c.capped == cappedPeer)
 	}
 }
 
@@ -282,7 +289,7 @@ func (c *Conn) uncapClient() {
 		c.core.perAddr.Release(*c.client)
 		c.capped = cappedNone
 	case cappedProxy:
-		c.core.perProxy.Release(c.Peer.Addr())
+		c.core.perProxy.Release(c.peer)
 		c.capped = cappedNone
 	}
 	c.client = nil
@@ -292,7 +299,7 @@ func (c *Conn) uncapClient() {
 // proxy, the client its request named and the proxy.
 func (c *Conn) addr() string {
 	if c.client == nil {
-		return c.Peer.String()
+		return c.Peer().String()
 	}
 	return c.addrOf(*c.client)
 }
@@ -302,9 +309,9 @@ func (c *Conn) ClientAddr() string { return c.addr() }
 
 func (c *Conn) addrOf(client netip.Addr) string {
 	if client.IsValid() {
-		return client.String() + " via " + c.Peer.String()
+		return client.String() + " via " + c.Peer().String()
 	}
-	return c.Peer.String()
+	return c.Peer().String()
 }
 
 // Info describes the connection for clientlist.
