@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"runtime/debug"
+	rtmetrics "runtime/metrics"
 	"time"
 )
 
@@ -11,17 +12,20 @@ import (
 // whose streams are idle for hours would hold that headroom, about a third
 // of its memory, for nothing. So the memory is collected and handed back
 // to the system
-//   - once a burst of connections ends: the connections grew by at least
-//     burstMin and a quarter since the last time (so that the forced
-//     collections cost at most about what the collector's own would), then
-//     stayed unchanged for a check (streams opened after a restart are
-//     mostly idle, and that is when the headroom is largest);
+//   - once a burst of connections ends: at least burstMin more than the
+//     fewest since the last time, then unchanged for a check (streams
+//     opened after a restart are mostly idle, and that is when the
+//     headroom is largest); within a CPU budget that refills at 1 % of a
+//     CPU (burstShare), so that these collections cost little however
+//     large the heap and however the connections come;
 //   - once nothing has happened (no event, no connection opened or closed)
 //     for idleQuiet, once per quiet spell.
 const (
-	idleCheck = 100 * time.Millisecond
-	idleQuiet = 10 * time.Second
-	burstMin  = 1000
+	idleCheck   = 100 * time.Millisecond
+	idleQuiet   = 10 * time.Second
+	burstMin    = 1000
+	burstShare  = 100
+	burstBudget = 100 * time.Millisecond // the most the budget holds
 )
 
 // activity is what changes when anything happens: an event, a stream or
@@ -43,28 +47,46 @@ type idleMemory struct {
 	since    time.Time // when last changed
 	returned bool      // in this quiet spell
 	low      int64     // fewest connections since memory was last returned
+	budget   time.Duration
+	at       time.Time // when budget was last refilled
 }
 
 func newIdleMemory(a activity, now time.Time) *idleMemory {
-	return &idleMemory{last: a, since: now, low: a.conns}
+	return &idleMemory{last: a, since: now, low: a.conns, budget: burstBudget, at: now}
 }
 
 // check records a and says whether to return memory now.
 func (m *idleMemory) check(a activity, now time.Time) bool {
+	m.budget = min(burstBudget, m.budget+now.Sub(m.at)/burstShare)
+	m.at = now
 	m.low = min(m.low, a.conns)
 	steady := a.conns == m.last.conns && a.streams == m.last.streams
 	if a != m.last {
 		m.last, m.since, m.returned = a, now, false
 	}
-	if steady && a.conns-m.low >= max(burstMin, m.low/4) {
-		m.low, m.returned = a.conns, true
-		return true
-	}
-	if !m.returned && now.Sub(m.since) >= idleQuiet {
+	if steady && a.conns-m.low >= burstMin && m.budget > 0 ||
+		!m.returned && now.Sub(m.since) >= idleQuiet {
 		m.low, m.returned = a.conns, true
 		return true
 	}
 	return false
+}
+
+// took records that a return cost cpu.
+func (m *idleMemory) took(cpu time.Duration) { m.budget -= cpu }
+
+// gcCPU is the CPU time the collector and the scavenger have taken, as
+// the runtime estimates it.
+func gcCPU() time.Duration {
+	s := []rtmetrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}, {Name: "/cpu/classes/scavenge/total:cpu-seconds"}}
+	rtmetrics.Read(s)
+	var sec float64
+	for _, v := range s {
+		if v.Value.Kind() == rtmetrics.KindFloat64 {
+			sec += v.Value.Float64()
+		}
+	}
+	return time.Duration(sec * float64(time.Second))
 }
 
 // returnIdleMemory runs until ctx is done.
@@ -78,7 +100,11 @@ func (s *Server) returnIdleMemory(ctx context.Context) {
 			return
 		case now := <-tick.C:
 			if m.check(s.activity(), now) {
+				cpu := gcCPU()
 				debug.FreeOSMemory()
+				cpu = gcCPU() - cpu
+				m.took(cpu)
+				s.log.Debug("returned the collector's headroom", "took", time.Since(now), "cpu", cpu)
 			}
 		}
 	}

@@ -39,16 +39,31 @@ func TestIdleMemory(t *testing.T) {
 	}
 }
 
-// TestIdleMemoryLargeHeap: past 4,000 connections a burst must add a
-// quarter of them, so that forced collections stay rarer than the
-// collector's own (GOGC=50).
-func TestIdleMemoryLargeHeap(t *testing.T) {
+// TestIdleMemoryBudget: returns after bursts take at most their CPU
+// budget, which refills at 1/burstShare of the time.
+func TestIdleMemoryBudget(t *testing.T) {
 	t0 := time.Unix(1000, 0)
-	m := newIdleMemory(activity{conns: 100000, streams: 100000}, t0)
-	for i, c := range []int64{120000, 120000, 125000, 125000} {
-		want := c == 125000 && i == 3
-		if got := m.check(activity{conns: c, streams: c}, t0.Add(time.Duration(i+1)*idleCheck)); got != want {
-			t.Fatalf("check %d at %d connections = %v, want %v", i, c, got, want)
+	m := newIdleMemory(activity{}, t0)
+	conns := int64(0)
+	burst := func(at time.Duration) bool { // a burst, then a steady check
+		t.Helper()
+		conns += burstMin
+		if m.check(activity{conns: conns, streams: conns}, t0.Add(at)) {
+			t.Fatalf("returned at %v while connections grew", at)
 		}
+		return m.check(activity{conns: conns, streams: conns}, t0.Add(at+idleCheck))
+	}
+	if !burst(time.Second) || !burst(2*time.Second) {
+		t.Fatal("a burst within the budget did not return memory")
+	}
+	m.took(burstBudget + 50*time.Millisecond) // 50 ms over: 5 s to refill
+	if burst(3 * time.Second) {
+		t.Fatal("returned memory over budget")
+	}
+	if m.check(activity{conns: conns, streams: conns}, t0.Add(7*time.Second)) {
+		t.Fatal("returned memory before the budget refilled")
+	}
+	if !m.check(activity{conns: conns, streams: conns}, t0.Add(8*time.Second+idleCheck)) {
+		t.Fatal("did not return once the budget refilled")
 	}
 }
