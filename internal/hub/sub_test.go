@@ -61,3 +61,44 @@ func TestSubSize(t *testing.T) {
 		t.Errorf("Sub is %d bytes, over the 128-byte size class", n)
 	}
 }
+
+// Streams per client id: a "*" publication excluding an id reaches every
+// stream but that id's, however many it has, as they come and go.
+func TestExcludeCountsStreamsPerID(t *testing.T) {
+	h, o, _ := newHub(t, Config{})
+	var subs []*Sub
+	open := func(id string) {
+		s, _ := h.Subscribe(o, []string{"t"}, id, "", nil)
+		subs = append(subs, s)
+	}
+	want := func(exclude string, n int) {
+		t.Helper()
+		res, err := h.Publish(Message{Targets: []string{"*"}, Exclude: exclude, Data: []byte("m")})
+		if err != nil || res.Receivers != n {
+			t.Fatalf("receivers of * excluding %q = %d (%v), want %d", exclude, res.Receivers, err, n)
+		}
+	}
+	open("a")
+	open("a")
+	open("a")
+	open("b")
+	open("")
+	want("a", 2)
+	want("b", 4)
+	want("c", 5)
+	h.Unsubscribe(subs[0])
+	want("a", 2)
+	h.Unsubscribe(subs[1])
+	want("a", 2)
+	h.Unsubscribe(subs[2])
+	want("a", 2)
+	open("a")
+	want("a", 2)
+	h.Unsubscribe(subs[3])
+	h.Unsubscribe(subs[4])
+	h.Unsubscribe(subs[5])
+	want("a", 0)
+	if len(h.ids) != 0 {
+		t.Errorf("ids left after every stream ended: %v", h.ids)
+	}
+}
