@@ -157,6 +157,8 @@ type Core struct {
 	// perProxy counts the streams of trusted proxies that name no client.
 	perProxy access.PerAddr
 	owners   atomic.Pointer[[]*hub.Owner]
+	// userAgents interns the connections' User-Agent strings.
+	userAgents userAgents
 
 	conns, streams, maxConns atomic.Int64
 	lagged, stalled          atomic.Int64

@@ -161,8 +161,12 @@ func (st *Stream) Idle() bool {
 // joins the next block (see package sse).
 func (st *Stream) Start(head []byte, replay hub.Replay) {
 	snapshot := st.out // from Open: the members of its presence tokens
-	st.out = append([]byte(nil), head...)
-	var text []byte
+	// The preamble is built on the stack and st.out allocated once, at its
+	// size: appends from nothing would leave garbage in every size class
+	// on the way, among the connections' and subscriptions' own, and a
+	// burst of connections would leave those spans half empty.
+	var pre [128]byte
+	text := pre[:0]
 	if r := st.core.cfg.Retry; r > 0 {
 		text = sse.AppendRetry(text, r.Milliseconds())
 	}
@@ -186,6 +190,7 @@ func (st *Stream) Start(head []byte, replay hub.Replay) {
 		// heartbeat.
 		text = heartbeatText
 	}
+	st.out = append(make([]byte, 0, len(head)+len(text)+len(snapshot)+2*(chunked.MaxHeader+len(chunked.Trailer))), head...)
 	st.queue(text)
 	if len(snapshot) > 0 {
 		st.queue(snapshot) // a block (and chunk) of its own
