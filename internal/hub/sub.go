@@ -178,11 +178,15 @@ func (h *Hub) Open(o *Owner, r SubRequest) (s *Sub, replay Replay, snapshot []by
 // the id a client should resume from. Before the epoch's first event it is
 // "<epoch>-0", which resumes from the start of the epoch. Only the owner's
 // goroutine may call it.
-func (h *Hub) CursorID(s *Sub) string {
+func (h *Hub) CursorID(s *Sub) string { return h.CursorEventID(s).String() }
+
+// CursorEventID is CursorID as an sse.ID, to be appended without making a
+// string.
+func (h *Hub) CursorEventID(s *Sub) sse.ID {
 	h.mu.Lock() // a cluster's Reset changes the epoch
 	epoch := h.cfg.Epoch
 	h.mu.Unlock()
-	return sse.ID{Epoch: epoch, Seq: s.cursor}.String()
+	return sse.ID{Epoch: epoch, Seq: s.cursor}
 }
 
 // Tokens returns the tokens s subscribed to, as requested ("*" meaning

@@ -194,7 +194,7 @@ func (c *Conn) request(head []byte, o *hub.Owner, self any, now time.Time) Actio
 			client = a
 		}
 	}
-	expires, status := core.Check(req, err, c.addrOf(client), now)
+	expires, status := core.Check(req, err, func() string { return c.addrOf(client) }, now)
 	if status != 0 {
 		if hint := handshake.Hint(err); hint != "" {
 			return c.respond(handshake.AppendErrorHint(nil, cfg.Handshake, status, hint, now), now)
@@ -226,12 +226,12 @@ func (c *Conn) request(head []byte, o *hub.Owner, self any, now time.Time) Actio
 	switch {
 	case c.capped == cappedPeer:
 	case client.IsValid() && cfg.TrustedProxies.Capped(client):
-		if !core.takeAddr(client, c.addr()) {
+		if !core.takeAddr(client, c.addr) {
 			return c.fail(429, now)
 		}
 		c.capped = cappedClient
 	default: // a trusted proxy that names no client: its own, larger cap
-		if !core.takeProxy(c.peer, c.addr()) {
+		if !core.takeProxy(c.peer, c.addr) {
 			return c.fail(429, now)
 		}
 		c.capped = cappedProxy

@@ -172,7 +172,8 @@ func (st *Stream) Start(head []byte, replay hub.Replay) {
 	}
 	switch replay {
 	case hub.ReplayNone:
-		text = sse.AppendID(text, []byte(st.core.hub.CursorID(st.sub)), st.initID)
+		var id [48]byte
+		text = sse.AppendID(text, st.core.hub.CursorEventID(st.sub).AppendTo(id[:0]), st.initID)
 	case hub.ReplayGap, hub.ReplayUnknown:
 		id := st.core.hub.CursorID(st.sub)
 		text = sse.AppendEvent(text, []byte(id), "hasses-reset", []byte(replay.String()))

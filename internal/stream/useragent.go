@@ -27,7 +27,8 @@ func (u *userAgents) intern(ua string) *string {
 	if u.m == nil || len(u.m) >= maxUserAgents {
 		u.m = make(map[string]*string)
 	}
-	p := &ua
-	u.m[ua] = p
+	s := ua // apart from ua, which would then escape on every call
+	p := &s
+	u.m[s] = p
 	return p
 }
