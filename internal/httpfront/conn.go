@@ -102,7 +102,7 @@ func (c *conn) serve() {
 	c.tc = tls.Server(c.nc, s.tls)
 	c.tc.SetDeadline(time.Now().Add(cfg.HandshakeTimeout))
 	if err := c.tc.Handshake(); err != nil {
-		s.core.Logger().Debug("TLS handshake failed", "peer", c.Peer, "err", err)
+		s.core.Logger().Debug("TLS handshake failed", "peer", c.Peer(), "err", err)
 		var re tls.RecordHeaderError
 		if errors.As(err, &re) && re.Conn != nil && looksLikeHTTP(re.RecordHeader) {
 			// As net/http: tell the developer who typed http:// what happened,

@@ -34,7 +34,7 @@ func (st *h2stream) wakeup() {
 func (st *h2stream) info(now time.Time) stream.ClientInfo {
 	ci := stream.ClientInfo{Addr: st.peer.String(), State: "streaming (HTTP/2)", UserAgent: st.userAgent, Age: now.Sub(st.opened)}
 	if sub := st.Sub(); sub != nil {
-		ci.ID, ci.Tokens = sub.ID, sub.Tokens
+		ci.ID, ci.Tokens = sub.ID, st.Tokens()
 	}
 	return ci
 }
@@ -58,7 +58,7 @@ func (s *Server) serveH2(w http.ResponseWriter, r *http.Request) {
 		req, err = handshake.FromHTTP(r.Method, path, r.URL.RawQuery, r.URL.RawQuery != "" || r.URL.ForceQuery, r.Header, hcfg)
 	}
 	clear(r.Header) // the stream keeps only what it needs, in req
-	expires, status := s.core.Check(req, err, peer.String(), now)
+	expires, status := s.core.Check(req, err, peer.String, now)
 	if status != 0 {
 		handshake.SetErrorHeaders(w.Header(), hcfg, status)
 		w.WriteHeader(status)

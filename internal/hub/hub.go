@@ -120,7 +120,13 @@ type Hub struct {
 	topics map[string]*topic
 	names  names          // the topics in order of name, for prefix routing
 	ids    map[string]int // streams per client id, for exclusion counts
-	hit    []*topic       // the topics one publication was appended to
+	// starTokens are the requested tokens of the "*" subscriptions that
+	// named others too (the topics of the rest name theirs).
+	starTokens map[*Sub][]string
+	// marks counts the publications that count their receivers one by
+	// one (Sub.mark).
+	marks  uint32
+	hit    []*topic // the topics one publication was appended to
 	ret    retention
 	all    *topic // every event: read by "*" subscribers
 	bcast  *topic // events published to "*": read by every subscriber
@@ -178,7 +184,7 @@ func New(cfg Config) *Hub {
 	if cfg.IdempotencyWindow <= 0 {
 		cfg.IdempotencyWindow = DefaultIdempotencyWindow
 	}
-	h := &Hub{cfg: cfg, topics: make(map[string]*topic), ids: make(map[string]int), collectHold: defaultCollectHold}
+	h := &Hub{cfg: cfg, topics: make(map[string]*topic), ids: make(map[string]int), starTokens: make(map[*Sub][]string), collectHold: defaultCollectHold}
 	h.pres.init(&h.cfg.Presence)
 	h.all = &topic{name: "*all", special: true, ret: &h.ret}
 	h.bcast = &topic{name: "*", special: true, ret: &h.ret}
@@ -285,9 +291,9 @@ func (h *Hub) publishLocked(seq uint64, now int64, m Message) (sse.ID, int) {
 	add(h.all)
 	var receivers int
 	if ev.end != nil {
-		receivers = countDistinct(hit, ev.Seq, ev.end.matches)
+		receivers = countDistinct(hit, h.nextMark(), ev.end.matches)
 	} else {
-		receivers = h.receivers(hit, everyone, m.Exclude, ev.Seq)
+		receivers = h.receivers(hit, everyone, m.Exclude)
 	}
 	clear(hit)
 	h.hit = hit[:0]
@@ -343,20 +349,38 @@ func (h *Hub) popSome(limit int) (more bool) {
 // receivers counts the distinct streams an event routed to topics will be
 // written to: a stream reading several of them counts once, an excluded
 // one not at all. Called with h.mu held.
-func (h *Hub) receivers(topics []*topic, everyone bool, exclude string, mark uint64) int {
+func (h *Hub) receivers(topics []*topic, everyone bool, exclude string) int {
 	if everyone {
 		return h.nsubs - h.ids[exclude]
 	}
 	if exclude == "" && len(topics) == 2 { // one token and the "*" subscribers: disjoint
 		return int(topics[0].nsubs + topics[1].nsubs)
 	}
-	return countDistinct(topics, mark, func(s *Sub) bool { return exclude == "" || s.ID != exclude })
+	return countDistinct(topics, h.nextMark(), func(s *Sub) bool { return exclude == "" || s.ID != exclude })
+}
+
+// nextMark returns a new mark for countDistinct. A mark is 32 bits, to
+// keep Sub small: when they run out, every stream's is cleared, so that no
+// old mark is taken for a new one. Called with h.mu held.
+func (h *Hub) nextMark() uint32 {
+	h.marks++
+	if h.marks == 0 {
+		for _, t := range []*topic{h.bcast, h.all} { // every stream reads one of them
+			for _, ow := range t.subs {
+				for _, r := range ow.refs {
+					r.s.mark = 0
+				}
+			}
+		}
+		h.marks = 1
+	}
+	return h.marks
 }
 
 // countDistinct counts the streams reading topics that counts selects,
 // each once (mark is the publication's: a stream marked with it was
 // seen). Called with h.mu held.
-func countDistinct(topics []*topic, mark uint64, counts func(*Sub) bool) int {
+func countDistinct(topics []*topic, mark uint32, counts func(*Sub) bool) int {
 	n := 0
 	for _, t := range topics {
 		for _, ow := range t.subs {

@@ -7,22 +7,23 @@ import (
 	"github.com/hasses-go/hasses/internal/sse"
 )
 
-// Sub is one stream's subscription. Apart from ID, Tokens and Conn, its
-// fields belong to the owner's goroutine and to the hub's lock.
+// Sub is one stream's subscription. Apart from ID and Conn, its fields
+// belong to the owner's goroutine and to the hub's lock. Tens of thousands
+// live at once: it is kept within 128 bytes (a size class), and the
+// requested tokens are not kept, as its topics name them (Hub.Tokens).
 type Sub struct {
-	ID     string   // client id from the subscribe URL, for exclusion
-	Tokens []string // as requested; "*" means every token
-	Conn   any      // the owner's per-connection state
+	ID   string // client id from the subscribe URL, for exclusion
+	Conn any    // the owner's per-connection state
 	// Text, set by the owner before the first Fill, makes Fill hand out the
 	// events' SSE text; by default it hands out HTTP/1.1 chunks.
 	Text bool
 
-	queued bool // in the owner's current Collect result
-	ended  bool // received a disconnection, event edge: its last
+	queued bool   // in the owner's current Collect result
+	ended  bool   // received a disconnection, event edge: its last
+	mark   uint32 // the last publication count that counted s as a receiver (h.mu, Hub.nextMark)
 
 	owner  *Owner
 	topics []subTopic
-	mark   uint64 // the last publication that counted s as a receiver (h.mu)
 
 	cursor  uint64 // sequence number of the last event taken
 	partial []byte // unwritten tail of the event with sequence cursor
@@ -93,7 +94,7 @@ type SubRequest struct {
 // members as of its cursor (nil when it is on no presence token, or
 // resumes completely and so replays the joins and leaves it missed).
 func (h *Hub) Open(o *Owner, r SubRequest) (s *Sub, replay Replay, snapshot []byte) {
-	s = &Sub{ID: r.ID, Tokens: r.Tokens, Conn: r.Conn, owner: o, user: r.User}
+	s = &Sub{ID: r.ID, Conn: r.Conn, owner: o, user: r.User}
 	tokens, id, lastID := r.Tokens, r.ID, r.LastID
 	h.mu.Lock()
 	defer h.wakeOwners() // a join event
@@ -106,6 +107,9 @@ func (h *Hub) Open(o *Owner, r SubRequest) (s *Sub, replay Replay, snapshot []by
 	}
 	if star {
 		s.topics = []subTopic{{t: h.all}}
+		if len(tokens) != 1 {
+			h.starTokens[s] = tokens // "*" with others: what Tokens reports
+		}
 	} else {
 		s.topics = make([]subTopic, 1, len(tokens)+1)
 		s.topics[0].t = h.bcast
@@ -174,11 +178,36 @@ func (h *Hub) Open(o *Owner, r SubRequest) (s *Sub, replay Replay, snapshot []by
 // the id a client should resume from. Before the epoch's first event it is
 // "<epoch>-0", which resumes from the start of the epoch. Only the owner's
 // goroutine may call it.
-func (h *Hub) CursorID(s *Sub) string {
+func (h *Hub) CursorID(s *Sub) string { return h.CursorEventID(s).String() }
+
+// CursorEventID is CursorID as an sse.ID, to be appended without making a
+// string.
+func (h *Hub) CursorEventID(s *Sub) sse.ID {
 	h.mu.Lock() // a cluster's Reset changes the epoch
 	epoch := h.cfg.Epoch
 	h.mu.Unlock()
-	return sse.ID{Epoch: epoch, Seq: s.cursor}.String()
+	return sse.ID{Epoch: epoch, Seq: s.cursor}
+}
+
+// Tokens returns the tokens s subscribed to, as requested ("*" meaning
+// every token); nil once it is unsubscribed.
+func (h *Hub) Tokens(s *Sub) []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case s.topics == nil:
+		return nil
+	case s.topics[0].t == h.all:
+		if toks, ok := h.starTokens[s]; ok {
+			return toks
+		}
+		return []string{"*"}
+	}
+	toks := make([]string, 0, len(s.topics)-1)
+	for _, st := range s.topics[1:] { // after the "*" publications
+		toks = append(toks, st.t.name)
+	}
+	return toks
 }
 
 // Unsubscribe removes s. Its topics keep their history.
@@ -196,6 +225,7 @@ func (h *Hub) Unsubscribe(s *Sub) {
 		h.dropTopic(t)
 	}
 	s.topics = nil
+	delete(h.starTokens, s)
 	h.nsubs--
 	if s.ID != "" {
 		if h.ids[s.ID]--; h.ids[s.ID] == 0 {

@@ -3,6 +3,7 @@ package stream
 import (
 	"bytes"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/hasses-go/hasses/internal/handshake"
@@ -36,17 +37,72 @@ func (s State) String() string {
 // sent while streaming replaces the stream, as in hasses.
 type Conn struct {
 	Stream
+	// peer and port are the peer (Peer), apart so that the fields below
+	// fill what would be an AddrPort's padding. With that, what few
+	// connections need kept apart (x) and the User-Agent interned, the
+	// epoll loop's connection fits 160 bytes (a size class; 192 before).
+	peer      netip.Addr
+	port      uint16
 	state     State
 	admitted  bool
-	capped    capped  // what counts under the per-address cap
-	keepAlive bool    // the stream's connection may serve another request
-	in        *[]byte // request head received so far (rare: a head in several reads); nil while none is pending
-	Peer      netip.AddrPort
+	capped    capped // what counts under the per-address cap
+	keepAlive bool   // the stream's connection may serve another request
+	x         *connExtra
+	ua        *string // User-Agent of the last request (interned); nil: none
+	opened    int64   // Unix nanoseconds
+}
+
+// connExtra is what few connections need, allocated on demand.
+type connExtra struct {
+	// in is the request head received so far (a head in several reads);
+	// nil while none is pending.
+	in []byte
 	// client is, behind a trusted proxy, the client the current request
 	// named (X-Forwarded-For, Forwarded, X-Real-IP); zero otherwise.
-	client    *netip.Addr
-	UserAgent string
-	opened    int64 // Unix nanoseconds
+	client netip.Addr
+}
+
+// extra returns c.x, allocating it if need be.
+func (c *Conn) extra() *connExtra {
+	if c.x == nil {
+		c.x = new(connExtra)
+	}
+	return c.x
+}
+
+// pending reports whether part of a request head has been received.
+func (c *Conn) pending() bool { return c.x != nil && c.x.in != nil }
+
+// forwarded returns the client the current request named behind a trusted
+// proxy; zero when none.
+func (c *Conn) forwarded() netip.Addr {
+	if c.x == nil {
+		return netip.Addr{}
+	}
+	return c.x.client
+}
+
+// dropIn forgets a partly received head.
+func (c *Conn) dropIn() {
+	if c.x != nil {
+		c.x.in = nil
+		c.tidy()
+	}
+}
+
+// tidy drops c.x once it holds nothing.
+func (c *Conn) tidy() {
+	if c.x.in == nil && !c.x.client.IsValid() {
+		c.x = nil
+	}
+}
+
+// UserAgent returns the User-Agent of the connection's last request.
+func (c *Conn) UserAgent() string {
+	if c.ua == nil {
+		return ""
+	}
+	return *c.ua
 }
 
 // capped says what a connection counts as under the per-address cap.
@@ -66,13 +122,16 @@ func (core *Core) Accept(c *Conn, peer netip.AddrPort, now time.Time) (status in
 	if status != 0 {
 		return status
 	}
-	*c = Conn{Peer: peer, opened: now.UnixNano(), admitted: true}
+	*c = Conn{peer: peer.Addr(), port: peer.Port(), opened: now.UnixNano(), admitted: true}
 	if capped {
 		c.capped = cappedPeer
 	}
 	c.Stream = Stream{core: core, deadline: now.Add(core.cfg.HandshakeTimeout).UnixNano()}
 	return 0
 }
+
+// Peer returns the address the connection comes from.
+func (c *Conn) Peer() netip.AddrPort { return netip.AddrPortFrom(c.peer, c.port) }
 
 // State returns where the connection is.
 func (c *Conn) State() State { return c.state }
@@ -88,14 +147,14 @@ func (c *Conn) Received(p []byte, o *hub.Owner, self any, now time.Time) Action 
 	case StateStream:
 		// hasses' reinit: a streaming client may send a new GET request;
 		// anything else sent after the head is ignored.
-		if c.in == nil && !(cfg.Reinit.Load() && c.chunked && bytes.HasPrefix(p, []byte("GET "))) {
+		if !c.pending() && !(cfg.Reinit.Load() && c.chunked && bytes.HasPrefix(p, []byte("GET "))) {
 			return None
 		}
 	default:
 		return None
 	}
 	var head []byte
-	if c.in == nil {
+	if !c.pending() {
 		// The usual case: the whole head in one read, parsed from the
 		// caller's buffer, so the connection allocates none.
 		if end := handshake.HeadEnd(p); end >= 0 {
@@ -104,11 +163,12 @@ func (c *Conn) Received(p []byte, o *hub.Owner, self any, now time.Time) Action 
 	}
 	if head == nil {
 		limit := cfg.Handshake.HeadLimit()
-		if c.in == nil {
-			c.in = new([]byte)
+		x := c.extra()
+		in := append(x.in, p[:min(len(p), limit+1-len(x.in))]...)
+		if in == nil {
+			in = []byte{} // pending, though empty
 		}
-		in := append(*c.in, p[:min(len(p), limit+1-len(*c.in))]...)
-		*c.in = in
+		x.in = in
 		end := handshake.HeadEnd(in)
 		if end < 0 {
 			if len(in) > limit {
@@ -117,7 +177,7 @@ func (c *Conn) Received(p []byte, o *hub.Owner, self any, now time.Time) Action 
 			return None
 		}
 		head = in[:end]
-		c.in = nil
+		c.dropIn()
 	}
 	return c.request(head, o, self, now)
 }
@@ -130,11 +190,11 @@ func (c *Conn) request(head []byte, o *hub.Owner, self any, now time.Time) Actio
 	var client netip.Addr
 	if err == nil && c.capped != cappedPeer {
 		// A trusted proxy: the request names the client behind it.
-		if a := cfg.TrustedProxies.Client(c.Peer.Addr(), req.Forwarded); a != c.Peer.Addr() {
+		if a := cfg.TrustedProxies.Client(c.peer, req.Forwarded); a != c.peer {
 			client = a
 		}
 	}
-	expires, status := core.Check(req, err, c.addrOf(client), now)
+	expires, status := core.Check(req, err, func() string { return c.addrOf(client) }, now)
 	if status != 0 {
 		if hint := handshake.Hint(err); hint != "" {
 			return c.respond(handshake.AppendErrorHint(nil, cfg.Handshake, status, hint, now), now)
@@ -161,38 +221,48 @@ func (c *Conn) request(head []byte, o *hub.Owner, self any, now time.Time) Actio
 	}
 	c.uncapClient()
 	if client.IsValid() {
-		c.client = &client
+		c.extra().client = client
 	}
 	switch {
 	case c.capped == cappedPeer:
 	case client.IsValid() && cfg.TrustedProxies.Capped(client):
-		if !core.takeAddr(client, c.addr()) {
+		if !core.takeAddr(client, c.addr) {
 			return c.fail(429, now)
 		}
 		c.capped = cappedClient
 	default: // a trusted proxy that names no client: its own, larger cap
-		if !core.takeProxy(c.Peer.Addr(), c.addr()) {
+		if !core.takeProxy(c.peer, c.addr) {
 			return c.fail(429, now)
 		}
 		c.capped = cappedProxy
 	}
 	replay := core.Open(&c.Stream, o, req, expires, req.HTTP10, self, now)
 	c.state = StateStream
-	c.UserAgent = req.UserAgent
+	c.ua = core.userAgents.intern(req.UserAgent)
 	c.keepAlive = !req.HTTP10 && !req.Close
 	var extra []string
 	if replay != hub.ReplayNone {
 		extra = append(extra, "X-Hasses-Replay: "+replay.String())
 	}
-	var h []byte
+	buf := headBufs.Get().(*[]byte)
+	h := (*buf)[:0]
 	if req.HTTP10 {
-		h = handshake.AppendStreamHeadClose(nil, cfg.Handshake, now, req.Origin, extra...)
+		h = handshake.AppendStreamHeadClose(h, cfg.Handshake, now, req.Origin, extra...)
 	} else {
-		h = handshake.AppendStreamHead(nil, cfg.Handshake, now, req.Origin, extra...)
+		h = handshake.AppendStreamHead(h, cfg.Handshake, now, req.Origin, extra...)
 	}
-	c.Start(h, replay)
+	c.Start(h, replay) // copies it
+	*buf = h
+	headBufs.Put(buf)
 	return Flush
 }
+
+// headBufs are the buffers response heads are built in before Start
+// copies them: built from nothing, a head would leave garbage in every
+// size class its appends grow through, among the connections' and
+// subscriptions' own, and a burst of connections would leave those spans
+// half empty once collected.
+var headBufs = sync.Pool{New: func() any { return new([]byte) }}
 
 // fail answers with an error status and closes after it; a stream is
 // closed at once, never with an error head written into its body.
@@ -208,7 +278,7 @@ func (c *Conn) respond(resp []byte, now time.Time) Action {
 	c.Stream.Close()
 	c.Stream.answer(c.core, resp, now)
 	c.state = StateAnswer
-	c.in = nil
+	c.dropIn()
 	return Flush
 }
 
@@ -267,10 +337,10 @@ func (c *Conn) Close() {
 	c.Stream.Close()
 	c.uncapClient()
 	c.state = StateClosed
-	c.in = nil
+	c.dropIn()
 	if c.admitted {
 		c.admitted = false
-		c.core.Leave(c.Peer.Addr(), c.capped == cappedPeer)
+		c.core.Leave(c.peer, c.capped == cappedPeer)
 	}
 }
 
@@ -279,22 +349,26 @@ func (c *Conn) Close() {
 func (c *Conn) uncapClient() {
 	switch c.capped {
 	case cappedClient:
-		c.core.perAddr.Release(*c.client)
+		c.core.perAddr.Release(c.x.client)
 		c.capped = cappedNone
 	case cappedProxy:
-		c.core.perProxy.Release(c.Peer.Addr())
+		c.core.perProxy.Release(c.peer)
 		c.capped = cappedNone
 	}
-	c.client = nil
+	if c.x != nil {
+		c.x.client = netip.Addr{}
+		c.tidy()
+	}
 }
 
 // addr is the client as clientlist and logs show it: behind a trusted
 // proxy, the client its request named and the proxy.
 func (c *Conn) addr() string {
-	if c.client == nil {
-		return c.Peer.String()
+	client := c.forwarded()
+	if !client.IsValid() {
+		return c.Peer().String()
 	}
-	return c.addrOf(*c.client)
+	return c.addrOf(client)
 }
 
 // ClientAddr is the client as logs show it (see Client).
@@ -302,16 +376,16 @@ func (c *Conn) ClientAddr() string { return c.addr() }
 
 func (c *Conn) addrOf(client netip.Addr) string {
 	if client.IsValid() {
-		return client.String() + " via " + c.Peer.String()
+		return client.String() + " via " + c.Peer().String()
 	}
-	return c.Peer.String()
+	return c.Peer().String()
 }
 
 // Info describes the connection for clientlist.
 func (c *Conn) Info(now time.Time) ClientInfo {
-	ci := ClientInfo{Addr: c.addr(), State: c.state.String(), UserAgent: c.UserAgent, Age: time.Duration(now.UnixNano() - c.opened)}
+	ci := ClientInfo{Addr: c.addr(), State: c.state.String(), UserAgent: c.UserAgent(), Age: time.Duration(now.UnixNano() - c.opened)}
 	if s := c.sub; s != nil {
-		ci.ID, ci.Tokens = s.ID, s.Tokens
+		ci.ID, ci.Tokens = s.ID, c.Tokens()
 	}
 	return ci
 }

@@ -157,6 +157,8 @@ type Core struct {
 	// perProxy counts the streams of trusted proxies that name no client.
 	perProxy access.PerAddr
 	owners   atomic.Pointer[[]*hub.Owner]
+	// userAgents interns the connections' User-Agent strings.
+	userAgents userAgents
 
 	conns, streams, maxConns atomic.Int64
 	lagged, stalled          atomic.Int64
@@ -209,7 +211,7 @@ func (c *Core) Admit(addr netip.Addr) (capped bool, status int) {
 		return false, 503
 	}
 	if !c.cfg.TrustedProxies.Trusts(addr) {
-		if !c.takeAddr(addr, addr.String()) {
+		if !c.takeAddr(addr, addr.String) {
 			return false, 429
 		}
 		capped = true
@@ -221,13 +223,14 @@ func (c *Core) Admit(addr netip.Addr) (capped bool, status int) {
 }
 
 // takeAddr counts a stream or connection of addr under the per-address
-// cap, or counts and logs the refusal.
-func (c *Core) takeAddr(addr netip.Addr, shown string) bool {
+// cap, or counts and logs the refusal (shown is the client as logs show
+// it, made only then: every connection comes here).
+func (c *Core) takeAddr(addr netip.Addr, shown func() string) bool {
 	if c.perAddr.Take(addr) {
 		return true
 	}
 	c.refusedPerAddr.Add(1)
-	c.cfg.Refusals.Refused(refusal.PerAddrCap, 429, shown, nil)
+	c.cfg.Refusals.Refused(refusal.PerAddrCap, 429, shown(), nil)
 	return false
 }
 
@@ -239,9 +242,9 @@ func (c *Core) takeAddr(addr netip.Addr, shown string) bool {
 // admitted stream is given back with LeaveStream.
 func (c *Core) AdmitStream(peer netip.Addr) bool {
 	if c.cfg.TrustedProxies.Trusts(peer) {
-		return c.takeProxy(peer, peer.String())
+		return c.takeProxy(peer, peer.String)
 	}
-	return c.takeAddr(peer, peer.String())
+	return c.takeAddr(peer, peer.String)
 }
 
 // LeaveStream forgets a stream that AdmitStream counted.
@@ -255,12 +258,12 @@ func (c *Core) LeaveStream(peer netip.Addr) {
 
 // takeProxy counts a stream that trusted proxy addr carries without
 // naming its client, or counts and logs the refusal.
-func (c *Core) takeProxy(addr netip.Addr, shown string) bool {
+func (c *Core) takeProxy(addr netip.Addr, shown func() string) bool {
 	if c.perProxy.Take(addr) {
 		return true
 	}
 	c.refusedPerAddr.Add(1)
-	c.cfg.Refusals.Refused(refusal.PerProxyCap, 429, shown, nil)
+	c.cfg.Refusals.Refused(refusal.PerProxyCap, 429, shown(), nil)
 	return false
 }
 
@@ -283,8 +286,8 @@ func (c *Core) Refused() {
 // Check decides a request: parseErr is what parsing it returned. It
 // returns the status to refuse it with (0 to serve it) and, for a stream,
 // when its grant expires (zero: never).
-// peer is the client as logs show it.
-func (c *Core) Check(req *handshake.Request, parseErr error, peer string, now time.Time) (expires time.Time, status int) {
+// peer returns the client as logs show it (called only to log).
+func (c *Core) Check(req *handshake.Request, parseErr error, peer func() string, now time.Time) (expires time.Time, status int) {
 	if parseErr != nil {
 		status = 400
 		var he *handshake.Error
@@ -292,9 +295,9 @@ func (c *Core) Check(req *handshake.Request, parseErr error, peer string, now ti
 			status = he.Status
 		}
 		if status == 403 {
-			c.cfg.Refusals.Refused(refusal.Origin, status, peer, parseErr)
+			c.cfg.Refusals.Refused(refusal.Origin, status, peer(), parseErr)
 		} else {
-			c.cfg.Logger.Debug("bad request", "peer", peer, "status", status, "err", parseErr)
+			c.cfg.Logger.Debug("bad request", "peer", peer(), "status", status, "err", parseErr)
 		}
 		return time.Time{}, status
 	}
@@ -311,7 +314,7 @@ func (c *Core) Check(req *handshake.Request, parseErr error, peer string, now ti
 		if status == 403 {
 			reason = refusal.Forbidden
 		}
-		c.cfg.Refusals.Refused(reason, status, peer, err)
+		c.cfg.Refusals.Refused(reason, status, peer(), err)
 		return time.Time{}, status
 	}
 	return expires, 0

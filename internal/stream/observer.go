@@ -77,7 +77,7 @@ func (st *Stream) deadlineReason() Reason {
 
 // info describes the open stream st for the Observer.
 func (st *Stream) info() StreamInfo {
-	info := StreamInfo{ID: st.sub.ID, Tokens: st.sub.Tokens, User: st.sub.User()}
+	info := StreamInfo{ID: st.sub.ID, Tokens: st.Tokens(), User: st.sub.User()}
 	if c, ok := st.sub.Conn.(Client); ok {
 		info.Addr = c.ClientAddr()
 	}

@@ -87,6 +87,14 @@ var (
 // Sub returns the hub subscription; nil once closed.
 func (st *Stream) Sub() *hub.Sub { return st.sub }
 
+// Tokens returns the tokens the stream subscribed to; nil once closed.
+func (st *Stream) Tokens() []string {
+	if st.sub == nil {
+		return nil
+	}
+	return st.core.hub.Tokens(st.sub)
+}
+
 // Deadline returns when Tick must next run for a deadline: the
 // hasses-expiring event, the end of the lifetime or grant, or, once ending,
 // the end of the linger time.
@@ -153,14 +161,19 @@ func (st *Stream) Idle() bool {
 // joins the next block (see package sse).
 func (st *Stream) Start(head []byte, replay hub.Replay) {
 	snapshot := st.out // from Open: the members of its presence tokens
-	st.out = append([]byte(nil), head...)
-	var text []byte
+	// The preamble is built on the stack and st.out allocated once, at its
+	// size: appends from nothing would leave garbage in every size class
+	// on the way, among the connections' and subscriptions' own, and a
+	// burst of connections would leave those spans half empty.
+	var pre [128]byte
+	text := pre[:0]
 	if r := st.core.cfg.Retry; r > 0 {
 		text = sse.AppendRetry(text, r.Milliseconds())
 	}
 	switch replay {
 	case hub.ReplayNone:
-		text = sse.AppendID(text, []byte(st.core.hub.CursorID(st.sub)), st.initID)
+		var id [48]byte
+		text = sse.AppendID(text, st.core.hub.CursorEventID(st.sub).AppendTo(id[:0]), st.initID)
 	case hub.ReplayGap, hub.ReplayUnknown:
 		id := st.core.hub.CursorID(st.sub)
 		text = sse.AppendEvent(text, []byte(id), "hasses-reset", []byte(replay.String()))
@@ -178,6 +191,7 @@ func (st *Stream) Start(head []byte, replay hub.Replay) {
 		// heartbeat.
 		text = heartbeatText
 	}
+	st.out = append(make([]byte, 0, len(head)+len(text)+len(snapshot)+2*(chunked.MaxHeader+len(chunked.Trailer))), head...)
 	st.queue(text)
 	if len(snapshot) > 0 {
 		st.queue(snapshot) // a block (and chunk) of its own
@@ -380,10 +394,15 @@ func (st *Stream) Drain(now time.Time) Action {
 // more than once.
 func (st *Stream) Close() {
 	if st.sub != nil {
+		ob := st.core.cfg.Observer
+		var info StreamInfo
+		if ob != nil {
+			info = st.info() // while subscribed: its tokens are its topics'
+		}
 		st.core.hub.Unsubscribe(st.sub)
 		st.core.streams.Add(-1)
-		if ob := st.core.cfg.Observer; ob != nil {
-			ob.Ended(st.info(), st.why)
+		if ob != nil {
+			ob.Ended(info, st.why)
 		}
 	}
 	core := st.core
