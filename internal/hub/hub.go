@@ -128,6 +128,8 @@ type Hub struct {
 	nsubs  int
 	idbuf  []byte
 	enc    []byte
+	ix     []int32  // a fill's topics (h.mu)
+	pos    []uint64 // a fill's places in them (h.mu)
 	// lostSeq is the newest event a topic created now may have missed: a
 	// prefix publication that found no topic of that name, or the history of
 	// a topic that was dropped. A new topic's floor starts there.
@@ -195,6 +197,9 @@ type Owner struct {
 	// it has yet to gather after them.
 	scanning *topic
 	scanned  int32
+	// upto is the newest event at the start of the last Collect (h.mu):
+	// the marks of o's streams cover every event up to it (Sub.pend).
+	upto uint64
 	// wakeReq is set under h.mu when the owner's dirty list becomes
 	// non-empty; the publisher wakes the owner after releasing the lock.
 	wakeReq   atomic.Bool

@@ -11,7 +11,8 @@ import (
 	"time"
 )
 
-// reader is a test stream: it drains a subscriber the way an owner does.
+// reader is a test stream: it drains a subscriber the way an owner does
+// (Collect, then Fill until it finds nothing).
 type reader struct {
 	h   *Hub
 	s   *Sub
@@ -28,6 +29,7 @@ var dataRE = regexp.MustCompile(`(?m)^data: (.*)$`)
 
 func (r *reader) drain(t *testing.T, limit int) (lagged bool) {
 	t.Helper()
+	r.h.Collect(r.s.owner, nil)
 	for {
 		if r.h.Fill(r.s, &r.b, 1024, 1<<20) {
 			return true
