@@ -148,7 +148,8 @@ func fillMarksRun(t *testing.T, seed uint64) {
 			for k < min(len(ms.r.got), len(ms.want)) && ms.r.got[k] == ms.want[k] {
 				k++
 			}
-			t.Fatalf("stream %d: got %d events, want %d; from event %d: got %.5q, want %.5q", i, len(ms.r.got), len(ms.want), k, ms.r.got[k:], ms.want[k:])
+			t.Fatalf("stream %d: got %d events, want %d; from event %d: got %q, want %q", i, len(ms.r.got), len(ms.want), k,
+				ms.r.got[k:min(k+5, len(ms.r.got))], ms.want[k:min(k+5, len(ms.want))])
 		}
 		if ms.r.s.Ended() != ms.kicked {
 			t.Errorf("stream %d: ended %v, disconnected %v", i, ms.r.s.Ended(), ms.kicked)
