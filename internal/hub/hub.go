@@ -134,6 +134,11 @@ type Hub struct {
 	// prefix publication that found no topic of that name, or the history of
 	// a topic that was dropped. A new topic's floor starts there.
 	lostSeq uint64
+	// countMark numbers the counts of a publication's receivers
+	// (Sub.mark). Wrapping after 2^32 counts, a stream last counted
+	// exactly that many counts before would be missed once: one receiver
+	// fewer in a Result.
+	countMark uint32
 
 	pres      presence // who is subscribed (h.mu)
 	keys      keyed    // results of keyed publications (h.mu)
@@ -286,9 +291,9 @@ func (h *Hub) publishLocked(seq uint64, now int64, m Message) (sse.ID, int) {
 	add(h.all)
 	var receivers int
 	if ev.end != nil {
-		receivers = countDistinct(hit, ev.Seq, ev.end.matches)
+		receivers = countDistinct(hit, h.nextCountMark(), ev.end.matches)
 	} else {
-		receivers = h.receivers(hit, everyone, m.Exclude, ev.Seq)
+		receivers = h.receivers(hit, everyone, m.Exclude)
 	}
 	clear(hit)
 	h.hit = hit[:0]
@@ -344,20 +349,29 @@ func (h *Hub) popSome(limit int) (more bool) {
 // receivers counts the distinct streams an event routed to topics will be
 // written to: a stream reading several of them counts once, an excluded
 // one not at all. Called with h.mu held.
-func (h *Hub) receivers(topics []*topic, everyone bool, exclude string, mark uint64) int {
+func (h *Hub) receivers(topics []*topic, everyone bool, exclude string) int {
 	if everyone {
 		return h.nsubs - h.ids[exclude]
 	}
 	if exclude == "" && len(topics) == 2 { // one token and the "*" subscribers: disjoint
 		return int(topics[0].nsubs + topics[1].nsubs)
 	}
-	return countDistinct(topics, mark, func(s *Sub) bool { return exclude == "" || s.ID != exclude })
+	return countDistinct(topics, h.nextCountMark(), func(s *Sub) bool { return exclude == "" || s.ID != exclude })
+}
+
+// nextCountMark returns a mark for a new count of receivers, never the
+// zero a new Sub has. Called with h.mu held.
+func (h *Hub) nextCountMark() uint32 {
+	if h.countMark++; h.countMark == 0 {
+		h.countMark = 1
+	}
+	return h.countMark
 }
 
 // countDistinct counts the streams reading topics that counts selects,
-// each once (mark is the publication's: a stream marked with it was
-// seen). Called with h.mu held.
-func countDistinct(topics []*topic, mark uint64, counts func(*Sub) bool) int {
+// each once (mark is this count's: a stream marked with it was seen).
+// Called with h.mu held.
+func countDistinct(topics []*topic, mark uint32, counts func(*Sub) bool) int {
 	n := 0
 	for _, t := range topics {
 		for _, ow := range t.subs {

@@ -20,10 +20,12 @@ type Sub struct {
 
 	queued bool // in the owner's current Collect result
 	ended  bool // received a disconnection, event edge: its last
+	// mark is the last count of receivers (Hub.countMark) that counted s
+	// (h.mu). 32 bits keep the Sub in its size class with pend.
+	mark uint32
 
 	owner  *Owner
 	topics []subTopic
-	mark   uint64 // the last publication that counted s as a receiver (h.mu)
 	// pend marks the topics that may have entries after s's cursor (h.mu):
 	// bit i for topics[i], bit 63 for topics[63:] together. Every entry
 	// up to owner.upto after the cursor is in a marked topic, so a fill
