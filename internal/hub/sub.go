@@ -8,29 +8,31 @@ import (
 	"github.com/hasses-go/hasses/internal/sse"
 )
 
-// Sub is one stream's subscription. Apart from ID, Tokens and Conn, its
-// fields belong to the owner's goroutine and to the hub's lock.
+// Sub is one stream's subscription. Apart from ID, Tokens, Conn and Text,
+// its fields belong to the owner's goroutine and to the hub's lock.
 type Sub struct {
-	ID     string   // client id from the subscribe URL, for exclusion
-	Tokens []string // as requested; "*" means every token
-	Conn   any      // the owner's per-connection state
+	// Collect touches only the first 16 bytes of each stream it gathers:
+	// one cache line, as a 160-byte object starts on a half line.
+	queued bool // in the owner's current Collect result
+	ended  bool // received a disconnection, event edge: its last
 	// Text, set by the owner before the first Fill, makes Fill hand out the
 	// events' SSE text; by default it hands out HTTP/1.1 chunks.
 	Text bool
-
-	queued bool // in the owner's current Collect result
-	ended  bool // received a disconnection, event edge: its last
 	// mark is the last count of receivers (Hub.countMark) that counted s
 	// (h.mu). 32 bits keep the Sub in its size class with pend.
 	mark uint32
-
-	owner  *Owner
-	topics []subTopic
 	// pend marks the topics that may have entries after s's cursor (h.mu):
 	// bit i for topics[i], bit 63 for topics[63:] together. Every entry
 	// up to owner.upto after the cursor is in a marked topic, so a fill
 	// need only look at those (see Collect). All ones: look at every topic.
 	pend uint64
+
+	ID     string   // client id from the subscribe URL, for exclusion
+	Tokens []string // as requested; "*" means every token
+	Conn   any      // the owner's per-connection state
+
+	owner  *Owner
+	topics []subTopic
 
 	cursor  uint64 // sequence number of the last event taken
 	partial []byte // unwritten tail of the event with sequence cursor
