@@ -422,13 +422,20 @@ func (h *Hub) fill(s *Sub, b *Batch, maxBufs, maxBytes int, last uint64, every b
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if s.topics == nil || s.ended {
+	if s.topics == nil {
 		return false
 	}
 	// The marked topics hold every event after the cursor up to the
 	// owner's last Collect; later ones may be in a topic not marked yet.
 	mask := s.pend
-	if mask != allTopics && last > s.owner.upto {
+	switch {
+	case s.ended:
+		if s.cursor >= s.edge {
+			return false
+		}
+		// A write stopped before its disconnection: take it again (rare).
+		mask, last = allTopics, s.edge
+	case mask != allTopics && last > s.owner.upto:
 		if every {
 			mask = allTopics
 		} else {
@@ -470,7 +477,7 @@ func (h *Hub) fill(s *Sub, b *Batch, maxBufs, maxBytes int, last uint64, every b
 			continue
 		}
 		if ev.end != nil {
-			if ev.Seq <= s.edge || !ev.end.matches(s) {
+			if ev.Seq < s.edge || ev.Seq == s.edge && !s.ended || !ev.end.matches(s) {
 				b.add(ev.Seq, nil, false) // not this stream's
 				continue
 			}
