@@ -296,6 +296,7 @@ func TestEngineThroughTheHub(t *testing.T) {
 	var b hub.Batch
 	var got []string
 	for end := time.Now().Add(5 * time.Second); len(got) < 2 && time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		h.Collect(o, nil) // as a woken owner does
 		h.Fill(s, &b, 16, 1<<20)
 		for _, buf := range b.Bufs {
 			got = append(got, string(buf))
@@ -410,6 +411,7 @@ func testRollbackInTheLinks(t *testing.T, sameSeq bool) {
 	var b hub.Batch
 	var got []string
 	for end := time.Now().Add(5 * time.Second); len(got) < 4 && time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		h.Collect(o, nil) // as a woken owner does
 		h.Fill(s, &b, 16, 1<<20)
 		for _, buf := range b.Bufs {
 			got = append(got, string(buf))
@@ -502,6 +504,7 @@ func TestIdempotentPublishAcrossNodes(t *testing.T) {
 	}
 	var b hub.Batch
 	for end := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		h1.Collect(o1, nil) // as a woken owner does
 		h1.Fill(s, &b, 16, 1<<20)
 		if len(b.Bufs) >= 2 || time.Now().After(end) {
 			break

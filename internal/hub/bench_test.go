@@ -104,3 +104,66 @@ func BenchmarkSubscribeManyTopics(b *testing.B) {
 		i++
 	}
 }
+
+// BenchmarkFillTokens measures a delivery to a stream on many tokens:
+// 16,384 streams with K tokens of their own each (per-user style: about a
+// million topics at K=64), events published to a random stream's random
+// token, then what a loop pass does (Collect, and per stream Fill and
+// Wrote until Fill finds nothing, as stream.Flush). Reported per delivery;
+// its cost should not grow with K.
+func BenchmarkFillTokens(b *testing.B) {
+	const streams = 16384
+	const perPass = 64 // events published between two passes
+	for _, k := range []int{1, 64} {
+		b.Run(fmt.Sprint(k), func(b *testing.B) {
+			h := New(Config{})
+			o := h.NewOwner(func() {})
+			tokens := make([][]string, streams)
+			for i := range tokens {
+				for j := range k {
+					tokens[i] = append(tokens[i], fmt.Sprintf("u%dx%d", i, j))
+				}
+				h.Subscribe(o, tokens[i], "", "", nil)
+			}
+			var batch Batch
+			var ready []*Sub
+			flush := func() int {
+				n := 0
+				ready = h.Collect(o, ready[:0])
+				for _, s := range ready {
+					for {
+						if h.Fill(s, &batch, 1024, 1<<20) {
+							b.Fatal("lagging")
+						}
+						if len(batch.Bufs) == 0 {
+							break
+						}
+						n += s.Wrote(&batch, batch.Bytes)
+					}
+				}
+				return n
+			}
+			flush() // every stream's first fill
+			rnd := uint64(1)
+			next := func() uint64 { // xorshift: cheap and deterministic
+				rnd ^= rnd << 13
+				rnd ^= rnd >> 7
+				rnd ^= rnd << 17
+				return rnd
+			}
+			deliveries := 0
+			b.ReportAllocs()
+			for b.Loop() {
+				b.StopTimer()
+				for range perPass {
+					r := next()
+					i := r % streams
+					h.Publish(Message{Targets: []string{tokens[i][(r>>32)%uint64(k)]}, Data: payload64})
+				}
+				b.StartTimer()
+				deliveries += flush()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(max(deliveries, 1)), "ns/delivery")
+		})
+	}
+}

@@ -31,4 +31,4 @@ func (s *Sub) User() string { return s.user }
 
 // Ended reports that s received a disconnection in full: nothing more is
 // to be written to it. Only the owner's goroutine may call it.
-func (s *Sub) Ended() bool { return s.ended && s.cursor >= s.edge && len(s.partial) == 0 }
+func (s *Sub) Ended() bool { return s.ended && s.cursor >= s.edge && s.partEv == nil }

@@ -54,3 +54,27 @@ func TestDisconnectEndsMatchingStreams(t *testing.T) {
 		}
 	}
 }
+
+// A write that stops right before a stream's disconnection leaves it to
+// the next fill: the stream still receives it, then ends.
+func TestDisconnectAfterAWriteStoppedBeforeIt(t *testing.T) {
+	h, o, _ := newHub(t, Config{})
+	r := sub(h, o, "tab", "", "room")
+	pub(t, h, "room", "before")
+	h.Publish(Message{Targets: []string{"room"}, Event: "hasses-disconnect", Data: []byte("bye"), Disconnect: &Match{ID: "tab"}})
+	pub(t, h, "room", "after")
+	h.Collect(o, nil)
+	if h.Fill(r.s, &r.b, 1024, 1<<20) || len(r.b.Bufs) != 2 {
+		t.Fatalf("first fill: %d buffers, want before and the disconnection", len(r.b.Bufs))
+	}
+	first := r.b.Bufs[0]
+	r.s.Wrote(&r.b, len(first))
+	r.parse(first)
+	if r.s.Ended() {
+		t.Fatal("ended before its disconnection was written")
+	}
+	r.drain(t, -1)
+	if fmt.Sprint(r.got) != "[before bye]" || !r.s.Ended() {
+		t.Fatalf("got %q (ended %v), want [before bye], ended", r.got, r.s.Ended())
+	}
+}

@@ -124,7 +124,7 @@ type Hub struct {
 	// named others too (the topics of the rest name theirs).
 	starTokens map[*Sub][]string
 	// marks counts the publications that count their receivers one by
-	// one (Sub.mark).
+	// one (subTopic.mark, in a stream's first topic).
 	marks  uint32
 	hit    []*topic // the topics one publication was appended to
 	ret    retention
@@ -134,6 +134,8 @@ type Hub struct {
 	nsubs  int
 	idbuf  []byte
 	enc    []byte
+	ix     []int32  // a fill's topics (h.mu)
+	pos    []uint64 // a fill's places in them (h.mu)
 	// lostSeq is the newest event a topic created now may have missed: a
 	// prefix publication that found no topic of that name, or the history of
 	// a topic that was dropped. A new topic's floor starts there.
@@ -205,6 +207,9 @@ type Owner struct {
 	// it has yet to gather after them.
 	scanning *topic
 	scanned  int32
+	// upto is the newest event at the start of the last Collect (h.mu):
+	// the marks of o's streams cover every event up to it (Sub.pend).
+	upto uint64
 	// wakeReq is set under h.mu when the owner's dirty list becomes
 	// non-empty; the publisher wakes the owner after releasing the lock.
 	wakeReq   atomic.Bool
@@ -368,7 +373,7 @@ func (h *Hub) nextMark() uint32 {
 		for _, t := range []*topic{h.bcast, h.all} { // every stream reads one of them
 			for _, ow := range t.subs {
 				for _, r := range ow.refs {
-					r.s.mark = 0
+					r.s.topics[0].mark = 0
 				}
 			}
 		}
@@ -385,8 +390,8 @@ func countDistinct(topics []*topic, mark uint32, counts func(*Sub) bool) int {
 	for _, t := range topics {
 		for _, ow := range t.subs {
 			for _, r := range ow.refs {
-				if s := r.s; s.mark != mark {
-					s.mark = mark
+				if s := r.s; s.topics[0].mark != mark {
+					s.topics[0].mark = mark
 					if counts(s) {
 						n++
 					}

@@ -11,7 +11,8 @@ import (
 	"time"
 )
 
-// reader is a test stream: it drains a subscriber the way an owner does.
+// reader is a test stream: it drains a subscriber the way an owner does
+// (Collect, then Fill until it finds nothing).
 type reader struct {
 	h   *Hub
 	s   *Sub
@@ -28,6 +29,7 @@ var dataRE = regexp.MustCompile(`(?m)^data: (.*)$`)
 
 func (r *reader) drain(t *testing.T, limit int) (lagged bool) {
 	t.Helper()
+	r.h.Collect(r.s.owner, nil)
 	for {
 		if r.h.Fill(r.s, &r.b, 1024, 1<<20) {
 			return true
@@ -425,13 +427,15 @@ func FuzzReplay(f *testing.F) {
 			gapOK  bool
 		}
 		var clients []*client
-		for i := range 3 {
-			toks := []string{tokens[i]}
+		// The last client reads two tokens: its fills merge them.
+		for i, toks := range [][]string{{tokens[0]}, {tokens[1]}, {tokens[2]}, {tokens[1], tokens[2]}} {
 			o := owners[i%len(owners)]
 			clients = append(clients, &client{o: o, r: sub(h, o, fmt.Sprint(i), "", toks...), tokens: toks, seen: map[string]bool{}, last: -1})
 		}
 		routed := func(target string, c *client) bool {
-			return target == "*" || target == c.tokens[0] || (target == "a*" && strings.HasPrefix(c.tokens[0], "a"))
+			return slices.ContainsFunc(c.tokens, func(tok string) bool {
+				return target == "*" || target == tok || (target == "a*" && strings.HasPrefix(tok, "a"))
+			})
 		}
 		published := map[int]Message{}
 		seq := 0

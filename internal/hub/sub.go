@@ -1,32 +1,43 @@
 package hub
 
 import (
+	"math/bits"
 	"runtime"
 	"time"
 
 	"github.com/hasses-go/hasses/internal/sse"
 )
 
-// Sub is one stream's subscription. Apart from ID and Conn, its fields
-// belong to the owner's goroutine and to the hub's lock. Tens of thousands
-// live at once: it is kept within 128 bytes (a size class), and the
-// requested tokens are not kept, as its topics name them (Hub.Tokens).
+// Sub is one stream's subscription. Apart from ID, Conn and Text, its
+// fields belong to the owner's goroutine and to the hub's lock. Tens of
+// thousands live at once: it is kept small (a size class; TestSubSize),
+// and the requested tokens are not kept, as its topics name them
+// (Hub.Tokens).
 type Sub struct {
-	ID   string // client id from the subscribe URL, for exclusion
-	Conn any    // the owner's per-connection state
+	// Collect touches only the first 16 bytes of each stream it gathers:
+	// one cache line.
+	queued bool // in the owner's current Collect result
+	ended  bool // received a disconnection, event edge: its last
 	// Text, set by the owner before the first Fill, makes Fill hand out the
 	// events' SSE text; by default it hands out HTTP/1.1 chunks.
 	Text bool
+	// partOff is where the unwritten rest of event partEv begins in its
+	// frame (the event with sequence number cursor), when partEv is set.
+	partOff uint32
+	// pend marks the topics that may have entries after s's cursor (h.mu):
+	// bit i for topics[i], bit 63 for topics[63:] together. Every entry
+	// up to owner.upto after the cursor is in a marked topic, so a fill
+	// need only look at those (see Collect). All ones: look at every topic.
+	pend uint64
 
-	queued bool   // in the owner's current Collect result
-	ended  bool   // received a disconnection, event edge: its last
-	mark   uint32 // the last publication count that counted s as a receiver (h.mu, Hub.nextMark)
+	ID   string // client id from the subscribe URL, for exclusion
+	Conn any    // the owner's per-connection state
 
 	owner  *Owner
 	topics []subTopic
 
-	cursor  uint64 // sequence number of the last event taken
-	partial []byte // unwritten tail of the event with sequence cursor
+	cursor uint64 // sequence number of the last event taken
+	partEv *Event // the event with sequence cursor, when partly written
 
 	user string // who it authenticated as (h.mu), for presence and disconnections
 	// edge is, until the stream receives a disconnection (ended), the
@@ -41,6 +52,10 @@ type subTopic struct {
 	t    *topic
 	next uint64 // absolute index of the first entry after the cursor
 	slot int32  // index in the topic's subscribers of the stream's owner
+	// mark, in topics[0] (where a field costs nothing: it was padding),
+	// is the last publication count that counted the stream as a
+	// receiver (h.mu, Hub.nextMark).
+	mark uint32
 }
 
 // clusterAhead is how far ahead of this node's newest event a cluster
@@ -118,6 +133,7 @@ func (h *Hub) Open(o *Owner, r SubRequest) (s *Sub, replay Replay, snapshot []by
 		}
 	}
 
+	s.pend = allTopics // no Collect has seen it yet
 	replay = ReplayNone
 	s.cursor = h.seq
 	s.edge = h.seq
@@ -150,7 +166,7 @@ func (h *Hub) Open(o *Owner, r SubRequest) (s *Sub, replay Replay, snapshot []by
 	for i := range s.topics {
 		s.topics[i].next = s.topics[i].t.after(s.cursor)
 	}
-	if replay != ReplayUnknown && h.pendingOver(s, nil, h.cfg.MaxLag) {
+	if replay != ReplayUnknown && h.pendingOver(s, nil, s.topicsIn(allTopics, h.ix[:0]), h.cfg.MaxLag) {
 		// A replay the stream would be cut for before its first write
 		// (and again on every reconnect): answer it as a gap, and the
 		// stream starts live.
@@ -254,8 +270,19 @@ const defaultCollectHold = 500 * time.Microsecond
 // topic made dirty meanwhile waits for the next Collect (the owner is
 // woken for it); subscribers that come meanwhile may be gathered too; one
 // that goes may still be in dst, as it may once Collect returns.
+//
+// It marks each gathered subscriber's dirty topics (Sub.pend), so that a
+// fill looks only at the topics with news. Once it returns, every event
+// up to the newest at its start (o.upto) that a stream of o has yet to
+// take is in a marked topic: an event published before a topic's turn is
+// marked with it; one published during a pause to a topic already done
+// makes the topic dirty again. A fill that uses the marks delivers events
+// up to o.upto only, since a later event may be in a topic not marked yet:
+// delivering it would move the cursor past an earlier one.
 func (h *Hub) Collect(o *Owner, dst []*Sub) []*Sub {
 	h.mu.Lock()
+	upto := h.seq
+	rewake := false
 	var held time.Time // read at the first check: most Collects never get there
 	spent := 0
 	// check pauses if the lock has been held long enough.
@@ -276,7 +303,18 @@ func (h *Hub) Collect(o *Owner, dst []*Sub) []*Sub {
 	o.dirty = o.spare[:0]
 	for _, t := range work {
 		k := t.ownerEntry(o.idx)
-		t.subs[k].dirty = false
+		if t.lastSeq > upto {
+			// Published to during a pause, before its turn: the marks set
+			// now cover that event, but a fill bounded by upto does not
+			// deliver it, so the topic stays dirty for the next Collect.
+			if len(o.dirty) == 0 {
+				o.wakeReq.Store(true)
+				rewake = true
+			}
+			o.dirty = append(o.dirty, t)
+		} else {
+			t.subs[k].dirty = false
+		}
 		o.scanning, o.scanned = t, 0
 		for {
 			// Found again after a pause: other owners' entries come and go.
@@ -287,7 +325,9 @@ func (h *Hub) Collect(o *Owner, dst []*Sub) []*Sub {
 			from := int(o.scanned)
 			end := min(len(ow.refs), from+collectCheck-spent)
 			for _, r := range ow.refs[from:end] {
-				if s := r.s; !s.queued {
+				s := r.s
+				s.pend |= topicBit(r.i)
+				if !s.queued {
 					s.queued = true
 					dst = append(dst, s)
 				}
@@ -307,11 +347,39 @@ func (h *Hub) Collect(o *Owner, dst []*Sub) []*Sub {
 		check()
 	}
 	o.scanning = nil
+	o.upto = max(o.upto, upto)
 	clear(work)
 	o.spare = work[:0]
 	h.mu.Unlock()
+	if rewake {
+		h.wakeOwners()
+	}
 	for _, s := range dst {
 		s.queued = false
+	}
+	return dst
+}
+
+// allTopics in Sub.pend marks every topic.
+const allTopics = ^uint64(0)
+
+// topicBit is the bit of Sub.pend that marks topics[i].
+func topicBit(i int) uint64 { return 1 << min(i, 63) }
+
+// topicsIn appends to dst the indices of s's topics that mask marks.
+func (s *Sub) topicsIn(mask uint64, dst []int32) []int32 {
+	n := len(s.topics)
+	for m := mask &^ (1 << 63); m != 0; m &= m - 1 {
+		i := bits.TrailingZeros64(m)
+		if i >= n {
+			break
+		}
+		dst = append(dst, int32(i))
+	}
+	if mask&(1<<63) != 0 {
+		for i := 63; i < n; i++ {
+			dst = append(dst, int32(i))
+		}
 	}
 	return dst
 }
@@ -337,8 +405,10 @@ type Batch struct {
 
 type item struct {
 	seq  uint64
-	buf  []byte // empty for an event skipped by exclusion
-	cont bool   // the rest of an event begun in an earlier write
+	ev   *Event // nil for an event skipped by exclusion
+	buf  []byte // ev's frame from off on; empty for a skipped event
+	off  int
+	cont bool // the rest of an event begun in an earlier write
 }
 
 func (b *Batch) reset() {
@@ -349,8 +419,8 @@ func (b *Batch) reset() {
 	b.Bytes = 0
 }
 
-func (b *Batch) add(seq uint64, buf []byte, cont bool) {
-	b.items = append(b.items, item{seq: seq, buf: buf, cont: cont})
+func (b *Batch) add(seq uint64, ev *Event, buf []byte, off int, cont bool) {
+	b.items = append(b.items, item{seq: seq, ev: ev, buf: buf, off: off, cont: cont})
 	if len(buf) > 0 {
 		b.Bufs = append(b.Bufs, buf)
 		b.Bytes += len(buf)
@@ -360,9 +430,10 @@ func (b *Batch) add(seq uint64, buf []byte, cont bool) {
 // Fill puts into b the pending data of s, at most maxBufs buffers and about
 // maxBytes bytes. It reports lagged when s is too far behind (over the lag
 // limit, or events it had not received were dropped): the owner must then
-// close the stream.
+// close the stream. Events published since the last Collect of s's owner
+// may wait for the next one (the owner is woken for them).
 func (h *Hub) Fill(s *Sub, b *Batch, maxBufs, maxBytes int) (lagged bool) {
-	return h.FillUntil(s, b, maxBufs, maxBytes, ^uint64(0))
+	return h.fill(s, b, maxBufs, maxBytes, ^uint64(0), false)
 }
 
 // LastSeq returns the sequence number of the newest event: an ending
@@ -373,35 +444,59 @@ func (h *Hub) LastSeq() uint64 {
 	return h.seq
 }
 
-// FillUntil is Fill for events up to sequence number last.
+// FillUntil is Fill for events up to sequence number last, all of them:
+// when it puts nothing into b, s has every event up to last.
 func (h *Hub) FillUntil(s *Sub, b *Batch, maxBufs, maxBytes int, last uint64) (lagged bool) {
+	return h.fill(s, b, maxBufs, maxBytes, last, true)
+}
+
+// fill is Fill (every, false: the events the marks cover) and FillUntil
+// (every: all events up to last).
+func (h *Hub) fill(s *Sub, b *Batch, maxBufs, maxBytes int, last uint64, every bool) (lagged bool) {
 	b.reset()
-	if len(s.partial) > 0 {
-		b.add(s.cursor, s.partial, true)
+	if ev := s.partEv; ev != nil {
+		b.add(s.cursor, ev, s.frame(ev)[s.partOff:], int(s.partOff), true)
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if s.topics == nil || s.ended {
+	if s.topics == nil {
 		return false
 	}
-	if h.lagging(s) {
+	// The marked topics hold every event after the cursor up to the
+	// owner's last Collect; later ones may be in a topic not marked yet.
+	mask := s.pend
+	switch {
+	case s.ended:
+		if s.cursor >= s.edge {
+			return false
+		}
+		// A write stopped before its disconnection: take it again (rare).
+		mask, last = allTopics, s.edge
+	case mask != allTopics && last > s.owner.upto:
+		if every {
+			mask = allTopics
+		} else {
+			last = s.owner.upto
+		}
+	}
+	ix, lost := h.advance(s, mask, h.ix[:0])
+	h.ix = ix
+	if lost || h.pendingOver(s, nil, ix, h.cfg.MaxLag) {
 		return true
 	}
 	// Merge the topics' logs by sequence number; an event routed to several
 	// of s's topics is taken once.
-	var pos [8]uint64
-	idx := pos[:0]
-	if len(s.topics) > len(pos) {
-		idx = make([]uint64, 0, len(s.topics))
+	idx := h.pos[:0]
+	for _, i := range ix {
+		idx = append(idx, s.topics[i].next)
 	}
-	for _, st := range s.topics {
-		idx = append(idx, st.next)
-	}
+	h.pos = idx
 	for len(b.Bufs) < maxBufs && b.Bytes < maxBytes {
 		var ev *Event
-		for i, st := range s.topics {
-			if t := st.t; idx[i] < t.head() {
-				if e := t.entries[idx[i]-t.base].ev; ev == nil || e.Seq < ev.Seq {
+		for j, i := range ix {
+			t := s.topics[i].t
+			if idx[j] < t.head() {
+				if e := t.entries[idx[j]-t.base].ev; ev == nil || e.Seq < ev.Seq {
 					ev = e
 				}
 			}
@@ -409,30 +504,34 @@ func (h *Hub) FillUntil(s *Sub, b *Batch, maxBufs, maxBytes int, last uint64) (l
 		if ev == nil || ev.Seq > last {
 			break
 		}
-		for i, st := range s.topics {
-			if t := st.t; idx[i] < t.head() && t.entries[idx[i]-t.base].ev == ev {
-				idx[i]++
+		for j, i := range ix {
+			if t := s.topics[i].t; idx[j] < t.head() && t.entries[idx[j]-t.base].ev == ev {
+				idx[j]++
 			}
 		}
 		if ev.Exclude != "" && ev.Exclude == s.ID {
-			b.add(ev.Seq, nil, false)
+			b.add(ev.Seq, nil, nil, 0, false)
 			continue
 		}
 		if ev.end != nil {
-			if ev.Seq <= s.edge || !ev.end.matches(s) {
-				b.add(ev.Seq, nil, false) // not this stream's
+			if ev.Seq < s.edge || ev.Seq == s.edge && !s.ended || !ev.end.matches(s) {
+				b.add(ev.Seq, nil, nil, 0, false) // not this stream's
 				continue
 			}
 			s.edge, s.ended = ev.Seq, true // its last event
 			last = ev.Seq
 		}
-		if s.Text {
-			b.add(ev.Seq, ev.Text(), false)
-		} else {
-			b.add(ev.Seq, ev.Chunk(), false)
-		}
+		b.add(ev.Seq, ev, s.frame(ev), 0, false)
 	}
 	return false
+}
+
+// frame is what s writes of ev: its SSE text, or its HTTP/1.1 chunk.
+func (s *Sub) frame(ev *Event) []byte {
+	if s.Text {
+		return ev.Text()
+	}
+	return ev.Chunk()
 }
 
 // Lagging reports whether s is past the lag limit or has lost events. An
@@ -441,7 +540,12 @@ func (h *Hub) FillUntil(s *Sub, b *Batch, maxBufs, maxBytes int, last uint64) (l
 func (h *Hub) Lagging(s *Sub) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return s.topics != nil && h.lagging(s)
+	if s.topics == nil {
+		return false
+	}
+	ix, lost := h.advance(s, allTopics, h.ix[:0]) // rare: every topic
+	h.ix = ix
+	return lost || h.pendingOver(s, nil, ix, h.cfg.MaxLag)
 }
 
 // Cursor returns the sequence number of the last event s was given. Only
@@ -451,7 +555,8 @@ func (s *Sub) Cursor() uint64 { return s.cursor }
 // Behind reports whether s, having been given the events up to cursor, is
 // past the lag limit or has lost events. Unlike Lagging it changes nothing
 // in s, so a watchdog may call it while the owner is blocked in a write
-// (with a cursor the owner published before the write).
+// (with a cursor the owner published before the write). It looks at every
+// topic of s.
 func (h *Hub) Behind(s *Sub, cursor uint64) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -463,63 +568,76 @@ func (h *Hub) Behind(s *Sub, cursor uint64) bool {
 		}
 		next = append(next, st.t.after(cursor))
 	}
-	return h.pendingOver(s, next, h.cfg.MaxLag)
+	ix := s.topicsIn(allTopics, h.ix[:0])
+	h.ix = ix
+	return h.pendingOver(s, next, ix, h.cfg.MaxLag)
 }
 
-// lagging moves s's per-topic positions past its cursor and reports
-// whether it lost events or what is pending is over the lag limit. Called
-// with h.mu held.
-func (h *Hub) lagging(s *Sub) bool {
-	for i := range s.topics {
-		t, n := s.topics[i].t, s.topics[i].next
+// advance moves s's positions in the topics mask marks past its cursor,
+// and marks in s.pend exactly those of them with entries left, which it
+// appends to ix. lost reports that one of them dropped events s had not
+// taken. Called with h.mu held.
+func (h *Hub) advance(s *Sub, mask uint64, ix []int32) (_ []int32, lost bool) {
+	ix = s.topicsIn(mask, ix)
+	left := uint64(0)
+	j := 0
+	for _, i := range ix {
+		st := &s.topics[i]
+		t, n := st.t, st.next
 		if n < t.base {
 			if t.floor > s.cursor {
-				return true
+				return ix, true
 			}
 			n = t.base
 		}
 		for n < t.head() && t.entries[n-t.base].ev.Seq <= s.cursor {
 			n++
 		}
-		s.topics[i].next = n
+		st.next = n
+		if n < t.head() {
+			left |= topicBit(int(i))
+			ix[j] = i
+			j++
+		}
 	}
-	return h.pendingOver(s, nil, h.cfg.MaxLag)
+	s.pend = s.pend&^mask | left
+	return ix[:j], false
 }
 
-// pendingOver reports whether the events s has yet to receive from the
-// per-topic positions next (nil: s's own) weigh more than limit bytes. An event routed to
-// several of s's topics is written once, so it counts once. The sum over
-// topics, from their stream offsets, is an upper bound found in O(topics):
-// only when it is over the limit are the distinct events counted, merging
-// the topics by sequence number until the count passes the limit. Called
-// with h.mu held.
-func (h *Hub) pendingOver(s *Sub, next []uint64, limit int64) bool {
-	at := func(i int) uint64 {
+// pendingOver reports whether the events s has yet to receive from its
+// topics ix, from the per-topic positions next (nil: s's own; else indexed
+// like s.topics), weigh more than limit bytes. An event routed to several
+// of s's topics is written once, so it counts once. The sum over topics,
+// from their stream offsets, is an upper bound found in O(topics): only
+// when it is over the limit are the distinct events counted, merging the
+// topics by sequence number until the count passes the limit. Called with
+// h.mu held.
+func (h *Hub) pendingOver(s *Sub, next []uint64, ix []int32, limit int64) bool {
+	at := func(i int32) uint64 {
 		if next == nil {
 			return s.topics[i].next
 		}
 		return next[i]
 	}
 	var sum int64
-	for i, st := range s.topics {
-		if t, n := st.t, at(i); n < t.head() {
+	for _, i := range ix {
+		if t, n := s.topics[i].t, at(i); n < t.head() {
 			sum += t.total - t.entries[n-t.base].off
 		}
 	}
-	if sum <= limit || len(s.topics) == 1 {
+	if sum <= limit || len(ix) == 1 {
 		return sum > limit
 	}
-	var pos [8]uint64
-	idx := pos[:0]
-	for i := range s.topics {
+	idx := make([]uint64, 0, len(ix)) // rare: only past the bound
+	for _, i := range ix {
 		idx = append(idx, at(i))
 	}
 	var distinct int64
 	for {
 		var ev *Event
-		for i, st := range s.topics {
-			if t := st.t; idx[i] < t.head() {
-				if e := t.entries[idx[i]-t.base].ev; ev == nil || e.Seq < ev.Seq {
+		for j, i := range ix {
+			if t := s.topics[i].t; idx[j] < t.head() {
+				if e := t.entries[idx[j]-t.base].ev; ev == nil || e.Seq < ev.Seq {
 					ev = e
 				}
 			}
@@ -527,9 +645,9 @@ func (h *Hub) pendingOver(s *Sub, next []uint64, limit int64) bool {
 		if ev == nil {
 			return false
 		}
-		for i, st := range s.topics {
-			if t := st.t; idx[i] < t.head() && t.entries[idx[i]-t.base].ev == ev {
-				idx[i]++
+		for j, i := range ix {
+			if t := s.topics[i].t; idx[j] < t.head() && t.entries[idx[j]-t.base].ev == ev {
+				idx[j]++
 			}
 		}
 		if ev.Exclude == "" || ev.Exclude != s.ID {
@@ -548,13 +666,13 @@ func (s *Sub) Wrote(b *Batch, n int) (delivered int) {
 		if n < len(it.buf) {
 			if n > 0 || it.cont {
 				s.cursor = it.seq
-				s.partial = it.buf[n:]
+				s.partEv, s.partOff = it.ev, uint32(it.off+n)
 			}
 			break
 		}
 		n -= len(it.buf)
 		s.cursor = it.seq
-		s.partial = nil
+		s.partEv, s.partOff = nil, 0
 		if len(it.buf) > 0 {
 			delivered++
 		}
@@ -565,4 +683,4 @@ func (s *Sub) Wrote(b *Batch, n int) (delivered int) {
 
 // Pending reports whether s is in the middle of an event: nothing else may
 // be written to the connection until the event is complete.
-func (s *Sub) Pending() bool { return len(s.partial) > 0 }
+func (s *Sub) Pending() bool { return s.partEv != nil }

@@ -60,7 +60,9 @@ func newFixture(t *testing.T, cfg Config) *fixture {
 	h := hub.New(hub.Config{MaxLag: 64 << 10})
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	f := &fixture{t: t, hub: h, core: New(h, cfg), now: time.Unix(1_700_000_000, 0)}
-	f.o = f.core.NewOwner(func() {})
+	// As a loop does when woken: the hub's marks then show Flush what to
+	// take (hub.Collect).
+	f.o = f.core.NewOwner(func() { h.Collect(f.o, nil) })
 	return f
 }
 
