@@ -140,8 +140,12 @@ type Result struct {
 	RSSPerSubKiB  float64        `json:"server_rss_per_sub_kib"`
 	CPUSecs       float64        `json:"server_cpu_s"`
 	CPUPerMillion float64        `json:"server_cpu_s_per_1m"`
-	RedisCPUSecs  float64        `json:"redis_cpu_s,omitempty"`
-	RedisUsPerPub float64        `json:"redis_cpu_us_per_publish,omitempty"`
+	// The same from the first publication on: without connecting, which
+	// costs more the more tokens each stream subscribes to.
+	PubCPUSecs       float64 `json:"server_cpu_publishing_s,omitempty"`
+	PubCPUPerMillion float64 `json:"server_cpu_publishing_s_per_1m,omitempty"`
+	RedisCPUSecs     float64 `json:"redis_cpu_s,omitempty"`
+	RedisUsPerPub    float64 `json:"redis_cpu_us_per_publish,omitempty"`
 }
 
 // StormResult is what -storm measured.
@@ -158,14 +162,18 @@ type StormResult struct {
 	AnswerMax  float64        `json:"answer_max_ms"`
 	// The stable streams' latency from the first reconnection to 3 s after
 	// the last answer.
-	WindowP50  float64 `json:"window_p50_ms"`
-	WindowP99  float64 `json:"window_p99_ms"`
-	WindowMax  float64 `json:"window_max_ms"`
-	WindowN    uint64  `json:"window_events"`
-	Expected   uint64  `json:"expected"`
-	Lost       uint64  `json:"lost"`
-	Duplicated uint64  `json:"duplicated"`
-	Reordered  uint64  `json:"reordered"`
+	WindowP50 float64 `json:"window_p50_ms"`
+	WindowP99 float64 `json:"window_p99_ms"`
+	WindowMax float64 `json:"window_max_ms"`
+	WindowN   uint64  `json:"window_events"`
+	// With -broadcast-rate, the same for the messages to one token.
+	WindowTokP50 float64 `json:"window_token_p50_ms,omitempty"`
+	WindowTokP99 float64 `json:"window_token_p99_ms,omitempty"`
+	WindowTokMax float64 `json:"window_token_max_ms,omitempty"`
+	Expected     uint64  `json:"expected"`
+	Lost         uint64  `json:"lost"`
+	Duplicated   uint64  `json:"duplicated"`
+	Reordered    uint64  `json:"reordered"`
 }
 
 // ChurnResult is what -churn did; its streams' losses are counted from
@@ -315,6 +323,7 @@ func Run(cfg Config) (*Result, error) {
 
 	published := make([]uint64, cfg.Tokens+1) // the broadcast's last
 	pubStart := time.Now()
+	cpuPub0 := cpuSecs(cfg.ServerPIDs)
 	if !cfg.Idle {
 		for _, w := range workers {
 			fmt.Fprintf(w.in, "{\"start\":true}\n")
@@ -385,6 +394,10 @@ func Run(cfg Config) (*Result, error) {
 			WindowP50: sr.Window.Quantile(0.5), WindowP99: sr.Window.Quantile(0.99), WindowMax: float64(sr.Window.Max) / 1000,
 			WindowN: sr.Window.N, Expected: stormAcct.Expected, Lost: stormAcct.Lost,
 			Duplicated: stormAcct.Duplicated, Reordered: stormAcct.Reordered}
+		if res.Broadcasts > 0 {
+			h := &sr.WindowTok
+			res.Storm.WindowTokP50, res.Storm.WindowTokP99, res.Storm.WindowTokMax = h.Quantile(0.5), h.Quantile(0.99), float64(h.Max)/1000
+		}
 	}
 	if churnPool > 0 {
 		res.Churn = &ChurnResult{Pool: churnPool, Opens: cr.Opens, Refused: cr.Refused, Lives: churnAcct.Streams,
@@ -402,6 +415,8 @@ func Run(cfg Config) (*Result, error) {
 	res.CPUSecs = cpuSecs(cfg.ServerPIDs) - cpu0
 	if res.Received > 0 && len(cfg.ServerPIDs) > 0 {
 		res.CPUPerMillion = res.CPUSecs / (float64(res.Received) / 1e6)
+		res.PubCPUSecs = cpuSecs(cfg.ServerPIDs) - cpuPub0
+		res.PubCPUPerMillion = res.PubCPUSecs / (float64(res.Received) / 1e6)
 	}
 	if cfg.RedisPID > 0 {
 		res.RedisCPUSecs = cpuOne(cfg.RedisPID) - redisCPU0
@@ -707,6 +722,9 @@ func (r *Result) Table() string {
 			row("hasses-reset / other events", fmt.Sprintf("%d / %d", r.Resets, r.OtherEvents))
 		}
 		row("server CPU", fmt.Sprintf("%.2f s (%.3f s per 1M deliveries)", r.CPUSecs, r.CPUPerMillion))
+		if r.PubCPUSecs > 0 {
+			row("… from the first publication", fmt.Sprintf("%.2f s (%.3f s per 1M deliveries)", r.PubCPUSecs, r.PubCPUPerMillion))
+		}
 		if wh := r.Webhook; wh != nil {
 			var types []string
 			for _, t := range slices.Sorted(maps.Keys(wh.Events)) {
@@ -734,6 +752,9 @@ func (r *Result) Table() string {
 		row("… their lost / dup / reordered", fmt.Sprintf("%d / %d / %d of %d expected", st.Lost, st.Duplicated, st.Reordered, st.Expected))
 		row("… others' latency in the storm", fmt.Sprintf("%.1f / %.1f / %.1f ms (p50 / p99 / max, %d events, the storm's first connection to 3 s after its last answer)",
 			st.WindowP50, st.WindowP99, st.WindowMax, st.WindowN))
+		if st.WindowTokP99 > 0 {
+			row("… of which messages to one token", fmt.Sprintf("%.1f / %.1f / %.1f ms", st.WindowTokP50, st.WindowTokP99, st.WindowTokMax))
+		}
 	}
 	if c := r.Churn; c != nil {
 		row("churn: opened anew (refused)", fmt.Sprintf("%d (%d), taking turns among %d streams", c.Opens, c.Refused, c.Pool))

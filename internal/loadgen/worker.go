@@ -86,6 +86,8 @@ type StormReport struct {
 	// Window is the latency of the stable streams from the storm's first
 	// reconnection to 3 s after its last answer.
 	Window Histogram `json:"window"`
+	// WindowTok is Window without the events to "*" (-broadcast-rate).
+	WindowTok Histogram `json:"window_tok"`
 }
 
 func (r *StormReport) merge(o *StormReport) {
@@ -101,6 +103,7 @@ func (r *StormReport) merge(o *StormReport) {
 	}
 	r.Answer.Merge(&o.Answer)
 	r.Window.Merge(&o.Window)
+	r.WindowTok.Merge(&o.WindowTok)
 }
 
 // ChurnReport is what the churn did.
@@ -776,6 +779,9 @@ func (w *worker) event(s *subscriber, ev event, now int64) {
 	}
 	if s.class == stable && w.inStormWindow(now) {
 		w.rep.Storm.Window.Add(d)
+		if p.tok != w.cfg.Tokens {
+			w.rep.Storm.WindowTok.Add(d)
+		}
 	}
 }
 
