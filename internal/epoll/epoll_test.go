@@ -313,3 +313,50 @@ func TestLongPassServesNewEventsMidway(t *testing.T) {
 		t.Fatalf("the pass did not write the event to b after its first %d streams: %q", interleaveEvery, log)
 	}
 }
+
+// Another broadcast published during a long pass waits for the next pass:
+// a second pass over every stream in the middle of this one would hold
+// back the rest of this one.
+func TestLongPassLeavesABroadcastForLater(t *testing.T) {
+	ts := newTestServer(t, hub.Config{}, stream.Config{}, Config{Loops: 1})
+	const n = interleaveMax + interleaveEvery
+	readers := make([]*bufio.Reader, n)
+	for i := range readers {
+		_, readers[i] = ts.open(t, "?subscribe=a", 0)
+	}
+	waitSubscribed(t, ts.hub, "a", n)
+
+	var mu sync.Mutex
+	interleaved, published := 0, false
+	l := ts.srv.loops[0]
+	ready := make(chan struct{})
+	l.post(func() {
+		l.testFlushed = func(i, total int) {
+			if i == interleaveEvery/2 && !published {
+				published = true
+				ts.hub.Publish(hub.Message{Targets: []string{"a"}, Data: []byte("second")})
+				time.Sleep(2 * minPassGap)
+			}
+		}
+		l.testInterleave = func(int) {
+			mu.Lock()
+			defer mu.Unlock()
+			interleaved++
+		}
+		close(ready)
+	})
+	<-ready
+	ts.hub.Publish(hub.Message{Targets: []string{"a"}, Data: []byte("first")})
+	for i, r := range readers {
+		for _, want := range []string{"first", "second"} {
+			if got, err := readEvent(r); err != nil || got != want {
+				t.Fatalf("stream %d got %q, %v, want %q", i, got, err, want)
+			}
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if interleaved != 0 {
+		t.Fatalf("a broadcast to %d streams was flushed in the middle of a pass", n)
+	}
+}

@@ -268,7 +268,7 @@ func (l *loop) pass() {
 			l.testFlushed(i, len(l.ready))
 		}
 		if i%interleaveEvery == interleaveEvery-1 && l.wakePending.Load() {
-			if now := time.Now(); now.Sub(collected) >= gap {
+			if now := time.Now(); now.Sub(collected) >= gap && l.hub.Waiting(l.owner, interleaveMax) <= interleaveMax {
 				collected = now
 				l.interleave()
 			}
@@ -288,6 +288,11 @@ func (l *loop) pass() {
 // interleaveEvery is how many streams a pass flushes before it looks
 // for events published since it began.
 const interleaveEvery = 64
+
+// interleaveMax is the most streams a pass flushes in its middle: more
+// (another broadcast) wait for the next pass, as a second pass over them
+// in the middle of this one would hold back the rest of this one.
+const interleaveMax = 256
 
 // interleave flushes, in the middle of a long pass, the streams that got
 // events since the pass began: a broadcast to the loop's 18,000 streams

@@ -199,10 +199,11 @@ func fillSome(t *testing.T, h *Hub, ms *markedStream, rnd *rand.Rand) (empty boo
 // not marked, must not be overtaken by a later one in a marked topic (the
 // stream's cursor would pass it), and is delivered by the next Collect,
 // whether the topic was published to before its turn in the pausing
-// Collect or after it.
+// Collect or after it. (A stream on fewTopics or fewer looks at them all:
+// TestFillFewTopicsTakesNewEvents.)
 func TestFillMarksBoundedByCollect(t *testing.T) {
 	h, o, w := newHub(t, Config{})
-	r := sub(h, o, "me", "", "a", "b", "c")
+	r := sub(h, o, "me", "", "a", "b", "c", "d", "e")
 	r.drain(t, -1)
 	pub(t, h, "a", "1")
 	h.Collect(o, nil)
@@ -443,5 +444,30 @@ func TestFillMarksReplay(t *testing.T) {
 	re2.drain(t, -1)
 	if n := len(re2.got); n == 0 || re2.got[n-1] != "new" || slices.Contains(re2.got, "0") {
 		t.Fatalf("after a gap: %q", re2.got)
+	}
+}
+
+// A stream on a few topics looks at them all: a fill takes what was
+// published since its owner's last Collect too, as a stream near the end
+// of a long pass should.
+func TestFillFewTopicsTakesNewEvents(t *testing.T) {
+	h, o, _ := newHub(t, Config{})
+	r := sub(h, o, "me", "", "a", "b")
+	r.drain(t, -1)
+	pub(t, h, "a", "1")
+	h.Collect(o, nil)
+	pub(t, h, "b", "2")
+	pub(t, h, "a", "3")
+	if h.Fill(r.s, &r.b, 1024, 1<<20) {
+		t.Fatal("lagged")
+	}
+	var w strings.Builder
+	for _, buf := range r.b.Bufs {
+		w.Write(buf)
+	}
+	r.s.Wrote(&r.b, r.b.Bytes)
+	r.parse([]byte(w.String()))
+	if fmt.Sprint(r.got) != "[1 2 3]" {
+		t.Fatalf("one fill after the Collect: %q, want [1 2 3]", r.got)
 	}
 }

@@ -360,6 +360,13 @@ func (h *Hub) Collect(o *Owner, dst []*Sub) []*Sub {
 	return dst
 }
 
+// fewTopics is the most topics a stream may read for its fills to look at
+// all of them, and so take the events published since its owner's last
+// Collect too: cheap for a few topics, and in a long pass (a broadcast to
+// thousands) the streams near its end get what was published meanwhile
+// instead of waiting for the next pass.
+const fewTopics = 4
+
 // allTopics in Sub.pend marks every topic.
 const allTopics = ^uint64(0)
 
@@ -382,6 +389,23 @@ func (s *Sub) topicsIn(mask uint64, dst []int32) []int32 {
 		}
 	}
 	return dst
+}
+
+// Waiting returns how many streams of o have events its next Collect
+// will gather, counting no further than past limit: an owner in the
+// middle of a long pass asks it to decide whether to collect at once.
+func (h *Hub) Waiting(o *Owner, limit int) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, t := range o.dirty {
+		if k := t.ownerEntry(o.idx); k >= 0 {
+			if n += len(t.subs[k].refs); n > limit {
+				break
+			}
+		}
+	}
+	return n
 }
 
 // collectPause lets publishers take the lock between two chunks of a
@@ -473,7 +497,7 @@ func (h *Hub) fill(s *Sub, b *Batch, maxBufs, maxBytes int, last uint64, every b
 		// A write stopped before its disconnection: take it again (rare).
 		mask, last = allTopics, s.edge
 	case mask != allTopics && last > s.owner.upto:
-		if every {
+		if every || len(s.topics) <= fewTopics {
 			mask = allTopics
 		} else {
 			last = s.owner.upto
