@@ -140,6 +140,10 @@ type Hub struct {
 	// prefix publication that found no topic of that name, or the history of
 	// a topic that was dropped. A new topic's floor starts there.
 	lostSeq uint64
+	// lingering (from lingerHead on) are the topics released by their last
+	// subscriber, in order (releaseTopic).
+	lingering  []lingeringTopic
+	lingerHead int
 	// resetFloor is the newest event a cluster reset may have cost any
 	// topic (RaiseFloor): every topic's replay floor is at least this
 	// high, so a reset costs no walk over the topics.
@@ -461,6 +465,43 @@ func (h *Hub) topic(name string) *topic {
 	h.topics[name] = t
 	h.names.insert(t)
 	return t
+}
+
+// releaseTopic is dropTopic after a while: a topic whose last subscriber
+// left, with no history to keep, lingers until the second Trim from now
+// (1 to 2 s), so that a stream reconnecting at once finds its topics
+// again. A storm of reconnections on 64 tokens each would otherwise drop
+// and make anew a topic for every token and reconnection, and the
+// collections of the garbage would slow every stream.
+func (h *Hub) releaseTopic(t *topic) {
+	if t.special || t.dropped || t.nsubs > 0 || len(t.entries) > 0 {
+		return
+	}
+	h.lingering = append(h.lingering, lingeringTopic{t: t, trim: h.trims.runs + 2})
+}
+
+// lingeringTopic is a topic released by its last subscriber, to be
+// dropped by Trim number trim unless taken again.
+type lingeringTopic struct {
+	t    *topic
+	trim uint64
+}
+
+// dropLingering drops the released topics whose time has come and that
+// are still without subscribers and history, calling yield after each.
+// Called with h.mu held.
+func (h *Hub) dropLingering(yield func()) {
+	for h.lingerHead < len(h.lingering) && h.lingering[h.lingerHead].trim <= h.trims.runs {
+		t := h.lingering[h.lingerHead].t
+		h.lingering[h.lingerHead] = lingeringTopic{}
+		h.lingerHead++
+		h.dropTopic(t)
+		yield() // releasing after a pause appends
+	}
+	if n := len(h.lingering) - h.lingerHead; n == 0 || h.lingerHead > n {
+		h.lingering = h.lingering[:copy(h.lingering, h.lingering[h.lingerHead:])]
+		h.lingerHead = 0
+	}
 }
 
 // dropTopic removes a topic that has neither subscribers nor history.

@@ -311,13 +311,33 @@ func TestWakeOncePerDirtyPass(t *testing.T) {
 	}
 }
 
+// A topic without subscribers and history lingers until the second trim,
+// so that a stream reconnecting at once finds it; then it goes.
 func TestUnsubscribeDropsEmptyTopics(t *testing.T) {
 	h, o, _ := newHub(t, Config{})
 	r := sub(h, o, "", "", "a", "b")
+	a := h.topics["a"]
 	h.Unsubscribe(r.s)
 	h.Unsubscribe(r.s) // idempotent
-	if st := h.Stats(); st.Topics != 0 || st.Subscribers != 0 {
-		t.Errorf("stats after unsubscribe = %+v", st)
+	h.Trim()
+	if st := h.Stats(); st.Topics != 2 || st.Subscribers != 0 {
+		t.Errorf("stats after unsubscribe and a trim = %+v, want the 2 topics lingering", st)
+	}
+	// Taken again: the same topic, kept while it has a subscriber.
+	r = sub(h, o, "", "", "a")
+	if h.topics["a"] != a {
+		t.Error("a reconnection within the linger made its topic anew")
+	}
+	h.Trim()
+	h.Trim()
+	if st := h.Stats(); st.Topics != 1 || h.topics["a"] != a {
+		t.Errorf("after two trims: %+v, want only a, still subscribed", st)
+	}
+	h.Unsubscribe(r.s)
+	h.Trim()
+	h.Trim()
+	if st := h.Stats(); st.Topics != 0 || len(h.lingering) != 0 {
+		t.Errorf("stats after the last unsubscribe and two trims = %+v, %d lingering", st, len(h.lingering))
 	}
 }
 

@@ -238,7 +238,7 @@ func (h *Hub) Unsubscribe(s *Sub) {
 	for i := range s.topics {
 		t := s.topics[i].t
 		t.removeSub(s.owner, s, i)
-		h.dropTopic(t)
+		h.releaseTopic(t)
 	}
 	s.topics = nil
 	delete(h.starTokens, s)

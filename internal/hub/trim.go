@@ -26,6 +26,7 @@ type trims struct {
 	kept   []*topic // kept events for live subscribers: looked at again next time
 	ageSeq uint64   // the events up to this one were scanned for age
 	looked int      // topics the last trim looked at (tests)
+	runs   uint64   // trims begun (releaseTopic)
 	// held is when the trim last took the lock, and maxHold its longest
 	// hold in the last trim (the lock-hold benchmark).
 	held    time.Time
@@ -69,6 +70,7 @@ func (h *Hub) Trim() {
 	h.mu.Lock()
 	q := &h.trims
 	q.held, q.maxHold, q.looked = time.Now(), 0, 0
+	q.runs++
 	defer h.wakeOwners() // leave events
 	defer func() {
 		q.maxHold = max(q.maxHold, time.Since(q.held))
@@ -101,6 +103,8 @@ func (h *Hub) Trim() {
 			spent = 0
 		}
 	}
+
+	h.dropLingering(func() { spent++; yield() })
 
 	// The topics kept last time, and the special ones, are looked at again.
 	for _, t := range q.kept {

@@ -30,7 +30,7 @@ var (
 	mPubRefused      = desc("publish_refused_total", "Publications refused, by input and reason (every input: control, control_json, fifo, http).", "source", "reason")
 	mPubAccepted     = desc("publications_total", "Publications accepted on this node, by input.", "source")
 	mAdminRefused    = desc("admin_refused_total", "Admin listener requests refused (address not allowed, or a wrong secret).")
-	mTopics          = desc("topics", "Tokens with subscribers or history.")
+	mTopics          = desc("topics", "Tokens with subscribers or history (or whose last subscriber left in the last second or two).")
 	mHistEvents      = desc("history_events", "Events retained (history of every token, and what slow streams have yet to receive).")
 	mHistBytes       = desc("history_bytes", "Memory of the retained events, bounded by -history-total-bytes.")
 	mWebhookEvents   = desc("webhook_events_total", "Webhook events by outcome: sent (the backend answered 2xx), dropped (queue full), rejected (4xx, not retried), expired (given up after retrying).", "result")
