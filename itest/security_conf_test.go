@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -61,10 +62,10 @@ func TestSecurityDocSafeConfig(t *testing.T) {
 	}
 	d := start(t, "-config="+conf)
 	d.tls = &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", NextProtos: []string{"http/1.1"}}
+	// The publisher access line comes just after "hasses started", which
+	// start waits for.
 	for _, want := range []string{"subscribers must present a signed token", "publisher access: publishers must be allow-listed and present the secret", "trusted proxies: none"} {
-		if !strings.Contains(d.log.String(), want) {
-			t.Errorf("the log lacks %q", want)
-		}
+		waitFor(t, strconv.Quote(want)+" in the log", func() bool { return strings.Contains(d.log.String(), want) })
 	}
 	if s := d.subscribe("?subscribe=t", "Origin: https://app.example.com"); s.Status != 401 {
 		t.Errorf("a stream without a token: %d, want 401", s.Status)
