@@ -25,6 +25,13 @@ func checkSubs(t *testing.T, tp *topic) {
 	if n != int(tp.nsubs) {
 		t.Errorf("%s: %d entries, nsubs %d", tp.name, n, tp.nsubs)
 	}
+	// The inline first entry and reference hold nothing once out of use.
+	if (cap(tp.subs) == 0 || &tp.subs[:1][0] != &tp.own1[0]) && tp.own1[0].refs != nil {
+		t.Errorf("%s: a stale inline owner entry", tp.name)
+	}
+	if tp.ref1Free() && tp.ref1[0].s != nil {
+		t.Errorf("%s: a stale inline reference", tp.name)
+	}
 }
 
 // A Collect releases the lock between chunks. Streams that unsubscribe or

@@ -192,8 +192,8 @@ func New(cfg Config) *Hub {
 	}
 	h := &Hub{cfg: cfg, topics: make(map[string]*topic), ids: make(map[string]int), starTokens: make(map[*Sub][]string), collectHold: defaultCollectHold}
 	h.pres.init(&h.cfg.Presence)
-	h.all = &topic{name: "*all", special: true, ret: &h.ret}
-	h.bcast = &topic{name: "*", special: true, ret: &h.ret}
+	h.all = &topic{name: "*all", special: true}
+	h.bcast = &topic{name: "*", special: true}
 	return h
 }
 
@@ -322,7 +322,7 @@ func (h *Hub) retain(ev *Event) {
 	for r.bytes > h.cfg.HistoryTotalBytes && r.log[0] != ev {
 		old := r.log[0]
 		for n := len(old.topics); n > 0; n-- { // each drop takes its topic out of old.topics
-			old.topics[n-1].dropThrough(old.Seq)
+			old.topics[n-1].dropThrough(old.Seq, r)
 		}
 		h.popReleased()
 	}
@@ -439,7 +439,7 @@ func (h *Hub) wakeOwners() {
 // append adds ev to t and marks t dirty for every owner with subscribers on
 // it. It is called with h.mu held.
 func (h *Hub) append(t *topic, ev *Event) {
-	t.push(ev, &h.cfg, h.cfg.HistoryBytes+h.cfg.MaxLag)
+	t.push(ev, &h.cfg, h.cfg.HistoryBytes+h.cfg.MaxLag, &h.ret)
 	h.trims.queue(t)
 	for k := range t.subs {
 		ow := &t.subs[k]
@@ -461,7 +461,7 @@ func (h *Hub) topic(name string) *topic {
 	if t := h.topics[name]; t != nil {
 		return t
 	}
-	t := &topic{name: name, floor: h.lostSeq, ret: &h.ret}
+	t := &topic{name: name, floor: h.lostSeq}
 	h.topics[name] = t
 	h.names.insert(t)
 	return t

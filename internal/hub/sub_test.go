@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"fmt"
 	"math"
 	"slices"
 	"testing"
@@ -100,5 +101,31 @@ func TestExcludeCountsStreamsPerID(t *testing.T) {
 	want("a", 0)
 	if len(h.ids) != 0 {
 		t.Errorf("ids left after every stream ended: %v", h.ids)
+	}
+}
+
+// A new topic costs about one allocation (its skip-list node, owner entry
+// and first reference are in it): a connect storm of streams on 64 new
+// tokens each makes hundreds of thousands, and each allocation is work
+// for the collector too. It was five per topic.
+func TestNewTopicAllocations(t *testing.T) {
+	h := New(Config{})
+	o := h.NewOwner(func() {})
+	const runs, perStream = 200, 64
+	tokens := make([][]string, runs+1)
+	for i := range tokens {
+		for k := range perStream {
+			tokens[i] = append(tokens[i], fmt.Sprintf("u%d-%d", i, k))
+		}
+	}
+	i := 0
+	allocs := testing.AllocsPerRun(runs, func() {
+		h.Subscribe(o, tokens[i], "", "", nil)
+		i++
+	})
+	// Per stream: the topics, the skip list's upper levels of one node in
+	// four, the Sub and its topic list, and the map's growth.
+	if max := perStream * 1.5; allocs > max {
+		t.Fatalf("%.0f allocations per stream on %d new tokens, want at most %.0f", allocs, perStream, max)
 	}
 }

@@ -38,7 +38,15 @@ type topic struct {
 	// one or two owners), and for an owner that still has the topic in its
 	// dirty list: a topic costs nothing per owner that does not read it.
 	subs []ownerSubs
-	ret  *retention // the hub's count of retained events
+
+	links nameLinks // in the hub's names
+
+	// own1 and ref1 hold subs and its first refs while a topic has one
+	// owner and one subscriber, as most per-user topics do: a new topic is
+	// then one allocation, which a connect storm of 64 new tokens per
+	// stream makes by the hundred thousand.
+	own1 [1]ownerSubs
+	ref1 [1]subRef
 }
 
 // ownerSubs is one owner's subscribers reading a topic.
@@ -81,6 +89,41 @@ func (t *topic) dropOwner(k int) {
 	}
 }
 
+// addOwner appends an entry for owner o to t.subs and returns its index.
+func (t *topic) addOwner(o int) int {
+	if t.subs == nil {
+		t.subs = t.own1[:0]
+	}
+	inline := cap(t.subs) == 1 && &t.subs[:1][0] == &t.own1[0]
+	t.subs = append(t.subs, ownerSubs{owner: int32(o)})
+	if inline && &t.subs[0] != &t.own1[0] {
+		t.own1[0] = ownerSubs{} // moved out: keep no stale references
+	}
+	return len(t.subs) - 1
+}
+
+// addRef appends r to ow, one of t's owner entries.
+func (t *topic) addRef(ow *ownerSubs, r subRef) {
+	if ow.refs == nil && t.ref1Free() {
+		ow.refs = t.ref1[:0]
+	}
+	inline := cap(ow.refs) == 1 && &ow.refs[:1][0] == &t.ref1[0]
+	ow.refs = append(ow.refs, r)
+	if inline && &ow.refs[0] != &t.ref1[0] {
+		t.ref1[0] = subRef{}
+	}
+}
+
+// ref1Free reports whether no owner entry's refs are in t.ref1.
+func (t *topic) ref1Free() bool {
+	for k := range t.subs {
+		if r := t.subs[k].refs; cap(r) > 0 && &r[:1][0] == &t.ref1[0] {
+			return false
+		}
+	}
+	return true
+}
+
 // head is the absolute index one past the newest entry.
 func (t *topic) head() uint64 { return t.base + uint64(len(t.entries)) }
 
@@ -95,13 +138,13 @@ func (t *topic) retained() int64 {
 // push appends ev and applies the history's count and size bounds. hardCap
 // bounds the retained bytes whatever the live subscribers still need:
 // anyone that far behind is past the lag limit.
-func (t *topic) push(ev *Event, cfg *Config, hardCap int64) {
+func (t *topic) push(ev *Event, cfg *Config, hardCap int64, ret *retention) {
 	t.lastSeq = ev.Seq
 	t.entries = append(t.entries, entry{ev: ev, off: t.total})
 	t.total += ev.size()
 	ev.topics = append(ev.topics, t)
 	for len(t.entries) > 1 && t.retained() > hardCap {
-		t.dropFront(1)
+		t.dropFront(1, ret)
 	}
 	for t.hist < t.head() && (t.head()-t.hist > uint64(max(cfg.HistoryCount, 0)) ||
 		t.total-t.entries[t.hist-t.base].off > cfg.HistoryBytes) {
@@ -120,8 +163,9 @@ func (h *Hub) replayFloor(t *topic) uint64 {
 	return floor
 }
 
-// dropFront forgets the n oldest entries.
-func (t *topic) dropFront(n int) {
+// dropFront forgets the n oldest entries; ret counts the events no topic
+// holds any more.
+func (t *topic) dropFront(n int, ret *retention) {
 	if n <= 0 {
 		return
 	}
@@ -129,7 +173,7 @@ func (t *topic) dropFront(n int) {
 	for _, e := range t.entries[:n] {
 		e.ev.topics = slices.DeleteFunc(e.ev.topics, func(x *topic) bool { return x == t })
 		if len(e.ev.topics) == 0 {
-			t.ret.released(e.ev)
+			ret.released(e.ev)
 		}
 	}
 	clear(t.entries[:n])
@@ -143,12 +187,12 @@ func (t *topic) dropFront(n int) {
 }
 
 // dropThrough forgets the entries up to sequence number seq.
-func (t *topic) dropThrough(seq uint64) {
+func (t *topic) dropThrough(seq uint64, ret *retention) {
 	n := 0
 	for n < len(t.entries) && t.entries[n].ev.Seq <= seq {
 		n++
 	}
-	t.dropFront(n)
+	t.dropFront(n, ret)
 }
 
 // after returns the absolute index of the first entry with a sequence number
@@ -162,7 +206,7 @@ func (t *topic) after(seq uint64) uint64 {
 // subscriber has yet to receive (the hard cap in push bounds that). It
 // drops at most limit entries (0: no limit) and reports how many it
 // dropped and whether more are due.
-func (t *topic) trim(cfg *Config, now int64, limit int) (dropped int, more bool) {
+func (t *topic) trim(cfg *Config, now int64, limit int, ret *retention) (dropped int, more bool) {
 	keep := t.head()
 	for _, ow := range t.subs {
 		for _, r := range ow.refs {
@@ -180,19 +224,18 @@ func (t *topic) trim(cfg *Config, now int64, limit int) (dropped int, more bool)
 		}
 		n++
 	}
-	t.dropFront(n)
+	t.dropFront(n, ret)
 	return n, more
 }
 
 func (t *topic) addSub(o int, s *Sub, i int) {
 	k := t.ownerEntry(o)
 	if k < 0 {
-		k = len(t.subs)
-		t.subs = append(t.subs, ownerSubs{owner: int32(o)})
+		k = t.addOwner(o)
 	}
 	ow := &t.subs[k]
 	s.topics[i].slot = int32(len(ow.refs))
-	ow.refs = append(ow.refs, subRef{s: s, i: i})
+	t.addRef(ow, subRef{s: s, i: i})
 	t.nsubs++
 }
 

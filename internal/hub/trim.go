@@ -85,7 +85,7 @@ func (h *Hub) Trim() {
 			return
 		}
 		q.looked++
-		dropped, more := t.trim(&h.cfg, now, trimBudget)
+		dropped, more := t.trim(&h.cfg, now, trimBudget, &h.ret)
 		spent += 1 + dropped
 		if more {
 			q.queue(t)
