@@ -493,15 +493,15 @@ func parseQuery(req *Request, query []byte, cfg *Config) error {
 	if pieces > 0 {
 		req.Tokens = make([]string, 0, min(pieces, maxTokens))
 	}
-	var seen map[string]struct{} // for long lists, where a linear scan would be quadratic
+	var seen tokenSet // for long lists, where a linear scan would be quadratic
 	for subs != "" {
 		var tok string
 		tok, subs, _ = strings.Cut(subs, "-")
 		if tok == "" {
 			continue // hasses skipped empty pieces: a--b is a, b
 		}
-		if seen != nil {
-			if _, dup := seen[tok]; dup {
+		if seen.on() {
+			if seen.has(req.Tokens, tok) {
 				continue
 			}
 		} else if slices.Contains(req.Tokens, tok) {
@@ -511,13 +511,10 @@ func parseQuery(req *Request, query []byte, cfg *Config) error {
 			return fail(400, fmt.Sprintf("more than %d tokens", maxTokens))
 		}
 		req.Tokens = append(req.Tokens, tok)
-		if seen != nil {
-			seen[tok] = struct{}{}
+		if seen.on() {
+			seen.add(req.Tokens, len(req.Tokens)-1)
 		} else if len(req.Tokens) == 8 {
-			seen = make(map[string]struct{}, min(pieces, maxTokens))
-			for _, t := range req.Tokens {
-				seen[t] = struct{}{}
-			}
+			seen.start(req.Tokens, min(pieces, maxTokens))
 		}
 	}
 

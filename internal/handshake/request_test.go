@@ -477,6 +477,45 @@ func TestParseAllocs(t *testing.T) {
 	}
 }
 
+// A stream on 64 tokens of its own (per-user style) costs no more
+// allocations than one on a single token: a connect storm of them left a
+// duplicate-check map per request for the collector.
+func TestParseManyTokensAllocs(t *testing.T) {
+	head := []byte("GET /sse?subscribe=" + distinct(64) + "&id=u1 HTTP/1.1\r\n\r\n")
+	n := testing.AllocsPerRun(100, func() {
+		if _, err := Parse(head, cfg); err != nil {
+			t.Fatal(err)
+		}
+	})
+	// Request, tokens+id string, tokens slice.
+	if n > 3 {
+		t.Errorf("Parse of a request on 64 tokens: %v allocations, want at most 3", n)
+	}
+}
+
+// Duplicates are dropped, first occurrence kept, whichever set finds them:
+// the linear scan, the table (up to 127 tokens) or the map (a raised
+// -max-tokens).
+func TestTokenDuplicates(t *testing.T) {
+	for _, n := range []int{5, 64, 127, 128, 300} {
+		c := *cfg
+		c.MaxTokens = 400
+		var pieces, want []string
+		for i := range n {
+			tok := fmt.Sprintf("t%d", i*7919%1000)
+			want = append(want, tok)
+			pieces = append(pieces, tok, want[i/2]) // each new token, then an earlier one again
+		}
+		req, err := Parse([]byte("GET /sse?subscribe="+strings.Join(pieces, "-")+" HTTP/1.1\r\n\r\n"), &c)
+		if err != nil {
+			t.Fatalf("%d tokens: %v", n, err)
+		}
+		if !slices.Equal(req.Tokens, want) {
+			t.Fatalf("%d tokens: got %d, want %d distinct in order", n, len(req.Tokens), len(want))
+		}
+	}
+}
+
 func TestScriptRequest(t *testing.T) {
 	for _, c := range []struct {
 		head   string
