@@ -8,7 +8,8 @@ import (
 )
 
 // The collector lets the heap grow to 1.5 times what is live before it
-// collects (GOGC=50), and keeps what it freed for the next burst. A server
+// collects (GOGC=50, and at least 64 MiB: see internal/gcpace), and keeps
+// what it freed for the next burst. A server
 // whose streams are idle for hours would hold that headroom, about a third
 // of its memory, for nothing. So the memory is collected and handed back
 // to the system
