@@ -46,6 +46,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hasses-go/hasses/internal/gcpace"
 	"github.com/hasses-go/hasses/internal/hub"
 	"github.com/hasses-go/hasses/internal/stream"
 )
@@ -71,7 +72,7 @@ type Result struct {
 	SplitStream    float64 `json:"split_stream_bytes,omitempty"`
 	SweepSeconds   float64 `json:"sweep_s"` // one Tick over every stream, loops in parallel
 	Heartbeats     int64   `json:"heartbeats"`
-	RSSPerStream   float64 `json:"rss_per_stream_bytes"` // VmRSS growth, GOGC=50 as hasses; with -split=false (the split's hubs leave freed memory behind)
+	RSSPerStream   float64 `json:"rss_per_stream_bytes"` // VmRSS growth, GOGC=50 as hasses (without its floor); with -split=false (the split's hubs leave freed memory behind)
 
 	Broadcast Phase `json:"broadcast"`
 	PerUser   Phase `json:"per_user"`
@@ -411,7 +412,10 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func runPoint(n, k int, cfg simConfig) Result {
 	r := Result{Streams: n, TokensPerStream: k, Loops: cfg.loops, GOMAXPROCS: runtime.GOMAXPROCS(0)}
-	debug.SetGCPercent(50) // as hasses
+	// hasses's share of the live heap, without its floor (internal/gcpace):
+	// at 10,000 streams the floor's uncollected garbage would count as
+	// memory per stream.
+	debug.SetGCPercent(gcpace.DefaultPercent)
 	pool = cfg.pool
 	if cfg.split {
 		r.SplitHubSub, r.SplitHubTopics = splitHub(n, k, cfg.loops)

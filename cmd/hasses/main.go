@@ -69,12 +69,6 @@ func run(args []string) int {
 		}
 	}
 
-	if os.Getenv("GOGC") == "" {
-		pacer := &gcpace.Pacer{Percent: gcpace.DefaultPercent, Headroom: gcpace.Headroom()}
-		pacer.Start()
-		defer pacer.Stop()
-	}
-
 	var out io.Writer = os.Stderr
 	var logFile *daemon.LogWriter
 	if daemon.IsChild() {
@@ -98,6 +92,12 @@ func run(args []string) int {
 	srv, err := server.New(opts, log, level)
 	if err != nil {
 		return fail(err)
+	}
+	if os.Getenv("GOGC") == "" {
+		pacer := &gcpace.Pacer{Percent: gcpace.DefaultPercent, Headroom: gcpace.Headroom()}
+		pacer.Start()
+		defer pacer.Stop()
+		srv.PaceCollector(pacer)
 	}
 	if opts.User != "" {
 		if logFile != nil {

@@ -1,15 +1,20 @@
 // Package gcpace sets how much the Go heap may grow between two
-// collections: a share of what is live (GOGC), and at least a fixed amount.
+// collections: a share of what is live (GOGC), and, while boosted, at least
+// a fixed amount.
 //
 // A share alone suits a steady heap: hasses allocates nothing per delivery,
 // and at GOGC=50 its memory stays close to its live data. It does not suit a
-// heap that grows fast from small. A connect storm into a near-empty server
-// (5,000 streams on 64 new tokens each: 8 to 100 MB in 2 s) was collected at
-// every 50 % of growth, eleven times in 2 s, each cycle marking the whole
-// heap while the event loops allocated, and each one delaying the streams
-// already open by tens of ms. With a floor under the headroom, a small
-// heap collects after it has grown by the floor, so the same storm takes
-// two or three cycles; a large heap's share is above the floor anyway.
+// heap that grows fast from small with live data. A storm of new streams on
+// new tokens into a near-empty server (5,000 streams on 64 new tokens each:
+// 8 to 100 MB in 2 s) was collected at every 50 % of growth, eleven times in
+// 2 s, each cycle marking the whole heap while the event loops allocated,
+// and each one delaying the streams already open by tens of ms. With a floor
+// under the headroom, a small heap collects after it has grown by the
+// floor, so the same storm takes two or three cycles; a large heap's share
+// is above the floor anyway. The server boosts while topics are made in a
+// burst (internal/server, idle.go), and hands the memory back after. Not
+// otherwise: the floor would keep up to its size of garbage, which a burst
+// of TLS handshakes leaves plenty of.
 package gcpace
 
 import (
@@ -20,6 +25,7 @@ import (
 	rtmetrics "runtime/metrics"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 )
 
@@ -66,13 +72,16 @@ func cgroupLimit(root string) int64 {
 	return 0
 }
 
-// Pacer keeps the collector's target at max(Percent of the live heap,
-// Headroom bytes) above the live heap, re-set after every collection.
+// Pacer keeps the collector's target at Percent of the live heap above
+// it, and while boosted at least Headroom bytes above it, re-set after
+// every collection. Its methods are safe for concurrent use.
 type Pacer struct {
 	Percent  int   // the share, as GOGC
-	Headroom int64 // the least growth allowed, in bytes
+	Headroom int64 // the least growth allowed while boosted, in bytes
 
 	stopped atomic.Bool
+	mu      sync.Mutex
+	boosted bool
 	last    int
 	sample  [1]rtmetrics.Sample
 }
@@ -92,6 +101,22 @@ func (p *Pacer) Start() {
 
 // Stop ends the updates; the percent stays as last set.
 func (p *Pacer) Stop() { p.stopped.Store(true) }
+
+// Boost turns the floor on or off, and reports whether that changed it.
+// A nil Pacer does nothing.
+func (p *Pacer) Boost(on bool) bool {
+	if p == nil {
+		return false
+	}
+	p.mu.Lock()
+	changed := p.boosted != on
+	p.boosted = on
+	p.mu.Unlock()
+	if changed {
+		p.update()
+	}
+	return changed
+}
 
 // arm runs update once a collection has found a fresh object
 // unreachable: after each cycle, on the runtime's cleanup goroutine (or
@@ -114,12 +139,18 @@ type sentinel struct{ _ [16]byte }
 
 // update sets the percent for the live heap the last cycle marked.
 func (p *Pacer) update() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	rtmetrics.Read(p.sample[:])
 	var live int64
 	if p.sample[0].Value.Kind() == rtmetrics.KindUint64 {
 		live = int64(p.sample[0].Value.Uint64())
 	}
-	if pc := Percent(p.Percent, p.Headroom, live); pc != p.last {
+	var headroom int64
+	if p.boosted {
+		headroom = p.Headroom
+	}
+	if pc := Percent(p.Percent, headroom, live); pc != p.last {
 		p.last = pc
 		debug.SetGCPercent(pc)
 	}

@@ -73,6 +73,13 @@ func TestPacerFollowsLiveHeap(t *testing.T) {
 	p := &Pacer{Percent: 50, Headroom: 64 << 20}
 	p.Start()
 	defer p.Stop()
+	if got := gogc(); got != 50 {
+		t.Fatalf("not boosted: GOGC %d, want 50", got)
+	}
+	if !p.Boost(true) || p.Boost(true) {
+		t.Fatal("Boost did not report its change")
+	}
+	defer p.Boost(false)
 	live := make([][]byte, 0, 64)
 	for _, size := range []int{0, 24 << 20, 200 << 20} {
 		for n := 0; n < size; n += 1 << 20 {
@@ -99,7 +106,19 @@ func TestPacerFollowsLiveHeap(t *testing.T) {
 			t.Fatalf("live %d MiB: GOGC %d, want %d", liveHeap()>>20, got, want)
 		}
 	}
+	p.Boost(false)
+	if got := gogc(); got != 50 {
+		t.Fatalf("boost off: GOGC %d, want 50", got)
+	}
 	runtime.KeepAlive(live)
+}
+
+// A nil Pacer (GOGC set: not the server's to pace) does nothing.
+func TestNilPacer(t *testing.T) {
+	var p *Pacer
+	if p.Boost(true) {
+		t.Fatal("a nil Pacer boosted")
+	}
 }
 
 func liveHeap() int64 {

@@ -8,8 +8,8 @@ import (
 )
 
 // The collector lets the heap grow to 1.5 times what is live before it
-// collects (GOGC=50, and at least 64 MiB: see internal/gcpace), and keeps
-// what it freed for the next burst. A server
+// collects (GOGC=50; during a storm of new topics, by at least 64 MiB: see
+// internal/gcpace), and keeps what it freed for the next burst. A server
 // whose streams are idle for hours would hold that headroom, about a third
 // of its memory, for nothing. So the memory is collected and handed back
 // to the system
@@ -19,12 +19,21 @@ import (
 //     headroom is largest); within a CPU budget that refills at 1 % of a
 //     CPU (burstShare), so that these collections cost little however
 //     large the heap and however the connections come;
+//   - once tokens stop being subscribed fast (burstTopics new topics or
+//     more in a check, then none such for burstCool), within the same
+//     budget: while they were, the collector let the heap grow by at least
+//     64 MiB (internal/gcpace), so that a storm of streams on many new
+//     tokens (whose heap grows with live data, not garbage) costs a few
+//     collections, not a dozen; the first rule waits for this one
+//     meanwhile;
 //   - once nothing has happened (no event, no connection opened or closed)
 //     for idleQuiet, once per quiet spell.
 const (
 	idleCheck   = 100 * time.Millisecond
 	idleQuiet   = 10 * time.Second
 	burstMin    = 1000
+	burstTopics = 10_000 // new topics in a check: 100,000 a second
+	burstCool   = 500 * time.Millisecond
 	burstShare  = 100
 	burstBudget = 100 * time.Millisecond // the most the budget holds
 )
@@ -34,11 +43,12 @@ const (
 type activity struct {
 	seq            uint64
 	conns, streams int64
+	topics         int
 }
 
 func (s *Server) activity() activity {
-	st := s.core.Stats()
-	return activity{seq: s.hub.LastSeq(), conns: st.Conns, streams: st.Streams}
+	st, hs := s.core.Stats(), s.hub.Stats()
+	return activity{seq: hs.LastSeq, conns: st.Conns, streams: st.Streams, topics: hs.Topics}
 }
 
 // idleMemory decides when to return memory, from the activity seen at
@@ -50,6 +60,10 @@ type idleMemory struct {
 	low      int64     // fewest connections since memory was last returned
 	budget   time.Duration
 	at       time.Time // when budget was last refilled
+	// fast is set while topics are made in a burst: burstTopics or
+	// more in a check, until burstCool after the last such check.
+	fast     bool
+	fastTill time.Time
 }
 
 func newIdleMemory(a activity, now time.Time) *idleMemory {
@@ -62,10 +76,16 @@ func (m *idleMemory) check(a activity, now time.Time) bool {
 	m.at = now
 	m.low = min(m.low, a.conns)
 	steady := a.conns == m.last.conns && a.streams == m.last.streams
+	if a.topics-m.last.topics >= burstTopics {
+		m.fastTill = now.Add(burstCool)
+	}
+	fast := now.Before(m.fastTill)
+	ended := m.fast && !fast
+	m.fast = fast
 	if a != m.last {
 		m.last, m.since, m.returned = a, now, false
 	}
-	if steady && a.conns-m.low >= burstMin && m.budget > 0 ||
+	if (steady && a.conns-m.low >= burstMin && !fast || ended) && m.budget > 0 ||
 		!m.returned && now.Sub(m.since) >= idleQuiet {
 		m.low, m.returned = a.conns, true
 		return true
@@ -100,7 +120,9 @@ func (s *Server) returnIdleMemory(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-tick.C:
-			if m.check(s.activity(), now) {
+			ret := m.check(s.activity(), now)
+			s.pacer.Boost(m.fast) // before the return: its collection runs without the floor
+			if ret {
 				cpu := gcCPU()
 				debug.FreeOSMemory()
 				cpu = gcCPU() - cpu

@@ -67,3 +67,38 @@ func TestIdleMemoryBudget(t *testing.T) {
 		t.Fatal("did not return once the budget refilled")
 	}
 }
+
+// While topics are made fast (burstTopics or more a check, until
+// burstCool after the last such check) the collector's floor is on; when
+// they stop, the memory it let pile up is handed back, steady or not,
+// within the budget. Meanwhile no return: a lull is not the end.
+func TestIdleMemoryTopicStorm(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	m := newIdleMemory(activity{}, t0)
+	cool := burstCool / idleCheck
+	const k = burstTopics
+	steps := []struct {
+		name       string
+		a          activity
+		at         time.Duration // in checks
+		fast, want bool
+	}{
+		{"a few", activity{conns: 50, streams: 50, topics: k / 2}, 1, false, false},
+		{"fast", activity{conns: 300, streams: 250, topics: 2 * k}, 2, true, false},
+		{"still fast", activity{conns: 1200, streams: 1200, topics: 4 * k}, 3, true, false},
+		{"a lull: steady, 1,000 more, but no return", activity{conns: 1200, streams: 1200, topics: 4 * k}, 4, true, false},
+		{"fast again", activity{conns: 1500, streams: 1500, topics: 5 * k}, 5, true, false},
+		{"slower", activity{conns: 1550, streams: 1540, topics: 5*k + 100}, 5 + cool - 1, true, false},
+		{"cooled: the floor's garbage goes", activity{conns: 1560, streams: 1560, topics: 5*k + 200}, 5 + cool, false, true},
+		{"slow", activity{conns: 1600, streams: 1600, topics: 5*k + 300}, 6 + cool, false, false},
+		// A storm of connections on tokens that exist: no floor.
+		{"connecting to old tokens", activity{conns: 3600, streams: 3600, topics: 5*k + 300}, 20, false, false},
+		{"… steady: the old rule", activity{conns: 3600, streams: 3600, topics: 5*k + 300}, 21, false, true},
+	}
+	for _, s := range steps {
+		got := m.check(s.a, t0.Add(s.at*idleCheck))
+		if m.fast != s.fast || got != s.want {
+			t.Fatalf("%s: fast %v, return %v; want %v, %v", s.name, m.fast, got, s.fast, s.want)
+		}
+	}
+}

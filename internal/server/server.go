@@ -24,6 +24,7 @@ import (
 	"github.com/hasses-go/hasses/internal/control"
 	"github.com/hasses-go/hasses/internal/dashboard"
 	"github.com/hasses-go/hasses/internal/epoll"
+	"github.com/hasses-go/hasses/internal/gcpace"
 	"github.com/hasses-go/hasses/internal/handshake"
 	"github.com/hasses-go/hasses/internal/httpfront"
 	"github.com/hasses-go/hasses/internal/hub"
@@ -40,6 +41,7 @@ const Version = "2.0.0-dev"
 
 // Server is a configured, bound hasses daemon.
 type Server struct {
+	pacer   *gcpace.Pacer // nil: the collector's pace is not the server's to set
 	opts    *config.Options
 	log     *slog.Logger
 	level   *slog.LevelVar
@@ -77,6 +79,10 @@ type Server struct {
 // New binds the listeners and builds the components. Binding happens here,
 // before privileges are dropped and before a detached daemon reports that it
 // started, so "could not bind" reaches the person who ran the command.
+// PaceCollector lets the server boost p while connections arrive in a
+// burst (see internal/gcpace). Call it before Run.
+func (s *Server) PaceCollector(p *gcpace.Pacer) { s.pacer = p }
+
 func New(opts *config.Options, log *slog.Logger, level *slog.LevelVar) (*Server, error) {
 	s := &Server{opts: opts, log: log, level: level, started: time.Now(), revoked: &subauth.Revocations{}}
 	s.reinit.Store(opts.Reinit)
