@@ -103,7 +103,11 @@ func (p *Pacer) Start() {
 func (p *Pacer) Stop() { p.stopped.Store(true) }
 
 // Boost turns the floor on or off, and reports whether that changed it.
-// A nil Pacer does nothing.
+// On takes effect at once; off after the next collection (a forced one
+// too): lowering the goal under a heap that the floor let grow would start
+// a collection at once, behind on its work from the start, so that every
+// goroutine that allocates is made to help it (an event loop among them:
+// 60-90 ms stalls). A nil Pacer does nothing.
 func (p *Pacer) Boost(on bool) bool {
 	if p == nil {
 		return false
@@ -112,7 +116,7 @@ func (p *Pacer) Boost(on bool) bool {
 	changed := p.boosted != on
 	p.boosted = on
 	p.mu.Unlock()
-	if changed {
+	if changed && on {
 		p.update()
 	}
 	return changed

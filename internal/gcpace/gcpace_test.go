@@ -88,27 +88,37 @@ func TestPacerFollowsLiveHeap(t *testing.T) {
 		// The update runs on the cleanup goroutine after a cycle, or
 		// after the next when one had begun meanwhile (the new sentinel,
 		// allocated during its marking, survives it).
-		var got, want int
+		var want int
 		for range 5 {
 			runtime.GC()
 			want = Percent(50, 64<<20, liveHeap())
-			for range 40 {
-				if got = gogc(); got == want {
-					break
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
-			if got == want {
+			if waitGOGC(want) {
 				break
 			}
 		}
-		if got != want {
+		if got := gogc(); got != want {
 			t.Fatalf("live %d MiB: GOGC %d, want %d", liveHeap()>>20, got, want)
 		}
 	}
+	live = nil // a small heap again: the floor counts
+	for range 5 {
+		runtime.GC()
+		if waitGOGC(Percent(50, 64<<20, liveHeap())) {
+			break
+		}
+	}
 	p.Boost(false)
+	if got := gogc(); got == 50 {
+		t.Fatal("boost off: GOGC lowered before a collection")
+	}
+	for range 5 { // after the next collection (or the one after)
+		runtime.GC()
+		if waitGOGC(50) {
+			break
+		}
+	}
 	if got := gogc(); got != 50 {
-		t.Fatalf("boost off: GOGC %d, want 50", got)
+		t.Fatalf("boost off, collected: GOGC %d, want 50", got)
 	}
 	runtime.KeepAlive(live)
 }
@@ -131,4 +141,15 @@ func gogc() int {
 	s := []rtmetrics.Sample{{Name: "/gc/gogc:percent"}}
 	rtmetrics.Read(s)
 	return int(s[0].Value.Uint64())
+}
+
+// waitGOGC waits a little for the cleanup goroutine to set GOGC to want.
+func waitGOGC(want int) bool {
+	for range 40 {
+		if gogc() == want {
+			return true
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return false
 }
