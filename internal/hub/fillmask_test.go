@@ -209,19 +209,8 @@ func TestFillMarksBoundedByCollect(t *testing.T) {
 	h.Collect(o, nil)
 	pub(t, h, "b", "2") // b is not marked
 	pub(t, h, "a", "3")
-	for {
-		if h.Fill(r.s, &r.b, 1024, 1<<20) {
-			t.Fatal("lagged")
-		}
-		if len(r.b.Bufs) == 0 {
-			break
-		}
-		var w strings.Builder
-		for _, buf := range r.b.Bufs {
-			w.Write(buf)
-		}
-		r.s.Wrote(&r.b, r.b.Bytes)
-		r.parse([]byte(w.String()))
+	if r.fill(0) {
+		t.Fatal("lagged")
 	}
 	if fmt.Sprint(r.got) != "[1]" {
 		t.Fatalf("before the next Collect: %q, want [1]", r.got)
@@ -276,10 +265,7 @@ func TestFillMarksBoundedByCollect(t *testing.T) {
 // owner does not collect for it).
 func TestFillUntilTakesUnmarkedEvents(t *testing.T) {
 	h, o, _ := newHub(t, Config{})
-	tokens := make([]string, 70)
-	for i := range tokens {
-		tokens[i] = fmt.Sprint("t", i)
-	}
+	tokens := numbered("t", 70)
 	r := sub(h, o, "me", "", tokens...)
 	r.drain(t, -1)
 	pub(t, h, "t5", "1")
@@ -287,15 +273,8 @@ func TestFillUntilTakesUnmarkedEvents(t *testing.T) {
 	pub(t, h, "*", "3")
 	end := h.LastSeq()
 	pub(t, h, "t1", "after")
-	for {
-		if h.FillUntil(r.s, &r.b, 1, 1<<20, end) {
-			t.Fatal("lagged")
-		}
-		if len(r.b.Bufs) == 0 {
-			break
-		}
-		r.s.Wrote(&r.b, r.b.Bytes)
-		r.parse(slices.Concat(r.b.Bufs...))
+	if r.fill(end) {
+		t.Fatal("lagged")
 	}
 	if fmt.Sprint(r.got) != "[1 2 3]" {
 		t.Fatalf("got %q, want [1 2 3]", r.got)
@@ -309,10 +288,7 @@ func TestFillMarksSeeLossInUnmarkedTopic(t *testing.T) {
 	for _, tok := range []string{"t3", "t68"} {
 		t.Run(tok, func(t *testing.T) {
 			h, o, _ := newHub(t, Config{HistoryBytes: 1 << 10, MaxLag: 4 << 10})
-			tokens := make([]string, 70)
-			for i := range tokens {
-				tokens[i] = fmt.Sprint("t", i)
-			}
+			tokens := numbered("t", 70)
 			r := sub(h, o, "me", "", tokens...)
 			r.drain(t, -1)
 			pub(t, h, "t10", "first")
@@ -326,15 +302,8 @@ func TestFillMarksSeeLossInUnmarkedTopic(t *testing.T) {
 				t.Fatal("nothing dropped")
 			}
 			r.got = nil
-			for {
-				if h.Fill(r.s, &r.b, 1024, 1<<20) {
-					t.Fatal("lagged before the Collect that marks the topic")
-				}
-				if len(r.b.Bufs) == 0 {
-					break
-				}
-				r.s.Wrote(&r.b, r.b.Bytes)
-				r.parse(slices.Concat(r.b.Bufs...))
+			if r.fill(0) {
+				t.Fatal("lagged before the Collect that marks the topic")
 			}
 			if fmt.Sprint(r.got) != "[first]" {
 				t.Fatalf("got %q, want [first]", r.got)
@@ -352,10 +321,7 @@ func TestFillMarksSeeLossInUnmarkedTopic(t *testing.T) {
 func TestFillMarksTrimWhileBehind(t *testing.T) {
 	now := time.Unix(1000, 0)
 	h, o, _ := newHub(t, Config{HistoryAge: time.Second, Now: func() time.Time { return now }})
-	tokens := make([]string, 70)
-	for i := range tokens {
-		tokens[i] = fmt.Sprint("t", i)
-	}
+	tokens := numbered("t", 70)
 	r := sub(h, o, "me", "", tokens...)
 	r.drain(t, -1)
 	pub(t, h, "t2", "a")
@@ -396,10 +362,7 @@ func TestFillMarksTrimWhileBehind(t *testing.T) {
 // Replays and gaps on many tokens: the first fill looks at every topic.
 func TestFillMarksReplay(t *testing.T) {
 	h, o, _ := newHub(t, Config{HistoryCount: 3})
-	tokens := make([]string, 70)
-	for i := range tokens {
-		tokens[i] = fmt.Sprint("t", i)
-	}
+	tokens := numbered("t", 70)
 	first := sub(h, o, "a", "", tokens...)
 	var want []string
 	for i := range 20 {

@@ -53,6 +53,31 @@ func (r *reader) drain(t *testing.T, limit int) (lagged bool) {
 	}
 }
 
+// fill fills and takes whole batches until a fill finds nothing, with no
+// Collect first (drain collects), up to event end if it is not zero; it
+// reports whether the stream lagged.
+func (r *reader) fill(end uint64) (lagged bool) {
+	for {
+		if end != 0 && r.h.FillUntil(r.s, &r.b, 1, 1<<20, end) || end == 0 && r.h.Fill(r.s, &r.b, 1024, 1<<20) {
+			return true
+		}
+		if len(r.b.Bufs) == 0 {
+			return false
+		}
+		r.s.Wrote(&r.b, r.b.Bytes)
+		r.parse(slices.Concat(r.b.Bufs...))
+	}
+}
+
+// numbered returns n tokens: prefix0, prefix1, ...
+func numbered(prefix string, n int) []string {
+	tokens := make([]string, n)
+	for i := range tokens {
+		tokens[i] = fmt.Sprint(prefix, i)
+	}
+	return tokens
+}
+
 // parse collects the data lines of complete frames; a partially written
 // frame is completed by the next write, so the text is joined first.
 func (r *reader) parse(p []byte) {
