@@ -100,6 +100,7 @@ func TestPacerFollowsLiveHeap(t *testing.T) {
 			t.Fatalf("live %d MiB: GOGC %d, want %d", liveHeap()>>20, got, want)
 		}
 	}
+	runtime.KeepAlive(live)
 	live = nil // a small heap again: the floor counts
 	for range 5 {
 		runtime.GC()
@@ -120,7 +121,6 @@ func TestPacerFollowsLiveHeap(t *testing.T) {
 	if got := gogc(); got != 50 {
 		t.Fatalf("boost off, collected: GOGC %d, want 50", got)
 	}
-	runtime.KeepAlive(live)
 }
 
 // A nil Pacer (GOGC set: not the server's to pace) does nothing.
