@@ -525,8 +525,8 @@ type Stats struct {
 	LastSeq       uint64
 }
 
-// Stats returns a snapshot; it walks the topics, so it is for monitoring,
-// not for the hot path.
+// Stats returns a snapshot, taking the hub's lock: for monitoring and the
+// server's idle check (ten times a second), not for the hot path.
 func (h *Hub) Stats() Stats {
 	h.mu.Lock()
 	defer h.mu.Unlock()

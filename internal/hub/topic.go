@@ -94,11 +94,7 @@ func (t *topic) addOwner(o int) int {
 	if t.subs == nil {
 		t.subs = t.own1[:0]
 	}
-	inline := cap(t.subs) == 1 && &t.subs[:1][0] == &t.own1[0]
-	t.subs = append(t.subs, ownerSubs{owner: int32(o)})
-	if inline && &t.subs[0] != &t.own1[0] {
-		t.own1[0] = ownerSubs{} // moved out: keep no stale references
-	}
+	appendInline(&t.subs, &t.own1, ownerSubs{owner: int32(o)})
 	return len(t.subs) - 1
 }
 
@@ -107,21 +103,34 @@ func (t *topic) addRef(ow *ownerSubs, r subRef) {
 	if ow.refs == nil && t.ref1Free() {
 		ow.refs = t.ref1[:0]
 	}
-	inline := cap(ow.refs) == 1 && &ow.refs[:1][0] == &t.ref1[0]
-	ow.refs = append(ow.refs, r)
-	if inline && &ow.refs[0] != &t.ref1[0] {
-		t.ref1[0] = subRef{}
-	}
+	appendInline(&ow.refs, &t.ref1, r)
 }
 
 // ref1Free reports whether no owner entry's refs are in t.ref1.
 func (t *topic) ref1Free() bool {
 	for k := range t.subs {
-		if r := t.subs[k].refs; cap(r) > 0 && &r[:1][0] == &t.ref1[0] {
+		if inArray(t.subs[k].refs, &t.ref1) {
 			return false
 		}
 	}
 	return true
+}
+
+// appendInline appends v to *s, which may live in the one-element array
+// inline: when the append moves it out, inline is cleared, so that it
+// keeps no stale references.
+func appendInline[T any](s *[]T, inline *[1]T, v T) {
+	was := inArray(*s, inline)
+	*s = append(*s, v)
+	if was && !inArray(*s, inline) {
+		var zero T
+		inline[0] = zero
+	}
+}
+
+// inArray reports whether s's backing array is a.
+func inArray[T any](s []T, a *[1]T) bool {
+	return cap(s) > 0 && &s[:1][0] == &a[0]
 }
 
 // head is the absolute index one past the newest entry.
